@@ -76,6 +76,12 @@ class LLMError(GnothiError):
     code = "llm_error"
 
 
+class ToolUnavailableError(GnothiError):
+    """A tool agent's tool is not installed in this version (the agent says so, no fake result)."""
+
+    code = "tool_unavailable"
+
+
 def check_range(what: str, value: int, n: int) -> int:
     """Raise :class:`OutOfRangeError` unless ``0 <= value < n``; return ``value``."""
     if not isinstance(value, int) or isinstance(value, bool):
