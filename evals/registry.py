@@ -28,8 +28,11 @@ class SuiteContext:
     quick: bool = True  # quick tier (minutes, run by the test command) vs full tier
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    model_handle: Any = None  # a ready ModelHandle (tests pass a tiny one); else loaded by name
 
     def handle(self):
+        if self.model_handle is not None:
+            return self.model_handle
         from gnothi.tools.model import get_handle
 
         return get_handle(self.model)
@@ -45,6 +48,28 @@ class SuiteResult(BaseModel):
     notes: list[str] = Field(default_factory=list)
     provenance: dict[str, Any] = Field(default_factory=dict)
     seconds: float = 0.0
+
+
+class SuiteSkipped(Exception):
+    """Raised by a suite that cannot run here (its tool has not landed, no LLM configured...).
+
+    The runner records the suite as skipped with this reason; it never invents numbers.
+    """
+
+
+def require(module: str, *names: str):
+    """Import ``gnothi.<module>`` and return it, or raise :class:`SuiteSkipped`.
+
+    ``names`` are attributes the suite needs; a module without them counts as missing too.
+    """
+    try:
+        mod = importlib.import_module(f"gnothi.{module}")
+    except ImportError as e:
+        raise SuiteSkipped(f"tool not available: gnothi.{module} ({e})") from None
+    missing = [n for n in names if not hasattr(mod, n)]
+    if missing:
+        raise SuiteSkipped(f"tool not available: gnothi.{module} has no {', '.join(missing)}")
+    return mod
 
 
 SuiteFn = Callable[[SuiteContext], SuiteResult]

@@ -1,0 +1,149 @@
+"""`gnothi eval`: offline evaluation suites, their report, and comparing two runs.
+
+    gnothi eval                          # every suite, quick tier
+    gnothi eval neurons patching --full  # chosen suites, full tier
+    gnothi eval --list
+    gnothi eval compare RUN_A RUN_B      # two run folders side by side
+"""
+
+from __future__ import annotations
+
+import sys
+
+from gnothi.ui.cli import add_model_args
+
+DEFAULT_OUT = "artifacts/evals"
+
+
+def register(sub):
+    p = sub.add_parser(
+        "eval",
+        help="run offline evaluation suites and write a report (or: eval compare RUN_A RUN_B)",
+        description="Run evaluation suites (routing, neurons, sae, probing, patching, hallucination, end_to_end) "
+        "and write report.json + report.md with plots. `gnothi eval compare RUN_A RUN_B` puts two runs side by side.",
+    )
+    p.add_argument("suites", nargs="*", metavar="SUITE", help="suites to run (default: all); or `compare RUN_A RUN_B`")
+    add_model_args(p)
+    tier = p.add_mutually_exclusive_group()
+    tier.add_argument("--quick", dest="quick", action="store_true", default=True, help="quick tier: small samples, minutes (default)")
+    tier.add_argument("--full", dest="quick", action="store_false", help="full tier: the sizes the README's numbers come from")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"folder for run reports (default: {DEFAULT_OUT})")
+    p.add_argument("--seed", type=int, default=0, help="seed for every sample the suites draw (default 0)")
+    p.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE", help="suite option, e.g. n_units=8 (repeatable)")
+    p.add_argument("--llm-base-url", default=None, help="OpenAI-compatible endpoint for LLM explainers/planners (or GNOTHI_LLM_BASE_URL)")
+    p.add_argument("--llm-model", default=None, help="model name at that endpoint (or GNOTHI_LLM_MODEL)")
+    p.add_argument("--list", action="store_true", help="list the suites and exit")
+    p.add_argument("--json", action="store_true", help="print one JSON object (the report) on stdout")
+    p.set_defaults(func=run)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _parse_options(items: list[str]) -> dict:
+    from gnothi.tools.errors import InputError
+
+    out = {}
+    for it in items:
+        if "=" not in it:
+            raise InputError(f"Suite option {it!r} is not KEY=VALUE.", "Write it like --set n_units=8.")
+        k, v = it.split("=", 1)
+        for conv in (int, float):
+            try:
+                v = conv(v)
+                break
+            except ValueError:
+                continue
+        else:
+            if v.lower() in ("true", "false"):
+                v = v.lower() == "true"
+        out[k.strip()] = v
+    return out
+
+
+def make_llm(base_url: str | None, model: str | None):
+    """A plain ``llm(prompt) -> str`` callable for an OpenAI-compatible endpoint, or None."""
+    import os
+
+    base_url = base_url or os.environ.get("GNOTHI_LLM_BASE_URL")
+    if not base_url:
+        return None
+    if model:
+        os.environ["GNOTHI_LLM_MODEL"] = model
+    os.environ["GNOTHI_LLM_BASE_URL"] = base_url
+    try:  # the orchestrator's client, when it is there
+        from gnothi.agents import llm as agents_llm
+
+        for name in ("make_complete", "complete_fn", "make_llm", "get_llm"):
+            f = getattr(agents_llm, name, None)
+            if callable(f):
+                try:
+                    return f(base_url=base_url, model=model)
+                except TypeError:
+                    return f()
+    except ImportError:
+        pass
+    from gnothi.evals.llm_client import OpenAICompatible
+
+    return OpenAICompatible(base_url=base_url, model=model)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from gnothi.ui.cli import print_json
+
+    if args.suites and args.suites[0] == "compare":
+        return run_compare(args)
+
+    from gnothi.evals.registry import SuiteContext, discover
+    from gnothi.evals.runner import run_suites
+    from gnothi.tools.errors import InputError
+
+    reg = discover()
+    if args.list:
+        rows = [{"suite": n, "doc": ((fn.__doc__ or "").strip().splitlines() or [""])[0]} for n, fn in sorted(reg.items())]
+        if args.json:
+            print_json({"suites": rows})
+        else:
+            for r in rows:
+                print(f"{r['suite']:<14} {r['doc']}")
+        return 0
+    unknown = [s for s in args.suites if s not in reg]
+    if unknown:
+        raise InputError(f"No evaluation suite named {', '.join(map(repr, unknown))}.", f"Use one of: {', '.join(sorted(reg))} (or `gnothi eval --list`).")
+    options = _parse_options(args.options)
+    for k in ("device", "dtype"):
+        if getattr(args, k, None):
+            options[k] = getattr(args, k)
+    ctx = SuiteContext(model=args.model, llm=make_llm(args.llm_base_url, args.llm_model), out_dir=Path(args.out), quick=args.quick, seed=args.seed, options=options)
+    if args.device or args.dtype or args.allow_pickle or args.trust_remote_code:
+        from gnothi.ui.cli import handle_from_args
+
+        ctx.model_handle = handle_from_args(args)
+    report = run_suites(args.suites, ctx, out_dir=Path(args.out), registry=reg, argv=sys.argv[1:], log=_log)
+    bad = [n for n, r in report.suites.items() if r.status in ("error", "failed")]
+    if args.json:
+        print_json(report)
+    else:
+        print(f"gnothi eval ({report.tier} tier), {report.seconds:.0f} s — report in {report.out_dir}/report.md")
+        for name, status, head, secs in report.summary_rows():
+            print(f"  {name:<14} {status:<8} {secs:>6.1f}s  {head}")
+    return 1 if bad else 0
+
+
+def run_compare(args) -> int:
+    from gnothi.evals.compare import compare_runs
+    from gnothi.tools.errors import InputError
+    from gnothi.ui.cli import print_json
+
+    paths = args.suites[1:]
+    if len(paths) != 2:
+        raise InputError(f"`gnothi eval compare` takes two run folders, got {len(paths)}.", "Run: gnothi eval compare RUN_A RUN_B (folders under artifacts/evals/).")
+    cr = compare_runs(paths[0], paths[1])
+    if args.json:
+        print_json(cr)
+    else:
+        print(cr.to_markdown())
+    return 0
