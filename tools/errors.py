@@ -72,6 +72,18 @@ class SAEError(GnothiError):
     code = "sae_error"
 
 
+class SAENotFoundError(SAEError):
+    """No SAE where one was asked for (none trained yet, or a wrong path)."""
+
+    code = "sae_not_found"
+
+
+class SAECorruptError(SAEError):
+    """An SAE folder is damaged: missing/garbled files, wrong shapes, NaNs, checksum mismatch."""
+
+    code = "sae_corrupt"
+
+
 class LLMError(GnothiError):
     code = "llm_error"
 
