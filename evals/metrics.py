@@ -1,0 +1,207 @@
+"""Scoring functions the suites share, each with the control it should be read against.
+
+* :func:`pearson` -- simulate-and-score (OpenAI 2023): correlation between the activations
+  a simulator predicts from an explanation and the true ones, over held-out top and
+  random records pooled together.
+* :func:`detection_scores` / :func:`fuzzing_scores` -- delphi-style: can the explanation tell
+  activating contexts from random ones (detection), and correctly highlighted tokens from
+  randomly highlighted ones (fuzzing)? Both are reported as AUROC (chance 0.5).
+* :func:`label_corruption` -- the sanity check from the explanation-scoring literature:
+  replace a growing fraction of the true activations by random ones and watch each metric.
+  A metric that does not fall as the labels lose their meaning cannot tell a good
+  explanation from a bad one. Pearson and AUPRC are expected to pass; balanced accuracy and
+  recall of a thresholded simulator are expected to be weaker.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+
+
+def _arr(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64).reshape(-1)
+
+
+def pearson(x, y) -> float:
+    """Pearson correlation; 0.0 when either side is constant (no signal to correlate)."""
+    a, b = _arr(x), _arr(y)
+    if a.size != b.size:
+        raise ValueError(f"pearson: {a.size} vs {b.size} values")
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    if a.size < 2:
+        return 0.0
+    a = a - a.mean()
+    b = b - b.mean()
+    den = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+def auroc(scores, labels) -> float:
+    """Area under the ROC curve (ties count half); 0.5 when one class is missing."""
+    s, y = _arr(scores), _arr(labels) > 0.5
+    npos, nneg = int(y.sum()), int((~y).sum())
+    if npos == 0 or nneg == 0:
+        return 0.5
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), dtype=np.float64)
+    ss = s[order]
+    i = 0
+    while i < len(ss):  # average ranks over ties
+        j = i
+        while j + 1 < len(ss) and ss[j + 1] == ss[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return float((ranks[y].sum() - npos * (npos + 1) / 2.0) / (npos * nneg))
+
+
+def auprc(scores, labels) -> float:
+    """Average precision (area under precision-recall); its chance level is the positive rate."""
+    s, y = _arr(scores), _arr(labels) > 0.5
+    npos = int(y.sum())
+    if npos == 0:
+        return 0.0
+    order = np.argsort(-s, kind="mergesort")
+    yy = y[order]
+    tp = np.cumsum(yy)
+    precision = tp / np.arange(1, len(yy) + 1)
+    return float((precision * yy).sum() / npos)
+
+
+def balanced_accuracy(pred, labels) -> float:
+    p, y = _arr(pred) > 0.5, _arr(labels) > 0.5
+    parts = []
+    if y.any():
+        parts.append(float((p & y).sum() / y.sum()))
+    if (~y).any():
+        parts.append(float((~p & ~y).sum() / (~y).sum()))
+    return float(np.mean(parts)) if parts else 0.0
+
+
+def recall(pred, labels) -> float:
+    p, y = _arr(pred) > 0.5, _arr(labels) > 0.5
+    return float((p & y).sum() / y.sum()) if y.any() else 0.0
+
+
+def bootstrap_ci(values, n: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean."""
+    v = _arr(values)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return (float("nan"), float("nan"))
+    if v.size == 1:
+        return (float(v[0]), float(v[0]))
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(n, v.size))].mean(axis=1)
+    return (float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2)))
+
+
+def mean(values) -> float:
+    v = _arr(values)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
+
+
+# ----------------------------------------------------------------------------- records
+
+Record = tuple[Sequence[str], Sequence[float]]  # tokens, one activation per token
+
+
+def simulate_records(simulate: Callable[[str, list[str]], Sequence[float]], explanation: str, records: Sequence[Record]) -> list[np.ndarray]:
+    """Run a simulator ``simulate(explanation, tokens) -> per-token predictions`` on records."""
+    out = []
+    for toks, acts in records:
+        p = _arr(simulate(explanation, list(toks)))
+        if p.size != len(acts):  # a simulator that drops or adds tokens scores as no signal
+            p = np.zeros(len(acts))
+        out.append(p)
+    return out
+
+
+def score_explanation(simulate, explanation: str, records: Sequence[Record]) -> float:
+    """Pearson over all tokens of ``records`` pooled (top and random together)."""
+    if not records:
+        return float("nan")
+    preds = simulate_records(simulate, explanation, records)
+    return pearson(np.concatenate(preds), np.concatenate([_arr(a) for _, a in records]))
+
+
+def detection_scores(simulate, explanation: str, activating: Sequence[Record], non_activating: Sequence[Record]) -> float:
+    """Detection AUROC: the simulator's max prediction per record, activating vs not."""
+    if not activating or not non_activating:
+        return float("nan")
+    pa = [float(np.max(p)) if p.size else 0.0 for p in simulate_records(simulate, explanation, activating)]
+    pn = [float(np.max(p)) if p.size else 0.0 for p in simulate_records(simulate, explanation, non_activating)]
+    return auroc(pa + pn, [1] * len(pa) + [0] * len(pn))
+
+
+def fuzzing_scores(simulate, explanation: str, activating: Sequence[Record], seed: int = 0, threshold_frac: float = 0.5) -> float:
+    """Fuzzing AUROC: in each activating record mark the truly active tokens (activation
+    >= ``threshold_frac`` x the record max), and in a copy mark the same number of random
+    tokens; the score of a marking is the mean simulated activation on marked tokens.
+    AUROC of correct vs random markings (chance 0.5)."""
+    rng = np.random.default_rng(seed)
+    scores, labels = [], []
+    for (toks, acts), pred in zip(activating, simulate_records(simulate, explanation, activating)):
+        a = _arr(acts)
+        if a.size < 2 or a.max() <= 0:
+            continue
+        true_idx = np.flatnonzero(a >= threshold_frac * a.max())
+        k = len(true_idx)
+        if k == 0 or k >= a.size:
+            continue
+        rand_idx = rng.choice(a.size, size=k, replace=False)
+        scores += [float(pred[true_idx].mean()), float(pred[rand_idx].mean())]
+        labels += [1, 0]
+    return auroc(scores, labels) if labels else float("nan")
+
+
+def label_corruption(
+    true_acts: Sequence[float],
+    predicted: Sequence[float],
+    fractions: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+    seed: int = 0,
+    active_frac: float = 0.5,
+) -> dict:
+    """Replace a fraction of the true activations by others drawn at random (a permutation of
+    the true values, so the marginal distribution stays the same) and compute each metric
+    of the same predictions against the corrupted truth.
+
+    Binary metrics threshold the truth at ``active_frac`` x its max (the active tokens) and
+    the prediction at the same share of tokens. A metric passes when it falls by at least a
+    quarter of its clean-to-chance gap from 0% to 100% corruption and never rises by more
+    than noise along the way. Returns ``{"fractions", "curves": {metric: [...]}, "passes": {metric: bool}}``.
+    """
+    t, p = _arr(true_acts), _arr(predicted)
+    rng = np.random.default_rng(seed)
+    n = t.size
+    order = rng.permutation(n)
+    shuffled = t[rng.permutation(n)]
+    thr_true = active_frac * t.max() if t.max() > 0 else 0.5
+    pos_rate = float((t >= thr_true).mean()) if n else 0.0
+    k = max(1, int(round(pos_rate * n)))
+    pred_bin = np.zeros(n)
+    pred_bin[np.argsort(-p, kind="mergesort")[:k]] = 1.0
+    curves: dict[str, list[float]] = {"pearson": [], "auprc": [], "auroc": [], "balanced_accuracy": [], "recall": []}
+    for f in fractions:
+        c = t.copy()
+        m = order[: int(round(f * n))]
+        c[m] = shuffled[m]
+        lab = (c >= thr_true).astype(float)
+        curves["pearson"].append(pearson(p, c))
+        curves["auprc"].append(auprc(p, lab))
+        curves["auroc"].append(auroc(p, lab))
+        curves["balanced_accuracy"].append(balanced_accuracy(pred_bin, lab))
+        curves["recall"].append(recall(pred_bin, lab))
+    chance = {"pearson": 0.0, "auprc": pos_rate, "auroc": 0.5, "balanced_accuracy": 0.5, "recall": pos_rate}
+    passes = {}
+    for name, ys in curves.items():
+        gap = ys[0] - chance[name]
+        drop = ys[0] - ys[-1]
+        rises = max((ys[i + 1] - ys[i] for i in range(len(ys) - 1)), default=0.0)
+        passes[name] = bool(gap > 0 and drop >= 0.25 * gap and rises <= 0.05 + 0.1 * abs(gap))
+    return {"fractions": list(fractions), "curves": curves, "chance": chance, "passes": passes, "positive_rate": pos_rate}
