@@ -94,6 +94,12 @@ class ToolUnavailableError(GnothiError):
     code = "tool_unavailable"
 
 
+class NoAnswerError(GnothiError):
+    """The model produced no answer to score (empty generation)."""
+
+    code = "no_answer"
+
+
 def check_range(what: str, value: int, n: int) -> int:
     """Raise :class:`OutOfRangeError` unless ``0 <= value < n``; return ``value``."""
     if not isinstance(value, int) or isinstance(value, bool):
