@@ -10,31 +10,210 @@
         print(ev.type, ev.data)
 
 ``model`` is a model name (or a ready ``ModelHandle``); ``llm`` is ``None`` (offline, the
-default), an :class:`~gnothi.agents.llm.LLMConfig`, an ``LLMClient``, a base URL string, or
-``"env"`` to read ``GNOTHI_LLM_BASE_URL`` / ``GNOTHI_LLM_MODEL`` / ``GNOTHI_LLM_API_KEY``.
-Conversations persist in SQLite (``db_path``, default under gnothi's cache dir) and resume
-by thread id after a restart.
+default), ``"env"`` (read ``GNOTHI_LLM_BASE_URL`` / ``GNOTHI_LLM_MODEL`` /
+``GNOTHI_LLM_API_KEY``), a base URL, an :class:`~gnothi.agents.llm.LLMConfig` or an
+``LLMClient``. Conversations persist in SQLite (``db_path``; default
+``<gnothi cache>/conversations.sqlite``; ``":memory:"`` keeps nothing) through LangGraph's
+``SqliteSaver`` and resume by thread id after a restart.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
-from .types import Answer, Event
+from gnothi.tools.errors import GnothiError
+
+from .graph import RECURSION_LIMIT, Runtime, build_graph
+from .llm import make_llm
+from .planner_offline import OfflinePlanner
+from .tool_agents import AGENTS, ToolAgent, _dataset_names
+from .types import Answer, Event, Plan, ToolCall
+
+
+def default_db_path() -> Path:
+    from gnothi.tools.config import cache_dir
+
+    return cache_dir() / "conversations.sqlite"
 
 
 class Assistant:
-    def __init__(self, model: Any = None, llm: Any = None, db_path: str | None = None, **kw):
-        raise NotImplementedError("the assistant is being wired; see gnothi.agents.graph")
+    """Ask questions about a model's insides; answers cite what the tools measured."""
 
-    def ask(self, question: str, thread: str | None = None) -> Answer:
-        raise NotImplementedError
+    def __init__(
+        self,
+        model: Any = None,
+        llm: Any = None,
+        db_path: str | Path | None = None,
+        *,
+        planner: str | Any = "auto",
+        embedder: Any = "auto",
+        runners: dict[str, Callable] | None = None,
+    ):
+        """
+        ``planner``: "auto" (LLM planner when ``llm`` is set, else offline), "offline", "llm", or an object with ``plan``.
+        ``embedder``: for the offline router: "auto" (bundled MiniLM), ``None`` (rules only), or an object with ``encode``.
+        ``runners``: replace tool agents' run functions, ``{name: fn(handle, args_model, llm) -> ToolResult}`` (tests, plugins).
+        """
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        self._model = model
+        self._handle = model if (model is not None and hasattr(model, "hook_name")) else None
+        self._handle_lock = threading.Lock()
+        self.llm = make_llm(llm)
+        self.offline_planner = OfflinePlanner(embedder=embedder)
+        if planner == "auto":
+            planner = "llm" if self.llm is not None else "offline"
+        if planner == "llm":
+            if self.llm is None:
+                raise GnothiError("The LLM planner needs an LLM endpoint.", "Pass llm=... or set GNOTHI_LLM_BASE_URL.")
+            from .planner_llm import LLMPlanner
+
+            self.planner = LLMPlanner(self.llm, fallback=self.offline_planner, shape=self._shape())
+        elif planner == "offline":
+            self.planner = self.offline_planner
+        else:
+            self.planner = planner
+        self.agents: dict[str, ToolAgent] = dict(AGENTS)
+        for name, fn in (runners or {}).items():
+            base = AGENTS.get(name)
+            if base is None:
+                raise GnothiError(f"There is no tool agent {name!r}.", f"Use one of: {', '.join(AGENTS)}.")
+            self.agents[name] = ToolAgent(base.name, base.description, base.args_schema, fn, base.examples, base.needs_model)
+
+        self.db_path = str(db_path) if db_path is not None else str(default_db_path())
+        if self.db_path != ":memory:":
+            Path(self.db_path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(self.db_path, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL") if self.db_path != ":memory:" else None
+            self.checkpointer = SqliteSaver(self._conn)
+            self.checkpointer.setup()
+        except sqlite3.DatabaseError as e:
+            from gnothi.tools.errors import CacheCorruptError
+
+            raise CacheCorruptError(
+                f"The conversation database {self.db_path} cannot be used ({e}).",
+                "Move or delete that file (conversations will start afresh), or pass another db_path / --db.",
+            ) from None
+        self.runtime = Runtime(
+            planner=self.planner,
+            offline_planner=self.offline_planner,
+            agents=self.agents,
+            get_handle=self.handle,
+            llm=self.llm,
+            shape=self._shape,
+            datasets=_dataset_names,
+        )
+        self.graph = build_graph(self.runtime, checkpointer=self.checkpointer)
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ model
+
+    def handle(self):
+        """The ModelHandle (loaded on first use: questions that need no model never load it)."""
+        with self._handle_lock:
+            if self._handle is None:
+                from gnothi.tools.model import get_handle
+
+                self._handle = get_handle(self._model)
+            return self._handle
+
+    def _shape(self) -> dict:
+        h = self._handle
+        if h is None:
+            return {}
+        return {"name": h.name, "n_layers": h.n_layers, "d_mlp": h.d_mlp}
+
+    # ------------------------------------------------------------------ asking
 
     def stream(self, question: str, thread: str | None = None) -> Iterator[Event]:
-        raise NotImplementedError
+        """Run one turn, yielding events as they happen; the last one is ``reply`` with the Answer."""
+        thread = thread or uuid.uuid4().hex[:12]
+        turn = uuid.uuid4().hex[:12]
+        t0 = time.perf_counter()
+        question = "" if question is None else str(question)
+        cfg = {"configurable": {"thread_id": thread}, "recursion_limit": RECURSION_LIMIT}
+        inp = {"question": question, "turn": turn, "force_offline": False, "plan": None, "results": [], "reply": "",
+               "writer": "offline", "steps": 0, "replans": 0, "warnings": [], "timings": {}}
+        with self._lock:
+            failed: str | None = None
+            try:
+                for chunk in self.graph.stream(inp, cfg, stream_mode="custom"):
+                    if isinstance(chunk, dict) and chunk.get("type"):
+                        yield Event(type=chunk["type"], data=chunk.get("data") or {}, t=chunk.get("t") or time.time())
+            except GnothiError as e:
+                failed = f"{e.message} {e.fix}".strip()
+            except Exception as e:  # never a traceback for the user: say what happened
+                failed = f"The assistant hit an internal error ({type(e).__name__}: {str(e)[:200]})."
+            if failed:
+                yield Event(type="error", data={"message": failed})
+            state = self.graph.get_state(cfg).values if not failed else {}
+            results = self.runtime.sink.pop(turn, [])
+        answer = self._answer(question, thread, state, results, time.perf_counter() - t0, failed)
+        yield Event(type="reply", data={"answer": answer.model_dump(mode="json")})
+
+    def _answer(self, question: str, thread: str, state: dict, results: list, seconds: float, failed: str | None) -> Answer:
+        if failed or state.get("turn") is None:
+            return Answer(question=question, reformulated=question, reply=failed or "Something went wrong; please ask again.",
+                          thread=thread, warnings=[failed] if failed else [], timings={"total_s": round(seconds, 4)})
+        plan = Plan.model_validate(state.get("plan") or {})
+        timings = dict(state.get("timings") or {})
+        timings["total_s"] = round(seconds, 4)
+        figures = [f for r in results for f in r.figures]
+        warnings = list(plan.notes) + list(state.get("warnings") or []) + [w for r in results for w in r.warnings]
+        return Answer(
+            question=question,
+            reformulated=plan.reformulated,
+            plan=plan.calls,
+            results=results,
+            reply=state.get("reply", ""),
+            figures=figures,
+            timings=timings,
+            planner=plan.planner + ("" if state.get("writer", "offline") == "offline" else "+llm-writer"),
+            thread=thread,
+            warnings=list(dict.fromkeys(warnings)),
+            clarify=plan.clarify,
+        )
+
+    def ask(self, question: str, thread: str | None = None) -> Answer:
+        """Run one turn and return the :class:`Answer`."""
+        last = None
+        for ev in self.stream(question, thread):
+            last = ev
+        assert last is not None and last.type == "reply"
+        return Answer.model_validate(last.data["answer"])
+
+    # ------------------------------------------------------------------ memory
 
     def history(self, thread: str) -> list[dict]:
-        raise NotImplementedError
+        """Earlier turns of ``thread`` (oldest first): question, reformulated, plan, planner, reply, t."""
+        st = self.graph.get_state({"configurable": {"thread_id": thread}})
+        return list((st.values or {}).get("turns") or [])
 
     def threads(self) -> list[str]:
-        raise NotImplementedError
+        """Thread ids with saved conversations, most recent first."""
+        try:
+            rows = self._conn.execute("SELECT thread_id, MAX(rowid) FROM checkpoints GROUP BY thread_id ORDER BY MAX(rowid) DESC").fetchall()
+        except sqlite3.DatabaseError:
+            return []
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+__all__ = ["Assistant", "Answer", "Event", "Plan", "ToolCall"]

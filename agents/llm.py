@@ -1,0 +1,158 @@
+"""The LLM client: any OpenAI-compatible endpoint (OpenAI, llama.cpp's server, vLLM, ...).
+
+Configuration comes from arguments or the environment:
+
+* ``GNOTHI_LLM_BASE_URL`` -- e.g. ``http://127.0.0.1:8080/v1`` (no LLM when unset)
+* ``GNOTHI_LLM_MODEL`` -- the model name the endpoint expects (default ``local``)
+* ``GNOTHI_LLM_API_KEY`` or ``OPENAI_API_KEY`` -- the key (``none`` for local servers)
+* ``GNOTHI_LLM_TIMEOUT`` -- seconds per request (default 60)
+
+:meth:`LLMClient.complete` is the plain ``complete(prompt) -> str`` callable the tools'
+LLM explainers take (``llm=client.complete`` or ``llm=client``). Every failure becomes an
+:class:`~gnothi.tools.errors.LLMError` that says what to check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+from gnothi.tools.errors import LLMError
+
+
+class LLMConfig(BaseModel):
+    base_url: str
+    model: str = "local"
+    api_key: str = "none"
+    timeout: float = 60.0
+    retries: int = 1  # extra attempts after the first, on connection errors and timeouts
+    max_tokens: int = 512
+    temperature: float = 0.0
+    planner_mode: str = "json"  # "json" (JSON-schema response_format) or "tools" (tool calling)
+
+    @classmethod
+    def from_env(cls, **over) -> "LLMConfig | None":
+        url = over.pop("base_url", None) or os.environ.get("GNOTHI_LLM_BASE_URL")
+        if not url:
+            return None
+        kw: dict[str, Any] = {
+            "base_url": url,
+            "model": os.environ.get("GNOTHI_LLM_MODEL") or "local",
+            "api_key": os.environ.get("GNOTHI_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY") or "none",
+        }
+        if os.environ.get("GNOTHI_LLM_TIMEOUT"):
+            kw["timeout"] = float(os.environ["GNOTHI_LLM_TIMEOUT"])
+        kw.update({k: v for k, v in over.items() if v is not None})
+        return cls(**kw)
+
+
+class LLMClient:
+    """A small wrapper over ``openai.OpenAI`` with timeouts, retries and clear errors."""
+
+    def __init__(self, config: LLMConfig):
+        self.config = config
+        self._client = None
+        self.calls = 0
+        self.seconds = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"{self.config.model} @ {self.config.base_url}"
+
+    def describe(self) -> dict:
+        return {"type": "openai-compatible", "base_url": self.config.base_url, "model": self.config.model}
+
+    def _openai(self):
+        if self._client is None:
+            from openai import OpenAI
+
+            self._client = OpenAI(base_url=self.config.base_url, api_key=self.config.api_key, timeout=self.config.timeout, max_retries=0)
+        return self._client
+
+    def chat(self, messages: list[dict], **kw) -> Any:
+        """One chat completion (the raw ``ChatCompletion``), retried on connection errors and timeouts."""
+        import openai
+
+        last: Exception | None = None
+        for attempt in range(self.config.retries + 1):
+            t0 = time.perf_counter()
+            try:
+                r = self._openai().chat.completions.create(
+                    model=self.config.model,
+                    messages=messages,
+                    max_tokens=kw.pop("max_tokens", self.config.max_tokens),
+                    temperature=kw.pop("temperature", self.config.temperature),
+                    **kw,
+                )
+                self.calls += 1
+                self.seconds += time.perf_counter() - t0
+                if not getattr(r, "choices", None):
+                    raise LLMError(f"The LLM endpoint {self.config.base_url} answered without any choices.", "Check the server and model name.")
+                return r
+            except (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError, openai.RateLimitError) as e:
+                self.seconds += time.perf_counter() - t0
+                last = e
+                if attempt < self.config.retries:
+                    time.sleep(min(2.0, 0.25 * (2**attempt)))
+                    continue
+            except openai.APIStatusError as e:
+                raise LLMError(
+                    f"The LLM endpoint {self.config.base_url} refused the request (HTTP {e.status_code}: {str(e)[:160]}).",
+                    "Check GNOTHI_LLM_MODEL and the API key, or run without an LLM.",
+                ) from None
+            except LLMError:
+                raise
+            except Exception as e:  # garbage that the client cannot parse, and the like
+                raise LLMError(
+                    f"The LLM endpoint {self.config.base_url} sent an unusable answer ({type(e).__name__}: {str(e)[:160]}).",
+                    "Check that GNOTHI_LLM_BASE_URL points at an OpenAI-compatible /v1 endpoint.",
+                ) from None
+        kind = "timed out" if last is not None and "Timeout" in type(last).__name__ else "could not be reached"
+        raise LLMError(
+            f"The LLM endpoint {self.config.base_url} {kind} after {self.config.retries + 1} attempt(s) ({type(last).__name__}).",
+            "Start the server or fix GNOTHI_LLM_BASE_URL; or run without an LLM (the offline planner and writer are the default).",
+        )
+
+    def complete(self, prompt: str, system: str | None = None, **kw) -> str:
+        """Plain text completion of one user prompt."""
+        msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        r = self.chat(msgs, **kw)
+        return r.choices[0].message.content or ""
+
+    __call__ = complete
+
+    def complete_json(self, messages: list[dict], schema: dict, name: str = "answer") -> dict:
+        """A completion constrained by a JSON schema; the parsed object (LLMError if it is not JSON)."""
+        r = self.chat(messages, response_format={"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}})
+        text = r.choices[0].message.content or ""
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError:
+            raise LLMError(f"The LLM did not answer with JSON (got {text[:80]!r}).", "Use a model that supports JSON-schema output.") from None
+        if not isinstance(obj, dict):
+            raise LLMError(f"The LLM answered with JSON that is not an object ({type(obj).__name__}).", "Use a model that supports JSON-schema output.")
+        return obj
+
+
+def make_llm(llm: Any) -> LLMClient | None:
+    """Normalize what callers pass as ``llm``: None, "env", a URL, an LLMConfig, a dict, or a client."""
+    if llm is None or llm is False:
+        return None
+    if isinstance(llm, LLMClient):
+        return llm
+    if isinstance(llm, LLMConfig):
+        return LLMClient(llm)
+    if isinstance(llm, dict):
+        return LLMClient(LLMConfig(**llm))
+    if isinstance(llm, str):
+        if llm == "env":
+            cfg = LLMConfig.from_env()
+            return LLMClient(cfg) if cfg else None
+        return LLMClient(LLMConfig.from_env(base_url=llm) or LLMConfig(base_url=llm))
+    if hasattr(llm, "base_url"):  # e.g. the evals' OpenAICompatible
+        return LLMClient(LLMConfig(base_url=str(llm.base_url), model=getattr(llm, "model", "local") or "local", api_key=getattr(llm, "api_key", "none") or "none"))
+    raise TypeError(f"llm must be None, 'env', a base URL, an LLMConfig or an LLMClient, not {type(llm).__name__}")

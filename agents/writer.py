@@ -1,0 +1,288 @@
+"""Replies: the offline writer (default) and the LLM writer, plus the number check.
+
+The offline writer reads like a careful analyst: the headline answer, the key numbers,
+the evidence, how confident the measurement is, and what to try next -- built only from
+the tool results. The LLM writer gets the results as quoted JSON data (never as
+instructions); its draft is kept only if every number in it can be traced to a result
+(:func:`numbers_traceable`), otherwise the offline reply is used and a warning says so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Iterable
+
+from gnothi.tools.results import ToolResult
+
+TITLES = {
+    "neuron_explainer": "Neuron explainer",
+    "sae_feature_search": "SAE feature search",
+    "probing": "Linear probes",
+    "activation_patching": "Activation patching",
+    "hallucination_detector": "Hallucination detector",
+    "help": "Help",
+}
+
+NEXT_STEPS = {
+    "neuron_explainer": [
+        "look at a neighbouring layer ('now layer N')",
+        "check the explanation on your own text: quote a prompt that should make it fire",
+        "ask which neurons promote a token that appears in the top contexts",
+    ],
+    "sae_feature_search": [
+        "ask about one of the listed features ('what about feature N?')",
+        "quote a text to see which features fire on it",
+    ],
+    "probing": [
+        "explain a neuron in the best layer ('explain neuron N in layer L')",
+        "probe another property to compare the layer profile",
+    ],
+    "activation_patching": [
+        "patch attention heads or MLPs only ('which heads matter?')",
+        "try a different corrupted prompt to check the effect is about the fact, not the wording",
+    ],
+    "hallucination_detector": [
+        "give a context passage to check grounding",
+        "compare with a question the model surely knows",
+    ],
+}
+
+_NUM_RE = re.compile(r"(?<![\w.])[-+−]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?%?(?![\w])", re.I)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            return str(v)
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
+            return f"{v:.3g}"
+        return f"{v:.4g}" if abs(v) < 1000 else f"{v:.1f}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_fmt(x) for x in v[:8]) + (" ..." if len(v) > 8 else "")
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {_fmt(x)}" for k, x in list(v.items())[:6])
+    return str(v)
+
+
+def _evidence_line(ev: dict) -> str:
+    parts = []
+    for k, v in list(ev.items())[:5]:
+        if isinstance(v, str) and len(v) > 120:
+            v = v[:117] + "..."
+        if isinstance(v, str):
+            parts.append(f"{k}: {v!r}" if k in ("text", "context", "prompt", "example") else f"{k}: {v}")
+        else:
+            parts.append(f"{k}: {_fmt(v)}")
+    return "; ".join(parts)
+
+
+_CONF_KEYS = ("confidence", "score", "accuracy", "auc", "auroc", "explanation_score", "correlation", "probability", "recovered", "fraction")
+
+
+def confidence_line(r: ToolResult) -> str:
+    """How sure, in words, from the result's own numbers (never invented)."""
+    for k, v in r.headline.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if any(c in k.lower() for c in _CONF_KEYS) and 0.0 <= float(v) <= 1.0:
+            level = "high" if v >= 0.8 else "moderate" if v >= 0.6 else "low"
+            return f"How sure: {level} ({k} = {_fmt(v)})." + (" Caveats: " + "; ".join(r.warnings) + "." if r.warnings else "")
+    if r.warnings:
+        return "How sure: take with care: " + "; ".join(r.warnings) + "."
+    return "How sure: a single measurement on this model; treat it as indicative and check it with a follow-up."
+
+
+def render_result(r: ToolResult, max_evidence: int = 3) -> str:
+    """Markdown for one result: title, summary, numbers, evidence."""
+    title = TITLES.get(r.tool, r.tool)
+    if not r.ok:
+        err = r.error or {}
+        fix = err.get("fix")
+        return f"**{title}** could not run: {err.get('message') or r.summary}" + (f"\n  What to do: {fix}" if fix else "")
+    if r.tool == "help":
+        return r.summary + "\n\n" + "Ask me about:\n" + (r.data.get("tools") or "")
+    out = [f"**{title}**: {r.summary}"]
+    nums = [(k, v) for k, v in r.headline.items() if v is not None][:8]
+    if nums:
+        out.append("Numbers: " + "; ".join(f"{k} = {_fmt(v)}" for k, v in nums) + ".")
+    if r.evidence:
+        out.append("Evidence:")
+        out.extend(f"- {_evidence_line(ev)}" for ev in r.evidence[:max_evidence])
+    return "\n".join(out)
+
+
+def offline_reply(results: list[ToolResult], plan_notes: Iterable[str] = (), clarify: str | None = None) -> str:
+    """The careful-analyst reply, from the results alone."""
+    notes = [n for n in plan_notes if n]
+    if clarify:
+        return "\n".join([*notes, clarify]) if notes else clarify
+    if not results:
+        return "\n".join(notes) or "I had nothing to measure for that question."
+    blocks = []
+    real = [r for r in results if r.tool != "help"]
+    if real:
+        ok = [r for r in real if r.ok]
+        if ok:
+            blocks.append("In short: " + " ".join(r.summary.rstrip(".") + "." for r in ok))
+    for r in results:
+        blocks.append(render_result(r))
+        if r.ok and r.tool != "help":
+            blocks.append(confidence_line(r))
+    nexts = []
+    for r in real:
+        if r.ok:
+            nexts.extend(NEXT_STEPS.get(r.tool, [])[:2])
+    if nexts:
+        blocks.append("Next, you could " + "; or ".join(dict.fromkeys(nexts)) + ".")
+    if notes:
+        blocks.insert(0, "Note: " + " ".join(notes))
+    return "\n\n".join(blocks)
+
+
+# ----------------------------------------------------------------------------- number check
+
+
+def _numbers_in(obj: Any, out: set[float]) -> None:
+    if isinstance(obj, bool) or obj is None:
+        return
+    if isinstance(obj, (int, float)):
+        if not (isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj))):
+            out.add(float(obj))
+        return
+    if isinstance(obj, str):
+        for m in _NUM_RE.finditer(obj):
+            v = _parse(m.group(0))
+            if v is not None:
+                out.add(v)
+        return
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _numbers_in(k, out)
+            _numbers_in(v, out)
+        return
+    if isinstance(obj, (list, tuple)):
+        for v in obj:
+            _numbers_in(v, out)
+        return
+    if hasattr(obj, "model_dump"):
+        _numbers_in(obj.model_dump(mode="json"), out)
+
+
+def _parse(s: str) -> float | None:
+    s = s.replace(",", "").replace("−", "-").rstrip("%")
+    try:
+        return float(s)
+    except ValueError:
+        return None
+
+
+def _decimals(s: str) -> int:
+    s = s.rstrip("%")
+    return len(s.split(".")[1]) if "." in s and "e" not in s.lower() else 0
+
+
+def _matches(token: str, pool: set[float]) -> bool:
+    v = _parse(token)
+    if v is None:
+        return True
+    d = _decimals(token)
+    tol = 0.5 * 10 ** (-d) + 1e-9
+    cands = [v]
+    if token.endswith("%"):
+        cands.append(v / 100.0)
+    for c in cands:
+        for p in pool:
+            if abs(p - c) <= tol or abs(abs(p) - abs(c)) <= tol:
+                return True
+            if abs(c) >= 1e-3 and abs(p) > 0 and d == 0 and "e" in token.lower():
+                pass
+        # rounded to significant figures (e.g. 1.23e-05 written as 1.2e-05)
+        if "e" in token.lower():
+            for p in pool:
+                if p != 0 and abs(p - c) / abs(p) < 0.05:
+                    return True
+    return False
+
+
+def numbers_traceable(reply: str, results: Iterable[ToolResult | dict], allowed: Iterable[Any] = ()) -> list[str]:
+    """Numbers in ``reply`` that appear in none of ``results`` (nor in ``allowed``, e.g. the question).
+
+    A reply number matches a result number when it equals it rounded to the digits written
+    (``0.8731`` -> "0.87"), or as a percentage ("87%"). Returns the offending number strings;
+    an empty list means every number is traceable.
+    """
+    pool: set[float] = set()
+    for r in results:
+        _numbers_in(r.model_dump(mode="json") if hasattr(r, "model_dump") else r, pool)
+    for a in allowed:
+        _numbers_in(a, pool)
+    bad = []
+    for m in _NUM_RE.finditer(reply or ""):
+        tok = m.group(0)
+        if not _matches(tok, pool):
+            bad.append(tok)
+    return bad
+
+
+# ----------------------------------------------------------------------------- LLM writer
+
+
+def compact_for_llm(results: list[ToolResult], limit: int = 6000) -> str:
+    """The results as JSON data for the LLM writer: summary, numbers, a few evidence rows."""
+    items = []
+    for r in results:
+        d: dict[str, Any] = {"tool": r.tool, "ok": r.ok, "summary": r.summary, "numbers": r.headline}
+        if r.evidence:
+            d["evidence"] = r.evidence[:3]
+        if r.warnings:
+            d["warnings"] = r.warnings
+        if r.error:
+            d["error"] = r.error
+        items.append(d)
+    s = json.dumps(items, ensure_ascii=False, default=str)
+    if len(s) > limit:
+        s = s[:limit] + " ...(truncated)"
+    # make sure nothing inside can close the data block
+    return s.replace("</tool_results>", "<\\/tool_results>")
+
+
+def llm_reply(client, question: str, reformulated: str, results: list[ToolResult], model_name: str = "the model") -> str:
+    from gnothi.prompts import load
+
+    prompt = load("orchestrator_reply", model=model_name, question=json.dumps(question[:500]), reformulated=json.dumps(reformulated[:500]),
+                  results=compact_for_llm(results))
+    return client.complete(prompt, max_tokens=300).strip()
+
+
+def write_reply(
+    question: str,
+    reformulated: str,
+    results: list[ToolResult],
+    notes: Iterable[str] = (),
+    clarify: str | None = None,
+    llm=None,
+    model_name: str = "the model",
+    allowed: Iterable[Any] = (),
+) -> tuple[str, str, list[str]]:
+    """(reply, writer name, warnings). The LLM draft is used only when every number in it is traceable."""
+    notes = list(notes)
+    base = offline_reply(results, notes, clarify)
+    if llm is None or clarify or not results or all(r.tool == "help" for r in results):
+        return base, "offline", []
+    try:
+        draft = llm_reply(llm, question, reformulated, results, model_name)
+    except Exception as e:
+        msg = getattr(e, "message", None) or type(e).__name__
+        return base, "offline", [f"The LLM writer failed ({msg}); this is the offline reply."]
+    if not draft:
+        return base, "offline", ["The LLM writer returned nothing; this is the offline reply."]
+    bad = numbers_traceable(draft, results, allowed=[question, reformulated, *allowed])
+    if bad:
+        return base, "offline", [f"The LLM writer's draft cited numbers not in the results ({', '.join(bad[:5])}); this is the offline reply."]
+    details = "\n\n".join(render_result(r) for r in results)
+    head = ("Note: " + " ".join(notes) + "\n\n") if notes else ""
+    return f"{head}{draft}\n\n---\nMeasured:\n\n{details}", "llm", []
