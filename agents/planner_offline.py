@@ -87,6 +87,13 @@ DATASET_WORDS = {
     "negation": r"\bnegat(?:ion|ed)\b",
 }
 
+DATASET_ALIASES = {
+    "truth": ["true_false", "truth", "true", "fact"],
+    "question": ["question"],
+    "code": ["code"],
+    "plural": ["plural", "singular"],
+}
+
 FOLLOWUP_NUMBER_RE = re.compile(r"^\s*(?:and|now|what about|how about)?\s*(?:layer|l)\s*\d+\s*\??\s*$", re.I)
 
 
@@ -125,9 +132,14 @@ class OfflinePlanner:
     def __init__(self, embedder: Any = "auto", threshold: float = 0.30, margin: float = 0.02):
         """``embedder``: "auto" (the bundled MiniLM if installed), ``None`` (rules only), or an object with ``encode``."""
         if embedder == "auto":
-            from .embed import get_embedder
+            import os
 
-            embedder = get_embedder()
+            if os.environ.get("GNOTHI_ROUTER_EMBEDDINGS", "1").lower() in ("0", "false", "no", "off"):
+                embedder = None  # rules only (fast start; tests)
+            else:
+                from .embed import get_embedder
+
+                embedder = get_embedder()
         self.embedder = embedder
         self.threshold = threshold
         self.margin = margin
@@ -304,7 +316,7 @@ def _find_dataset(t: str, ctx: PlanContext) -> str | None:
     for canon, pat in DATASET_WORDS.items():
         if re.search(pat, low):
             if names:
-                hit = next((n for n in names if canon in n.lower()), None)
+                hit = next((n for n in names for al in DATASET_ALIASES.get(canon, [canon]) if al in n.lower()), None)
                 return hit or canon
             return canon
     return None
@@ -375,7 +387,7 @@ def build_args(tool: str, clause: str, question: str, ctx: PlanContext, followup
             args.pop("query", None)
         elif "feature" not in args or (e.feature is None and not anaphora):
             qry = quotes[0] if quotes else _phrase_after(clause, r"about|for|related to|representing|that (?:detect|represent|track|respond to)s?|on|regarding|concerning|involving")
-            if qry and not re.fullmatch(r"(?:it|this|that|them|these|those|features?|sae|the sae)", qry, re.I):
+            if qry and not re.fullmatch(r"(?:(?:it|this|that|them|these|those|the same|the|its)\s*)?(?:features?|latents?|ones?|sae|the sae)?", qry, re.I):
                 args["query"] = qry
                 args.pop("feature", None)
                 args.pop("text", None)

@@ -84,7 +84,9 @@ class PatchArgs(BaseModel):
     corrupted: str | None = Field(None, description="the corrupted prompt (None: the tool corrupts the subject with noise)")
     answer: str | None = Field(None, description="the answer token the clean prompt should produce")
     alternative: str | None = Field(None, description="the competing answer (the corrupted prompt's answer)")
-    mode: Literal["resid", "attn", "mlp", "heads", "trace"] = "resid"
+    mode: Literal["all", "resid", "attn", "mlp", "heads", "trace"] = Field(
+        "all", description="components to patch (all, resid, attn, mlp, heads), or trace: causal tracing with a noised subject"
+    )
 
     @field_validator("clean", "corrupted", "answer", "alternative")
     @classmethod
@@ -171,9 +173,23 @@ def run_neuron(handle, a: NeuronArgs, llm=None) -> ToolResult:
         raise InputError("Which neuron? I need a layer and a neuron index.", "Say e.g. 'what does neuron 340 in layer 7 do?' (or 'L7 N340', '7.340').")
     check_range("layer", a.layer, handle.n_layers)
     check_range("neuron", a.neuron, handle.d_mlp)
-    return as_tool_result(
-        _call("explain", ["explain_neuron"], handle, layer=a.layer, neuron=a.neuron, llm=llm, k=a.k), "neuron_explainer"
-    )
+    try:  # a dedicated neuron tool, when installed
+        return as_tool_result(
+            _call("neurons", ["explain_neuron"], handle, layer=a.layer, neuron=a.neuron, llm=llm, k=a.k), "neuron_explainer"
+        )
+    except ToolUnavailableError:
+        pass
+    # the activation store + explain/simulate/score pipeline
+    try:
+        store_mod = importlib.import_module("gnothi.tools.store")
+        explain_mod = importlib.import_module("gnothi.tools.explain")
+    except ModuleNotFoundError:
+        raise ToolUnavailableError("The neuron explainer is not installed in this version of gnothi.", "Update gnothi.") from None
+    store = store_mod.open_store(handle, "mlp")  # StoreError (with the build command) when there is none
+    explainer = llm if llm is not None else "offline"
+    rep = explain_mod.explain_unit(store, a.layer, a.neuron, explainer=explainer, simulator="offline", n_contexts=max(a.k, 5))
+    tr = rep.to_tool_result(tool="neuron_explainer", handle=handle)
+    return as_tool_result(tr, "neuron_explainer")
 
 
 def run_sae(handle, a: SAEArgs, llm=None) -> ToolResult:
@@ -206,10 +222,15 @@ def run_probe(handle, a: ProbeArgs, llm=None) -> ToolResult:
 
 
 def _dataset_names() -> list[str]:
+    """The probing tool's built-in dataset names ([] when the tool is not installed)."""
     try:
         mod = importlib.import_module("gnothi.tools.datasets")
-        ds = mod.list_datasets()
-        return [d if isinstance(d, str) else getattr(d, "name", str(d)) for d in ds]
+    except Exception:
+        return []
+    try:
+        if hasattr(mod, "dataset_names"):
+            return list(mod.dataset_names())
+        return [d["name"] if isinstance(d, dict) else getattr(d, "name", str(d)) for d in mod.list_datasets()]
     except Exception:
         return []
 
@@ -221,9 +242,10 @@ def run_patch(handle, a: PatchArgs, llm=None) -> ToolResult:
             'Quote the prompt and, if you can, a corrupted one: patch "The capital of France is" vs "The capital of Italy is".',
         )
     if a.mode == "trace":
-        return as_tool_result(_call("patching", ["causal_trace"], handle, prompt=a.clean, clean=a.clean, answer=a.answer), "activation_patching")
+        return as_tool_result(_call("patching", ["causal_trace"], handle, prompt=a.clean, answer=a.answer), "activation_patching")
+    kinds = None if a.mode == "all" else [a.mode]
     return as_tool_result(
-        _call("patching", ["patch"], handle, clean=a.clean, corrupted=a.corrupted, answer=a.answer, alternative=a.alternative, mode=a.mode),
+        _call("patching", ["patch"], handle, clean=a.clean, corrupted=a.corrupted, answer=a.answer, alternative=a.alternative, kinds=kinds),
         "activation_patching",
     )
 
