@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .runner import RunReport, _is_num, flatten, load_report, md_table
+from .runner import RunReport, _is_num, baseline_for, flatten, load_report, md_table, strictest
 
 
 class MetricDiff(BaseModel):
@@ -89,7 +89,7 @@ def _suite_metrics(r: RunReport) -> dict[str, dict[str, tuple[Any, Any]]]:
             continue
         m = flatten(s.result.metrics)
         b = flatten(s.result.baselines)
-        out[name] = {k: (v, b.get(k)) for k, v in m.items()}
+        out[name] = {k: (v, baseline_for(k, b)) for k, v in m.items()}
     return out
 
 
@@ -120,8 +120,8 @@ def compare_reports(a: RunReport, b: RunReport) -> CompareReport:
                     baseline_a=ba,
                     baseline_b=bb,
                     delta=(vb - va) if _is_num(va) and _is_num(vb) else None,
-                    margin_a=(va - ba) if _is_num(va) and _is_num(ba) else None,
-                    margin_b=(vb - bb) if _is_num(vb) and _is_num(bb) else None,
+                    margin_a=(va - strictest(ba)) if _is_num(va) and _is_num(strictest(ba)) else None,
+                    margin_b=(vb - strictest(bb)) if _is_num(vb) and _is_num(strictest(bb)) else None,
                 )
             )
     return cr

@@ -120,20 +120,36 @@ def fmt(v: Any) -> str:
     return s if len(s) <= 80 else s[:77] + "…"
 
 
+def baseline_for(key: str, flat_baselines: dict[str, Any]) -> Any:
+    """The baseline of flattened metric ``key``: the same key; else its children when the
+    baseline is a dict of several controls (``{"pearson": {"shuffled": .., "random_unit": ..}}``);
+    else the nearest parent key. ``None`` when there is none."""
+    b = flat_baselines
+    if key in b:
+        return b[key]
+    pre = key + "."
+    kids = {k[len(pre):]: v for k, v in b.items() if k.startswith(pre)}
+    if kids:
+        return kids
+    parts = key.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        if ".".join(parts[:i]) in b:
+            return b[".".join(parts[:i])]
+    return None
+
+
+def strictest(base: Any) -> Any:
+    """A single number to measure a metric against: the baseline, or the largest of several."""
+    if isinstance(base, dict):
+        nums = [v for v in base.values() if _is_num(v)]
+        return max(nums) if nums else None
+    return base
+
+
 def missing_baselines(res: SuiteResult) -> list[str]:
     """Metric keys (flattened) with no baseline beside them."""
-    m = flatten(res.metrics)
     b = flatten(res.baselines)
-    out = []
-    for k in m:
-        if k in b:
-            continue
-        # a baseline given for a parent key covers its children
-        parts = k.split(".")
-        if any(".".join(parts[:i]) in b for i in range(1, len(parts))):
-            continue
-        out.append(k)
-    return out
+    return [k for k in flatten(res.metrics) if baseline_for(k, b) is None]
 
 
 def headline(r: SuiteRun) -> str:
@@ -146,7 +162,8 @@ def headline(r: SuiteRun) -> str:
     parts = []
     for k, v in m.items():
         if _is_num(v):
-            parts.append(f"{k} {fmt(v)}" + (f" (baseline {fmt(b[k])})" if k in b and _is_num(b[k]) else ""))
+            base = strictest(baseline_for(k, b))
+            parts.append(f"{k} {fmt(v)}" + (f" (baseline {fmt(base)})" if _is_num(base) else ""))
         if len(parts) >= 2:
             break
     return "; ".join(parts)
@@ -451,20 +468,16 @@ def md_table(columns: list[str], rows: list[list[Any]]) -> str:
 
 
 def metric_rows(res: SuiteResult) -> list[list[Any]]:
-    """metric | value | baseline | difference, one row per flattened metric."""
+    """metric | value | baseline(s) | difference from the (strictest) baseline."""
     m = flatten(res.metrics)
     b = flatten(res.baselines)
     rows = []
     for k, v in m.items():
-        base = b.get(k)
-        if base is None:
-            parts = k.split(".")
-            for i in range(len(parts) - 1, 0, -1):
-                if ".".join(parts[:i]) in b:
-                    base = b[".".join(parts[:i])]
-                    break
-        diff = v - base if _is_num(v) and _is_num(base) else None
-        rows.append([k, v, base, diff])
+        base = baseline_for(k, b)
+        shown = "; ".join(f"{n} {fmt(x)}" for n, x in base.items()) if isinstance(base, dict) else base
+        ref = strictest(base)
+        diff = v - ref if _is_num(v) and _is_num(ref) else None
+        rows.append([k, v, shown, diff])
     return rows
 
 

@@ -76,9 +76,15 @@ def test_run_catches_each_failure_and_writes_report(tmp_path):
     assert back.suites["good"].result.metrics == rep.suites["good"].result.metrics
 
 
-def test_missing_baselines_parent_key_covers_children():
-    r = SuiteResult(suite="x", metrics={"a": {"b": 1, "c": 2}, "d": 3}, baselines={"a": 0.5})
+def test_missing_baselines_parent_key_covers_children_and_several_controls():
+    r = SuiteResult(suite="x", metrics={"a": {"b": 1, "c": 2}, "d": 3, "e": 0.4}, baselines={"a": 0.5, "e": {"shuffled": 0.1, "random_unit": 0.2}})
     assert missing_baselines(r) == ["d"]
+    from gnothi.evals.runner import metric_rows
+
+    rows = {row[0]: row for row in metric_rows(r)}
+    assert rows["e"][2] == "shuffled 0.100; random_unit 0.200"
+    assert rows["e"][3] == pytest.approx(0.2)  # measured against the strictest control
+    assert rows["a.b"][2] == 0.5 and rows["d"][2] is None
     assert flatten({"a": {"b": {"c": 1}}, "d": [1, 2]}) == {"a.b.c": 1, "d": [1, 2]}
 
 

@@ -1,0 +1,265 @@
+"""Neurons suite: how well do explanations predict the units they explain?
+
+A seeded sample of live units (MLP neurons) is drawn from the activation store. Each is
+explained from its *training* records and scored by simulate-and-score (OpenAI 2023):
+a simulator predicts per-token activations from the explanation text alone on held-out
+top + random records, and the score is the Pearson correlation with the true ones.
+Every score stands beside its controls:
+
+* **shuffled explanation**: another unit's explanation simulated on this unit's records
+  (the explainer tool's own control);
+* **random unit**: this unit's explanation simulated on the held-out records of another
+  unit from the sample -- an explanation that scores well everywhere says nothing;
+* **chance** (0.5) for the delphi-style **detection** (activating vs quiet held-out
+  windows) and **fuzzing** (truly active vs randomly highlighted tokens) AUROCs, which are
+  also computed for the shuffled explanation.
+
+Modes (clustered activating contexts, each explained) are compared with one explanation.
+With an LLM configured (``--llm-base-url``) the LLM explainer is scored the same way beside
+the offline one. A **label-corruption sanity check** replaces a growing share of the true
+activations by random ones and shows which metrics fall as the labels lose their meaning
+(Pearson and AUPRC are expected to; balanced accuracy and recall may not).
+
+Quick tier: 6 units from a small store (built once, 3 layers x 4096 tokens, if the model
+has no default store). Full tier: 48 units from the default store (built if missing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from gnothi.tools.results import Figure
+
+from . import metrics as M
+from .registry import SuiteContext, SuiteResult, SuiteSkipped, require, suite
+
+QUICK_STORE_TOKENS = 4096
+CORRUPTION_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def store_fingerprint(store) -> dict[str, Any]:
+    files = getattr(store.meta, "files", {}) or {}
+    h = hashlib.sha256(json.dumps(files, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    d = store.describe()
+    return {"hash": h, "config_key": store.config.key(), "path": d.get("path"), "units": d.get("units"),
+            "layers": d.get("layers"), "n_tokens": d.get("n_tokens"), "corpus": d.get("corpus"),
+            "corpus_fingerprint": store.config.corpus_fingerprint, "seed": store.config.seed}
+
+
+def quick_layers(n_layers: int) -> list[int]:
+    """Three early-to-middle layers: a quick store only runs the model up to the last."""
+    return sorted({max(0, n_layers // 8), n_layers // 4, n_layers // 2})
+
+
+def get_mlp_store(handle, ctx: SuiteContext, log: Callable[[str], None] | None = None):
+    """The default MLP store if it exists; else a small quick-tier store (quick) or the
+    default one built now (full). Returns ``(store, note)``."""
+    st_mod = require("tools.store", "open_store", "store_status", "build_store", "ActivationStore")
+    status = st_mod.store_status(handle, "mlp")
+    if status.exists and not status.damaged and status.complete:
+        return st_mod.open_store(handle, "mlp"), "default store"
+    if not ctx.quick:
+        st_mod.ensure_default_store(handle, progress=True)
+        return st_mod.open_store(handle, "mlp"), "default store (built for this run)"
+    from gnothi.tools.config import model_cache_dir
+
+    path = model_cache_dir(handle.name) / "evals" / "store-quick-mlp"
+    n_tokens = int(ctx.options.get("store_tokens", QUICK_STORE_TOKENS))
+    rep = st_mod.build_store(handle, "mlp", None, n_tokens=n_tokens, layers=quick_layers(handle.n_layers), path=path,
+                             seed=0, progress=True)
+    note = f"quick store: layers {quick_layers(handle.n_layers)}, {rep.n_tokens} tokens ({'reused' if rep.seconds < 5 else f'built in {rep.seconds:.0f} s'})"
+    return st_mod.ActivationStore(path, verify=False, tokenizer=handle.tokenizer), note
+
+
+def sample_units(store, n: int, seed: int) -> tuple[list[tuple[int, int]], int]:
+    """``n`` distinct live units (max activation > 0), seeded; also how many dead ones were drawn."""
+    rng = np.random.default_rng(seed)
+    out, dead, seen = [], 0, set()
+    layers = list(store.layers)
+    tries = 0
+    while len(out) < n and tries < 50 * n:
+        tries += 1
+        layer = int(layers[int(rng.integers(len(layers)))])
+        unit = int(rng.integers(store.n_units(layer)))
+        if (layer, unit) in seen:
+            continue
+        seen.add((layer, unit))
+        if float(store.max_activations(layer)[unit]) <= 0:
+            dead += 1
+            continue
+        out.append((layer, unit))
+    return out, dead
+
+
+def _sim_records(simulate, explanation: str, records) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and truths over records, skipping position 0 (BOS), as the explainer does."""
+    pred, true = [], []
+    for r in records:
+        p = list(simulate(explanation, r.tokens))
+        if len(p) != len(r.tokens):
+            p = [0.0] * len(r.tokens)
+        pred.extend(p[1:])
+        true.extend(r.activations[1:])
+    return np.asarray(pred, dtype=float), np.asarray(true, dtype=float)
+
+
+def _as_records(recs) -> list[tuple[list[str], list[float]]]:
+    return [(r.tokens[1:], r.activations[1:]) for r in recs]
+
+
+def score_units(store, units: list[tuple[int, int]], ctx: SuiteContext, explainer: Any = "offline", simulator: Any = "offline",
+                modes: bool = True, label: str = "offline") -> dict[str, Any]:
+    """Explain and score each unit with its controls; returns per-unit rows and pooled numbers."""
+    explain = require("tools.explain", "explain_unit", "offline_simulate")
+    sim = explain.offline_simulate if simulator == "offline" else (lambda e, t: explain.llm_simulate(simulator, e, t) or explain.offline_simulate(e, t))
+    reports, rows = [], []
+    for layer, unit in units:
+        t0 = time.perf_counter()
+        rep = explain.explain_unit(store, layer, unit, explainer=explainer, simulator=simulator, modes=modes)
+        reports.append((rep, time.perf_counter() - t0))
+    per: list[dict[str, Any]] = []
+    for i, ((rep, secs), (layer, unit)) in enumerate(zip(reports, units)):
+        ho_top = store.top_records(layer, unit, "holdout")
+        ho_rand = store.random_records(layer, unit, "holdout")
+        # random-unit control: this explanation on the next sampled unit's held-out records
+        ol, ou = units[(i + 1) % len(units)] if len(units) > 1 else (layer, (unit + 1) % store.n_units(layer))
+        other = store.top_records(ol, ou, "holdout") + store.random_records(ol, ou, "holdout")
+        p_o, t_o = _sim_records(sim, rep.explanation, other)
+        random_unit = M.pearson(p_o, t_o)
+        # detection / fuzzing (delphi), offline-simulated, with the shuffled explanation beside
+        umax = rep.stats.max if rep.stats.max > 0 else 1.0
+        quiet = [r for r in ho_rand if r.max_activation < 0.25 * umax]
+        det = M.detection_scores(sim, rep.explanation, _as_records(ho_top), _as_records(quiet))
+        fuz = M.fuzzing_scores(sim, rep.explanation, _as_records(ho_top), seed=ctx.seed)
+        ctrl = rep.score.control_explanation or ""
+        det_c = M.detection_scores(sim, ctrl, _as_records(ho_top), _as_records(quiet)) if ctrl else 0.5
+        fuz_c = M.fuzzing_scores(sim, ctrl, _as_records(ho_top), seed=ctx.seed) if ctrl else 0.5
+        # predictions for the label-corruption check
+        p_u, t_u = _sim_records(sim, rep.explanation, ho_top + ho_rand)
+        lc = M.label_corruption(t_u, p_u, CORRUPTION_FRACTIONS, seed=ctx.seed) if t_u.size > 10 and t_u.max() > 0 else None
+        m = rep.modes
+        per.append({
+            "unit": f"{layer}.{unit}", "layer": layer, "explanation": rep.explanation,
+            "explainer": rep.explanation_detail.explainer,
+            "pearson": rep.score.pearson, "shuffled": rep.score.shuffled_pearson, "random_unit": random_unit,
+            "top_pearson": rep.score.top_pearson, "random_pearson": rep.score.random_pearson,
+            "detection": det, "detection_shuffled": det_c, "fuzzing": fuz, "fuzzing_shuffled": fuz_c,
+            "modes_k": m.k if m else None, "modes_union": m.union_pearson if m else None,
+            "modes_single": m.single_pearson if m else None, "modes_beat_single": m.modes_beat_single if m else None,
+            "max_activation": rep.stats.max, "frequency": rep.stats.frequency, "n_records": rep.score.n_records,
+            "label_corruption": lc, "seconds": round(secs, 2), "warnings": rep.warnings,
+        })
+    return {"label": label, "units": per}
+
+
+def pooled(per: list[dict[str, Any]], key: str) -> float:
+    return M.mean([p[key] for p in per if p.get(key) is not None])
+
+
+def summarise(scored: dict[str, Any], seed: int) -> tuple[dict, dict, list[list]]:
+    """Metrics, baselines (several controls where there are several) and a per-unit table."""
+    per = scored["units"]
+    vals = [p["pearson"] for p in per]
+    lo, hi = M.bootstrap_ci(vals, seed=seed)
+    metrics = {
+        "pearson": pooled(per, "pearson"),
+        "pearson_ci_low": lo,
+        "detection_auroc": pooled(per, "detection"),
+        "fuzzing_auroc": pooled(per, "fuzzing"),
+    }
+    baselines = {
+        "pearson": {"shuffled_explanation": pooled(per, "shuffled"), "random_unit": pooled(per, "random_unit")},
+        "pearson_ci_low": pooled(per, "shuffled"),
+        "detection_auroc": {"shuffled_explanation": pooled(per, "detection_shuffled"), "chance": 0.5},
+        "fuzzing_auroc": {"shuffled_explanation": pooled(per, "fuzzing_shuffled"), "chance": 0.5},
+    }
+    with_modes = [p for p in per if p["modes_union"] is not None]
+    if with_modes:
+        metrics["modes_union_pearson"] = pooled(with_modes, "modes_union")
+        baselines["modes_union_pearson"] = {"single_explanation": pooled(with_modes, "modes_single")}
+        metrics["modes_beat_single_share"] = M.mean([1.0 if p["modes_beat_single"] else 0.0 for p in with_modes])
+        baselines["modes_beat_single_share"] = 0.0
+    rows = [[p["unit"], p["explanation"], p["pearson"], p["shuffled"], p["random_unit"], p["top_pearson"], p["random_pearson"],
+             p["detection"], p["fuzzing"],
+             p["modes_k"], p["modes_union"], p["max_activation"], p["frequency"]] for p in per]
+    return metrics, baselines, rows
+
+
+def corruption_summary(per: list[dict[str, Any]]) -> tuple[dict, dict, dict, Figure | None]:
+    """Mean curves over units, metric at 0% vs 100% corruption, share of units each metric passes."""
+    lcs = [p["label_corruption"] for p in per if p.get("label_corruption")]
+    if not lcs:
+        return {}, {}, {}, None
+    names = list(lcs[0]["curves"])
+    curves = {n: [M.mean([lc["curves"][n][i] for lc in lcs]) for i in range(len(CORRUPTION_FRACTIONS))] for n in names}
+    passes = {n: M.mean([1.0 if lc["passes"][n] else 0.0 for lc in lcs]) for n in names}
+    metrics = {n: curves[n][0] for n in names}
+    baselines = {n: curves[n][-1] for n in names}  # the same metric on fully corrupted labels
+    fig = Figure(kind="line", title="Label-corruption sanity check (mean over units)",
+                 data={"x": [f"{int(f * 100)}%" for f in CORRUPTION_FRACTIONS], "series": curves,
+                       "xlabel": "share of true activations replaced by random ones", "ylabel": "metric"},
+                 caption="A metric that does not fall as the labels lose their meaning cannot separate good explanations from bad ones.")
+    return metrics, baselines, passes, fig
+
+
+@suite("neurons")
+def run(ctx: SuiteContext) -> SuiteResult:
+    """Neuron explanations: simulate-and-score Pearson, detection, fuzzing, modes, against shuffled and random-unit controls."""
+    require("tools.explain", "explain_unit", "offline_simulate")
+    handle = ctx.handle()
+    store, store_note = get_mlp_store(handle, ctx)
+    n = int(ctx.options.get("n_units", 6 if ctx.quick else 48))
+    units, dead = sample_units(store, n, ctx.seed)
+    if not units:
+        raise SuiteSkipped("the store has no live units to explain")
+    res = SuiteResult(suite="neurons")
+    runs = [("offline", score_units(store, units, ctx, "offline", "offline", modes=True, label="offline"))]
+    if ctx.llm is not None:
+        llm_sim = ctx.llm if ctx.options.get("llm_simulator") else "offline"
+        runs.append(("llm", score_units(store, units, ctx, ctx.llm, llm_sim, modes=False, label="llm")))
+    else:
+        res.notes.append("LLM explainer: not configured (pass --llm-base-url to score it beside the offline one).")
+    for name, scored in runs:
+        m, b, rows = summarise(scored, ctx.seed)
+        res.metrics[f"{name}_explainer"] = m
+        res.baselines[f"{name}_explainer"] = b
+        res.tables.append({
+            "title": f"Units, {name} explainer (Pearson on held-out top + random records; controls beside)",
+            "columns": ["unit", "explanation", "pearson", "shuffled expl.", "random unit", "top records only", "random records only",
+                        "detection AUROC", "fuzzing AUROC",
+                       "modes", "modes union", "max act.", "frequency"],
+            "rows": rows,
+        })
+        per = scored["units"]
+        res.figures.append(Figure(kind="line", title=f"Explanation score per unit ({name} explainer) vs controls",
+                                  data={"x": [p["unit"] for p in per],
+                                        "series": {"explanation": [p["pearson"] for p in per],
+                                                   "shuffled explanation": [p["shuffled"] for p in per],
+                                                   "random unit": [p["random_unit"] for p in per]},
+                                        "xlabel": "layer.neuron", "ylabel": "Pearson r"}))
+        for p in per:
+            for w in p["warnings"][:2]:
+                res.notes.append(f"{p['unit']} ({name}): {w}")
+    lm, lb, passes, fig = corruption_summary(runs[0][1]["units"])
+    if lm:
+        res.metrics["label_corruption_clean"] = lm
+        res.baselines["label_corruption_clean"] = lb
+        res.tables.append({"title": "Label-corruption sanity check: share of units where each metric falls as labels are corrupted",
+                           "columns": ["metric", "at 0% corruption", "at 100% corruption", "share of units passing"],
+                           "rows": [[k, lm[k], lb[k], passes[k]] for k in lm]})
+        res.figures.append(fig)
+    if ctx.llm is not None and len(runs) == 2:
+        a, b2 = runs[0][1]["units"], runs[1][1]["units"]
+        res.tables.append({"title": "Offline vs LLM explainer, same units",
+                           "columns": ["unit", "offline", "offline score", "LLM", "LLM score"],
+                           "rows": [[x["unit"], x["explanation"], x["pearson"], y["explanation"], y["pearson"]] for x, y in zip(a, b2)]})
+    res.provenance = {"store": store_fingerprint(store), "store_note": store_note, "units": [f"{l}.{u}" for l, u in units],
+                      "dead_units_drawn": dead, "seed": ctx.seed, "simulator": "offline",
+                      "corruption_fractions": list(CORRUPTION_FRACTIONS)}
+    res.notes.insert(0, f"{len(units)} live units sampled with seed {ctx.seed} ({dead} dead units drawn and skipped); {store_note}.")
+    return res
