@@ -46,7 +46,7 @@ RULES: dict[str, re.Pattern] = {
         r"\bneurons?\b|\bmlp\s+units?\b|\bunits?\s+\d|\bl\s*\d+\s*[,/ ]?\s*n\s*\d+\b|(?:^|\s)\d{1,3}[.:/]\d{1,6}(?:\s|\?|$|,)", re.I
     ),
     "sae_feature_search": re.compile(
-        r"\bsae\b|\bsparse\s+auto-?encoders?\b|\bfeatures?\b|\blatents?\b|\bdictionary\s+(?:features|directions)\b", re.I
+        r"\bsae\b|\bsparse\s+auto-?encoders?\b|\bfeatures?\b|\blatents?\b|\bdictionary\s+(?:features|directions)\b|\bf#?\d+\b", re.I
     ),
     "probing": re.compile(
         r"\bprob(?:e|es|ed|ing)\b|\bwhich\s+layers?\s+(?:know|encode|represent|store|tell|can tell|distinguish)|"
@@ -246,7 +246,10 @@ class OfflinePlanner:
                 if tool == "help" and any(c.tool != "help" for c in calls):
                     continue
                 call = ToolCall(tool=tool, args=args)
-                if call not in calls:
+                same = next((c for c in calls if c.tool == tool and all(c.args.get(k2) == v for k2, v in args.items() if k2 in c.args)), None)
+                if same is not None:  # "...? probe it": one call, with everything either clause said
+                    same.args = {**args, **same.args}
+                elif call not in calls:
                     calls.append(call)
         if not calls and not clarify:
             calls = [ToolCall(tool="help", args={"reason": "off_topic"})]
@@ -302,6 +305,11 @@ def _phrase_after(t: str, words: str) -> str | None:
     if not m:
         return None
     p = m.group(1).strip(" \"'“”")
+    for _ in range(3):  # "a feature about emotions" -> "emotions"
+        q = re.sub(rf"^(?:(?:a|an|the|any|some)\s+)?(?:sae\s+|sparse\s+)?(?:features?|latents?|directions?)\s+(?:{words})\s+", "", p, flags=re.I)
+        if q == p:
+            break
+        p = q
     p = re.sub(r"^(?:the\s+)?(?:concept|idea|topic|notion|word|token)s?\s+(?:of\s+)?", "", p, flags=re.I)
     p = re.sub(r"\s+(?:in|at|on)\s+layer\s+\d+.*$", "", p, flags=re.I)
     return p or None
@@ -431,7 +439,7 @@ def build_args(tool: str, clause: str, question: str, ctx: PlanContext, followup
             args["answer"] = ans
         if alt:
             args["alternative"] = alt
-        low = clause.lower()
+        low = clause.lower() if re.search(r"\bheads?\b|\bmlps?\b|\battention\b|\battn\b|\btrac", clause, re.I) else question.lower()
         if re.search(r"\bheads?\b", low):
             args["mode"] = "heads"
         elif re.search(r"\bmlps?\b", low):
@@ -454,7 +462,8 @@ def build_args(tool: str, clause: str, question: str, ctx: PlanContext, followup
             c = c[1:-1] if c[:1] in "\"“" else c
             args["context"] = c
             qs = [x for x in qs if x != c]
-        m_q = re.search(r"\bq(?:uestion)?\s*[:=]\s*(.+?)\s*\b(?:a|answer)\s*[:=]\s*(.+?)\s*$", clause, re.I | re.S)
+        qa_re = r"\bq(?:uestion)?\s*[:=]\s*(.+?)\s*\b(?:a|answer)\s*[:=]\s*(.+?)\s*$"
+        m_q = re.search(qa_re, clause, re.I | re.S) or re.search(qa_re, question, re.I | re.S)
         if m_q:
             args["question"], args["answer"] = m_q.group(1).strip(" \"'“”"), m_q.group(2).strip(" \"'“”")
         elif qs:
