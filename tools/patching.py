@@ -803,6 +803,7 @@ def patch(
     kinds: Sequence[str] = KINDS,
     top_k: int = 8,
     token_budget: int = 4096,
+    max_positions: int = 64,
 ) -> PatchReport:
     """Which components cause ``answer`` (vs ``alternative``) on ``clean``? Activation / attribution patching.
 
@@ -812,7 +813,8 @@ def patch(
     ``alternative``: default the corrupted prompt's top prediction. ``mode``: ``exact``
     (batched activation patching), ``attribution`` (gradient estimate, one forward +
     backward), or ``both`` (and their agreement). ``kinds``: any of ``resid`` (layer x
-    position), ``attn`` and ``mlp`` (by layer), ``heads`` (layer x head).
+    position), ``attn`` and ``mlp`` (by layer), ``heads`` (layer x head). An exact residual
+    sweep is refused above ``max_positions`` tokens (attribution mode has no such limit).
     """
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -865,6 +867,16 @@ def patch(
     if metric.suffix:
         pair.note = (pair.note + " " if pair.note else "") + f"The last {len(metric.suffix)} position(s) are the shared answer tokens appended to both prompts."
     n_pos = ct.shape[1]
+    n_changed = len(pair.changed_positions)
+    if n_changed > 1 and n_changed > (n_pos - 1) // 2:
+        warnings.append(
+            f"The prompts differ at {n_changed} of {n_pos} positions; a minimal corruption (one word swapped) gives cleaner, easier to read effects."
+        )
+    if mode != "attribution" and "resid" in kinds and n_pos > max_positions:
+        raise InputError(
+            f"The prompt is {n_pos} tokens; an exact residual sweep over {n_pos} positions x {handle.n_layers} layers is too slow to wait for here (limit {max_positions}).",
+            "Use --mode attribution (one forward + backward for every component), drop resid from --kinds, or shorten the prompt.",
+        )
     timings["prepare_s"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()

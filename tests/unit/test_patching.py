@@ -216,6 +216,10 @@ def test_bad_inputs_are_refused_with_reasons(setup):
         patch(h, CLEAN, CORR, " paris", " rome", kinds=["neurons"])
     with pytest.raises(InputError, match="mode"):
         patch(h, CLEAN, CORR, " paris", " rome", mode="fast")
+    with pytest.raises(InputError, match="too slow") as e:
+        patch(h, CLEAN, CORR, " paris", " rome", max_positions=4)
+    assert "attribution" in e.value.fix
+    assert patch(h, CLEAN, CORR, " paris", " rome", mode="attribution", kinds=["resid"], max_positions=4).effects["resid"].attribution
     # a corruption the model cannot see (two tokens given the same embedding): nothing to normalize by
     with pytest.raises(InputError, match="does not change the metric"):
         _patch_with_identical_embeddings(h)
