@@ -167,7 +167,7 @@ def check_sae_folder(folder: str) -> dict:
     return out
 
 
-def test_llm_connection(base_url: str, model: str = "", api_key: str = "", timeout: float = 8.0) -> dict:
+def check_llm_connection(base_url: str, model: str = "", api_key: str = "", timeout: float = 8.0) -> dict:
     """Talk to an OpenAI-compatible endpoint: list its models, then ask for one token.
 
     Returns ``{"ok": True, "models": [...], "model": ..., "seconds": ...}`` or raises
@@ -502,6 +502,11 @@ class Backend:
         self._factory = assistant_factory
         self._assistants: dict[tuple, Any] = {}
         self._lock = threading.RLock()
+        # running turns, by browser session: Stop sets the flag, the turn ends after its current step
+        self.stops: dict[str, threading.Event] = {}
+        self.turns: dict[str, TurnView] = {}
+        self.store_stop = threading.Event()
+        self.dropped: set[str] = set()  # sessions whose running turn was abandoned by "New conversation"
         self.fig_dir = Path(tempfile.mkdtemp(prefix="gnothi-ui-figs-"))
 
     def factory(self):
@@ -679,7 +684,7 @@ def build_app(
             pass
 
     def fresh_state() -> dict:
-        return {"thread": new_thread_id(), "messages": [], "answers": [], "llm": {}, "sae": None}
+        return {"sid": uuid.uuid4().hex, "thread": new_thread_id(), "messages": [], "answers": [], "llm": {}, "sae": None}
 
     with gr.Blocks(title="gnothi: ask a model about its insides", fill_width=True) as demo:
         state = gr.State(fresh_state)
@@ -719,6 +724,7 @@ def build_app(
                     capabilities = gr.Button("What can you do?", size="sm", elem_id="gn-what")
                     new_conv = gr.Button("New conversation", size="sm", elem_id="gn-new")
                 notice = gr.Markdown("", elem_id="gn-notice")
+                thread_md = gr.Markdown("", elem_id="gn-thread")
                 gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[question], label="Example questions")
 
             # ------------------------------------------------------------ side column
@@ -729,7 +735,7 @@ def build_app(
                 with gr.Tab("Top contexts"):
                     highlights = gr.HighlightedText(label="Top contexts of the last answer (activation, scaled)", value=[], elem_id="gn-highlights", show_legend=False)
                 with gr.Tab("Conversations"):
-                    thread_md = gr.Markdown("", elem_id="gn-thread")
+                    threads_md = gr.Markdown("Press Refresh to list the stored conversations.", elem_id="gn-threads-status")
                     threads = gr.Dropdown(label="Past conversations (persistent store)", choices=[], value=None, interactive=True, elem_id="gn-threads")
                     with gr.Row():
                         refresh_threads = gr.Button("Refresh", size="sm")
@@ -767,10 +773,12 @@ def build_app(
             st = dict(st or fresh_state())
             if not st.get("thread"):
                 st["thread"] = new_thread_id()
+            if not st.get("sid"):
+                st["sid"] = uuid.uuid4().hex
             return st, thread_line(st), model_line()
 
         def thread_line(st: dict) -> str:
-            return f"This browser session's conversation: `{st['thread']}` ({len(st['answers'])} answers)."
+            return f"<small>Conversation `{st['thread']}` · {len(st['answers'])} answer(s) in this session</small>"
 
         def model_line() -> str:
             m = backend.model
@@ -782,25 +790,30 @@ def build_app(
             return [(f"#{i + 1}: {a['question'][:60]}", i) for i, a in enumerate(st["answers"])]
 
         def respond(text: str, st: dict):
-            """Stream one turn: yields (chatbot, state, question box, notice, json, pick, highlights)."""
+            """Stream one turn: yields (chatbot, state, question box, notice, json, pick, highlights, thread line)."""
             st = dict(st)
             msgs = list(st["messages"])
             try:
                 q = check_question(text)
             except GnothiError as e:
-                yield msgs, st, text, error_text(e), gr.skip(), gr.skip(), gr.skip()
+                yield msgs, st, text, error_text(e), gr.skip(), gr.skip(), gr.skip(), gr.skip()
                 return
+            sid = st.get("sid") or st["thread"]
+            stop_flag = threading.Event()
             turn = TurnView(q, backend.fig_dir)
-            st["current"] = turn
-            yield msgs + turn.messages, st, "", "", gr.skip(), gr.skip(), gr.skip()
+            backend.stops[sid], backend.turns[sid] = stop_flag, turn
+            yield msgs + turn.messages, st, "", "", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            stream = None
             try:
                 a = backend.assistant(st.get("llm") or None)
                 stream = a.stream(q, thread=st["thread"])
                 for ev in stream:
                     turn.apply(ev)
-                    yield msgs + turn.messages, st, "", "", gr.skip(), gr.skip(), gr.skip()
-            except GeneratorExit:
-                raise
+                    if stop_flag.is_set():
+                        break
+                    yield msgs + turn.messages, st, "", "", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                if stop_flag.is_set() and turn.answer is None:
+                    turn.cancel()
             except NotImplementedError:
                 turn.messages.append({"role": "assistant", "content": error_text(InputError("The assistant is not wired up in this build yet.", "Update gnothi, or use the CLI tools directly."))})
             except GnothiError as e:
@@ -812,25 +825,40 @@ def build_app(
                 for i in turn.pending():
                     turn.messages[i]["metadata"].update({"status": "done", "log": "failed"})
                 turn.messages.append({"role": "assistant", "content": error_text(e)})
-            st.pop("current", None)
+            finally:
+                if stream is not None and hasattr(stream, "close"):
+                    try:
+                        stream.close()  # a stopped turn: let the assistant clean up
+                    except Exception:
+                        traceback.print_exc()
+                if backend.turns.get(sid) is turn:
+                    backend.stops.pop(sid, None)
+                    backend.turns.pop(sid, None)
+            if sid in backend.dropped:  # the user started a new conversation meanwhile
+                backend.dropped.discard(sid)
+                return
             st["messages"] = msgs + turn.messages
             if turn.answer is not None:
                 st["answers"] = st["answers"] + [turn.answer.model_dump(mode="json")]
                 pick = gr.update(choices=answers_choices(st), value=len(st["answers"]) - 1)
                 js = json.dumps(st["answers"][-1], indent=2, ensure_ascii=False)
                 hl = spans_for_highlight(turn.answer.results)
-                yield st["messages"], st, "", "", js, pick, hl
+                yield st["messages"], st, "", "", js, pick, hl, thread_line(st)
             else:
-                yield st["messages"], st, gr.skip(), "", gr.skip(), gr.skip(), gr.skip()
+                yield st["messages"], st, gr.skip(), "", gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
         def on_stop(st: dict):
-            """Close the cancelled turn's pending steps and keep what it showed."""
-            st = dict(st)
-            turn = st.pop("current", None)
-            if turn is not None:
-                turn.cancel()
-                st["messages"] = list(st["messages"]) + turn.messages
-            return st["messages"], st, "Stopped."
+            """Ask the running turn to stop after its current step; show that at once."""
+            sid = st.get("sid") or st["thread"]
+            flag, turn = backend.stops.get(sid), backend.turns.get(sid)
+            if flag is None or turn is None:
+                return gr.skip(), "Nothing is running."
+            flag.set()
+            preview = [dict(m, metadata=dict(m["metadata"])) if "metadata" in m else m for m in turn.messages]
+            for m in preview:
+                if m.get("metadata", {}).get("status") == "pending":
+                    m["metadata"]["log"] = "stopping after this step"
+            return list(st["messages"]) + preview, "Stopping after the current step …"
 
         def show_answer(i, st: dict):
             if i is None or not st["answers"] or not (0 <= int(i) < len(st["answers"])):
@@ -854,6 +882,11 @@ def build_app(
                 return gr.skip(), error_text(e)
 
         def on_new(st: dict):
+            old = st.get("sid") or st["thread"]
+            flag = backend.stops.get(old)
+            if flag is not None:
+                flag.set()  # a running turn stops after its current step; its reply is dropped
+                backend.dropped.add(old)
             st = fresh_state() | {"llm": st.get("llm", {}), "sae": st.get("sae")}
             return [], st, thread_line(st), gr.update(choices=[], value=None), "", []
 
@@ -876,7 +909,7 @@ def build_app(
                     choices.append((label, tid))
                 else:
                     choices.append((str(t), str(t)))
-            return gr.update(choices=choices, value=None), thread_line(st) + f"\n\n{len(choices)} stored conversation(s)."
+            return gr.update(choices=choices, value=None), f"{len(choices)} stored conversation(s). Pick one and press Open to continue it."
 
         def on_open_thread(tid, st: dict):
             if not tid:
@@ -913,7 +946,7 @@ def build_app(
 
         def on_llm_test(url: str, model_name: str, key: str):
             try:
-                r = test_llm_connection(url, model_name, key)
+                r = check_llm_connection(url, model_name, key)
             except GnothiError as e:
                 return error_text(e)
             return f"**Connected** in {r['seconds']} s: model `{r['model']}` answered {r['sample']!r}. Models: {', '.join(r['models'][:6])}"
@@ -921,7 +954,7 @@ def build_app(
         def on_llm_apply(url: str, model_name: str, key: str, st: dict):
             st = dict(st)
             try:
-                r = test_llm_connection(url, model_name, key)
+                r = check_llm_connection(url, model_name, key)
             except GnothiError as e:
                 return error_text(e) + "\n\nThe session stays offline.", st
             st["llm"] = {"base_url": url.strip(), "model": r["model"], "api_key": key or ""}
@@ -944,7 +977,7 @@ def build_app(
             except GnothiError as e:
                 yield error_text(e), 0
                 return
-            stop_flag = threading.Event()
+            stop_flag = backend.store_stop = threading.Event()
             q: queue.Queue = queue.Queue()
 
             def cb(frac, text=""):
@@ -970,6 +1003,8 @@ def build_app(
                     try:
                         kind, val, text = q.get(timeout=0.5)
                     except queue.Empty:
+                        if stop_flag.is_set():
+                            yield f"Cancelling at the next batch … ({pct:.0f}% done)", round(pct, 1)
                         continue
                     if kind == "progress":
                         pct = 100 * max(0.0, min(1.0, val if val <= 1 else val / 100))
@@ -986,20 +1021,20 @@ def build_app(
                         yield error_text(val), round(pct, 1)
                         return
             finally:
-                stop_flag.set()  # cancelled (GeneratorExit) or finished: the worker stops at its next report
+                stop_flag.set()  # finished, or the page went away: the worker stops at its next report
 
         # ================================================================ wiring
         model_events = dict(concurrency_id="model", concurrency_limit=1)
         demo.load(init_session, inputs=[state], outputs=[state, thread_md, model_md])
-        outs = [chatbot, state, question, notice, answer_json, answer_pick, highlights]
+        outs = [chatbot, state, question, notice, answer_json, answer_pick, highlights, thread_md]
         ask_a = send.click(respond, [question, state], outs, **model_events, show_progress="minimal")
         ask_b = question.submit(respond, [question, state], outs, **model_events, show_progress="minimal")
         ask_c = capabilities.click(lambda: WHAT_CAN_YOU_DO, None, question).then(respond, [question, state], outs, **model_events, show_progress="minimal")
-        stop.click(on_stop, [state], [chatbot, state, notice], cancels=[ask_a, ask_b, ask_c])
+        stop.click(on_stop, [state], [chatbot, notice], queue=False)
         answer_pick.change(show_answer, [answer_pick, state], answer_json)
         attach.upload(on_attach, [attach, question], [question, notice])
-        new_conv.click(on_new, [state], [chatbot, state, thread_md, answer_pick, answer_json, highlights], cancels=[ask_a, ask_b, ask_c])
-        refresh_threads.click(list_threads, [state], [threads, thread_md])
+        new_conv.click(on_new, [state], [chatbot, state, thread_md, answer_pick, answer_json, highlights], queue=False)
+        refresh_threads.click(list_threads, [state], [threads, threads_md])
         open_thread.click(on_open_thread, [threads, state], [chatbot, state, thread_md])
         load_model.click(on_load_model, [model_kind, model_value], [model_md, notice], **model_events)
         sae_btn.click(on_sae, [sae_dir, state], [sae_md, state])
@@ -1008,7 +1043,11 @@ def build_app(
         llm_off.click(on_llm_off, [state], [llm_md, state])
         store_refresh.click(on_store_refresh, None, store_md)
         build_ev = store_build.click(on_store_build, None, [store_md, store_bar], **model_events)
-        store_cancel.click(lambda: "Cancelling …", None, store_md, cancels=[build_ev])
+        def on_store_cancel():
+            backend.store_stop.set()
+            return "Cancelling at the next batch …"
+
+        store_cancel.click(on_store_cancel, None, store_md, queue=False)
 
     demo.queue(default_concurrency_limit=4)
     demo.gnothi_backend = backend
