@@ -72,18 +72,6 @@ def make_llm(base_url: str | None, model: str | None):
     if model:
         os.environ["GNOTHI_LLM_MODEL"] = model
     os.environ["GNOTHI_LLM_BASE_URL"] = base_url
-    try:  # the orchestrator's client, when it is there
-        from gnothi.agents import llm as agents_llm
-
-        for name in ("make_complete", "complete_fn", "make_llm", "get_llm"):
-            f = getattr(agents_llm, name, None)
-            if callable(f):
-                try:
-                    return f(base_url=base_url, model=model)
-                except TypeError:
-                    return f()
-    except ImportError:
-        pass
     from gnothi.evals.llm_client import OpenAICompatible
 
     return OpenAICompatible(base_url=base_url, model=model)
@@ -117,7 +105,12 @@ def run(args) -> int:
     for k in ("device", "dtype"):
         if getattr(args, k, None):
             options[k] = getattr(args, k)
-    ctx = SuiteContext(model=args.model, llm=make_llm(args.llm_base_url, args.llm_model), out_dir=Path(args.out), quick=args.quick, seed=args.seed, options=options)
+    llm = make_llm(args.llm_base_url, args.llm_model)
+    if llm is not None:
+        options["llm_base_url"] = llm.base_url
+        options["llm_model"] = llm.model
+    ctx = SuiteContext(model=args.model, llm=llm, out_dir=Path(args.out), quick=args.quick,
+                       seed=args.seed, options=options)
     if args.device or args.dtype or args.allow_pickle or args.trust_remote_code:
         from gnothi.ui.cli import handle_from_args
 
