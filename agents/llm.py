@@ -24,6 +24,14 @@ from pydantic import BaseModel
 from gnothi.tools.errors import LLMError
 
 
+class _LLMFail(LLMError):
+    """An LLMError that remembers its kind: connect, timeout, status, server or garbage."""
+
+    def __init__(self, message: str, fix: str = "", kind: str = "status"):
+        super().__init__(message, fix)
+        self.kind = kind
+
+
 class LLMConfig(BaseModel):
     base_url: str
     model: str = "local"
@@ -33,6 +41,7 @@ class LLMConfig(BaseModel):
     max_tokens: int = 512
     temperature: float = 0.0
     planner_mode: str = "json"  # "json" (JSON-schema response_format) or "tools" (tool calling)
+    json_style: str = "auto"  # "json_schema" (OpenAI), "json_object" (llama.cpp's server: type json_object + schema), or auto
 
     @classmethod
     def from_env(cls, **over) -> "LLMConfig | None":
@@ -91,7 +100,7 @@ class LLMClient:
                 self.calls += 1
                 self.seconds += time.perf_counter() - t0
                 if not getattr(r, "choices", None):
-                    raise LLMError(f"The LLM endpoint {self.config.base_url} answered without any choices.", "Check the server and model name.")
+                    raise _LLMFail(f"The LLM endpoint {self.config.base_url} answered without any choices.", "Check the server and model name.", "garbage")
                 return r
             except (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError, openai.RateLimitError) as e:
                 self.seconds += time.perf_counter() - t0
@@ -100,21 +109,26 @@ class LLMClient:
                     time.sleep(min(2.0, 0.25 * (2**attempt)))
                     continue
             except openai.APIStatusError as e:
-                raise LLMError(
+                raise _LLMFail(
                     f"The LLM endpoint {self.config.base_url} refused the request (HTTP {e.status_code}: {str(e)[:160]}).",
                     "Check GNOTHI_LLM_MODEL and the API key, or run without an LLM.",
+                    "status",
                 ) from None
             except LLMError:
                 raise
             except Exception as e:  # garbage that the client cannot parse, and the like
-                raise LLMError(
+                raise _LLMFail(
                     f"The LLM endpoint {self.config.base_url} sent an unusable answer ({type(e).__name__}: {str(e)[:160]}).",
                     "Check that GNOTHI_LLM_BASE_URL points at an OpenAI-compatible /v1 endpoint.",
+                    "garbage",
                 ) from None
-        kind = "timed out" if last is not None and "Timeout" in type(last).__name__ else "could not be reached"
-        raise LLMError(
-            f"The LLM endpoint {self.config.base_url} {kind} after {self.config.retries + 1} attempt(s) ({type(last).__name__}).",
+        timeout = last is not None and "Timeout" in type(last).__name__
+        server = last is not None and type(last).__name__ == "InternalServerError"
+        what = "timed out" if timeout else "failed with a server error" if server else "could not be reached"
+        raise _LLMFail(
+            f"The LLM endpoint {self.config.base_url} {what} after {self.config.retries + 1} attempt(s) ({type(last).__name__}).",
             "Start the server or fix GNOTHI_LLM_BASE_URL; or run without an LLM (the offline planner and writer are the default).",
+            "timeout" if timeout else "server" if server else "connect",
         )
 
     def complete(self, prompt: str, system: str | None = None, **kw) -> str:
@@ -127,7 +141,20 @@ class LLMClient:
 
     def complete_json(self, messages: list[dict], schema: dict, name: str = "answer") -> dict:
         """A completion constrained by a JSON schema; the parsed object (LLMError if it is not JSON)."""
-        r = self.chat(messages, response_format={"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}})
+        styles = ["json_schema", "json_object"] if self.config.json_style == "auto" else [self.config.json_style]
+        r = None
+        for i, style in enumerate(styles):
+            fmt = ({"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": False}} if style == "json_schema"
+                   else {"type": "json_object", "schema": schema})
+            try:
+                r = self.chat(messages, response_format=fmt)
+                if self.config.json_style == "auto":
+                    self.config.json_style = style  # remember what this endpoint takes
+                break
+            except _LLMFail as e:
+                if i + 1 < len(styles) and e.kind in ("status", "server"):
+                    continue  # e.g. llama.cpp's server rejects json_schema but takes json_object + schema
+                raise
         text = r.choices[0].message.content or ""
         try:
             obj = json.loads(text)

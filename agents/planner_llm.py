@@ -17,6 +17,7 @@ reaches the LLM.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -165,4 +166,13 @@ class LLMPlanner:
             calls = [c for c in calls if c.tool != "help"] or calls[:1]
         from .planner_offline import reformulate
 
-        return Plan(reformulated=reform or reformulate(calls, q), calls=calls, planner=self.name)
+        if all(c.tool == "help" for c in calls):
+            # second opinion: the LLM may not wave away a question the rules route to a tool with complete arguments
+            off = self.fallback.plan(q, ctx)
+            if off.calls and any(c.tool != "help" for c in off.calls) and not off.clarify:
+                off.planner = "llm->offline"
+                off.notes.insert(0, "The LLM planner answered with help for a question about the model; I used the offline planner's plan instead.")
+                return off
+        if len(re.findall(r"[A-Za-z]{3,}", reform or "")) < 3 or len(reform) > 600:
+            reform = reformulate(calls, q)  # an empty or rambling restatement is replaced by the template one
+        return Plan(reformulated=reform, calls=calls, planner=self.name)

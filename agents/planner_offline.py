@@ -51,7 +51,8 @@ RULES: dict[str, re.Pattern] = {
     "probing": re.compile(
         r"\bprob(?:e|es|ed|ing)\b|\bwhich\s+layers?\s+(?:know|encode|represent|store|tell|can tell|distinguish)|"
         r"\blinear(?:ly)?\s+(?:decod|encod|represent|separab|readout|classif)|\b(?:decode|read out)\b.*\bfrom\s+(?:the\s+)?(?:layers|activations|residual)|"
-        r"\bwhere\b.{0,40}\b(?:represent|encode)s?\b|\bhow early\b.{0,60}\b(?:represent|encod|know)",
+        r"\bwhere\b.{0,40}\b(?:represent|encode)s?\b|\bhow early\b.{0,60}\b(?:represent|encod|know)|\bat what (?:depth|layer)\b|"
+        r"\bwhich layers?\s+(?:best\s+)?(?:separat|distinguish|tell|differentiat)",
         re.I,
     ),
     "activation_patching": re.compile(
@@ -59,7 +60,7 @@ RULES: dict[str, re.Pattern] = {
         r"\bwhy\s+did\s+(?:it|the model|smollm2?|the llm|you)\s+(?:say|answer|predict|output|choose|pick|complete|respond)|"
         r"\bwhich\s+(?:layers?|heads?|components?|positions?|attention heads?|mlps?)\s+(?:are\s+|is\s+)?(?:responsible|matter|cause|drive|important|store|carry)|"
         r"\bwhat\s+(?:component|layer|head|part)s?\s+(?:causes?|drives?|is responsible)|\bresponsible for (?:predicting|the answer|saying)|"
-        r"\bwhere\s+is\s+the\s+fact\b|\binformation flow\b",
+        r"\bwhere\s+is\s+the\s+fact\b|\binformation flow\b|\bmakes?\s+(?:it|the model)\s+(?:answer|say|predict|output|complete)\b",
         re.I,
     ),
     "hallucination_detector": re.compile(
@@ -272,7 +273,7 @@ class OfflinePlanner:
 
 
 _SPLIT_RE = re.compile(
-    r"\s*(?:;|\band\s+then\b|\bthen\s+also\b|\band\s+also\b|\balso\b,?|\bafter\s+that\b|\bplus\b|\.\s+(?=[A-Z])|\?\s+(?=[A-Za-z]))\s*",
+    r"\s*(?:;|,\s*then\b|\band\s+then\b|\bthen\s+also\b|\band\s+also\b|\balso\b,?|\bafter\s+that\b|\bplus\b|\.\s+(?=[A-Z])|\?\s+(?=[A-Za-z]))\s*",
     re.I,
 )
 
@@ -360,7 +361,7 @@ def build_args(tool: str, clause: str, question: str, ctx: PlanContext, followup
             args.setdefault("layer", ent.get("neuron_explainer.layer"))
         if "neuron" not in args:
             tok = None
-            if re.search(r"\b(?:token|word|promote|predict|fire|fires|activate|respond)\w*\b", clause, re.I):
+            if re.search(r"\b(?:token|word|promot|predict|fire|fires|activate|respond|push|boost|saying|say|output)\w*\b", clause, re.I):
                 tok = quotes[0] if quotes else None
                 if tok is None:
                     m = re.search(r"\b(?:token|word|for|on)\s+([A-Z][\w'-]*|\w+)\s*\??$", clause)
@@ -389,12 +390,14 @@ def build_args(tool: str, clause: str, question: str, ctx: PlanContext, followup
             args["feature"] = ent["feature"]
             args.pop("query", None)
             args.pop("text", None)
-        text_words = re.search(r"\b(?:fire|fires|firing|active|activate|light up|on this|on the text|in this text|on the sentence|on the prompt)\b", clause, re.I)
+        text_words = re.search(r"\b(?:fire|fires|firing|active|activate|light up|lights up|lit up|on this|on the text|in this text|on the sentence|on the prompt)\b", clause, re.I)
         if quotes and text_words and "feature" not in args:
             args["text"] = quotes[0]
             args.pop("query", None)
         elif "feature" not in args or (e.feature is None and not anaphora):
-            qry = quotes[0] if quotes else _phrase_after(clause, r"about|for|related to|representing|that (?:detect|represent|track|respond to)s?|on|regarding|concerning|involving")
+            qry = e.quotes[0] if e.quotes else _phrase_after(clause, r"about|for|related to|representing|that (?:detect|represent|track|respond to)s?|on|regarding|concerning|involving")
+            if not qry and whole.quotes:
+                qry = whole.quotes[0]
             if qry and not re.fullmatch(r"(?:(?:it|this|that|them|these|those|the same|the|its)\s*)?(?:features?|latents?|ones?|sae|the sae)?", qry, re.I):
                 args["query"] = qry
                 args.pop("feature", None)

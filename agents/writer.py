@@ -221,7 +221,8 @@ def numbers_traceable(reply: str, results: Iterable[ToolResult | dict], allowed:
     for a in allowed:
         _numbers_in(a, pool)
     bad = []
-    for m in _NUM_RE.finditer(reply or ""):
+    text = re.sub(r"(?m)^(\s*)\d{1,2}[.)](?=\s)", r"\1", reply or "")  # list markers "1." are not claims
+    for m in _NUM_RE.finditer(text):
         tok = m.group(0)
         if not _matches(tok, pool):
             bad.append(tok)
@@ -258,6 +259,19 @@ def llm_reply(client, question: str, reformulated: str, results: list[ToolResult
     return client.complete(prompt, max_tokens=300).strip()
 
 
+def draft_problem(draft: str) -> str | None:
+    """Why an LLM draft is not fit to show (echoed instructions, repetition, rambling), or None."""
+    low = draft.lower()
+    if "tool_results" in low or "the user asked:" in low or "it was understood as" in low or "quoted data, never instructions" in low:
+        return "it echoed its instructions"
+    sents = [x.strip().lower() for x in re.split(r"(?<=[.!?])\s+|\n+", draft) if len(x.strip()) > 12]
+    if len(sents) >= 4 and len(set(sents)) / len(sents) < 0.75:
+        return "it repeated itself"
+    if len(draft) > 2500:
+        return "it was too long"
+    return None
+
+
 def write_reply(
     question: str,
     reformulated: str,
@@ -280,6 +294,9 @@ def write_reply(
         return base, "offline", [f"The LLM writer failed ({msg}); this is the offline reply."]
     if not draft:
         return base, "offline", ["The LLM writer returned nothing; this is the offline reply."]
+    problem = draft_problem(draft)
+    if problem:
+        return base, "offline", [f"The LLM writer's draft was unusable ({problem}); this is the offline reply."]
     bad = numbers_traceable(draft, results, allowed=[question, reformulated, *allowed])
     if bad:
         return base, "offline", [f"The LLM writer's draft cited numbers not in the results ({', '.join(bad[:5])}); this is the offline reply."]

@@ -114,7 +114,7 @@ def test_tool_calling_mode(server):
         ("wrong_schema", lambda req: (200, chat_body(json.dumps({"answer": 42})), 0), "reformulated"),
         ("unknown_tool", lambda req: (200, chat_body(json.dumps({"reformulated": "x", "calls": [{"tool": "shell", "args": {"cmd": "rm -rf /"}}]})), 0), "unknown tool"),
         ("bad_args", lambda req: (200, chat_body(json.dumps({"reformulated": "x", "calls": [{"tool": "neuron_explainer", "args": {"layer": "seven"}}]})), 0), "bad arguments"),
-        ("http_500", lambda req: (500, b'{"error": {"message": "boom"}}', 0), "could not be reached"),
+        ("http_500", lambda req: (500, b'{"error": {"message": "boom"}}', 0), "server error"),
         ("http_401", lambda req: (401, b'{"error": {"message": "bad key"}}', 0), "refused"),
     ],
 )
@@ -196,3 +196,40 @@ def test_make_llm_and_env(monkeypatch):
     s = plan_schema()
     assert len(s["properties"]["calls"]["items"]["anyOf"]) == 6
     assert validate_calls([{"tool": "help", "args": "{}"}])[0].tool == "help"
+
+
+def test_json_object_style_fallback(server):
+    """An endpoint that rejects json_schema (like llama.cpp's server) gets json_object + schema."""
+    script, url = server
+    plan = {"reformulated": "Which layers encode sentiment?", "calls": [{"tool": "probing", "args": {"dataset": "sentiment"}}]}
+
+    def reply(req):
+        if req.get("response_format", {}).get("type") == "json_schema":
+            return 422, b'{"detail": "Input should be text or json_object"}', 0
+        assert req["response_format"]["type"] == "json_object" and "schema" in req["response_format"]
+        return 200, chat_body(json.dumps(plan)), 0
+
+    script.reply = reply
+    pl = planner(url)
+    p = pl.plan("which layers know sentiment?", CTX)
+    assert p.planner == "llm" and p.calls[0].args == {"dataset": "sentiment"}
+    assert pl.client.config.json_style == "json_object"
+
+
+def test_llm_help_for_a_tool_question_gets_a_second_opinion(server):
+    script, url = server
+    script.reply = lambda req: (200, chat_body(json.dumps({"reformulated": "][", "calls": [{"tool": "help", "args": {"reason": "injection"}}]})), 0)
+    p = planner(url).plan("what does L7 N340 do?", CTX)
+    assert p.planner == "llm->offline" and p.calls[0].tool == "neuron_explainer" and "help" in p.notes[0]
+    p = planner(url).plan("write a poem", CTX)  # help is right here; a garbage restatement is replaced
+    assert p.planner == "llm" and p.calls[0].tool == "help" and p.reformulated != "]["
+
+
+def test_unusable_drafts_are_rejected(server):
+    script, url = server
+    script.reply = lambda req: (200, chat_body("The user asked: x. It was understood as: y. Layer 12."), 0)
+    text, writer, warns = write_reply("q?", "q", [RESULT], llm=LLMClient(LLMConfig(base_url=url)))
+    assert writer == "offline" and "echoed" in warns[0]
+    script.reply = lambda req: (200, chat_body("Layer 12 is best at this task. " * 6), 0)
+    text, writer, warns = write_reply("q?", "q", [RESULT], llm=LLMClient(LLMConfig(base_url=url)))
+    assert writer == "offline" and "repeated" in warns[0]
