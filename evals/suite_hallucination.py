@@ -1,0 +1,84 @@
+"""Hallucination suite: retrain the detector and report held-out AUROC per signal and combined.
+
+The data are the model's own answers to the project's fact table (checked automatically)
+plus questions about fabricated subjects, split by entity. Every AUROC stands beside its
+baselines: chance (0.5) and perplexity alone (the usual uncertainty baseline, 0.51-0.68
+in the literature). Also reported: calibration (ECE, Brier, reliability diagram) and
+transfer between fact families (train on four, test on the fifth).
+
+Quick tier: 40 real + 15 fabricated questions per family (275). Full tier: the whole
+table (565), and the detector trained there is saved for the model. Options:
+``per_family``, ``fabricated_per_family``, ``test_frac``, ``save``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .registry import SuiteContext, SuiteResult, require, suite
+
+
+@suite("hallucination")
+def run(ctx: SuiteContext) -> SuiteResult:
+    """Hallucination detector: held-out AUROC per signal and combined, calibration, transfer."""
+    H = require("tools.hallucination", "train_and_evaluate")
+    D = require("tools.hallu_data", "select_facts")
+    t0 = time.perf_counter()
+    handle = ctx.handle()
+    o = ctx.options
+    if ctx.quick:
+        per, fake = int(o.get("per_family", 40)), int(o.get("fabricated_per_family", 15))
+    else:
+        per = int(o["per_family"]) if "per_family" in o else None
+        fake = int(o["fabricated_per_family"]) if "fabricated_per_family" in o else None
+    facts = D.select_facts(per_family=per, fabricated_per_family=fake, seed=ctx.seed)
+    save = bool(o.get("save", per is None and fake is None))
+    det, ev = H.train_and_evaluate(handle, facts=facts, test_frac=float(o.get("test_frac", 0.3)), seed=ctx.seed, save=save, progress=True)
+    res = SuiteResult(suite="hallucination")
+    for k, v in ev.auroc.items():
+        res.metrics[f"auroc_{k}"] = v
+        res.baselines[f"auroc_{k}"] = 0.5
+    res.metrics["auroc_combined_minus_perplexity"] = round(ev.auroc["combined"] - ev.auroc["neg_mean_logprob"], 4)
+    res.baselines["auroc_combined_minus_perplexity"] = 0.0
+    res.metrics["ece"] = ev.ece
+    res.baselines["ece"] = round(abs(ev.test_positive_rate - 0.5), 4)  # a constant 0.5 guess
+    res.metrics["brier"] = ev.brier
+    res.baselines["brier"] = round(ev.test_positive_rate * (1 - ev.test_positive_rate), 4)  # always predicting the base rate
+    res.metrics["n_test"] = ev.n_test
+    res.baselines["n_test"] = ev.n_test
+    res.tables.append(
+        {
+            "title": "Held-out AUROC per signal (split by entity)",
+            "columns": ["signal", "auroc", "95% CI", "chance"],
+            "rows": [[k, v, ev.auroc_ci.get(k), 0.5] for k, v in ev.auroc.items()],
+        }
+    )
+    res.tables.append(
+        {
+            "title": "Transfer between fact families (train on the others, test on this one)",
+            "columns": ["test family", "n", "positive rate", "combined", "probe (question)", "probe (answer)", "perplexity"],
+            "rows": [
+                [r["test_family"], r["n"], r.get("positive_rate"), r.get("auroc_combined"), r.get("auroc_probe_question"), r.get("auroc_probe_answer"), r.get("auroc_perplexity")]
+                for r in ev.transfer
+            ],
+        }
+    )
+    res.tables.append(
+        {
+            "title": "Dataset: the model's answers per family",
+            "columns": ["family", "n", "right", "wrong", "made up", "declined"],
+            "rows": [[f, d["n"], d["right"], d["wrong"], d["made_up"], d["declined"]] for f, d in ev.dataset.items()],
+        }
+    )
+    res.figures = ev.figures()
+    res.passed = ev.auroc["combined"] > 0.5 and (ev.auroc_ci.get("combined") or [0.0])[0] > 0.5
+    res.notes.append(
+        f"{ev.n_train} training and {ev.n_test} held-out answers; {ev.test_positive_rate:.0%} of held-out answers are wrong or made up. "
+        f"Probe layers: question {ev.layers['probe_question']}, answer {ev.layers['probe_answer']}."
+    )
+    if ev.saved_to:
+        res.notes.append(f"Detector saved to {ev.saved_to}.")
+    res.provenance = {"model": handle.name, "split": "by entity", "seed": ctx.seed, "n_facts": len(facts), "timings": ev.timings}
+    res.seconds = time.perf_counter() - t0
+    return res
+
