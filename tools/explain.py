@@ -105,7 +105,8 @@ class UnitReport(BaseModel):
     layer: int
     unit: int
     label: str
-    explanation: Explanation
+    explanation: str
+    explanation_detail: Explanation
     score: ScoreResult
     top_contexts: list[ActivationRecord]
     histogram: dict[str, Any]
@@ -138,7 +139,7 @@ class UnitReport(BaseModel):
 
     def _summary(self) -> str:
         s = self.score
-        out = (f"{self.label}: {self.explanation.text} Explanation score {s.pearson:.2f} (Pearson, simulated vs true "
+        out = (f"{self.label}: {self.explanation} Explanation score {s.pearson:.2f} (Pearson, simulated vs true "
                f"activations on {s.n_records} held-out records) vs {s.shuffled_pearson:.2f} for a shuffled explanation.")
         if self.modes is not None:
             m = self.modes
@@ -148,7 +149,7 @@ class UnitReport(BaseModel):
 
     def _headline(self) -> dict:
         h = {
-            "explanation": self.explanation.text,
+            "explanation": self.explanation,
             "pearson": self.score.pearson,
             "shuffled_pearson": self.score.shuffled_pearson,
             "max_activation": self.stats.max,
@@ -162,8 +163,8 @@ class UnitReport(BaseModel):
         from .results import TokenSpan, ToolResult, provenance
 
         ev: list[dict] = [
-            {"kind": "explanation", "text": self.explanation.text, "explainer": self.explanation.explainer,
-             "tokens": self.explanation.tokens, "after": self.explanation.after, "sources": self.explanation.sources},
+            {"kind": "explanation", "text": self.explanation, "explainer": self.explanation_detail.explainer,
+             "tokens": self.explanation_detail.tokens, "after": self.explanation_detail.after, "sources": self.explanation_detail.sources},
             {"kind": "score", **self.score.model_dump()},
             {"kind": "stats", **self.stats.model_dump()},
         ]
@@ -182,7 +183,7 @@ class UnitReport(BaseModel):
             figures=self._figures(),
             provenance=provenance(handle, store=self.store.get("path"), units=self.units_id, layer=self.layer, unit=self.unit,
                                   corpus=c.get("corpus"), n_tokens=self.store.get("n_tokens"), seed=c.get("seed"),
-                                  explainer=self.explanation.explainer, simulator=self.score.simulator),
+                                  explainer=self.explanation_detail.explainer, simulator=self.score.simulator),
             timings=self.timings,
             warnings=self.warnings,
             data=self.model_dump(mode="json"),
@@ -421,8 +422,17 @@ def llm_simulate(llm: LLM, explanation: str, tokens: Sequence[str]) -> list[floa
     if not isinstance(raw, str):
         return None
     vals: dict[int, float] = {}
-    for m in re.finditer(r"^\s*(\d+)\s*[\t:,|\-]+\s*(?:'[^']*'|\"[^\"]*\"|\S+?)?\s*[\t:,|]?\s*(\d+(?:\.\d+)?)\s*$", raw, flags=re.M):
-        i, v = int(m.group(1)), float(m.group(2))
+    two = re.compile(r"^\s*(\d+)\s*[\t:,|=\-]+\s*(\d+(?:\.\d+)?)\s*$")  # index<TAB>value
+    three = re.compile(r"^\s*(\d+)\s*[\t:,|\-]+\s*('[^']*'|\"[^\"]*\"|\S+)\s*[\t:,|=\-]+\s*(\d+(?:\.\d+)?)\s*$")  # index token value
+    for line in raw.splitlines():
+        m = two.match(line)
+        if m:
+            i, v = int(m.group(1)), float(m.group(2))
+        else:
+            m = three.match(line)
+            if not m:
+                continue
+            i, v = int(m.group(1)), float(m.group(3))
         if 0 <= i < len(tokens) and 0 <= v <= 10:
             vals[i] = v
     if len(vals) < 0.5 * len(tokens):
@@ -679,7 +689,8 @@ def explain_unit(
     t_modes = time.perf_counter()
     top = store.top_records(layer, unit)[:n_contexts]
     return UnitReport(
-        units_id=store.units_id, kind=store.kind, layer=layer, unit=unit, label=label, explanation=expl, score=score,
+        units_id=store.units_id, kind=store.kind, layer=layer, unit=unit, label=label, explanation=expl.text,
+        explanation_detail=expl, score=score,
         top_contexts=top, histogram=store.histogram(layer, unit), stats=st, modes=mres,
         store={"path": str(store.path), "n_tokens": store.n_tokens, "config": {"corpus": store.config.corpus, "seed": store.config.seed}},
         warnings=warnings,

@@ -539,9 +539,22 @@ class ActivationStore:
             max=round(float(d["max"][unit]), 5), min=round(float(d["min"][unit]), 5),
         )
 
+    def summary(self) -> dict[str, torch.Tensor]:
+        """``{"max.L"|"mean.L"|"frequency.L": [n_units]}`` for every layer (one small file)."""
+        if getattr(self, "_summary", None) is None:
+            from safetensors.torch import load_file
+
+            self._verify("summary.safetensors")
+            try:
+                self._summary = load_file(str(self.path / "summary.safetensors"))
+            except Exception:
+                raise self._damaged("summary.safetensors cannot be read") from None
+        return self._summary
+
     def max_activations(self, layer: int) -> torch.Tensor:
         """``[n_units]`` max activation of each unit over the corpus."""
-        return self._layer(layer)["max"].float()
+        self.check_layer(layer)
+        return self.summary()[f"max.{layer}"].float()
 
     def layer_stats(self, layer: int) -> dict[str, torch.Tensor]:
         d = self._layer(layer)
@@ -927,6 +940,15 @@ def build_store(
         _pack("rand_acts", rand_acts, out)
         name = f"layer_{l:03d}.safetensors"
         _save_tensors(partial / name, out)
+    # per-layer summary of every unit (max, mean, frequency) in one small file
+    n_seen = max(1, n_win * T)
+    summ = {}
+    for l in units.layers:
+        s = states[l]
+        summ[f"max.{l}"] = s.max.float()
+        summ[f"mean.{l}"] = (s.sum / n_seen).float()
+        summ[f"frequency.{l}"] = (s.count_pos.double() / n_seen).float()
+    _save_tensors(partial / "summary.safetensors", summ)
     for f in list(partial.glob("state_*.safetensors")) + list(partial.glob("rand.c*.safetensors")) + [prog_p]:
         f.unlink(missing_ok=True)
     for name in sorted(p.name for p in partial.iterdir() if p.is_file()):

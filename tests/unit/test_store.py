@@ -1,0 +1,256 @@
+"""Activation store on a tiny model with planted neurons (seconds, no network).
+
+Planting: layer-0 attention output is zeroed, so the MLP of layer 0 sees only the token
+embedding; embedding dimension 0 is non-zero only for "cat", dims 1 and 2 only for
+"king" and "river"; neuron 5 reads dim 0 (fires exactly on "cat"), neuron 9 reads dims
+1 and 2 (fires on "king" and on "river": two modes). No other neuron reads dims 0-2.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from gnothi.tools.corpus import Corpus, Document
+from gnothi.tools.errors import OutOfRangeError, StoreError
+
+CAT_NEURON, TWO_MODE_NEURON = 5, 9
+WINDOW = 16
+
+
+def planted_handle():
+    from gnothi.tools.testing import WORDS, tiny_handle
+
+    h = tiny_handle(name="tiny-planted")
+    m, tok = h.tl_model, h.tokenizer
+    ids = {w: tok.convert_tokens_to_ids(w) for w in ("cat", "king", "river")}
+    with torch.no_grad():
+        m.blocks[0].attn.W_O.zero_()
+        m.W_E[:, :3] = 0
+        m.W_E[ids["cat"], 0] = 4.0
+        m.W_E[ids["king"], 1] = 4.0
+        m.W_E[ids["river"], 2] = 4.0
+        mlp = m.blocks[0].mlp
+        mlp.W_gate[:3, :] = 0
+        mlp.W_in[:3, :] = 0
+        for n, dims in ((CAT_NEURON, [0]), (TWO_MODE_NEURON, [1, 2])):
+            mlp.W_gate[:, n] = 0
+            mlp.W_in[:, n] = 0
+            for d in dims:
+                mlp.W_gate[d, n] = 3.0
+                mlp.W_in[d, n] = 1.0
+    return h
+
+
+def synthetic_corpus(n_docs: int = 300, seed: int = 0) -> Corpus:
+    from gnothi.tools.testing import WORDS
+
+    rng = random.Random(seed)
+    words = [w for w in WORDS if w.isalpha()]
+    docs = [Document(" ".join(rng.choice(words) for _ in range(rng.randint(20, 60))), f"src{i % 2}") for i in range(n_docs)]
+    return Corpus("synthetic", docs)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny matmuls gain nothing from threads, and lose a lot on a busy machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """(handle, build report) with a store built over 4096 tokens of the synthetic corpus."""
+    from gnothi.tools.store import build_store
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GNOTHI_CACHE_DIR", str(tmp_path_factory.mktemp("gnothi-cache")))
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    h = planted_handle()
+    rep = build_store(h, "mlp", synthetic_corpus(), n_tokens=4096, window=WINDOW, chunk_tokens=1024, batch_size=8, progress=False)
+    torch.set_num_threads(old)
+    yield h, rep
+    mp.undo()
+
+
+def test_store_finds_planted_contexts(planted):
+    from gnothi.tools.store import open_store
+
+    h, rep = planted
+    assert rep.n_tokens == 4096 and rep.layers == [0, 1] and not rep.reused
+    st = open_store(h)
+    top = st.top_records(0, CAT_NEURON)
+    assert len(top) == st.config.top_k
+    # every top window contains "cat", and the activation peaks exactly on it
+    for r in top:
+        assert len(r.tokens) == len(r.activations) == WINDOW
+        assert r.tokens[r.argmax] == "cat", (r.tokens, r.activations)
+        others = [a for t, a in zip(r.tokens, r.activations) if t != "cat"]
+        assert max(others) < 0.01 * r.max_activation
+    # records are best first and the stored max is the first record's max
+    maxes = [r.max_activation for r in top]
+    assert maxes == sorted(maxes, reverse=True)
+    assert abs(st.stats(0, CAT_NEURON).max - maxes[0]) < 0.05 * maxes[0]
+    # the window table really holds the corpus tokens the records show
+    assert st.window_tokens(top[0].window) == top[0].tokens
+
+
+def test_frequency_matches_token_rate(planted):
+    from gnothi.tools.store import open_store
+
+    h, _ = planted
+    st = open_store(h)
+    cat = h.tokenizer.convert_tokens_to_ids("cat")
+    rate = float((st.windows[:, 1:] == cat).sum()) / st.windows.size
+    assert abs(st.stats(0, CAT_NEURON).frequency - rate) < 0.2 * rate + 1e-4
+
+
+def test_splits_random_and_quantile_records(planted):
+    from gnothi.tools.store import open_store
+
+    h, _ = planted
+    st = open_store(h)
+    tr, ho = st.top_records(0, 3, "train"), st.top_records(0, 3, "holdout")
+    assert len(tr) + len(ho) == st.config.top_k and not {r.window for r in tr} & {r.window for r in ho}
+    rnd = st.random_records(0, 3)
+    assert len(rnd) == st.config.n_random
+    assert len({r.window for r in rnd}) == len(rnd)
+    # random records hold the unit's real activations: compare with a fresh forward pass
+    r = rnd[0]
+    toks = torch.from_numpy(st.windows[r.window].astype(np.int64))[None]
+    _, cache = h.run_with_cache(toks, [h.hook_name("mlp_post", 0)])
+    want = cache[h.hook_name("mlp_post", 0)][0, 1:, 3]
+    assert torch.allclose(torch.tensor(r.activations[1:]), want, atol=2e-2)
+    q = st.quantile_records(0, CAT_NEURON)
+    assert q and all(x.max_activation >= 0.25 * st.stats(0, CAT_NEURON).max * 0.5 for x in q)
+
+
+def test_export_json_record_shape(planted):
+    from gnothi.tools.store import open_store
+
+    h, _ = planted
+    d = open_store(h).export_unit(0, CAT_NEURON)
+    s = json.dumps(d)
+    assert "most_positive_activation_records" in d and "random_sample" in d
+    rec = d["most_positive_activation_records"][0]
+    assert set(rec) == {"tokens", "activations"} and len(rec["tokens"]) == len(rec["activations"])
+    assert len(s) > 100
+
+
+def test_bad_units_and_layers(planted):
+    from gnothi.tools.store import open_store
+
+    h, _ = planted
+    st = open_store(h)
+    with pytest.raises(OutOfRangeError, match="0 to 63"):
+        st.top_records(0, 64)
+    with pytest.raises(OutOfRangeError, match="not in the mlp store"):
+        st.top_records(5, 0)
+
+
+def test_missing_store_says_how_to_build(planted, tmp_path, monkeypatch):
+    from gnothi.tools.store import open_store, store_status
+
+    h, _ = planted
+    monkeypatch.setenv("GNOTHI_CACHE_DIR", str(tmp_path))
+    s = store_status(h)
+    assert not s.exists and s.estimated_build_seconds > 0 and "gnothi index" in s.build_command
+    with pytest.raises(StoreError) as e:
+        open_store(h)
+    assert "gnothi index" in e.value.fix and " s" in e.value.fix
+
+
+def test_resume_after_interruption_matches_clean_build(tmp_path, monkeypatch):
+    from gnothi.tools.store import build_store, open_store
+
+    monkeypatch.setenv("GNOTHI_CACHE_DIR", str(tmp_path / "a"))
+    h = planted_handle()
+    c = synthetic_corpus()
+    kw = dict(n_tokens=2048, window=WINDOW, chunk_tokens=512, batch_size=8, progress=False)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(chunk, done):
+        if chunk == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        build_store(h, "mlp", c, on_chunk=stop_after_two, **kw)
+    rep = build_store(h, "mlp", c, **kw)
+    assert rep.resumed_from_tokens == 1024
+    a = open_store(h)
+    clean = build_store(h, "mlp", c, path=tmp_path / "clean", **kw)
+    from gnothi.tools.store import ActivationStore
+
+    b = ActivationStore(clean.path)
+    for unit in (CAT_NEURON, 0, 17):
+        assert [r.window for r in a.top_records(0, unit)] == [r.window for r in b.top_records(0, unit)]
+        assert [r.window for r in a.quantile_records(1, unit)] == [r.window for r in b.quantile_records(1, unit)]
+        assert a.stats(1, unit) == b.stats(1, unit)
+    # same settings again: reused, not rebuilt
+    assert build_store(h, "mlp", c, **kw).reused
+
+
+def test_damaged_store_is_detected_not_used(tmp_path, monkeypatch):
+    from gnothi.tools.store import ActivationStore, build_store, open_store, store_status
+
+    monkeypatch.setenv("GNOTHI_CACHE_DIR", str(tmp_path))
+    h = planted_handle()
+    rep = build_store(h, "mlp", synthetic_corpus(), n_tokens=512, window=WINDOW, chunk_tokens=256, batch_size=8, progress=False)
+    f = next(p for p in __import__("pathlib").Path(rep.path).glob("layer_001.safetensors"))
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # flip one byte, same size
+    f.write_bytes(bytes(data))
+    st = ActivationStore(rep.path, verify=False)
+    st.top_records(0, 1)  # an intact layer still reads
+    with pytest.raises(StoreError, match="damaged"):
+        st.top_records(1, 1)
+    # truncation is caught on open, and status reports it
+    f.write_bytes(bytes(data[:100]))
+    with pytest.raises(StoreError, match="damaged"):
+        ActivationStore(rep.path, verify=False)
+    assert store_status(h).damaged
+    with pytest.raises(StoreError, match="damaged"):
+        open_store(h)
+
+
+def test_sparse_packing_round_trip():
+    from gnothi.tools.store import _pack, _unpack
+
+    dense = torch.randn(4, 5, 6).half()
+    sparse = torch.zeros(4, 50, 6).half()
+    sparse[1, 3, 2] = 2.5
+    sparse[3, 49, 5] = -1.0
+    out: dict = {}
+    _pack("d", dense, out)
+    _pack("s", sparse, out)
+    assert "d" in out and "s.idx" in out  # dense stays dense, sparse is stored as indices + values
+    assert torch.equal(_unpack("d", out), dense) and torch.equal(_unpack("s", out), sparse)
+
+
+def test_units_protocol_and_layers():
+    from gnothi.tools.errors import InputError
+    from gnothi.tools.testing import tiny_handle
+    from gnothi.tools.units import MLPUnits, UnitSource, parse_layers, units_from_spec
+
+    h = tiny_handle()
+    u = MLPUnits(h, "1")
+    assert isinstance(u, UnitSource) and u.layers == [1] and u.n_units(1) == 64
+    assert u.hook_name(1) == "blocks.1.mlp.hook_post"
+    x = torch.randn(2, 3, 64)
+    assert u.encode(1, x) is x
+    assert parse_layers("0-1", 2) == [0, 1] and parse_layers(None, 3) == [0, 1, 2]
+    with pytest.raises(OutOfRangeError):
+        parse_layers("0,4", 2)
+    with pytest.raises(InputError):
+        parse_layers("zero", 2)
+    with pytest.raises(InputError):
+        units_from_spec(h, "bogus:thing")

@@ -1,0 +1,64 @@
+"""`gnothi index`: build the activation store (top contexts, samples and stats per unit)."""
+
+from __future__ import annotations
+
+import sys
+
+from gnothi.ui.cli import add_model_args
+
+
+def register(sub):
+    from gnothi.tools.store import DEFAULT_STORE_TOKENS, DEFAULT_WINDOW
+
+    p = sub.add_parser("index", help="stream a corpus through the model once and store what each neuron/feature responds to")
+    add_model_args(p)
+    p.add_argument("--layers", default="all", help="layers to index: 'all' or e.g. '0,5,10-12' (default: all)")
+    p.add_argument("--units", default="mlp", help="mlp (MLP neurons) or sae:PATH (an SAE folder in SAELens format)")
+    p.add_argument("--corpus", default="default", help="'default' (offline text from installed packages) or a .txt/.jsonl file or folder")
+    p.add_argument("--tokens", type=int, default=DEFAULT_STORE_TOKENS, help=f"tokens to stream (default {DEFAULT_STORE_TOKENS})")
+    p.add_argument("--window", type=int, default=DEFAULT_WINDOW, help=f"tokens per record window (default {DEFAULT_WINDOW})")
+    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="rebuild even if a store with these settings exists")
+    p.add_argument("--status", action="store_true", help="only say whether a store exists and how long a build would take")
+    p.add_argument("--export", nargs=2, type=int, metavar=("LAYER", "UNIT"), help="print one unit's records as JSON (NeuronRecord layout)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _units_id(handle, spec: str, layers: str) -> str:
+    from gnothi.tools.units import units_from_spec
+
+    return units_from_spec(handle, spec, layers).id
+
+
+def run(args) -> int:
+    from gnothi.tools.store import build_store, open_store, store_status
+    from gnothi.ui.cli import handle_from_args, print_json
+
+    h = handle_from_args(args)
+    if args.status:
+        uid = args.units if args.units == "mlp" else _units_id(h, args.units, args.layers)
+        st = store_status(h, uid)
+        if args.json:
+            print_json(st)
+        else:
+            print(st.message)
+        return 0
+    if args.export:
+        uid = args.units if args.units == "mlp" else _units_id(h, args.units, args.layers)
+        store = open_store(h, uid)
+        store.check_unit(args.export[0], args.export[1])
+        print_json(store.export_unit(args.export[0], args.export[1]))
+        return 0
+    rep = build_store(h, args.units, args.corpus, n_tokens=args.tokens, layers=args.layers, window=args.window,
+                      batch_size=args.batch_size, seed=args.seed, force=args.force, progress=not args.quiet)
+    if args.json:
+        print_json(rep)
+        return 0
+    verb = "Reused the existing" if rep.reused else "Built the"
+    print(f"{verb} {rep.units_id} store: {rep.n_tokens} tokens, layers {rep.layers[0]}-{rep.layers[-1]} ({len(rep.layers)}), "
+          f"{rep.size_mb:.0f} MB, {rep.tokens_per_second:.0f} tokens/s" + (f", resumed after {rep.resumed_from_tokens} tokens" if rep.resumed_from_tokens else ""))
+    print(f"  at {rep.path}")
+    return 0
