@@ -322,6 +322,19 @@ def train_topk(
     ``info``: ``loss_curve`` ([tokens, normalized MSE]), ``dead_fraction`` (never fired in
     the last epoch), ``scale`` (the input scale folded into the weights), ``ev_before``.
     """
+    n, d = acts.shape
+    # small SAEs train faster on one thread (thread hand-offs cost more than tiny matmuls,
+    # badly so on a busy machine); the caller's setting is restored afterwards
+    threads = torch.get_num_threads()
+    if d * d_sae < 2**18 and threads > 1:
+        torch.set_num_threads(1)
+    try:
+        return _train_topk(acts, d_sae, k, epochs, batch_size, lr, aux_k, aux_coef, dead_after_tokens, seed, progress, cfg_template)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_topk(acts, d_sae, k, epochs, batch_size, lr, aux_k, aux_coef, dead_after_tokens, seed, progress, cfg_template):
     from .sae import SAE, sae_config
 
     n, d = acts.shape
@@ -353,7 +366,7 @@ def train_topk(
     ev_before = explained_variance(_folded(sae, scale), sample)  # the initialized SAE, raw units
     params = [We, be, Wd, bd]
     lr = lr or _default_lr(d_sae)
-    opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=6.25e-10)
+    opt = _Adam(params, lr=lr)
     steps_per_epoch = max(1, n // batch_size)
     total = steps_per_epoch * epochs
     warm = max(1, total // 20)
@@ -402,15 +415,14 @@ def train_topk(
                 # keep decoder rows unit norm: drop the gradient along each row
                 gW = Wd.grad
                 gW -= (gW * Wd).sum(-1, keepdim=True) * Wd
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                _clip_grad_norm(params, 1.0)
                 if step < warm:
                     cur = lr * (step + 1) / warm
                 elif step >= decay_from:
                     cur = lr * max(0.0, (total - step) / max(1, total - decay_from))
                 else:
                     cur = lr
-                for grp in opt.param_groups:
-                    grp["lr"] = cur
+                opt.lr = cur
             opt.step()
             with torch.no_grad():
                 Wd /= Wd.norm(dim=-1, keepdim=True).clamp_min(1e-8)
@@ -437,6 +449,43 @@ def train_topk(
         "lr": lr,
     }
     return sae, info
+
+
+class _Adam:
+    """Plain Adam (Kingma & Ba) without torch.optim, whose import pulls in torch._dynamo
+    (seconds to tens of seconds on a busy CPU)."""
+
+    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 6.25e-10):
+        self.params = list(params)
+        self.lr, self.b1, self.b2, self.eps = lr, betas[0], betas[1], eps
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        c1 = 1 - self.b1**self.t
+        c2 = 1 - self.b2**self.t
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            m.mul_(self.b1).add_(p.grad, alpha=1 - self.b1)
+            v.mul_(self.b2).addcmul_(p.grad, p.grad, value=1 - self.b2)
+            p.addcdiv_(m / c1, (v / c2).sqrt_().add_(self.eps), value=-self.lr)
+
+
+def _clip_grad_norm(params, max_norm: float) -> None:
+    grads = [p.grad for p in params if p.grad is not None]
+    total = torch.sqrt(sum((g.float() ** 2).sum() for g in grads))
+    coef = max_norm / (float(total) + 1e-6)
+    if coef < 1:
+        for g in grads:
+            g.mul_(coef)
 
 
 def _folded(sae, scale: float):

@@ -131,7 +131,7 @@ def test_search_needs_index_then_finds_planted(planted, saved):
     with pytest.raises(SAENotFoundError, match="gnothi sae index") as ei:
         search_features(planted, "Paris", saved)
     assert "about" in ei.value.fix  # with a time estimate
-    rep = index_features(planted, saved, n_tokens=3000, corpus=corpus(), progress=False, window=16)
+    rep = index_features(planted, saved, n_tokens=2000, corpus=corpus(), progress=False, window=16)
     assert rep.n_features == saved.d_sae and rep.n_alive >= 2
     idx = load_feature_index(saved)
     assert '"paris"' in idx.features[PARIS].explanation and '"king"' in idx.features[KING].explanation
@@ -173,16 +173,14 @@ def test_train_topk_recovers_planted_structure():
     from gnothi.tools.sae_train import explained_variance, train_topk
 
     g = torch.Generator().manual_seed(0)
-    d, n_dirs, n = 24, 32, 12000
+    d, n_dirs, n = 16, 24, 4000
     dirs = torch.randn(n_dirs, d, generator=g)
     dirs /= dirs.norm(dim=-1, keepdim=True)
-    codes = torch.zeros(n, n_dirs)
-    for i in range(n):
-        j = torch.randperm(n_dirs, generator=g)[:2]
-        codes[i, j] = torch.rand(2, generator=g) * 3 + 1
+    pick = torch.rand(n, n_dirs, generator=g).argsort(-1)[:, :2]  # two active directions per sample
+    codes = torch.zeros(n, n_dirs).scatter(-1, pick, torch.rand(n, 2, generator=g) * 3 + 1)
     x = (codes @ dirs + 0.5).half()
-    sae, info = train_topk(x, d_sae=64, k=2, epochs=6, batch_size=256, progress=False, seed=0)
-    ev = explained_variance(sae, x[:2000])
+    sae, info = train_topk(x, d_sae=48, k=2, epochs=8, batch_size=128, progress=False, seed=0)
+    ev = explained_variance(sae, x[:1000])
     assert info["ev_before"] < 0.5 < ev
     assert ev > 0.8
     assert info["loss_curve"][-1][1] < info["loss_curve"][0][1]
@@ -202,7 +200,7 @@ def test_train_sae_end_to_end_on_tiny(tmp_path):
         default_sae(h)
     c = tmp_path / "c.txt"
     c.write_text("\n\n".join(d.text for d in corpus(150).documents))
-    r = train_sae(h, TrainConfig(layer=1, n_tokens=6000, window=32, eval_tokens=256, k=4, expansion=4,
+    r = train_sae(h, TrainConfig(layer=1, n_tokens=3000, window=32, eval_tokens=128, k=4, expansion=4,
                                  batch_size=256, epochs=3, corpus=str(c)), progress=False)
     assert r.d_sae == 4 * h.d_model and r.l0 <= 4
     assert r.explained_variance > r.explained_variance_before
