@@ -525,14 +525,14 @@ class PatchSpec:
         return min(p[1] for p in self.patches) if self.patches else 0
 
 
-def _forward_from(handle, resid: torch.Tensor, start: int, hooks) -> torch.Tensor:
-    """Run layers ``start..n-1`` on a residual stream entering layer ``start``; returns the final residual."""
+def _forward_from(handle, resid: torch.Tensor, start: int, hooks, stop: int | None = None) -> torch.Tensor:
+    """Run layers ``start..stop-1`` (default: to the end) on the residual stream entering layer ``start``."""
     # The one spot that needs more than the handle's methods: starting mid-model.
     with handle.lock, torch.inference_mode():
         return handle.tl_model.run_with_hooks(
             resid,
             start_at_layer=start,
-            stop_at_layer=handle.n_layers,
+            stop_at_layer=handle.n_layers if stop is None else stop,
             fwd_hooks=list(hooks),
             reset_hooks_end=True,
         )
@@ -567,8 +567,14 @@ def run_specs(
     readout: Callable[[torch.Tensor], torch.Tensor],
     token_budget: int = 4096,
     source_sample: bool = False,
+    grow: bool = True,
 ) -> torch.Tensor:
-    """Run every patched run in ``specs``, batched by the layer it starts at; returns ``readout`` per spec.
+    """Run every patched run in ``specs``, batched; returns ``readout`` per spec.
+
+    A run is the base run up to the first layer it patches, so it starts there, from the
+    base residual stream. ``grow=True`` (default) runs the model one block at a time on a
+    batch that grows as runs reach their start layer; ``grow=False`` runs each start
+    layer's runs as their own batch through the rest of the model (more, smaller calls).
 
     ``base_resid[L]``: the base (corrupted) run's residual stream entering layer L,
     ``[S, pos, d_model]``. ``source[name]``: activations to copy in (``[1, ...]``, or
@@ -576,25 +582,48 @@ def run_specs(
     to one number per run ``[B]``.
     """
     out = torch.empty(len(specs))
-    groups: dict[int, list[int]] = {}
-    for i, s in enumerate(specs):
-        groups.setdefault(s.start, []).append(i)
-    for start in sorted(groups):
-        idxs = groups[start]
-        base = base_resid[start]
-        pos = base.shape[1]
-        chunk = max(1, token_budget // pos)
-        for c in range(0, len(idxs), chunk):
-            part = idxs[c : c + chunk]
-            samples = torch.tensor([specs[i].sample for i in part])
-            resid = base[samples].clone()
-            by_hook: dict[str, list] = {}
-            for r, i in enumerate(part):
-                for name, _layer, p, h in specs[i].patches:
-                    by_hook.setdefault(name, []).append((r, p, h, specs[i].sample if source_sample else 0))
+    if not specs:
+        return out
+    pos = next(iter(base_resid.values())).shape[1]
+    chunk = max(1, token_budget // pos)
+    if not grow:
+        groups: dict[int, list[int]] = {}
+        for i, s in enumerate(specs):
+            groups.setdefault(s.start, []).append(i)
+        for start in sorted(groups):
+            idxs = groups[start]
+            for c in range(0, len(idxs), chunk):
+                part = idxs[c : c + chunk]
+                samples = torch.tensor([specs[i].sample for i in part])
+                resid = base_resid[start][samples].clone()
+                by_hook: dict[str, list] = {}
+                for r, i in enumerate(part):
+                    for name, _layer, p, h in specs[i].patches:
+                        by_hook.setdefault(name, []).append((r, p, h, specs[i].sample if source_sample else 0))
+                hooks = [(name, _make_hook(rows, source[name])) for name, rows in by_hook.items()]
+                final = _forward_from(handle, resid, start, hooks)
+                out[torch.tensor(part)] = readout(final).float().cpu()
+        return out
+    # growing batch: rows join when the layer they start at comes up, so every block runs once
+    # per chunk on every run that needs it, in the largest batch possible
+    order = sorted(range(len(specs)), key=lambda i: specs[i].start)
+    L = handle.n_layers
+    for c in range(0, len(order), chunk):
+        part = order[c : c + chunk]
+        resid = None
+        for l in range(specs[part[0]].start, L):
+            new = [i for i in part if specs[i].start == l]
+            if new:
+                add = base_resid[l][torch.tensor([specs[i].sample for i in new])].clone()
+                resid = add if resid is None else torch.cat([resid, add])
+            by_hook = {}
+            for r, i in enumerate(part[: resid.shape[0]]):
+                for name, layer, p, h in specs[i].patches:
+                    if layer == l:
+                        by_hook.setdefault(name, []).append((r, p, h, specs[i].sample if source_sample else 0))
             hooks = [(name, _make_hook(rows, source[name])) for name, rows in by_hook.items()]
-            final = _forward_from(handle, resid, start, hooks)
-            out[torch.tensor(part)] = readout(final).float().cpu()
+            resid = _forward_from(handle, resid, l, hooks, stop=l + 1)
+        out[torch.tensor(part)] = readout(resid).float().cpu()
     return out
 
 
@@ -663,11 +692,12 @@ def exact_sweep(
     token_budget: int = 4096,
     first_changed: int = 0,
     corrupted_metric: float | None = None,
+    grow: bool = True,
 ) -> tuple[dict[str, torch.Tensor], int]:
     """Patched metric (raw logit difference) for every component of ``kinds``; returns it and the number of runs."""
     specs = build_specs(handle, kinds, n_pos, first_changed if corrupted_metric is not None else 0)
     base = {l: corrupted_cache[handle.hook_name("resid_pre", l)] for l in range(handle.n_layers)}
-    vals = run_specs(handle, base, clean_cache, [s for _, _, s in specs], _logit_diff_readout(handle, metric), token_budget)
+    vals = run_specs(handle, base, clean_cache, [s for _, _, s in specs], _logit_diff_readout(handle, metric), token_budget, grow=grow)
     L = handle.n_layers
     shapes = {"resid": (L, n_pos), "attn": (L,), "mlp": (L,), "heads": (L, handle.n_heads)}
     res = {k: torch.full(shapes[k], float("nan")) for k in kinds}

@@ -107,6 +107,15 @@ def test_chunking_does_not_change_results(setup):
     b = patch(h, CLEAN, CORR, " paris", " rome", mode="exact", kinds=["resid", "heads"], token_budget=7)
     for k in ("resid", "heads"):
         assert torch.allclose(torch.tensor(a.effects[k].exact), torch.tensor(b.effects[k].exact), atol=1e-3)
+    # both batching strategies (growing batch, batch per start layer) give the same numbers
+    s = setup
+    from gnothi.tools.patching import exact_sweep
+
+    g1, n1 = exact_sweep(h, s["clean"], s["corr"], s["metric"], ["resid", "attn", "mlp", "heads"], s["ct"].shape[1], grow=True)
+    g0, n0 = exact_sweep(h, s["clean"], s["corr"], s["metric"], ["resid", "attn", "mlp", "heads"], s["ct"].shape[1], grow=False)
+    assert n0 == n1
+    for k in g1:
+        assert torch.allclose(g1[k], g0[k], atol=1e-4)
 
 
 def test_attribution_is_the_derivative_of_exact_patching(setup):
