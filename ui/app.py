@@ -264,6 +264,8 @@ class TurnView:
         self._steps: dict[str, int] = {}  # step key -> index in messages
         self._started: dict[str, float] = {}
         self._n = 0
+        self._clarified: str | None = None
+        self._has_numbers: set[int] = set()  # step messages that already list headline numbers
 
     # -- helpers
     def _step_key(self, data: dict) -> str:
@@ -322,6 +324,7 @@ class TurnView:
             self._finished(data, t)
         elif etype == "clarify":
             q = data.get("question") or data.get("clarify") or data.get("text") or ""
+            self._clarified = q
             self.messages.append({"role": "assistant", "content": f"**A question back:** {q}"})
         elif etype == "error":
             self._error(data)
@@ -375,6 +378,7 @@ class TurnView:
         head = res.get("headline") or {}
         bits = [summary or "done"]
         if head:
+            self._has_numbers.add(i)
             bits.append("\n".join(f"- {k}: {_fmt(v)}" for k, v in list(head.items())[:8]))
         msg = self.messages[i]
         msg["content"] = "\n\n".join(bits)
@@ -396,6 +400,9 @@ class TurnView:
         self.answer = ans
         for i in self.pending():
             self.messages[i]["metadata"].update({"status": "done"})
+        self._add_headlines(ans)
+        if self._clarified and ans.reply.strip() in ("", self._clarified.strip()) and not ans.results:
+            return  # the clarifying question is already on screen
         text = ans.reply or (ans.clarify and f"**A question back:** {ans.clarify}") or "(no reply)"
         if ans.warnings:
             text += "\n\n" + "\n".join(f"> Warning: {w}" for w in ans.warnings)
@@ -412,6 +419,16 @@ class TurnView:
                 for s in rows
             )
             self.messages.append({"role": "assistant", "content": f'<div class="gn-spans"><b>Top contexts</b> (red = high activation)\n{body}</div>'})
+
+    def _add_headlines(self, ans) -> None:
+        """Put each result's headline numbers into its (collapsed) step message."""
+        for i, r in zip(sorted(self._steps.values()), ans.results):
+            msg = self.messages[i]
+            if not r.headline or i in self._has_numbers or not msg["metadata"].get("title", "").endswith(r.tool):
+                continue
+            self._has_numbers.add(i)
+            nums = "\n".join(f"- {k}: {_fmt(v)}" for k, v in list(r.headline.items())[:8])
+            msg["content"] = f"{msg['content']}\n\n{nums}"
 
     def figure_files(self, ans) -> list[Path]:
         """Render the answer's figures (its own, then its results') to PNG files once each."""
@@ -441,6 +458,31 @@ class TurnView:
                 os.replace(tmp, path)
             out.append(path)
         return out
+
+
+def pump_events(assistant, question: str, thread: str, out: "queue.Queue", stop: threading.Event) -> None:
+    """Iterate ``assistant.stream`` in this one thread, putting ``("event", ev)`` on ``out``.
+
+    Ends with ``("end", None)`` (after ``("error", exc)`` if the stream raised). When
+    ``stop`` is set the stream is closed after the event in progress: the assistant holds
+    its own lock for a whole turn, so the stream must start and end in the same thread.
+    """
+    stream = None
+    try:
+        stream = assistant.stream(question, thread=thread)
+        for ev in stream:
+            out.put(("event", ev))
+            if stop.is_set():
+                break
+    except BaseException as e:  # noqa: BLE001 - handed to the UI thread
+        out.put(("error", e))
+    finally:
+        if stream is not None and hasattr(stream, "close"):
+            try:
+                stream.close()
+            except Exception:
+                traceback.print_exc()
+        out.put(("end", None))
 
 
 def _fmt(v: Any) -> str:
@@ -618,37 +660,34 @@ def _store_module():
 
 
 def store_status_text(handle) -> str:
+    """One line on the activation store of ``handle``'s model (no model run)."""
     store = _store_module()
-    if store is None:
+    if store is None or not hasattr(store, "store_status"):
         return "Activation store: not available in this build."
-    for name in ("store_status", "status"):
-        fn = getattr(store, name, None)
-        if callable(fn):
-            try:
-                st = fn(handle)
-            except GnothiError as e:
-                return f"Activation store: problem: {e.message}"
-            if hasattr(st, "model_dump"):
-                st = st.model_dump(mode="json")
-            if isinstance(st, dict):
-                return "Activation store: " + ", ".join(f"{k} {_fmt(v)}" for k, v in st.items() if not isinstance(v, (list, dict)))
-            return f"Activation store: {st}"
-    return "Activation store: status unknown."
+    try:
+        st = store.store_status(handle)
+    except GnothiError as e:
+        return f"Activation store: problem: {e.message} {e.fix}"
+    line = f"**Activation store** ({st.units_id}): {st.message}"
+    if not st.exists or st.damaged:
+        line += f" Press Build (about {st.estimated_build_seconds:.0f} s here)."
+    return line
 
 
-def run_store_build(handle, on_progress: Callable[[float, str], None], **kw):
-    """Build the activation store, reporting ``on_progress(fraction, text)``; ``Cancelled`` stops it."""
+def run_store_build(handle, on_progress: Callable[[float, str], None], n_tokens: int | None = None):
+    """Build (or resume, or reuse) the default MLP activation store, calling
+    ``on_progress(fraction, text)`` after each saved chunk. Raising from ``on_progress``
+    (``Cancelled``) stops the build there; the next build resumes from that chunk."""
     store = _store_module()
-    if store is None:
+    if store is None or not hasattr(store, "build_store"):
         raise InputError("This build of gnothi has no activation store.", "Update gnothi; questions still work without a store (slower).")
-    fn = getattr(store, "build_store", None) or getattr(store, "build", None)
-    if not callable(fn):
-        raise InputError("The activation store module has no build function.", "Update gnothi.")
-    params = inspect.signature(fn).parameters
-    cb_name = next((n for n in ("progress", "on_progress", "callback") if n in params), None)
-    if cb_name:
-        kw[cb_name] = on_progress
-    return fn(handle, **kw)
+    n = int(n_tokens or store.DEFAULT_STORE_TOKENS)
+    st = store.store_status(handle)
+
+    def on_chunk(chunk: int, done: int) -> None:
+        on_progress(min(1.0, done / n), f"{done:,} of {n:,} tokens")
+
+    return store.build_store(handle, "mlp", None, n_tokens=n, progress=False, force=bool(st.damaged), on_chunk=on_chunk)
 
 
 # ============================================================================ the app
@@ -765,6 +804,7 @@ def build_app(
                             store_refresh = gr.Button("Refresh", size="sm", elem_id="gn-store-refresh")
                             store_build = gr.Button("Build", size="sm", variant="primary", elem_id="gn-store-build")
                             store_cancel = gr.Button("Cancel", size="sm", variant="stop", elem_id="gn-store-cancel")
+                        store_tokens = gr.Number(value=16384, precision=0, minimum=64, maximum=5_000_000, label="Tokens to index", elem_id="gn-store-tokens")
                         store_bar = gr.Slider(0, 100, value=0, label="Build progress (%)", interactive=False, elem_id="gn-store-bar")
 
         # ================================================================ handlers
@@ -775,7 +815,10 @@ def build_app(
                 st["thread"] = new_thread_id()
             if not st.get("sid"):
                 st["sid"] = uuid.uuid4().hex
-            return st, thread_line(st), model_line()
+            store_line = "Activation store: press Refresh."
+            if backend.model is not None and not isinstance(backend.model, str):
+                store_line = store_status_text(backend.model)
+            return st, thread_line(st), model_line(), store_line
 
         def thread_line(st: dict) -> str:
             return f"<small>Conversation `{st['thread']}` · {len(st['answers'])} answer(s) in this session</small>"
@@ -803,15 +846,25 @@ def build_app(
             turn = TurnView(q, backend.fig_dir)
             backend.stops[sid], backend.turns[sid] = stop_flag, turn
             yield msgs + turn.messages, st, "", "", gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            stream = None
+            events: queue.Queue = queue.Queue()
+            worker = None
             try:
                 a = backend.assistant(st.get("llm") or None)
-                stream = a.stream(q, thread=st["thread"])
-                for ev in stream:
-                    turn.apply(ev)
-                    if stop_flag.is_set():
+                worker = threading.Thread(target=pump_events, args=(a, q, st["thread"], events, stop_flag), daemon=True, name=f"gnothi-turn-{sid[:8]}")
+                worker.start()
+                while True:
+                    try:
+                        kind, item = events.get(timeout=0.5)
+                    except queue.Empty:
+                        continue
+                    if kind == "event":
+                        turn.apply(item)
+                        if not stop_flag.is_set():
+                            yield msgs + turn.messages, st, "", "", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    elif kind == "error":
+                        raise item
+                    else:  # "end"
                         break
-                    yield msgs + turn.messages, st, "", "", gr.skip(), gr.skip(), gr.skip(), gr.skip()
                 if stop_flag.is_set() and turn.answer is None:
                     turn.cancel()
             except NotImplementedError:
@@ -821,16 +874,12 @@ def build_app(
                     turn.messages[i]["metadata"].update({"status": "done", "log": "failed"})
                 turn.messages.append({"role": "assistant", "content": error_text(e)})
             except Exception as e:  # keep the app alive; log the details for the operator
-                traceback.print_exc()
+                traceback.print_exception(e)
                 for i in turn.pending():
                     turn.messages[i]["metadata"].update({"status": "done", "log": "failed"})
                 turn.messages.append({"role": "assistant", "content": error_text(e)})
             finally:
-                if stream is not None and hasattr(stream, "close"):
-                    try:
-                        stream.close()  # a stopped turn: let the assistant clean up
-                    except Exception:
-                        traceback.print_exc()
+                stop_flag.set() if worker is not None and worker.is_alive() else None  # page gone: stop after this step
                 if backend.turns.get(sid) is turn:
                     backend.stops.pop(sid, None)
                     backend.turns.pop(sid, None)
@@ -970,8 +1019,8 @@ def build_app(
             except GnothiError as e:
                 return error_text(e)
 
-        def on_store_build():
-            """Run the build in a worker thread; yield progress; Cancel stops it at the next batch."""
+        def on_store_build(n_tok):
+            """Run the build in a worker thread; yield progress; Cancel stops it after the chunk in progress."""
             try:
                 h = backend.handle()
             except GnothiError as e:
@@ -987,7 +1036,7 @@ def build_app(
 
             def work():
                 try:
-                    r = run_store_build(h, cb)
+                    r = run_store_build(h, cb, n_tokens=int(n_tok) if n_tok else None)
                     q.put(("done", r, ""))
                 except Cancelled:
                     q.put(("cancelled", None, ""))
@@ -998,22 +1047,23 @@ def build_app(
             th.start()
             pct = 0.0
             try:
-                yield "Building the activation store …", 0
+                yield "Building the activation store … " + store_status_text(h), 0
                 while True:
                     try:
                         kind, val, text = q.get(timeout=0.5)
                     except queue.Empty:
                         if stop_flag.is_set():
-                            yield f"Cancelling at the next batch … ({pct:.0f}% done)", round(pct, 1)
+                            yield f"Cancelling after the chunk in progress … ({pct:.0f}% done)", round(pct, 1)
                         continue
                     if kind == "progress":
                         pct = 100 * max(0.0, min(1.0, val if val <= 1 else val / 100))
                         yield f"Building the activation store … {pct:.0f}% {text}", round(pct, 1)
                     elif kind == "done":
-                        yield "Built. " + store_status_text(h), 100
+                        rep = val.to_tool_result().summary if hasattr(val, "to_tool_result") else "Built."
+                        yield f"{rep}\n\n" + store_status_text(h), 100
                         return
                     elif kind == "cancelled":
-                        yield "Build cancelled.", round(pct, 1)
+                        yield f"Build cancelled at {pct:.0f}%; pressing Build again resumes from there.\n\n" + store_status_text(h), round(pct, 1)
                         return
                     else:
                         if not isinstance(val, GnothiError):
@@ -1025,7 +1075,7 @@ def build_app(
 
         # ================================================================ wiring
         model_events = dict(concurrency_id="model", concurrency_limit=1)
-        demo.load(init_session, inputs=[state], outputs=[state, thread_md, model_md])
+        demo.load(init_session, inputs=[state], outputs=[state, thread_md, model_md, store_md])
         outs = [chatbot, state, question, notice, answer_json, answer_pick, highlights, thread_md]
         ask_a = send.click(respond, [question, state], outs, **model_events, show_progress="minimal")
         ask_b = question.submit(respond, [question, state], outs, **model_events, show_progress="minimal")
@@ -1042,10 +1092,10 @@ def build_app(
         llm_apply.click(on_llm_apply, [llm_url, llm_model, llm_key, state], [llm_md, state])
         llm_off.click(on_llm_off, [state], [llm_md, state])
         store_refresh.click(on_store_refresh, None, store_md)
-        build_ev = store_build.click(on_store_build, None, [store_md, store_bar], **model_events)
+        store_build.click(on_store_build, [store_tokens], [store_md, store_bar], **model_events)
         def on_store_cancel():
             backend.store_stop.set()
-            return "Cancelling at the next batch …"
+            return "Cancelling after the chunk in progress …"
 
         store_cancel.click(on_store_cancel, None, store_md, queue=False)
 
