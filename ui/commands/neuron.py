@@ -77,7 +77,14 @@ def run(args) -> int:
         if not st.exists or st.damaged:
             print(f"[gnothi] building the activation store (about {st.estimated_build_seconds:.0f} s)", file=sys.stderr)
         ensure_default_store(h, progress=True)
-    rep = explain_neuron(h, args.layer, args.neuron, modes=not args.no_modes, mode_method=args.modes_by)
+    from gnothi.tools.errors import StoreError
+
+    try:
+        rep = explain_neuron(h, args.layer, args.neuron, modes=not args.no_modes, mode_method=args.modes_by)
+    except StoreError as e:
+        if "No activation store" in e.message:
+            e.fix += " Or rerun this command with --build-store to build it now."
+        raise
     rep.top_contexts = rep.top_contexts[: max(0, args.contexts)]
     tr = rep.to_tool_result(h)
     pngs = _write_pngs(tr, args.png) if args.png else []

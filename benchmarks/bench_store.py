@@ -1,0 +1,163 @@
+"""Benchmark the activation store (not a test): run it, read the ratios.
+
+1. Throughput: building the store over N tokens (all layers by default) against a bare
+   Hugging Face forward pass over the same token windows in the same batches, with and
+   without the LM head (the store stops after the last layer it records, so it never
+   computes the unembedding). Goal: store >= 0.95x the bare forward.
+2. Peak memory of a store build at N and 10N tokens, each in a fresh process (goal:
+   the 10N peak <= 1.1x the N peak: memory must not grow with the corpus).
+3. Latency of explaining a neuron from the store (offline explainer and simulator), with
+   and without the mode analysis; the model is not run.
+
+    python benchmarks/bench_store.py --tokens 2048 --mem-tokens 1024 --mem-layers 0-3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def mem_child(n_tokens: int, layers: str, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    from gnothi.tools.model import get_handle
+    from gnothi.tools.store import build_store
+
+    h = get_handle()
+    after_load = _rss_mb()
+    with tempfile.TemporaryDirectory() as td:
+        rep = build_store(h, "mlp", "default", n_tokens=n_tokens, layers=layers, path=os.path.join(td, "mlp"), progress=False)
+    print(json.dumps({"n_tokens": rep.n_tokens, "peak_mb": _rss_mb(), "after_load_mb": after_load, "tokens_per_second": rep.tokens_per_second}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokens", type=int, default=2048, help="tokens for the throughput comparison")
+    ap.add_argument("--layers", default="all", help="layers the store records in the throughput comparison")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--mem-tokens", type=int, default=1024, help="N for the memory comparison (also runs 10N)")
+    ap.add_argument("--mem-layers", default="0-3")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: throughput,memory,latency")
+    ap.add_argument("--mem-child", nargs=2, metavar=("N", "LAYERS"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.mem_child:
+        mem_child(int(a.mem_child[0]), a.mem_child[1], a.threads)
+        return
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(a.threads)
+    skip = set(filter(None, a.skip.split(",")))
+    from gnothi.tools.corpus import load_corpus
+    from gnothi.tools.model import get_handle
+    from gnothi.tools.store import ActivationStore, build_store, corpus_windows
+
+    h = get_handle()
+    out: dict = {"model": h.name, "threads": a.threads, "cpu_count": os.cpu_count()}
+    if "throughput" not in skip:
+        from transformers import AutoModelForCausalLM
+
+        hf = AutoModelForCausalLM.from_pretrained(h.source, dtype=torch.float32, local_files_only=True).eval()
+        corpus = load_corpus("default")
+        wins, _, _ = corpus_windows(corpus, h.tokenizer, 64, a.tokens, 0, h.bos_token_id)
+        batches = [torch.from_numpy(wins[i : i + a.batch_size].astype(np.int64)) for i in range(0, len(wins), a.batch_size)]
+        n_tok = int(wins.size)
+
+        def hf_run(with_head: bool) -> float:
+            t = time.perf_counter()
+            with torch.inference_mode():
+                for b in batches:
+                    if with_head:
+                        hf(input_ids=b)
+                    else:
+                        hf.model(input_ids=b)
+            return time.perf_counter() - t
+
+        hf_run(False) if len(batches) == 1 else None  # warm-up on tiny runs only
+        t_head = hf_run(True)
+        t_nohead = hf_run(False)
+        with tempfile.TemporaryDirectory() as td:
+            t = time.perf_counter()
+            rep = build_store(h, "mlp", corpus, n_tokens=a.tokens, layers=a.layers, batch_size=a.batch_size, path=os.path.join(td, "mlp"), progress=False)
+            t_store_total = time.perf_counter() - t
+            t_store_stream = rep.n_tokens / rep.tokens_per_second
+            size = rep.size_mb
+            st = ActivationStore(os.path.join(td, "mlp"), tokenizer=h.tokenizer)
+            out["store_mb"] = size
+        out["throughput"] = {
+            "n_tokens": n_tok,
+            "layers": rep.layers[0] if len(rep.layers) == 1 else f"{rep.layers[0]}-{rep.layers[-1]}",
+            "hf_with_lm_head_tok_s": round(n_tok / t_head, 1),
+            "hf_without_lm_head_tok_s": round(n_tok / t_nohead, 1),
+            "store_streaming_tok_s": round(n_tok / t_store_stream, 1),
+            "store_total_tok_s": round(n_tok / t_store_total, 1),
+            "ratio_store_streaming_vs_hf_with_head": round(t_head / t_store_stream, 3),
+            "ratio_store_streaming_vs_hf_without_head": round(t_nohead / t_store_stream, 3),
+            "ratio_store_total_vs_hf_with_head": round(t_head / t_store_total, 3),
+            "ratio_store_total_vs_hf_without_head": round(t_nohead / t_store_total, 3),
+        }
+        print(json.dumps(out["throughput"], indent=1), flush=True)
+        del hf
+    if "memory" not in skip:
+        res = []
+        for n in (a.mem_tokens, 10 * a.mem_tokens):
+            p = subprocess.run([sys.executable, __file__, "--mem-child", str(n), a.mem_layers, "--threads", str(a.threads)],
+                               capture_output=True, text=True, check=True)
+            res.append(json.loads(p.stdout.strip().splitlines()[-1]))
+        out["memory"] = {
+            "layers": a.mem_layers,
+            "runs": res,
+            "ratio_peak_10N_vs_N": round(res[1]["peak_mb"] / res[0]["peak_mb"], 3),
+            "ratio_build_increment_10N_vs_N": round((res[1]["peak_mb"] - res[1]["after_load_mb"]) / max(1.0, res[0]["peak_mb"] - res[0]["after_load_mb"]), 3),
+        }
+        print(json.dumps(out["memory"], indent=1), flush=True)
+    if "latency" not in skip:
+        from gnothi.tools.neurons import explain_neuron
+        from gnothi.tools.store import open_store
+
+        try:
+            st = open_store(h)
+            where = "default store"
+        except Exception:
+            td = tempfile.mkdtemp()
+            build_store(h, "mlp", "default", n_tokens=1024, layers=[5], path=os.path.join(td, "mlp"), progress=False)
+            st = ActivationStore(os.path.join(td, "mlp"), tokenizer=h.tokenizer)
+            where = "1024-token store of layer 5"
+        layer = st.layers[len(st.layers) // 2]
+        neurons = torch.topk(st.max_activations(layer), 6).indices.tolist()
+        lat = {"store": where, "layer": layer}
+        t = time.perf_counter()
+        explain_neuron(h, layer, neurons[0], store=st, modes=False)
+        lat["first_call_no_modes_s"] = round(time.perf_counter() - t, 3)
+        ts = []
+        for n in neurons[1:4]:
+            t = time.perf_counter()
+            explain_neuron(h, layer, n, store=st, modes=False)
+            ts.append(time.perf_counter() - t)
+        lat["warm_no_modes_s"] = round(float(np.median(ts)), 3)
+        t = time.perf_counter()
+        explain_neuron(h, layer, neurons[4], store=st, modes=True)
+        lat["first_call_with_modes_s"] = round(time.perf_counter() - t, 3)
+        t = time.perf_counter()
+        explain_neuron(h, layer, neurons[5], store=st, modes=True)
+        lat["warm_with_modes_s"] = round(time.perf_counter() - t, 3)
+        out["explain_latency"] = lat
+        print(json.dumps(lat, indent=1), flush=True)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
