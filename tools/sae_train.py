@@ -51,7 +51,8 @@ class TrainConfig(BaseModel):
     aux_k: int | None = None  # default d_in // 2
     aux_coef: float = 1 / 32
     dead_after_tokens: int = Field(40_000, ge=1)  # a latent silent this long counts as dead for AuxK
-    eval_tokens: int = Field(4096, ge=64)
+    eval_tokens: int = Field(4096, ge=64)  # held out: explained variance, L0, dead fraction
+    ce_tokens: int = Field(1024, ge=0)  # of those, CE-loss recovered on this many (3 full forward passes)
     model_batch: int = Field(8, ge=1)  # windows per model forward
     corpus: str = "default"
     seed: int = 0
@@ -69,6 +70,7 @@ class SAEMetrics(BaseModel):
     ce_zero: float | None
     dead_fraction_eval: float  # latents that never fired on the held-out tokens
     n_eval_tokens: int
+    n_ce_tokens: int = 0  # next-token predictions the CE numbers average over
 
 
 class TrainResult(BaseModel):
@@ -204,12 +206,17 @@ def _ce(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[float, int]:
 
 
 @torch.no_grad()
-def evaluate_sae(handle, sae, windows: torch.Tensor, batch: int = 8, with_ce: bool = True, progress: bool = True) -> SAEMetrics:
+def evaluate_sae(handle, sae, windows: torch.Tensor, batch: int = 8, with_ce: bool = True, progress: bool = True,
+                 ce_windows: int | None = None) -> SAEMetrics:
     """Explained variance, L0, dead fraction and CE-loss recovered of ``sae`` on ``windows``.
 
     ``windows`` are token ids ``[n, window]`` starting with BOS; BOS positions are left
-    out of every number and left untouched in the spliced runs.
+    out of every number and left untouched in the spliced runs. CE-loss recovered costs
+    three full forward passes, so it uses only the first ``ce_windows`` windows (all by
+    default); the other numbers use every window (one pass stopped at the SAE's layer).
     """
+    n_ce = len(windows) if ce_windows is None else max(0, min(ce_windows, len(windows)))
+    with_ce = with_ce and n_ce > 0
     hp = str(sae.hook_name)
     sae = sae.to(handle.device)
     sse = sst = 0.0
@@ -220,6 +227,7 @@ def evaluate_sae(handle, sae, windows: torch.Tensor, batch: int = 8, with_ce: bo
     fired = torch.zeros(sae.d_sae, dtype=torch.bool, device=handle.device)
     ce = {"clean": [0.0, 0], "sae": [0.0, 0], "zero": [0.0, 0]}
     bar = _bar(len(windows), "Evaluating SAE", "win", progress)
+    extra: list[torch.Tensor] = []
     for i in range(0, len(windows), batch):
         toks = windows[i : i + batch].to(handle.device)
         store: dict[str, torch.Tensor] = {}
@@ -227,7 +235,13 @@ def evaluate_sae(handle, sae, windows: torch.Tensor, batch: int = 8, with_ce: bo
         def keep(act, hook):
             store["x"] = act.detach().clone()
 
-        if with_ce:
+        do_ce = with_ce and i < n_ce
+        if do_ce:
+            toks = toks[: max(0, min(len(toks), n_ce - i))] if i + len(toks) > n_ce else toks
+            if len(toks) < len(windows[i : i + batch]):  # the CE part ends inside this batch: split it
+                rest = windows[i + len(toks) : i + batch].to(handle.device)
+                _, cache = handle.run_with_cache(rest, [hp])
+                extra.append(cache[hp])
             logits = handle.run_with_hooks(toks, [(hp, keep)])
             s, c = _ce(logits, toks)
             ce["clean"][0] += s
@@ -235,7 +249,9 @@ def evaluate_sae(handle, sae, windows: torch.Tensor, batch: int = 8, with_ce: bo
         else:
             _, cache = handle.run_with_cache(toks, [hp])
             store["x"] = cache[hp]
-        x = store["x"][:, 1:].float()
+        xs = [store["x"]] + extra
+        extra.clear()
+        x = torch.cat([a[:, 1:].float() for a in xs], 0)
         flat = x.reshape(-1, sae.d_in) if x.shape[-1] == sae.d_in else x.flatten(-2).reshape(-1, sae.d_in)
         f = sae.encode(flat)
         rec = sae.decode(f)
@@ -245,7 +261,7 @@ def evaluate_sae(handle, sae, windows: torch.Tensor, batch: int = 8, with_ce: bo
         n_tok += len(flat)
         l0_sum += float((f > 0).sum())
         fired |= (f > 0).any(0)
-        if with_ce:
+        if do_ce:
 
             def splice(act, hook):
                 out = act.clone()
@@ -261,7 +277,7 @@ def evaluate_sae(handle, sae, windows: torch.Tensor, batch: int = 8, with_ce: bo
                 s, c = _ce(handle.run_with_hooks(toks, [(hp, fn)]), toks)
                 ce[key][0] += s
                 ce[key][1] += c
-        bar.update(len(toks))
+        bar.update(len(windows[i : i + batch]))
     bar.close()
     assert sum_x is not None
     sst = sum_x2 - float(sum_x.pow(2).sum()) / n_tok
@@ -271,6 +287,7 @@ def evaluate_sae(handle, sae, windows: torch.Tensor, batch: int = 8, with_ce: bo
         l0=l0_sum / n_tok,
         dead_fraction_eval=float((~fired).float().mean()),
         n_eval_tokens=n_tok,
+        n_ce_tokens=int(ce["clean"][1]),
         ce_loss_recovered=None,
         ce_clean=None,
         ce_sae=None,
@@ -509,7 +526,7 @@ def estimate_train_seconds(handle, cfg: TrainConfig) -> float:
     from .sae import estimate_seconds
 
     read = estimate_seconds(handle.name, cfg.layer, cfg.n_tokens)
-    evaluation = 3 * estimate_seconds(handle.name, handle.n_layers - 1, cfg.eval_tokens)
+    evaluation = estimate_seconds(handle.name, cfg.layer, cfg.eval_tokens) + 3 * estimate_seconds(handle.name, handle.n_layers - 1, cfg.ce_tokens)
     d_sae = cfg.expansion * handle.d_model
     # encoder + decoder, forward + backward: ~12 d_in d_sae FLOPs per token, ~15 GFLOP/s here
     train = cfg.epochs * cfg.n_tokens * 12 * handle.d_model * d_sae / 15e9
@@ -552,7 +569,8 @@ def train_sae(handle, cfg: TrainConfig, progress: bool = True, save: bool = True
     t_train = time.perf_counter() - t2
     del acts
     t3 = time.perf_counter()
-    metrics = evaluate_sae(handle, sae, eval_w, batch=cfg.model_batch, with_ce=True, progress=progress)
+    ce_w = math.ceil(cfg.ce_tokens / (cfg.window - 1)) if cfg.ce_tokens else 0
+    metrics = evaluate_sae(handle, sae, eval_w, batch=cfg.model_batch, with_ce=ce_w > 0, progress=progress, ce_windows=ce_w)
     t_eval = time.perf_counter() - t3
     n_train_tokens = int(train_w.shape[0] * (train_w.shape[1] - 1))
     if t_collect > 0:
