@@ -175,7 +175,7 @@ def build_graph(rt: Runtime, checkpointer=None):
             dt = time.perf_counter() - t1
             tm[f"tool:{call.tool}_s"] = round(tm.get(f"tool:{call.tool}_s", 0.0) + dt, 4)
             out.append(tr)
-            _emit("tool_finished", index=i, tool=call.tool, ok=tr.ok, summary=tr.summary, seconds=round(dt, 4))
+            _emit("tool_finished", index=i, tool=call.tool, ok=tr.ok, summary=tr.summary, seconds=round(dt, 4), result=tr.model_dump(mode="json"))
             if not tr.ok:
                 _emit("error", tool=call.tool, error=tr.error or {"message": tr.summary})
         rt.sink[turn] = out

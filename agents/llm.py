@@ -139,7 +139,7 @@ class LLMClient:
 
     __call__ = complete
 
-    def complete_json(self, messages: list[dict], schema: dict, name: str = "answer") -> dict:
+    def complete_json(self, messages: list[dict], schema: dict, name: str = "answer", **kw) -> dict:
         """A completion constrained by a JSON schema; the parsed object (LLMError if it is not JSON)."""
         styles = ["json_schema", "json_object"] if self.config.json_style == "auto" else [self.config.json_style]
         r = None
@@ -147,7 +147,7 @@ class LLMClient:
             fmt = ({"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": False}} if style == "json_schema"
                    else {"type": "json_object", "schema": schema})
             try:
-                r = self.chat(messages, response_format=fmt)
+                r = self.chat(messages, response_format=fmt, **dict(kw))
                 if self.config.json_style == "auto":
                     self.config.json_style = style  # remember what this endpoint takes
                 break
