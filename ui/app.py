@@ -57,7 +57,8 @@ EXAMPLES = [
     "What does neuron 5.100 respond to?",
     "Which layers know whether a statement is true?",
     "Why did the model answer Paris to 'The capital of France is'?",
-    "Where does the model attend when it reads 'The cat sat on the mat'?",
+    "Is the model making it up when it answers 'Who was the first person to walk on Mars?'",
+    "Which neurons promote the word Paris?",
 ]
 WHAT_CAN_YOU_DO = "What can you do?"
 
@@ -165,6 +166,20 @@ def check_sae_folder(folder: str) -> dict:
     out = {k: cfg.get(k, meta.get(k)) for k in keep if cfg.get(k, meta.get(k)) is not None}
     out["folder"] = str(p)
     return out
+
+
+def load_and_fit_sae(folder: str, handle) -> dict:
+    """Load the SAE in ``folder`` with gnothi's loader (shapes, checksums, finite weights) and
+    check it reads a hook point of ``handle``'s model with the right width; its description."""
+    try:
+        from gnothi.tools.sae import load_sae
+    except ImportError:
+        return check_sae_folder(folder)
+    sae = load_sae(folder)
+    sae.check_fits(handle)
+    d = sae.describe()
+    d["folder"] = str(folder)
+    return d
 
 
 def check_llm_connection(base_url: str, model: str = "", api_key: str = "", timeout: float = 8.0) -> dict:
@@ -388,6 +403,8 @@ class TurnView:
         err = data.get("error") if isinstance(data.get("error"), dict) else data
         msg = err.get("message") or data.get("message") or str(data)
         fix = err.get("fix") or data.get("fix")
+        if err.get("error") == "store_error" and "store" in msg.lower():
+            fix = ((fix or "") + " In this app: Settings > Activation store > Build.").strip()
         for i in self.pending():
             self.messages[i]["metadata"].update({"status": "done", "log": "failed"})
         self.messages.append({"role": "assistant", "content": error_text(GnothiError(msg, fix or ""))})
@@ -593,14 +610,25 @@ class Backend:
         except ImportError:
             return llm["base_url"].strip()
 
-    def assistant(self, llm: dict | None = None):
-        """The Assistant for these LLM settings (built once, reused by every session)."""
-        key = (self.model_name(), json.dumps(llm or {}, sort_keys=True))
+    def accepts(self, name: str) -> bool:
+        """Whether the Assistant takes keyword ``name`` (e.g. ``sae``)."""
+        try:
+            params = inspect.signature(self.factory()).parameters
+        except (TypeError, ValueError):
+            return False
+        return name in params
+
+    def assistant(self, llm: dict | None = None, sae: str | None = None):
+        """The Assistant for these LLM / SAE settings (built once, shared by every session using them)."""
+        sae = sae if self.accepts("sae") else None
+        key = (self.model_name(), json.dumps(llm or {}, sort_keys=True), sae)
         with self._lock:
             a = self._assistants.get(key)
             if a is None:
                 f = self.factory()
                 kw = {"model": self.model, "llm": self.llm_arg(llm)}
+                if sae:
+                    kw["sae"] = sae
                 params = inspect.signature(f).parameters
                 if "db_path" in params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
                     kw["db_path"] = self.db_path
@@ -849,7 +877,7 @@ def build_app(
             events: queue.Queue = queue.Queue()
             worker = None
             try:
-                a = backend.assistant(st.get("llm") or None)
+                a = backend.assistant(st.get("llm") or None, st.get("sae"))
                 worker = threading.Thread(target=pump_events, args=(a, q, st["thread"], events, stop_flag), daemon=True, name=f"gnothi-turn-{sid[:8]}")
                 worker.start()
                 while True:
@@ -941,7 +969,7 @@ def build_app(
 
         def list_threads(st: dict):
             try:
-                a = backend.assistant(st.get("llm") or None)
+                a = backend.assistant(st.get("llm") or None, st.get("sae"))
                 ts = a.threads()
             except NotImplementedError:
                 return gr.update(choices=[], value=None), "The conversation store is not wired up in this build yet."
@@ -964,7 +992,7 @@ def build_app(
             if not tid:
                 return gr.skip(), st, "Pick a conversation first."
             try:
-                a = backend.assistant(st.get("llm") or None)
+                a = backend.assistant(st.get("llm") or None, st.get("sae"))
                 msgs = history_to_messages(a.history(tid))
             except GnothiError as e:
                 return gr.skip(), st, error_text(e)
@@ -987,11 +1015,16 @@ def build_app(
         def on_sae(folder: str, st: dict):
             st = dict(st)
             try:
-                info = check_sae_folder(folder)
+                info = check_sae_folder(folder)  # no pickles, cfg.json + safetensors present
+                info = load_and_fit_sae(info["folder"], backend.handle())
             except GnothiError as e:
                 return error_text(e), st
+            except Exception as e:
+                traceback.print_exc()
+                return error_text(e), st
             st["sae"] = info["folder"]
-            return "SAE ready: " + ", ".join(f"{k} {v}" for k, v in info.items()), st
+            used = "feature questions in this session use it" if backend.accepts("sae") else "checked; feature tools here still use the model's default SAE"
+            return "SAE ready (" + used + "): " + ", ".join(f"{k} {v}" for k, v in info.items() if v is not None), st
 
         def on_llm_test(url: str, model_name: str, key: str):
             try:

@@ -108,14 +108,16 @@ def test_settings_bad_values_show_messages_and_app_keeps_running(page, tiny_app,
     fill(page, "gn-sae-dir", str(sae))
     page.locator("#gn-sae-use").click()
     wait_text(page, "#gn-sae-status", r"pickle")
-    # a valid SAE folder is accepted
-    from safetensors.torch import save_file
-    import json
-    import torch
+    # an SAE made for another model (wrong width) is refused; one that fits is accepted
+    from gnothi.tools.sae import SAE, sae_config, save_sae
 
     (sae / "sae_weights.pt").unlink()
-    save_file({"W_enc": torch.zeros(32, 64), "W_dec": torch.zeros(64, 32), "b_enc": torch.zeros(64), "b_dec": torch.zeros(32)}, str(sae / "sae_weights.safetensors"))
-    (sae / "cfg.json").write_text(json.dumps({"architecture": "standard", "d_in": 32, "d_sae": 64, "hook_name": "blocks.1.hook_resid_post"}))
+    save_sae(SAE(sae_config(576, 64, "blocks.1.hook_resid_post", "other-model", k=8)), sae)
+    page.locator("#gn-sae-use").click()
+    wait_text(page, "#gn-sae-status", r"size 576.*size 32|trained on another model")
+    good = tmp_path / "sae-good"
+    save_sae(SAE(sae_config(32, 64, "blocks.1.hook_resid_post", "tiny-llama", k=8)), good)
+    fill(page, "gn-sae-dir", str(good))
     page.locator("#gn-sae-use").click()
     wait_text(page, "#gn-sae-status", r"SAE ready.*d_sae 64")
     shot(page, "04-settings")

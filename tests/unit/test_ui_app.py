@@ -282,3 +282,25 @@ def test_build_app_wires_the_components(tiny):
                    "gn-threads", "gn-model-kind", "gn-sae-dir", "gn-llm-url", "gn-llm-test", "gn-store-build", "gn-store-bar"):
         assert needed in ids, needed
     assert demo.gnothi_backend.handle() is tiny
+
+
+def test_load_and_fit_sae_checks_the_model(tiny, tmp_path):
+    from gnothi.tools.errors import GnothiError
+    from gnothi.tools.sae import SAE, sae_config, save_sae
+
+    good = save_sae(SAE(sae_config(tiny.d_model, 16, tiny.hook_name("resid_post", 1), tiny.name, k=4)), tmp_path / "good")
+    d = ui.load_and_fit_sae(str(good), tiny)
+    assert d["d_sae"] == 16 and d["d_in"] == tiny.d_model and d["folder"] == str(good)
+    other = save_sae(SAE(sae_config(tiny.d_model + 8, 16, tiny.hook_name("resid_post", 1), "other", k=4)), tmp_path / "other")
+    with pytest.raises(GnothiError, match="another model"):
+        ui.load_and_fit_sae(str(other), tiny)
+
+
+def test_serve_refuses_bad_model_and_port_with_exit_2(tmp_path, capsys):
+    from gnothi.ui.cli import main
+
+    assert main(["serve", "--model", str(tmp_path / "no-such-model"), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown model" in err and "fix:" in err
+    assert main(["serve", "--port", "70000", "--no-preload"]) == 2
+    assert "out of range" in capsys.readouterr().err
