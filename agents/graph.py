@@ -201,6 +201,14 @@ def build_graph(rt: Runtime, checkpointer=None):
         turn = state.get("turn", "")
         plan = Plan.model_validate(state.get("plan") or {"reformulated": state.get("question", "")})
         results = rt.sink.get(turn, []) if plan.calls and not plan.clarify else []
+        if plan.clarify:
+            # the clarifying question is the help agent's answer: its numbers (the model's shape, the
+            # question's own units) are carried by this result, so every number in a reply has a source
+            shape = rt.shape()
+            results = [ToolResult(tool="help", ok=True, summary=plan.clarify,
+                                  headline={k: shape[k] for k in ("n_layers", "d_mlp") if shape.get(k) is not None},
+                                  data={"reason": "clarify"}, provenance={"model": shape.get("name")} if shape.get("name") else {})]
+            rt.sink[turn] = results
         warnings = list(state.get("warnings") or [])
         if int(state.get("steps") or 0) > MAX_STEPS:
             warnings.append("Stopped planning after the step limit.")

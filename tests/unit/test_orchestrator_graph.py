@@ -78,8 +78,10 @@ def test_memory_followups_and_restart(tiny, tmp_path):
 def test_bad_input_never_raises(assistant):
     ans = assistant.ask("explain L9 N5", thread="b")  # tiny model: 2 layers
     assert not ans.results[0].ok and "out of range" in ans.reply and "0 to 1" in ans.reply
+    assert numbers_traceable(ans.reply, ans.results, allowed=[ans.question]) == []
     ans = assistant.ask("explain neuron 5", thread="b")
     assert ans.clarify and not ans.plan and "layer" in ans.reply.lower()
+    assert "0 to 1" in ans.reply and numbers_traceable(ans.reply, ans.results, allowed=[ans.question]) == []
     ans = assistant.ask("", thread="b")
     assert ans.plan[0].tool == "help"
     ans = assistant.ask("y" * 50000, thread="b")
