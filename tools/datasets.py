@@ -15,9 +15,10 @@ Each example carries two keys that keep probing honest:
   false, the same content as a question and as a statement, the same sentiment word in
   several templates). A probe's train/test split never puts one group on both sides, so
   held-out accuracy measures generalisation, not recall of a seen template.
-* ``control_key``: the word type a lexical shortcut would use. The control task (Hewitt
-  & Liang 2019) gives every control key a random label; a probe that scores well on it is
-  memorising word identity, so selectivity = accuracy - control accuracy.
+* ``control_key``: the word type a lexical shortcut would use (the answer filled into a
+  fact, the last word). The word-type control task (Hewitt & Liang 2019) gives every
+  control key a random label; how well a probe fits those labels is how far it can get
+  by memorising word identity.
 
 User files: ``.csv`` (header row) or ``.jsonl`` (one object a line) with columns ``text``
 and ``label`` (any two or more distinct values), optionally ``group``. Mistakes raise

@@ -19,12 +19,19 @@ Method, and why:
 * **Probe.** Standardise each feature on the training split, then L2-regularised
   logistic regression (``C``, default 0.1). Accuracy on the test split with a 95% Wilson
   interval.
-* **Control task** (Hewitt & Liang 2019, "Designing and Interpreting Probes with Control
-  Tasks"): every word type (the dataset's ``control_key``) gets a random label with the
-  class frequencies; the same probe is fit to those labels on the same split. A probe
-  that does well there is memorising word identity. ``selectivity = accuracy -
-  control_accuracy``. A shuffled-label control (labels permuted across examples) is
-  measured too; ``control="shuffled"`` makes it the one selectivity uses.
+* **Control tasks.** *Shuffled labels* (labels permuted across examples, same split,
+  same probe): held-out accuracy near chance says the probe cannot fit noise that
+  generalises; ``selectivity = accuracy - control_accuracy`` uses it by default.
+  *Word-type control* (Hewitt & Liang 2019, "Designing and Interpreting Probes with
+  Control Tasks"): every word type (the dataset's ``control_key``, e.g. the last word)
+  gets a random label with the class frequencies, and the same probe is fit to those.
+  Its accuracy is how far this probe can go by memorising word identity: when it is as
+  high as the real accuracy on a task that word identity could solve, the probe's
+  success says little about the representation. Both are always measured;
+  ``control="word_type"`` makes selectivity subtract the word-type one. (On sentence
+  tasks with a grouped split, where word identity carries no label, e.g. a question and
+  its statement end in the same word, the word-type control can reach 100% while telling
+  nothing about the real task; hence the shuffled default.)
 * **Saved directions.** Each layer's probe is saved in raw activation space
   (``score = act @ weight.T + bias``), with the standardiser's mean and scale, as
   safetensors + JSON under ``model_cache_dir(model)/probes/<dataset>/``;
@@ -68,7 +75,7 @@ class ProbeArgs(BaseModel):
     layers: list[int] | None = Field(default=None, description="layers to probe; all by default")
     position: Position = Field(default="last", description="token position: last token, or mean over tokens")
     n: int = Field(default=400, ge=20, le=20000, description="examples from a built-in dataset")
-    control: ControlKind = "word_type"
+    control: ControlKind = "shuffled"
     seed: int = 0
 
 
@@ -105,7 +112,7 @@ class ProbeReport(BaseModel):
     seed: int
     chance: float  # majority-class accuracy on the test split
     layers: list[LayerProbe]
-    best_layer: int
+    best_layer: int  # highest held-out accuracy; ties go to the earliest layer
     best_accuracy: float
     best_selectivity: float
     best_selectivity_layer: int
@@ -339,7 +346,7 @@ def probe_features(
     C: float = 0.1,
     seed: int = 0,
     test_frac: float = 0.25,
-    control: ControlKind = "word_type",
+    control: ControlKind = "shuffled",
 ) -> dict:
     """Fit and score probes on precomputed features ``[len(layers), n, d]``; see :func:`run_probe`."""
     y = np.asarray(labels)
@@ -407,7 +414,8 @@ def _probe_layer(X, y, tr, te, ctrl, control, chance, C, seed, layer) -> tuple[L
 
 
 def _pick_best(rows: list[LayerProbe]) -> tuple[int, int, int]:
-    best = max(rows, key=lambda r: (round(r.accuracy, 4), round(r.selectivity, 4), -r.layer))
+    # highest held-out accuracy; among ties the earliest layer (where the information is first readable)
+    best = max(rows, key=lambda r: (round(r.accuracy, 4), -r.layer))
     best_sel = max(rows, key=lambda r: (round(r.selectivity, 4), round(r.accuracy, 4), -r.layer))
     near = min((r.layer for r in rows if r.accuracy >= best.accuracy - 0.02), default=best.layer)
     return best.layer, best_sel.layer, near
@@ -477,7 +485,7 @@ def run_probe(
     C: float = 0.1,
     seed: int = 0,
     test_frac: float = 0.25,
-    control: ControlKind = "word_type",
+    control: ControlKind = "shuffled",
     batch_size: int = 32,
     save: bool = True,
     progress: bool = False,

@@ -102,11 +102,11 @@ def test_word_type_control_catches_memorisation():
         Example(text=f"{p} {w}", label=int(w in pos), group=f"{w}|{p}", control_key=w) for w in few for p in prefixes
     ]
     ds = LabeledDataset(name="memo", description="t", label_names=["no", "yes"], examples=exs)
-    rep = run_probe(h, ds, save=False, test_frac=0.3)
+    rep = run_probe(h, ds, save=False, test_frac=0.3, control="word_type")
     best = rep.layer(rep.best_layer)
     assert best.accuracy >= 0.85, rep.layers
     assert best.word_type_control_accuracy >= 0.75, rep.layers
-    assert best.selectivity <= 0.25, rep.layers
+    assert rep.control == "word_type" and best.selectivity <= 0.25, rep.layers
     assert best.shuffled_control_accuracy < 0.75, rep.layers
 
 

@@ -22,8 +22,9 @@ def register(sub):
     p.add_argument("--layers", default="all", help="layers: all (default), 5, 0,5,10, 10-20, -1")
     p.add_argument("--position", default="last", choices=["last", "mean"], help="token position (default last)")
     p.add_argument("--n", type=int, default=400, help="examples drawn from a built-in dataset (default 400)")
-    p.add_argument("--control", default="word_type", choices=["word_type", "shuffled"],
-                   help="control task that selectivity subtracts (default word_type)")
+    p.add_argument("--control", default="shuffled", choices=["shuffled", "word_type"],
+                   help="control task that selectivity subtracts: shuffled labels (default) or random labels per "
+                   "word type (Hewitt & Liang); both are measured")
     p.add_argument("--C", type=float, default=0.1, help="inverse L2 strength of the logistic regression (default 0.1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
@@ -99,11 +100,12 @@ def run(args) -> int:
     print(tr.summary)
     print(f"\n  {rep.dataset}: {rep.n_examples} examples ({', '.join(f'{k} {v}' for k, v in rep.class_counts.items())}), "
           f"{rep.n_train} train / {rep.n_test} test ({rep.split} split), control: {rep.control}, chance {rep.chance:.3f}")
-    print(f"  {'layer':>5}  {'accuracy':>8}  {'95% CI':>13}  {'control':>7}  {'select.':>7}")
+    print(f"  {'layer':>5}  {'accuracy':>8}  {'95% CI':>13}  {'control':>7}  {'select.':>7}  {'word-type ctrl':>14}")
     for lp in rep.layers:
         mark = "  <- best" if lp.layer == rep.best_layer else ""
+        wt = "-" if lp.word_type_control_accuracy is None else f"{lp.word_type_control_accuracy:.3f}"
         print(f"  {lp.layer:>5}  {lp.accuracy:>8.3f}  [{lp.ci_low:.3f},{lp.ci_high:.3f}]  {lp.control_accuracy:>7.3f}  "
-              f"{lp.selectivity:>+7.3f}{mark}")
+              f"{lp.selectivity:>+7.3f}  {wt:>14}{mark}")
     for w in rep.warnings:
         print(f"  note: {w}")
     if rep.saved_to:
