@@ -70,7 +70,10 @@ def get_mlp_store(handle, ctx: SuiteContext, log: Callable[[str], None] | None =
 
     path = model_cache_dir(handle.name) / "evals" / "store-quick-mlp"
     n_tokens = int(ctx.options.get("store_tokens", QUICK_STORE_TOKENS))
-    rep = st_mod.build_store(handle, "mlp", None, n_tokens=n_tokens, layers=quick_layers(handle.n_layers), path=path,
+    corpus = ctx.options.get("store_corpus")  # a Corpus or a path; default: the default corpus
+    if corpus is not None and not isinstance(corpus, str):
+        path = path.with_name(path.name + f"-{corpus.fingerprint()}")
+    rep = st_mod.build_store(handle, "mlp", corpus, n_tokens=n_tokens, layers=quick_layers(handle.n_layers), path=path,
                              seed=0, progress=True)
     note = f"quick store: layers {quick_layers(handle.n_layers)}, {rep.n_tokens} tokens ({'reused' if rep.seconds < 5 else f'built in {rep.seconds:.0f} s'})"
     return st_mod.ActivationStore(path, verify=False, tokenizer=handle.tokenizer), note
@@ -218,7 +221,8 @@ def run(ctx: SuiteContext) -> SuiteResult:
     if not units:
         raise SuiteSkipped("the store has no live units to explain")
     res = SuiteResult(suite="neurons")
-    runs = [("offline", score_units(store, units, ctx, "offline", "offline", modes=True, label="offline"))]
+    modes = bool(ctx.options.get("modes", True))
+    runs = [("offline", score_units(store, units, ctx, "offline", "offline", modes=modes, label="offline"))]
     if ctx.llm is not None:
         llm_sim = ctx.llm if ctx.options.get("llm_simulator") else "offline"
         runs.append(("llm", score_units(store, units, ctx, ctx.llm, llm_sim, modes=False, label="llm")))

@@ -44,17 +44,18 @@ def fact_pairs(handle, n: int, seed: int = 0) -> list[tuple[str, str, str, str]]
             continue
         prompt = frame.split("{answer}")[0].rstrip()
         ans = " " + f.answer
-        if len(handle.tokenizer(ans, add_special_tokens=False)["input_ids"]) != 1:
+        ids = handle.tokenizer(ans, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1 or ids[0] == getattr(handle.tokenizer, "unk_token_id", None):
             continue
-        rows.append((prompt, ans, len(handle.to_tokens(prompt)[0])))
+        rows.append((prompt, ans, len(handle.to_tokens(prompt)[0]), ids[0]))
     rng = random.Random(seed)
     rng.shuffle(rows)
     pairs, used = [], set()
-    for i, (p, a, L) in enumerate(rows):
+    for i, (p, a, L, ia) in enumerate(rows):
         if p in used:
             continue
-        for q, b, M in rows[i + 1 :]:
-            if q in used or M != L or a == b:
+        for q, b, M, ib in rows[i + 1 :]:
+            if q in used or M != L or ia == ib:
                 continue
             pairs.append((p, q, a, b))
             used.update([p, q])

@@ -1,0 +1,47 @@
+"""The quick evaluation tier on the bundled model: every suite runs (or says why it cannot),
+the report is written, and the checked answers hold."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gnothi.evals.registry import SuiteContext
+from gnothi.evals.runner import run_suites
+
+MINE = ("neurons", "sae", "probing", "patching", "end_to_end")
+
+
+@pytest.mark.integration
+def test_quick_tier(bundled, tmp_path):
+    ctx = SuiteContext(quick=True, model_handle=bundled, seed=0)
+    rep = run_suites(None, ctx, out_dir=tmp_path)
+    errors = {n: r.reason[:600] for n, r in rep.suites.items() if r.status == "error"}
+    assert not errors, errors
+    run_dir = tmp_path / rep.run_id
+    data = json.loads((run_dir / "report.json").read_text())
+    assert data["provenance"]["model"]["name"] == bundled.name
+    assert data["provenance"]["git"].get("commit") is None or len(data["provenance"]["git"]["commit"]) == 40
+    md = (run_dir / "report.md").read_text()
+    for name, r in rep.suites.items():
+        assert f"## {name}" in md
+        for f in r.figure_files:
+            assert (run_dir / f).read_bytes()[:4] == b"\x89PNG"
+    ran = {n: r for n, r in rep.suites.items() if n in MINE and r.result is not None}
+    for n, r in ran.items():
+        assert r.missing_baselines == [], (n, r.missing_baselines)  # no number without its control
+    if "patching" in ran:
+        assert rep.suites["patching"].status == "passed", rep.suites["patching"].result.metrics
+    if "neurons" in ran:
+        m = ran["neurons"].result.metrics["offline_explainer"]
+        b = ran["neurons"].result.baselines["offline_explainer"]
+        assert m["pearson"] > b["pearson"]["shuffled_explanation"]
+    if "sae" in ran:
+        assert rep.suites["sae"].status == "passed", ran["sae"].result.metrics
+    if "probing" in ran:
+        m = ran["probing"].result.metrics["sentiment"]
+        assert m["best_accuracy"] > ran["probing"].result.baselines["sentiment"]["best_accuracy"]
+    if "end_to_end" in ran:
+        assert ran["end_to_end"].result.metrics["clean_reply_rate"] == 1.0
+        assert ran["end_to_end"].result.metrics["traceable_reply_rate"] == 1.0, ran["end_to_end"].result.notes

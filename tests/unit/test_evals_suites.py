@@ -1,0 +1,57 @@
+"""Suites on tiny models: they run against the real tools, every metric has its control,
+and a suite whose tool is missing is skipped, not faked."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from gnothi.evals.registry import SuiteContext, discover
+from gnothi.evals.runner import run_suites
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GNOTHI_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def _tiny_corpus():
+    import random
+
+    from gnothi.tools.corpus import Corpus, Document
+    from gnothi.tools.testing import WORDS
+
+    rng = random.Random(0)
+    words = [w for w in WORDS if w.isalpha()]
+    return Corpus("tiny", [Document(" ".join(rng.choice(words) for _ in range(80)), "words") for _ in range(40)])
+
+
+def test_neurons_suite_on_tiny_model(tiny, cache):
+    ctx = SuiteContext(quick=True, model_handle=tiny,
+                       options={"n_units": 3, "store_tokens": 1024, "store_corpus": _tiny_corpus(), "modes": False})
+    rep = run_suites(["neurons"], ctx, out_dir=cache / "runs", write=False)
+    r = rep.suites["neurons"]
+    assert r.status == "ok", r.reason
+    assert r.missing_baselines == []
+    m, b = r.result.metrics["offline_explainer"], r.result.baselines["offline_explainer"]
+    assert -1.0 <= m["pearson"] <= 1.0
+    assert set(b["pearson"]) == {"shuffled_explanation", "random_unit"}
+    assert r.result.provenance["store"]["hash"] and len(r.result.provenance["units"]) == 3
+    assert "label_corruption_clean" in r.result.metrics
+
+
+def test_probing_suite_on_tiny_model(tiny, cache):
+    ctx = SuiteContext(quick=True, model_handle=tiny, options={"datasets": "sentiment", "probe_n": 40})
+    r = run_suites(["probing"], ctx, out_dir=cache / "runs", write=False).suites["probing"]
+    assert r.status == "ok", r.reason
+    assert r.missing_baselines == []
+    assert r.result.baselines["sentiment"]["best_accuracy"] == pytest.approx(r.result.tables[0]["rows"][0][4])
+
+
+def test_missing_tool_is_skipped_not_faked(tiny, cache, monkeypatch):
+    discover()
+    monkeypatch.setitem(sys.modules, "gnothi.tools.patching", None)  # import now fails
+    r = run_suites(["patching"], SuiteContext(model_handle=tiny), out_dir=cache / "runs", write=False).suites["patching"]
+    assert r.status == "skipped" and "tool not available" in r.reason and r.result is None
