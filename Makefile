@@ -1,11 +1,12 @@
-# The two commands: `make run` (start gnothi on the bundled model) and `make test` (all tests).
+# The two commands: `make run` (start the gnothi chat on the bundled model) and `make test` (all tests).
 VENV ?= .venv
 ARGS ?=
 
+# ARGS passes options through, e.g. make run ARGS="--port 8000", make test ARGS="-m 'not browser'".
 .PHONY: run test setup bench
 run:
 	@bash scripts/setup.sh run
-	$(VENV)/bin/gnothi demo $(ARGS)
+	$(VENV)/bin/gnothi serve $(ARGS)
 
 test:
 	@bash scripts/setup.sh test
