@@ -516,7 +516,8 @@ def _find_token(tokens: list[str], token: int | str) -> int:
     raise InputError(f"{token!r} is not a token of the text.", f"Pick one of its tokens: {tokens}.")
 
 
-def features_on_text(handle, text: str, sae: SAE | str | None = None, token: int | str | None = None, k: int = 10) -> FeaturesOnTextResult:
+def features_on_text(handle, text: str, sae: SAE | str | None = None, token: int | str | None = None, k: int = 10,
+                     layer: int | None = None) -> FeaturesOnTextResult:
     """The ``k`` features that fire most on ``text`` (or on one ``token`` of it).
 
     ``token``: a position in the text's tokens (0 = first token after BOS; negative counts
@@ -528,7 +529,7 @@ def features_on_text(handle, text: str, sae: SAE | str | None = None, token: int
     _check_text(text)
     if not isinstance(k, int) or k < 1:
         raise InputError(f"k must be a positive integer, got {k!r}.", "Use e.g. k=10.")
-    sae = resolve_sae(handle, sae)
+    sae = resolve_sae(handle, sae, layer=layer)
     (ids, x, f), = _encode_texts(handle, sae, [text])
     if not ids:
         raise InputError("The text has no tokens after BOS.", "Give a longer text.")
@@ -567,7 +568,8 @@ def features_on_text(handle, text: str, sae: SAE | str | None = None, token: int
     )
 
 
-def search_features(handle, query: str, sae: SAE | str | None = None, k: int = 10, min_score: float | None = None) -> FeatureSearchResult:
+def search_features(handle, query: str, sae: SAE | str | None = None, k: int = 10, min_score: float | None = None,
+                    layer: int | None = None) -> FeatureSearchResult:
     """Features whose explanation is closest in meaning to ``query`` (MiniLM cosine).
 
     Needs the feature index (:func:`index_features`); raises :class:`SAENotFoundError`
@@ -578,7 +580,7 @@ def search_features(handle, query: str, sae: SAE | str | None = None, k: int = 1
     _check_text(query, "query")
     if not isinstance(k, int) or k < 1:
         raise InputError(f"k must be a positive integer, got {k!r}.", "Use e.g. k=10.")
-    sae = resolve_sae(handle, sae)
+    sae = resolve_sae(handle, sae, layer=layer)
     idx = require_index(handle, sae)
     emb = _feature_embeddings(sae, idx)
     t_emb = time.perf_counter()
@@ -623,6 +625,7 @@ def contrast_features(
     reduce: str = "max",
     label_a: str = "set A",
     label_b: str = "set B",
+    layer: int | None = None,
 ) -> ContrastResult:
     """Features that separate ``texts_a`` from ``texts_b``.
 
@@ -641,7 +644,7 @@ def contrast_features(
         raise InputError(f"reduce must be 'max' or 'mean', got {reduce!r}.", "Use reduce='max' (default) or 'mean'.")
     if not isinstance(k, int) or k < 1:
         raise InputError(f"k must be a positive integer, got {k!r}.", "Use e.g. k=10.")
-    sae = resolve_sae(handle, sae)
+    sae = resolve_sae(handle, sae, layer=layer)
 
     def per_text(texts):
         rows = []
@@ -729,7 +732,7 @@ def output_tokens(handle, sae: SAE, feature: int, n: int = 10) -> tuple[list[tup
 
 
 def feature_page(handle, feature: int, sae: SAE | str | None = None, explainer="offline", simulator="offline",
-                 modes: bool = True, n_contexts: int = 10) -> FeaturePage:
+                 modes: bool = True, n_contexts: int = 10, layer: int | None = None) -> FeaturePage:
     """Explain, simulate and score one feature from the feature store (like a neuron page).
 
     Needs the feature store (built by :func:`index_features`); raises a store error with
@@ -739,7 +742,7 @@ def feature_page(handle, feature: int, sae: SAE | str | None = None, explainer="
     from .explain import explain_unit
     from .store import open_store
 
-    sae = resolve_sae(handle, sae)
+    sae = resolve_sae(handle, sae, layer=layer)
     check_range("feature", feature, sae.d_sae)
     units = SAEUnits(sae, handle)
     try:
@@ -753,3 +756,11 @@ def feature_page(handle, feature: int, sae: SAE | str | None = None, explainer="
     report = explain_unit(store, units.layers[0], feature, explainer=explainer, simulator=simulator, modes=modes, n_contexts=n_contexts)
     pro, sup = output_tokens(handle, sae, feature)
     return FeaturePage(sae=sae.name, feature=feature, report=report, promotes=pro, suppresses=sup)
+
+
+def explain_feature(handle, feature: int, sae: SAE | str | None = None, layer: int | None = None, llm=None, k: int = 10,
+                    modes: bool = True) -> FeaturePage:
+    """:func:`feature_page` with the assistant's arguments: ``llm`` (a callable) explains and
+    simulates when given, else the offline explainer and simulator; ``k`` top contexts."""
+    return feature_page(handle, feature, sae, explainer=llm or "offline", simulator=llm or "offline", modes=modes,
+                        n_contexts=k, layer=layer)

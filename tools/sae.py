@@ -615,7 +615,8 @@ def human_seconds(s: float) -> str:
 def default_sae(handle, layer: int | None = None) -> SAE:
     """The SAE the assistant uses when none is named.
 
-    The newest intact SAE for ``handle``'s model (at ``layer`` if given). Raises
+    The newest intact SAE for ``handle``'s model (at ``layer`` if given), preferring
+    SAEs whose features are indexed. Raises
     :class:`SAENotFoundError` with the command that trains one and how long it takes.
     Damaged SAEs are skipped, and if only damaged ones exist the error says so.
     """
@@ -626,14 +627,17 @@ def default_sae(handle, layer: int | None = None) -> SAE:
 
         check_range("layer", layer, handle.n_layers)
     damaged = []
-    for e in list_saes(handle.name):
-        if layer is not None and e.get("layer") != layer:
-            continue
+    entries = [e for e in list_saes(handle.name) if layer is None or e.get("layer") == layer]
+    # indexed SAEs first (they can answer every question), newest first within each group
+    for e in sorted(entries, key=lambda e: not e.get("indexed")):
         if not e["ok"]:
             damaged.append(e)
             continue
         sae = load_sae(e["path"])
-        sae.check_fits(handle)
+        try:
+            sae.check_fits(handle)
+        except SAEError:
+            continue
         return sae
     L = layer if layer is not None else handle.n_layers // 2
     cfg = TrainConfig(layer=L)
