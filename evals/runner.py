@@ -199,8 +199,9 @@ def git_info(repo: Path | None = None) -> dict[str, Any]:
         return {"commit": None}
 
 
-def file_digest(path: Path, full_limit: int = 64 << 20) -> str:
-    """sha256 of a file (of its size, head and tail when larger than ``full_limit``)."""
+def file_digest(path: Path, full_limit: int = 8 << 20) -> str:
+    """sha256 of a file (of its size, first and last MiB when larger than ``full_limit``:
+    stores list their files' full hashes in their own meta.json, which is hashed whole)."""
     h = hashlib.sha256()
     size = path.stat().st_size
     with open(path, "rb") as f:
@@ -209,8 +210,8 @@ def file_digest(path: Path, full_limit: int = 64 << 20) -> str:
                 h.update(chunk)
         else:
             h.update(str(size).encode())
-            h.update(f.read(8 << 20))
-            f.seek(-(8 << 20), os.SEEK_END)
+            h.update(f.read(1 << 20))
+            f.seek(-(1 << 20), os.SEEK_END)
             h.update(f.read())
     return h.hexdigest()
 
