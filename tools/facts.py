@@ -104,13 +104,14 @@ def first_sentence(text: str, max_chars: int = 200) -> str:
 _REFUSAL = re.compile(
     r"\b(i (do not|don't|cannot|can't) (know|find|answer|provide)|i'm not (sure|aware)|i am not (sure|aware)|"
     r"not aware of|no (such|information|record|known|real)|does not exist|doesn't exist|(is|are) not a real|"
-    r"fictional|fictitious|not a (real|recognized|known)|there is no|unknown to me|couldn't find|could not find)\b",
+    r"not a (real|recognized|known)|there is no|unknown to me|couldn't find|could not find)\b",
     re.I,
 )
 
 
 def is_refusal(text: str) -> bool:
-    """Whether an answer declines or says the subject is not real."""
+    """Whether an answer declines or says the subject is not real. ("A fictional work by
+    ..." is not a refusal: the model goes on to make up an author.)"""
     return bool(_REFUSAL.search(text or ""))
 
 

@@ -357,13 +357,20 @@ def build_dataset(
     keys = [_cache_key(f) for f in facts]
     todo = [i for i, k in enumerate(keys) if k not in cache]
     if todo:
-        new = generate_answers(
-            handle, [prompt_text(handle, facts[i].question) for i in todo], batch_size=batch_size, progress=progress, first_sentence_only=True
-        )
-        fresh = {keys[i]: a for i, a in zip(todo, new)}
-        cache.update(fresh)
-        if use_cache:
-            save_answer_cache(handle.name, fresh)
+        # shortest prompts first (little padding); saved every few batches so an interrupted
+        # run keeps what it has done
+        todo.sort(key=lambda i: len(facts[i].question))
+        bar = _bar(len(todo), "generating answers", progress)
+        step = batch_size * 4
+        for s in range(0, len(todo), step):
+            part = todo[s : s + step]
+            new = generate_answers(handle, [prompt_text(handle, facts[i].question) for i in part], batch_size=batch_size, first_sentence_only=True)
+            fresh = {keys[i]: a for i, a in zip(part, new)}
+            cache.update(fresh)
+            if use_cache:
+                save_answer_cache(handle.name, fresh)
+            bar.update(len(part))
+        bar.close()
     out = []
     for f, k in zip(facts, keys):
         a = cache[k]

@@ -224,12 +224,15 @@ def _group_folds(groups: Sequence[str], k: int, seed: int) -> list[np.ndarray]:
 
 
 def _auroc(scores, labels) -> float:
-    from sklearn.metrics import roc_auc_score
+    """Area under the ROC curve (ties count half); 0.5 when one class is missing."""
+    from scipy.stats import rankdata
 
-    y = np.asarray(labels).astype(int)
-    if len(set(y.tolist())) < 2:
+    y = np.asarray(labels).astype(int) > 0
+    npos, nneg = int(y.sum()), int((~y).sum())
+    if npos == 0 or nneg == 0:
         return 0.5
-    return float(roc_auc_score(y, np.asarray(scores, dtype=np.float64)))
+    r = rankdata(np.asarray(scores, dtype=np.float64))
+    return float((r[y].sum() - npos * (npos + 1) / 2.0) / (npos * nneg))
 
 
 def _oof_logits(X: np.ndarray, y: np.ndarray, folds: list[np.ndarray], C: float) -> np.ndarray:
@@ -500,10 +503,57 @@ def _bootstrap_auroc(scores: np.ndarray, y: np.ndarray, n: int = 500, seed: int 
     return [round(float(np.percentile(vals, 2.5)), 4), round(float(np.percentile(vals, 97.5)), 4)]
 
 
-def dataset_signals(handle, examples: Sequence[D.Example], layers: Sequence[int] | None = None, progress: bool = False) -> Signals:
-    layers = list(layers) if layers is not None else candidate_layers(handle.n_layers)
-    prompts = [D.prompt_text(handle, e.question) for e in examples]
-    return compute_signals(handle, prompts, [e.answer for e in examples], layers, progress=progress)
+def dataset_signals(
+    handle, examples: Sequence[D.Example], layers: Sequence[int] | None = None, progress: bool = False, use_cache: bool = True
+) -> Signals:
+    """Signals for dataset examples, cached per model (``signals.safetensors``) by question,
+    answer and layers, so retraining and evaluating again does not re-run the model."""
+    layers = sorted(set(layers)) if layers is not None else candidate_layers(handle.n_layers)
+    keys = [hashlib.sha1(f"{D.PROMPT_VERSION}|{layers}|{e.question}|{e.answer}".encode()).hexdigest()[:20] for e in examples]
+    cached = _load_signal_cache(handle.name) if use_cache else {}
+    todo = [i for i, k in enumerate(keys) if f"{k}.unc" not in cached]
+    if todo:
+        sub = [examples[i] for i in todo]
+        prompts = [D.prompt_text(handle, e.question) for e in sub]
+        sig = compute_signals(handle, prompts, [e.answer for e in sub], layers, progress=progress)
+        fresh = {}
+        for j, i in enumerate(todo):
+            fresh[f"{keys[i]}.rq"] = sig.resid_q[j]
+            fresh[f"{keys[i]}.ra"] = sig.resid_a[j]
+            fresh[f"{keys[i]}.unc"] = sig.unc[j]
+        cached.update(fresh)
+        if use_cache:
+            _save_signal_cache(handle.name, cached)
+    rq = np.stack([cached[f"{k}.rq"] for k in keys]).astype(np.float32)
+    ra = np.stack([cached[f"{k}.ra"] for k in keys]).astype(np.float32)
+    unc = np.stack([cached[f"{k}.unc"] for k in keys]).astype(np.float64)
+    return Signals(layers, rq, ra, unc)
+
+
+def _signal_cache_path(model_name: str) -> Path:
+    return detector_dir(model_name) / "signals.safetensors"
+
+
+def _load_signal_cache(model_name: str) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    p = _signal_cache_path(model_name)
+    if not p.exists():
+        return {}
+    try:
+        return dict(load_file(str(p)))
+    except Exception:  # damaged: start again (the signals are recomputed)
+        return {}
+
+
+def _save_signal_cache(model_name: str, tensors: dict[str, np.ndarray]) -> None:
+    from safetensors.numpy import save_file
+
+    p = _signal_cache_path(model_name)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp))
+    os.replace(tmp, p)
 
 
 def train_and_evaluate(
@@ -795,6 +845,8 @@ def detect(
         drivers = [f"{SIGNAL_TEXT[FALLBACK_SIGNAL]} = {unc[0]:.2f} nats (risk = 1 - geometric-mean token probability)"]
         info = {"kind": "fallback", "how": how, "formula": "1 - exp(mean log-prob of the answer tokens)"}
         kind = "fallback"
+    if context and det is not None:
+        warns.append("The detector was trained on questions without a context; with one, read the risk as indicative.")
     if source == "given":
         warns.append("The answer was given, not generated: the detector was trained on the model's own answers, so treat the risk as indicative.")
     ctx_tokens = len(handle.tokenizer(context, add_special_tokens=False)["input_ids"]) if context else 0

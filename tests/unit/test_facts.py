@@ -52,6 +52,7 @@ def test_refusals():
     assert F.is_refusal("I'm not aware of a country called Veltoria.")
     assert F.is_refusal("There is no such element.")
     assert not F.is_refusal("The capital of Veltoria is Nova Terra.")
+    assert not F.is_refusal("The Ferrier Testament is a fictional work by John Ferrier.")  # still makes one up
     fake = F.fabricated("capitals")[0]
     assert D.label_answer(fake, "The capital of Veltoria is Nova Terra.") == (1, False, False)
     assert D.label_answer(fake, "I don't know of a country called Veltoria.") == (0, False, True)

@@ -100,6 +100,12 @@ def test_pipeline_train_save_detect(tiny, monkeypatch):
     again = _tiny_examples(tiny)
     assert [e.answer for e in again] == [e.answer for e in exs]
     monkeypatch.undo()
+    sig = H.dataset_signals(tiny, exs)
+    assert sig.resid_q.shape == (70, 2, 32) and np.isfinite(sig.unc).all()
+    monkeypatch.setattr(H, "compute_signals", lambda *a, **k: pytest.fail("recomputed cached signals"))
+    sig2 = H.dataset_signals(tiny, exs)
+    assert np.array_equal(sig.resid_q, sig2.resid_q) and np.array_equal(sig.unc, sig2.unc)
+    monkeypatch.undo()
     det, ev = H.train_and_evaluate(tiny, examples=exs, transfer=False)
     assert ev.n_train + ev.n_test == 70
     assert set(ev.auroc) >= {"combined", "probe_question", "probe_answer", "neg_mean_logprob", "uncertainty_combined"}
