@@ -348,7 +348,7 @@ def build_args(tool: str, clause: str, question: str, ctx: PlanContext, followup
         return {"reason": reason}, None
 
     if tool == "neuron_explainer":
-        args = {k2: v for k2, v in base.items() if k2 in ("layer", "neuron", "token", "k")}
+        args = {k2: v for k2, v in base.items() if k2 in ("layer", "neuron", "token", "text", "k")}
         if e.layer is not None:
             args["layer"] = e.layer
         elif e.last_layer:
@@ -356,6 +356,7 @@ def build_args(tool: str, clause: str, question: str, ctx: PlanContext, followup
         if e.neuron is not None:
             args["neuron"] = e.neuron
             args.pop("token", None)
+            args.pop("text", None)
         if "neuron" not in args and anaphora and "neuron_explainer.neuron" in ent:
             args["neuron"] = ent["neuron_explainer.neuron"]
             args.setdefault("layer", ent.get("neuron_explainer.layer"))
@@ -368,6 +369,9 @@ def build_args(tool: str, clause: str, question: str, ctx: PlanContext, followup
                     tok = m.group(1) if m else None
             if tok:
                 args["token"] = tok
+                others = [x for x in quotes if x != tok and tok in x]
+                if others:  # 'neurons for "Paris" in "The capital of France is Paris"'
+                    args["text"] = others[0]
         if k:
             args["k"] = k
         if "neuron" not in args and "token" not in args:

@@ -45,13 +45,14 @@ class NeuronArgs(BaseModel):
 
     layer: int | None = Field(None, description="layer index (0-based)")
     neuron: int | None = Field(None, description="neuron index within the layer's MLP (0-based)")
-    token: str | None = Field(None, description="a token: find the neurons that most promote it")
+    token: str | None = Field(None, description="a token: find the neurons most active on it")
+    text: str | None = Field(None, description="a text containing the token (default: the token alone)")
     k: int = Field(5, ge=1, le=50, description="how many top examples or neurons")
 
-    @field_validator("token")
+    @field_validator("token", "text")
     @classmethod
-    def _tok(cls, v):
-        return _text(v, "token")
+    def _tok(cls, v, info):
+        return _text(v, info.field_name)
 
 
 class SAEArgs(BaseModel):
@@ -165,7 +166,7 @@ def error_result(tool: str, err: GnothiError, handle=None) -> ToolResult:
 def run_neuron(handle, a: NeuronArgs, llm=None) -> ToolResult:
     if a.neuron is None and a.token:
         return as_tool_result(
-            _call("neurons", ["top_neurons_for_token"], handle, token=a.token, k=a.k, layer=a.layer), "neuron_explainer"
+            _call("neurons", ["top_neurons_for_token"], handle, text=a.text or a.token, token=a.token, k=a.k, layer=a.layer), "neuron_explainer"
         )
     if a.layer == -1:  # "the last layer"
         a = a.model_copy(update={"layer": handle.n_layers - 1})
@@ -341,12 +342,12 @@ register(ToolAgent(
         "explain L7 N340",
         "what is neuron 12.345 doing",
         "describe the behaviour of this MLP neuron",
-        "which neurons fire for the token Paris?",
+        "which neurons fire for this token?",
         "show the top activating examples of a neuron",
         "what concept does this unit detect",
         "interpret neuron 5 of layer 2",
         "what makes this neuron activate",
-        "which neurons promote the word dog",
+        "which neurons promote this word",
     ],
 ))
 register(ToolAgent(
@@ -388,11 +389,12 @@ register(ToolAgent(
     "Activation patching and causal tracing: find which layers, positions, heads or MLPs cause the model's answer by patching between a clean and a corrupted prompt.",
     PatchArgs, run_patch,
     examples=[
-        "why did the model answer Rome?",
-        "which layers are responsible for predicting Paris",
+        "why did the model give this answer?",
+        "why does the model think that?",
+        "which layers are responsible for predicting this word",
         "patch the clean prompt into the corrupted one",
-        "causal tracing on the capital of France prompt",
-        "where is the fact that Paris is in France stored",
+        "causal tracing on this prompt",
+        "where in the network is this fact stored",
         "activation patching between these two prompts",
         "which attention heads matter for this answer",
         "what component causes the model to say this",
@@ -410,7 +412,9 @@ register(ToolAgent(
         "does the model know the answer to this question or is it guessing",
         "check whether the answer is grounded in the context",
         "how confident is the model in its answer",
-        "is it lying about who wrote Hamlet",
+        "is it lying to me",
+        "is what the model said true, or did it invent it",
+        "can I rely on this answer from the model",
         "detect hallucination in this response",
         "can I trust what the model said",
         "is the model confabulating",
