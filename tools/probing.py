@@ -155,12 +155,19 @@ class ProbeReport(BaseModel):
         b = self.layer(self.best_layer)
         pos = "last token" if self.position == "last" else "mean over tokens"
         classes = " vs ".join(self.label_names)
-        summary = (
-            f"A linear probe separates {classes} ({self.dataset}) best at layer {self.best_layer}: "
-            f"{b.accuracy:.1%} held-out accuracy (95% CI {b.ci_low:.1%}-{b.ci_high:.1%}, chance {self.chance:.1%}), "
-            f"control {b.control_accuracy:.1%}, selectivity {b.selectivity:+.1%}; "
-            f"within 2 points of the best from layer {self.first_layer_near_best} on ({pos}, {self.n_test} test examples)."
-        )
+        if b.ci_low <= self.chance:
+            summary = (
+                f"No layer separates {classes} ({self.dataset}) reliably above chance: the best, layer "
+                f"{self.best_layer}, reaches {b.accuracy:.1%} held-out accuracy (95% CI {b.ci_low:.1%}-{b.ci_high:.1%}, "
+                f"chance {self.chance:.1%}; {pos}, {self.n_test} test examples)."
+            )
+        else:
+            summary = (
+                f"A linear probe separates {classes} ({self.dataset}) best at layer {self.best_layer}: "
+                f"{b.accuracy:.1%} held-out accuracy (95% CI {b.ci_low:.1%}-{b.ci_high:.1%}, chance {self.chance:.1%}), "
+                f"control {b.control_accuracy:.1%}, selectivity {b.selectivity:+.1%}; within 2 points of the best "
+                f"from layer {self.first_layer_near_best} on ({pos}, {self.n_test} test examples)."
+            )
         evidence = [
             {"layer": lp.layer, "accuracy": round(lp.accuracy, 4), "ci": [round(lp.ci_low, 4), round(lp.ci_high, 4)],
              "control_accuracy": round(lp.control_accuracy, 4), "selectivity": round(lp.selectivity, 4)}

@@ -73,6 +73,7 @@ def test_planted_feature_found_with_high_selectivity(planted):
     assert abs(best.control_accuracy - 0.5) < 0.2  # unseen word types: the control is near chance
     tr = rep.to_tool_result()
     assert tr.headline["best_layer"] == rep.best_layer and f"{best.accuracy:.1%}" in tr.summary
+    assert tr.summary.startswith("A linear probe separates no vs yes")
     assert tr.figures[0].kind == "line" and len(tr.figures[0].data["x"]) == h.n_layers
     json.dumps(tr.model_dump(mode="json"))
 
@@ -84,6 +85,9 @@ def test_absent_feature_not_found(planted):
         assert lp.accuracy < 0.72, rep.layers
         assert lp.selectivity < 0.2, rep.layers
         assert lp.ci_low < 0.5 + 0.1  # chance is inside or near the interval
+    # a best layer whose interval reaches down to chance is reported as no reliable signal
+    low = [lp.model_copy(update={"ci_low": min(lp.ci_low, rep.chance)}) for lp in rep.layers]
+    assert rep.model_copy(update={"layers": low}).to_tool_result().summary.startswith("No layer")
 
 
 def test_word_type_control_catches_memorisation():
