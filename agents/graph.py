@@ -226,6 +226,7 @@ def build_graph(rt: Runtime, checkpointer=None):
             "plan": calls,
             "planner": plan.planner,
             "clarify": plan.clarify,
+            "pending": plan.pending if plan.clarify else None,
             "summaries": [r.get("summary", "")[:300] for r in comp],
             "entities": entities_of(calls, comp),
             "reply": text[:2000],

@@ -112,7 +112,15 @@ class PlanContext:
             calls = [c for c in turn.get("plan") or [] if c.get("tool") != "help"]
             if calls:
                 return calls
+            if turn.get("pending"):  # a clarifying question: its half-built call
+                return [turn["pending"]]
         return []
+
+    def pending(self) -> dict | None:
+        """The half-built call of the last turn, when that turn asked a clarifying question."""
+        if self.history and self.history[-1].get("pending"):
+            return self.history[-1]["pending"]
+        return None
 
     def entities(self) -> dict[str, Any]:
         ent: dict[str, Any] = {}
@@ -231,7 +239,15 @@ class OfflinePlanner:
         calls: list[ToolCall] = []
         clarify: list[str] = []
         notes: list[str] = []
+        pending_calls: list[dict] = []
         followup = is_followup(q)
+        pend = ctx.pending()
+        if pend:
+            m = BARE_ANSWER_RE.match(words_to_digits(q))
+            if m and pend.get("missing"):  # "7" in answer to "which layer?": the half-built call is complete
+                call = ToolCall(tool=pend["tool"], args={**(pend.get("args") or {}), pend["missing"]: int(m.group(1))})
+                return Plan(reformulated=reformulate([call], q), calls=[call], planner=self.name)
+            followup = True
         for clause in split_clauses(q):
             tools, sims = self.route(clause)
             if not tools and (followup or FOLLOWUP_NUMBER_RE.match(clause)) and ctx.last_calls():
@@ -243,6 +259,7 @@ class OfflinePlanner:
                 args, need = build_args(tool, clause, q, ctx, followup)
                 if need:
                     clarify.append(need)
+                    pending_calls.append({"tool": tool, "args": args, "missing": missing_field(tool, args)})
                     continue
                 if tool == "help" and any(c.tool != "help" for c in calls):
                     continue
@@ -269,7 +286,24 @@ class OfflinePlanner:
         )
         if clarify and calls:
             plan.notes.append("Not planned: " + " ".join(dict.fromkeys(clarify)))
+        if plan.clarify and pending_calls:
+            plan.pending = pending_calls[0]
         return plan
+
+
+BARE_ANSWER_RE = re.compile(r"^\s*(?:it'?s\s+|in\s+|at\s+|use\s+|try\s+)?(?:the\s+)?(?:layer|neuron|unit|feature|number|n|l)?\s*#?(\d{1,6})(?:st|nd|rd|th)?\s*(?:layer|neuron)?\s*[.!?]?\s*$", re.I)
+
+
+def missing_field(tool: str, args: dict) -> str | None:
+    """The one argument a half-built call lacks, when a bare number can supply it."""
+    if tool == "neuron_explainer":
+        if args.get("neuron") is not None and args.get("layer") is None:
+            return "layer"
+        if args.get("layer") is not None and args.get("neuron") is None:
+            return "neuron"
+    if tool == "sae_feature_search" and not any(args.get(k) for k in ("query", "text")) and args.get("feature") is None:
+        return "feature"
+    return None
 
 
 _SPLIT_RE = re.compile(
@@ -376,10 +410,10 @@ def build_args(tool: str, clause: str, question: str, ctx: PlanContext, followup
             args["k"] = k
         if "neuron" not in args and "token" not in args:
             if args.get("layer") is not None:
-                return {}, f"Which neuron in layer {args['layer']}? Give its index, e.g. 'neuron 340 in layer {args['layer']}'."
-            return {}, "Which neuron? Give a layer and an index, e.g. 'L7 N340', '7.340' or 'neuron 340 in layer 7'." + nl
+                return args, f"Which neuron in layer {args['layer']}? Give its index, e.g. 'neuron 340 in layer {args['layer']}'."
+            return args, "Which neuron? Give a layer and an index, e.g. 'L7 N340', '7.340' or 'neuron 340 in layer 7'." + nl
         if "neuron" in args and args.get("layer") is None:
-            return {}, f"Which layer is neuron {args['neuron']} in? Say e.g. 'neuron {args['neuron']} in layer 7'." + nl
+            return args, f"Which layer is neuron {args['neuron']} in? Say e.g. 'neuron {args['neuron']} in layer 7'." + nl
         return args, None
 
     if tool == "sae_feature_search":
@@ -410,8 +444,8 @@ def build_args(tool: str, clause: str, question: str, ctx: PlanContext, followup
             args["k"] = k
         if not any(args.get(x) is not None for x in ("query", "feature", "text")):
             if anaphora:
-                return {}, "Which feature do you mean? I have no feature from earlier in this conversation; give its number, e.g. 'feature 1234'."
-            return {}, "What should the features be about? Say e.g. 'find SAE features about French', or quote a text: 'which features fire on \"...\"'."
+                return args, "Which feature do you mean? I have no feature from earlier in this conversation; give its number, e.g. 'feature 1234'."
+            return args, "What should the features be about? Say e.g. 'find SAE features about French', or quote a text: 'which features fire on \"...\"'."
         return args, None
 
     if tool == "probing":
@@ -427,7 +461,7 @@ def build_args(tool: str, clause: str, question: str, ctx: PlanContext, followup
             args["position"] = "mean"
         if not args.get("dataset"):
             names = ", ".join(ctx.datasets) if ctx.datasets else "truth, sentiment"
-            return {}, f"Which property should the probes look for? For example: {names}."
+            return args, f"Which property should the probes look for? For example: {names}."
         return args, None
 
     if tool == "activation_patching":
@@ -457,7 +491,7 @@ def build_args(tool: str, clause: str, question: str, ctx: PlanContext, followup
             args["mode"] = "trace"
         args = {k2: v for k2, v in args.items() if v is not None}
         if not args.get("clean"):
-            return {}, 'Which prompt should I explain? Quote it, and a corrupted version if you have one: patch "The capital of France is" vs "The capital of Italy is".'
+            return args, 'Which prompt should I explain? Quote it, and a corrupted version if you have one: patch "The capital of France is" vs "The capital of Italy is".'
         return args, None
 
     if tool == "hallucination_detector":
@@ -482,10 +516,10 @@ def build_args(tool: str, clause: str, question: str, ctx: PlanContext, followup
             if m and not re.fullmatch(r"(?:this|that|it|this answer|that answer|the answer)", m.group(1).strip(), re.I):
                 args["question"] = m.group(1).strip()
         if not args.get("question"):
-            return {}, 'Which question (and answer) should I check? Quote them: is the model making it up on "Who wrote Hamlet?" answer "Dickens"?'
+            return args, 'Which question (and answer) should I check? Quote them: is the model making it up on "Who wrote Hamlet?" answer "Dickens"?'
         return args, None
 
-    return {}, None
+    return args, None
 
 
 def reformulate(calls: list[ToolCall], question: str) -> str:

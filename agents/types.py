@@ -36,6 +36,7 @@ class Plan(BaseModel):
     clarify: str | None = None  # a question back to the user when something needed is missing
     planner: str = "offline"  # "offline", "llm", or "llm->offline" after a fallback
     notes: list[str] = Field(default_factory=list)  # planner remarks shown to the user (fallbacks, refusals)
+    pending: dict[str, Any] | None = None  # with clarify: the half-built call ({tool, args, missing}) the answer completes
 
 
 class Event(BaseModel):

@@ -117,3 +117,15 @@ def test_followups_resolve_against_history(planner):
     # no history: a follow-up cannot be resolved and says so
     p = planner.plan("what about that feature?", PlanContext())
     assert not p.calls and "feature" in p.clarify.lower()
+
+
+def test_answers_to_a_clarifying_question(planner):
+    p = planner.plan("explain neuron 340", CTX)
+    assert p.clarify and p.pending == {"tool": "neuron_explainer", "args": {"neuron": 340}, "missing": "layer"}
+    hist = [{"question": "explain neuron 340", "plan": [], "clarify": p.clarify, "pending": p.pending}]
+    ctx = PlanContext(history=hist, n_layers=30)
+    assert calls(planner.plan("7", ctx)) == [("neuron_explainer", {"neuron": 340, "layer": 7})]
+    assert calls(planner.plan("layer seven", ctx)) == [("neuron_explainer", {"neuron": 340, "layer": 7})]
+    assert calls(planner.plan("what about layer 40?", ctx)) == [("neuron_explainer", {"neuron": 340, "layer": 40})]
+    # a new, unrelated question is not bent into the pending call
+    assert calls(planner.plan("probe for sentiment", ctx)) == [("probing", {"dataset": "sentiment"})]
