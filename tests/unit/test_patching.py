@@ -292,7 +292,7 @@ def test_causal_trace_matches_hand_written_noise_and_restore(setup):
     assert r.grids["resid"][0][5] == pytest.approx(p, abs=1e-4)
 
 
-def test_cli_patch_json_and_errors(setup, monkeypatch, capsys):
+def test_cli_patch_json_and_errors(setup, monkeypatch, capsys, tmp_path):
     from gnothi.ui import cli
 
     monkeypatch.setattr(cli, "handle_from_args", lambda args: setup["h"])
@@ -310,6 +310,11 @@ def test_cli_patch_json_and_errors(setup, monkeypatch, capsys):
     rc = cli.main(["attention", "--prompt", CLEAN, "--heads", "1.2,0.0", "--json"])
     d = json.loads(capsys.readouterr().out)
     assert rc == 0 and [x["name"] for x in d["heads"]] == ["1.2", "0.0"]
+    rc = cli.main(["patch", "--clean", CLEAN, "--answer", " paris", "--alternative", " rome", "--mode", "attribution", "--top", "3", "--png", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "top components" in out and "(automatic)" in out
+    pngs = sorted(tmp_path.glob("patch_*.png"))
+    assert pngs and pngs[0].read_bytes()[:4] == b"\x89PNG"
     rc = cli.main(["trace", "--prompt", CLEAN, "--answer", " paris", "--samples", "1", "--kinds", "resid"])
     assert rc == 0 and "Noising 'france'" in capsys.readouterr().out
 
