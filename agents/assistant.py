@@ -70,7 +70,9 @@ class Assistant:
             planner = "llm" if self.llm is not None else "offline"
         if planner == "llm":
             if self.llm is None:
-                raise GnothiError("The LLM planner needs an LLM endpoint.", "Pass llm=... or set GNOTHI_LLM_BASE_URL.")
+                from gnothi.tools.errors import LLMError
+
+                raise LLMError("The LLM planner needs an LLM endpoint.", "Pass llm=... (or --llm-base-url), or set GNOTHI_LLM_BASE_URL; or use the offline planner.")
             from .planner_llm import LLMPlanner
 
             self.planner = LLMPlanner(self.llm, fallback=self.offline_planner, shape=self._shape())
@@ -82,7 +84,9 @@ class Assistant:
         for name, fn in (runners or {}).items():
             base = AGENTS.get(name)
             if base is None:
-                raise GnothiError(f"There is no tool agent {name!r}.", f"Use one of: {', '.join(AGENTS)}.")
+                from gnothi.tools.errors import InputError
+
+                raise InputError(f"There is no tool agent {name!r}.", f"Use one of: {', '.join(AGENTS)}.")
             self.agents[name] = ToolAgent(base.name, base.description, base.args_schema, fn, base.examples, base.needs_model)
 
         self.db_path = str(db_path) if db_path is not None else str(default_db_path())

@@ -174,3 +174,15 @@ def test_ask_cli_json_and_errors(tmp_path, monkeypatch, capsys):
     assert main(["ask", "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["error"] == "bad_input"
     assert main(["ask", "--batch", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o.jsonl")]) == 2
+
+
+def test_damaged_conversation_db_is_a_clear_error(tmp_path):
+    from gnothi.tools.errors import CacheCorruptError, LLMError
+
+    bad = tmp_path / "conv.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(CacheCorruptError) as e:
+        Assistant(db_path=bad, embedder=None)
+    assert "delete" in e.value.fix
+    with pytest.raises(LLMError):
+        Assistant(db_path=":memory:", embedder=None, planner="llm")
