@@ -682,38 +682,41 @@ class _LayerState:
             setattr(self, k, d[k].clone())
 
     @staticmethod
-    def _merge(vals, wins, acts, new_vals, new_win, new_acts_fn):
-        """Keep the largest ``len(vals)`` of old + new per unit (only units where a new value can enter)."""
-        K = vals.shape[0]
-        cand = (new_vals.max(0).values > vals[K - 1]).nonzero().reshape(-1)
-        if cand.numel() == 0:
-            return
-        B = new_vals.shape[0]
-        v = torch.cat([vals[:, cand], new_vals[:, cand]], 0)
-        top, idx = v.topk(K, dim=0)
-        w = torch.cat([wins[:, cand], new_win[:, None].expand(B, cand.numel())], 0)
-        a = torch.cat([acts[:, cand], new_acts_fn(cand)], 0)  # [K+B, n, T]
-        vals[:, cand] = top
-        wins[:, cand] = torch.gather(w, 0, idx)
-        acts[:, cand] = torch.gather(a, 0, idx[:, :, None].expand(-1, -1, a.shape[2]))
+    def _insert(vals, wins, acts, new_vals, new_win, a) -> None:
+        """Keep the ``len(vals)`` largest values per unit, unsorted: each new window replaces
+        the unit's current smallest slot when it beats it. Only changed slots are written, so
+        late in a build (when few windows still qualify) this costs almost nothing."""
+        for b in range(new_vals.shape[0]):
+            mn, slot = vals.min(0)  # [U]
+            hit = (new_vals[b] > mn).nonzero().reshape(-1)
+            if hit.numel() == 0:
+                continue
+            s = slot[hit]
+            vals[s, hit] = new_vals[b, hit]
+            wins[s, hit] = new_win[b]
+            acts[s, hit, :] = a[b][:, hit].T.to(torch.float16)
 
     def update(self, a: torch.Tensor, win_ids: torch.Tensor, gen: torch.Generator) -> None:
         """``a``: ``[B, T, U]`` float unit activations for windows ``win_ids``."""
         self.count_pos += (a > 0).sum((0, 1))
-        self.sum += a.sum((0, 1), dtype=torch.float64)
-        self.sumsq += (a * a).sum((0, 1), dtype=torch.float64)
+        self.sum += a.sum((0, 1)).double()  # per-batch sums in fp32, running sums in fp64
+        self.sumsq += (a * a).sum((0, 1)).double()
         wmax = a.amax(1)  # [B, U]
         self.max = torch.maximum(self.max, wmax.max(0).values)
         self.min = torch.minimum(self.min, a.amin((0, 1)))
-
-        def acts_of(cand):
-            return a[:, :, cand].permute(0, 2, 1).to(torch.float16)
-
-        self._merge(self.top_val, self.top_win, self.top_acts, wmax, win_ids, acts_of)
+        self._insert(self.top_val, self.top_win, self.top_acts, wmax, win_ids, a)
         keys = torch.rand(wmax.shape, generator=gen)
         floor = QUANTILE_FLOOR * self.max.clamp(min=0)
         keys[(wmax < floor[None, :]) | (wmax <= 0)] = -math.inf
-        self._merge(self.q_key, self.q_win, self.q_acts, keys, win_ids, acts_of)
+        self._insert(self.q_key, self.q_win, self.q_acts, keys, win_ids, a)
+
+    def sorted_top(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Top slots ordered best first per unit (empty slots last)."""
+        order = self.top_val.argsort(dim=0, descending=True)
+        vals = torch.gather(self.top_val, 0, order)
+        wins = torch.gather(self.top_win, 0, order)
+        acts = torch.gather(self.top_acts, 0, order[:, :, None].expand(-1, -1, self.top_acts.shape[2]))
+        return vals, wins, acts
 
 
 class BuildReport(BaseModel):
@@ -924,9 +927,10 @@ def build_store(
             if t is None:
                 raise StoreError("A random window of the build is missing its activations.", "Rebuild with --force.")
             rand_acts[i] = t
+        top_val, top_win, top_acts = s.sorted_top()
         out = {
-            "top_val": s.top_val.float(),
-            "top_win": s.top_win,
+            "top_val": top_val.float(),
+            "top_win": top_win,
             "q_win": s.q_win,
             "count_pos": s.count_pos,
             "sum": s.sum,
@@ -935,7 +939,7 @@ def build_store(
             "min": s.min.float(),
             "rand_win": torch.from_numpy(rand_win).to(torch.int32),
         }
-        _pack("top_acts", s.top_acts, out)
+        _pack("top_acts", top_acts, out)
         _pack("q_acts", s.q_acts, out)
         _pack("rand_acts", rand_acts, out)
         name = f"layer_{l:03d}.safetensors"
