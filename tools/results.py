@@ -158,7 +158,11 @@ def render_png(fig: Figure, dpi: int = 110) -> bytes:
         if d.get("ylabel"):
             ax.set_ylabel(d["ylabel"])
     ax.set_title(fig.title, fontsize=10)
-    f.tight_layout()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # long token labels: tight_layout may not fit them all
+        f.tight_layout()
     buf = io.BytesIO()
     f.savefig(buf, format="png", dpi=dpi)
     plt.close(f)
