@@ -887,7 +887,7 @@ def build_app(
                         continue
                     if kind == "event":
                         turn.apply(item)
-                        if not stop_flag.is_set():
+                        if not stop_flag.is_set() and sid not in backend.dropped:
                             yield msgs + turn.messages, st, "", "", gr.skip(), gr.skip(), gr.skip(), gr.skip()
                     elif kind == "error":
                         raise item

@@ -202,7 +202,7 @@ def test_stop_cancels_a_long_turn_and_the_next_question_works(page, tiny_app):
 def test_conversations_list_and_reopen(page, tiny_app):
     open_page(page, tiny_app)
     ask(page, "the moon and the stars")
-    wait_text(page, "#gn-chat", r"peaks at")
+    wait_text(page, "#gn-thread", r"1 answer")  # the turn has finished and is stored
     tid = re.search(r"ui-[0-9a-f]{12}", page.locator("#gn-thread").inner_text()).group()
     page.locator("#gn-new").click()
     page.wait_for_function("() => !document.querySelector('#gn-chat').innerText.includes('the moon')")
