@@ -41,6 +41,9 @@ def real_app(bundled, tmp_path_factory):
     url = launch(demo, port=free_port(), block=False, quiet=True)
     yield url
     demo.close()
+    import shutil
+
+    shutil.rmtree(cache, ignore_errors=True)  # the store is a few hundred MB
     if old is None:
         os.environ.pop("GNOTHI_CACHE_DIR", None)
     else:

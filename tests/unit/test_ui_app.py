@@ -304,3 +304,17 @@ def test_serve_refuses_bad_model_and_port_with_exit_2(tmp_path, capsys):
     assert "Unknown model" in err and "fix:" in err
     assert main(["serve", "--port", "70000", "--no-preload"]) == 2
     assert "out of range" in capsys.readouterr().err
+
+
+def test_serve_reports_a_busy_port(capsys):
+    import socket
+
+    from gnothi.ui.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        assert main(["serve", "--no-preload", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"Could not listen on 127.0.0.1:{port}" in err and "--port" in err

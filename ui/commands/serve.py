@@ -33,5 +33,11 @@ def run(args) -> int:
         handle = handle_from_args(args)  # a wrong --model fails here with a clear message
     demo = build_app(model=handle if handle is not None else args.model, db_path=args.db, preload=not args.no_preload)
     print(f"gnothi chat on http://{args.host}:{args.port or '<free port>'}  (Ctrl+C to stop)", file=sys.stderr)
-    launch(demo, host=args.host, port=args.port or None, block=True)
+    try:
+        launch(demo, host=args.host, port=args.port or None, block=True)
+    except OSError as e:  # port taken, address not on this machine
+        raise InputError(
+            f"Could not listen on {args.host}:{args.port}: {str(e).splitlines()[0]}",
+            "Pick another port (--port 7861, or --port 0 for any free one) or stop what is using it.",
+        ) from None
     return 0
