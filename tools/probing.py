@@ -740,6 +740,27 @@ def load_probe(model_name: str, dataset: str, position: Position = "last") -> Sa
     return sp
 
 
+def get_or_train_probe(
+    handle, dataset: str | LabeledDataset = "true_false", position: Position = "last", **kw
+) -> SavedProbe:
+    """The saved probe for ``handle``'s model and ``dataset`` if there is one (and it is not
+    damaged), else train it with :func:`run_probe` (all layers unless ``layers=`` is given)
+    and save it first. For tools that need a direction, e.g. a truth direction."""
+    if isinstance(dataset, str):
+        try:  # a saved probe by the name it was saved under
+            return load_probe(handle.name, dataset, position)
+        except (InputError, CacheCorruptError):
+            pass
+    ds = dataset if isinstance(dataset, LabeledDataset) else load_dataset(dataset, n=kw.get("n", 400), seed=kw.get("seed", 0))
+    try:
+        return load_probe(handle.name, ds.name, position)
+    except (InputError, CacheCorruptError):
+        pass
+    kw.pop("n", None)
+    rep = run_probe(handle, ds, position=position, save=True, **kw)
+    return load_probe(handle.name, rep.dataset, position)
+
+
 def list_saved_probes(model_name: str) -> list[dict]:
     """Saved probes for a model: dataset, position, layers, best layer and its accuracy."""
     root = model_cache_dir(model_name) / "probes"

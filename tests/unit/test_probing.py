@@ -14,6 +14,8 @@ from gnothi.tools.datasets import Example, LabeledDataset
 from gnothi.tools.errors import CacheCorruptError, GnothiError, InputError, OutOfRangeError
 from gnothi.tools.probing import (
     collect_features,
+    get_or_train_probe,
+    list_saved_probes,
     load_probe,
     parse_layers,
     run_probe,
@@ -149,6 +151,11 @@ def test_saved_probe_round_trip_and_damage(planted, tmp_path):
     with pytest.raises(InputError, match="No saved"):
         load_probe(h.name, "planted_rt", position="mean")
     assert rep.saved_to and "probes" in rep.saved_to
+    # damaged: get_or_train_probe trains it again; intact: it only loads
+    again = get_or_train_probe(h, _word_dataset("planted_rt", words, in_a), layers=[1])
+    assert again.layers == [1] and np.allclose(again.weight[1], sp.weight[1], atol=1e-6)
+    assert get_or_train_probe(h, "planted_rt").info["created"] == again.info["created"]
+    assert [s["dataset"] for s in list_saved_probes(h.name)] == ["planted_rt"]
 
 
 def test_grouped_split_keeps_groups_apart():
@@ -222,6 +229,17 @@ def test_user_files(planted, tmp_path):
     assert a.texts == b.texts and a.labels == b.labels and a.label_names == ["no", "yes"]
     rep = run_probe(h, jl, layers=[0])
     assert rep.dataset == "d" and rep.layers[0].accuracy >= 0.85
+
+    # three classes: a multinomial probe, saved as one weight row per class
+    three = [{"text": f"{p} {w}", "label": ["x", "y", "z"][i % 3], "group": w}
+             for i, w in enumerate(words) for p in PREFIXES[:2]]
+    f3 = _write(tmp_path, "three.jsonl", "\n".join(json.dumps(r) for r in three))
+    rep3 = run_probe(h, f3, layers=[1])
+    assert rep3.label_names == ["x", "y", "z"] and rep3.chance < 0.45
+    sp = load_probe(h.name, "three")
+    assert sp.weight[1].shape == (3, h.d_model)
+    probs = sp.scores_for_texts(h, ["we like cat", "we like sun"])
+    assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
 
     bad = {
         "x.txt": ("text,label\na,b\n", "only .csv"),
