@@ -46,7 +46,7 @@ class TrainConfig(BaseModel):
     n_tokens: int = Field(120_000, ge=256)  # training tokens (BOS excluded)
     window: int = Field(128, ge=8)
     epochs: int = Field(3, ge=1, le=50)
-    batch_size: int = Field(2048, ge=16)
+    batch_size: int = Field(2048, ge=16)  # at most; smaller when n_tokens / 50 is smaller
     lr: float | None = None  # default 2e-4 / sqrt(d_sae / 16384) (Gao et al.)
     aux_k: int | None = None  # default d_in // 2
     aux_coef: float = 1 / 32
@@ -355,8 +355,8 @@ def _train_topk(acts, d_sae, k, epochs, batch_size, lr, aux_k, aux_coef, dead_af
     from .sae import SAE, sae_config
 
     n, d = acts.shape
-    if n < batch_size:
-        batch_size = max(16, n)
+    # small budgets: shrink the batch so each epoch still takes ~50 optimizer steps
+    batch_size = max(16, min(batch_size, max(128, n // 50), n))
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     sample = acts[torch.randperm(n, generator=g)[: min(n, 20_000)]].float()

@@ -40,7 +40,7 @@ def trained(bundled):
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         rc = main(["sae", "train", "--layer", "2", "--tokens", "6000", "--eval-tokens", "1024", "--ce-tokens", "256",
-                   "--epochs", "4", "--expansion", "2", "-k", "16", "--name", NAME, "--json"])
+                   "--epochs", "8", "--expansion", "2", "-k", "16", "--name", NAME, "--json"])
     assert rc == 0
     res = json.loads(buf.getvalue())
     from gnothi.tools.sae import load_sae
