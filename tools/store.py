@@ -662,10 +662,12 @@ class _LayerState:
         U = n_units
         self.top_val = torch.full((K, U), -math.inf)
         self.top_win = torch.full((K, U), -1, dtype=torch.int32)
-        self.top_acts = torch.zeros((K, U, T), dtype=torch.float16)
+        # activations are kept [slot, pos, unit] while building (writes are contiguous) and
+        # written [slot, unit, pos] at the end
+        self.top_acts = torch.zeros((K, T, U), dtype=torch.float16)
         self.q_key = torch.full((Q, U), -math.inf)
         self.q_win = torch.full((Q, U), -1, dtype=torch.int32)
-        self.q_acts = torch.zeros((Q, U, T), dtype=torch.float16)
+        self.q_acts = torch.zeros((Q, T, U), dtype=torch.float16)
         self.count_pos = torch.zeros(U, dtype=torch.int64)
         self.sum = torch.zeros(U, dtype=torch.float64)
         self.sumsq = torch.zeros(U, dtype=torch.float64)
@@ -679,6 +681,9 @@ class _LayerState:
 
     def load(self, d: dict[str, torch.Tensor]) -> None:
         for k in self.FIELDS:
+            if d[k].shape != getattr(self, k).shape:
+                raise ValueError(f"checkpoint field {k} has shape {tuple(d[k].shape)}")
+        for k in self.FIELDS:
             setattr(self, k, d[k].clone())
 
     @staticmethod
@@ -686,7 +691,19 @@ class _LayerState:
         """Keep the ``len(vals)`` largest values per unit, unsorted: each new window replaces
         the unit's current smallest slot when it beats it. Only changed slots are written, so
         late in a build (when few windows still qualify) this costs almost nothing."""
-        for b in range(new_vals.shape[0]):
+        B = new_vals.shape[0]
+        K = vals.shape[0]
+        inf_rows = torch.isinf(vals).all(dim=1).to(torch.int64)  # [K]
+        empty = int(inf_rows.flip(0).cumprod(0).sum())  # trailing rows never written
+        start = K - empty
+        if empty >= B:
+            # filling: the first windows go straight into the empty slots (vectorised);
+            # quantile keys of -inf stay -inf and are dropped when the store is finalised
+            vals[start:start + B] = new_vals
+            wins[start:start + B] = new_win[:, None]
+            acts[start:start + B] = a.to(torch.float16)
+            return
+        for b in range(B):
             mn, slot = vals.min(0)  # [U]
             hit = (new_vals[b] > mn).nonzero().reshape(-1)
             if hit.numel() == 0:
@@ -694,7 +711,7 @@ class _LayerState:
             s = slot[hit]
             vals[s, hit] = new_vals[b, hit]
             wins[s, hit] = new_win[b]
-            acts[s, hit, :] = a[b][:, hit].T.to(torch.float16)
+            acts[s, :, hit] = a[b][:, hit].T.to(torch.float16)
 
     def update(self, a: torch.Tensor, win_ids: torch.Tensor, gen: torch.Generator) -> None:
         """``a``: ``[B, T, U]`` float unit activations for windows ``win_ids``."""
@@ -715,8 +732,8 @@ class _LayerState:
         order = self.top_val.argsort(dim=0, descending=True)
         vals = torch.gather(self.top_val, 0, order)
         wins = torch.gather(self.top_win, 0, order)
-        acts = torch.gather(self.top_acts, 0, order[:, :, None].expand(-1, -1, self.top_acts.shape[2]))
-        return vals, wins, acts
+        acts = torch.gather(self.top_acts, 0, order[:, None, :].expand(-1, self.top_acts.shape[1], -1))
+        return vals, wins, acts.permute(0, 2, 1).contiguous()
 
 
 class BuildReport(BaseModel):
@@ -931,7 +948,7 @@ def build_store(
         out = {
             "top_val": top_val.float(),
             "top_win": top_win,
-            "q_win": s.q_win,
+            "q_win": torch.where(torch.isinf(s.q_key), torch.full_like(s.q_win, -1), s.q_win),
             "count_pos": s.count_pos,
             "sum": s.sum,
             "sumsq": s.sumsq,
@@ -940,7 +957,7 @@ def build_store(
             "rand_win": torch.from_numpy(rand_win).to(torch.int32),
         }
         _pack("top_acts", top_acts, out)
-        _pack("q_acts", s.q_acts, out)
+        _pack("q_acts", s.q_acts.permute(0, 2, 1).contiguous(), out)
         _pack("rand_acts", rand_acts, out)
         name = f"layer_{l:03d}.safetensors"
         _save_tensors(partial / name, out)
