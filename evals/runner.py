@@ -69,6 +69,7 @@ class RunReport(BaseModel):
     suites: dict[str, SuiteRun] = Field(default_factory=dict)
     seconds: float = 0.0
     out_dir: str = ""
+    complete: bool = True  # False while a run is in progress (the report is rewritten after each suite)
 
     def summary_rows(self) -> list[list[Any]]:
         rows = []
@@ -402,6 +403,7 @@ def run_suites(
         suites_requested=names,
         provenance=base_provenance(ctx, argv),
         out_dir=str(run_dir),
+        complete=False,
     )
     for name in names:
         if log:
@@ -416,8 +418,12 @@ def run_suites(
         report.suites[name] = r
         if log:
             log(f"[eval] {name}: {r.status} in {r.seconds:.1f}s" + (f" ({r.reason.splitlines()[0][:160]})" if r.reason else ""))
+        if write:  # a run stopped later still keeps the suites it finished
+            report.seconds = time.perf_counter() - t0
+            write_report(report, run_dir, figures_of=[name])
     report.provenance["model"] = model_provenance(ctx)
     report.seconds = time.perf_counter() - t0
+    report.complete = True
     if write:
         write_report(report, run_dir)
     return report
@@ -436,16 +442,21 @@ def _atomic_write(path: Path, data: bytes | str) -> None:
     os.replace(tmp, path)
 
 
-def write_report(report: RunReport, run_dir: Path) -> Path:
-    """Render figures to PNG, then write ``report.json`` and ``report.md``; returns the folder."""
+def write_report(report: RunReport, run_dir: Path, figures_of: list[str] | None = None) -> Path:
+    """Render figures to PNG (of the suites in ``figures_of``, default all not yet rendered),
+    then write ``report.json`` and ``report.md``; returns the folder."""
     from gnothi.tools.results import render_png
 
     run_dir = Path(run_dir)
     (run_dir / "figures").mkdir(parents=True, exist_ok=True)
     for name, r in report.suites.items():
-        r.figure_files = []
         if r.result is None:
             continue
+        if figures_of is not None and name not in figures_of:
+            continue
+        if figures_of is None and len(r.figure_files) == len(r.result.figures):
+            continue
+        r.figure_files = []
         for i, fig in enumerate(r.result.figures):
             rel = f"figures/{name}_{i}.png"
             try:
@@ -485,7 +496,8 @@ def metric_rows(res: SuiteResult) -> list[list[Any]]:
 def render_markdown(report: RunReport) -> str:
     p = report.provenance
     out = [f"# gnothi evaluation report `{report.run_id}`", ""]
-    out.append(f"Tier **{report.tier}**, created {report.created}, {report.seconds:.0f} s in all.")
+    out.append(f"Tier **{report.tier}**, created {report.created}, {report.seconds:.0f} s in all."
+               + ("" if report.complete else " **Incomplete: the run stopped or is still going.**"))
     out.append("")
     model = p.get("model") or {}
     git = p.get("git") or {}

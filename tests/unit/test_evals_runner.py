@@ -73,7 +73,20 @@ def test_run_catches_each_failure_and_writes_report(tmp_path):
     assert "![scores](figures/good_0.png)" in md
     # read back
     back = load_report(run_dir)
-    assert back.suites["good"].result.metrics == rep.suites["good"].result.metrics
+    assert back.complete and back.suites["good"].result.metrics == rep.suites["good"].result.metrics
+
+
+def test_report_is_written_after_each_suite(tmp_path):
+    def interrupt(ctx):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_suites(["good", "stop"], SuiteContext(), out_dir=tmp_path, registry={"good": _good, "stop": interrupt})
+    (run_dir,) = tmp_path.iterdir()
+    back = load_report(run_dir)
+    assert not back.complete and back.suites["good"].status == "passed"
+    assert "Incomplete" in (run_dir / "report.md").read_text()
+    assert (run_dir / back.suites["good"].figure_files[0]).exists()
 
 
 def test_missing_baselines_parent_key_covers_children_and_several_controls():
