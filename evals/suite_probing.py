@@ -74,14 +74,15 @@ def run(ctx: SuiteContext) -> SuiteResult:
                              best.control_accuracy, best.selectivity, rep.best_selectivity_layer, rep.best_selectivity,
                              ci_above, rep.n_test, round(secs, 1)])
         for lp in rep.layers:
-            rows.append([ds, lp.layer, lp.accuracy, lp.control_accuracy, lp.shuffled_control_accuracy, lp.selectivity, rep.chance])
+            rows.append([ds, lp.layer, lp.accuracy, lp.control_accuracy, lp.word_type_control_accuracy, lp.shuffled_control_accuracy,
+                         lp.selectivity, rep.chance])
         xs = [lp.layer for lp in rep.layers]
         acc_series[ds] = [lp.accuracy for lp in rep.layers]
         sel_series[ds] = [lp.selectivity for lp in rep.layers]
         res.figures.append(rep.figure())
         for w in rep.warnings:
             res.notes.append(f"{ds}: {w}")
-        res.provenance[ds] = {"n_examples": rep.n_examples, "n_test": rep.n_test, "split": rep.split, "control": rep.control,
+        res.provenance[ds] = {"selectivity_control": rep.control, "n_examples": rep.n_examples, "n_test": rep.n_test, "split": rep.split, "control": rep.control,
                               "C": rep.C, "position": rep.position, "dataset_source": rep.dataset_source, "seconds": round(secs, 1)}
     res.tables.append({
         "title": "Best layer per dataset (accuracy beside chance and the control task)",
@@ -91,7 +92,8 @@ def run(ctx: SuiteContext) -> SuiteResult:
     })
     res.tables.append({
         "title": "Per layer",
-        "columns": ["dataset", "layer", "accuracy", "control (word type)", "control (shuffled)", "selectivity", "chance"],
+        "columns": ["dataset", "layer", "accuracy", "control used for selectivity", "word-type control", "shuffled-label control",
+                    "selectivity", "chance"],
         "rows": rows,
     })
     if len(names) > 1:
