@@ -8,9 +8,13 @@ run:
 	@bash scripts/setup.sh run
 	$(VENV)/bin/gnothi serve $(ARGS)
 
+# Tests keep their own cache (converted model, stores, SAEs, detectors) inside the checkout,
+# so a test run never depends on files made by hand elsewhere. Override with GNOTHI_TEST_CACHE.
+GNOTHI_TEST_CACHE ?= $(CURDIR)/.gnothi-cache
+
 test:
 	@bash scripts/setup.sh test
-	$(VENV)/bin/python -m pytest tests $(ARGS)
+	GNOTHI_CACHE_DIR="$(GNOTHI_TEST_CACHE)" $(VENV)/bin/python -m pytest tests $(ARGS)
 
 setup:
 	@bash scripts/setup.sh test
