@@ -239,6 +239,10 @@ class PatchReport(BaseModel):
         )
         if top is not None:
             s += f" The strongest component is {top.name} (normalized effect {top.effect:.2f}, {top.method})."
+        blocks = [c for c in self.top_components if c.kind != "resid"]
+        if top is not None and top.kind == "resid" and blocks:
+            b = blocks[0]
+            s += f" Among attention, MLP blocks and heads: {b.name} ({b.effect:.2f})."
         lp = self.layer_profile
         if lp.get("handoff_layer") is not None:
             s += f" The changed token's information reaches the last position around layer {lp['handoff_layer']}."
