@@ -131,14 +131,14 @@ class LLMPlanner:
     def _ask(self, question: str, ctx: PlanContext) -> tuple[str, list[ToolCall]]:
         msgs = self._messages(question, ctx)
         if self.client.config.planner_mode == "tools":
-            r = self.client.chat(msgs, tools=[a.openai_tool() for a in AGENTS.values()], tool_choice="required", max_tokens=256)
+            r = self.client.chat(msgs, tools=[a.openai_tool() for a in AGENTS.values()], tool_choice="required", max_tokens=min(256, self.client.config.max_tokens))
             m = r.choices[0].message
             raw = []
             for tc in m.tool_calls or []:
                 fn = getattr(tc, "function", None)
                 raw.append({"tool": getattr(fn, "name", None), "args": getattr(fn, "arguments", "{}")})
             return (m.content or "").strip(), validate_calls(raw)
-        obj = self.client.complete_json(msgs, plan_schema(), name="plan", max_tokens=256)
+        obj = self.client.complete_json(msgs, plan_schema(), name="plan", max_tokens=min(256, self.client.config.max_tokens))
         reform = obj.get("reformulated")
         if not isinstance(reform, str):
             raise PlanInvalid("its plan had no reformulated question")

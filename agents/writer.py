@@ -256,7 +256,7 @@ def llm_reply(client, question: str, reformulated: str, results: list[ToolResult
 
     prompt = load("orchestrator_reply", model=model_name, question=json.dumps(question[:500]), reformulated=json.dumps(reformulated[:500]),
                   results=compact_for_llm(results))
-    return client.complete(prompt, max_tokens=200).strip()
+    return client.complete(prompt, max_tokens=min(200, getattr(getattr(client, "config", None), "max_tokens", 200))).strip()
 
 
 def draft_problem(draft: str) -> str | None:

@@ -52,16 +52,16 @@ def llama_url():
     finally:
         proc.terminate()
         try:
-            proc.wait(10)
+            proc.wait(3)
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
 
 
-def _client(url):
+def _client(url, max_tokens: int = 256):
     from gnothi.agents.llm import LLMClient, LLMConfig
 
-    return LLMClient(LLMConfig(base_url=url, model="smollm2", timeout=240, retries=0))
+    return LLMClient(LLMConfig(base_url=url, model="smollm2", timeout=240, retries=0, max_tokens=max_tokens))
 
 
 def test_llm_planner_gets_valid_plans(llama_url):
@@ -102,7 +102,7 @@ def test_assistant_end_to_end_with_llama(llama_url, tiny, tmp_path):
         return ToolResult(tool="probing", summary="Layer 1 is best (accuracy 0.75).", headline={"best_layer": 1, "accuracy": 0.75})
 
     runners = {n: fake for n in ("neuron_explainer", "sae_feature_search", "probing", "activation_patching", "hallucination_detector")}
-    a = Assistant(model=tiny, llm=_client(llama_url), db_path=tmp_path / "c.sqlite", embedder=None, runners=runners)
+    a = Assistant(model=tiny, llm=_client(llama_url, max_tokens=128), db_path=tmp_path / "c.sqlite", embedder=None, runners=runners)
     ans = a.ask("which layers know whether a review is positive?", thread="llm1")
     assert ans.planner.startswith("llm") and ans.reply and ans.plan
     assert a.history("llm1")[0]["planner"].startswith("llm")
