@@ -132,13 +132,14 @@ def load_feature_index(sae: SAE) -> FeatureIndex | None:
     f = Path(sae.path) / INDEX_FILE
     if not f.exists():
         return None
-    try:
-        idx = FeatureIndex.model_validate_json(f.read_text(encoding="utf-8"))
-    except Exception:
-        raise SAECorruptError(
-            f"The feature index of SAE {sae.name} ({f}) is damaged.",
-            f"Rebuild it: `{index_command(sae)} --force`.",
-        ) from None
+    st = f.stat()
+    key = (str(f), st.st_mtime_ns, st.st_size)
+    hit = _INDEX_CACHE.get(str(f))
+    if hit is not None and hit[0] == key:
+        idx = hit[1]
+    else:
+        idx = _read_index(f, sae)
+        _INDEX_CACHE[str(f)] = (key, idx)
     if idx.units_id != SAEUnits(sae).id:
         return None  # written for other weights (the SAE was retrained): stale
     if len(idx.features) != sae.d_sae or any(fi.id != i for i, fi in enumerate(idx.features)):
@@ -147,6 +148,19 @@ def load_feature_index(sae: SAE) -> FeatureIndex | None:
             f"Rebuild it: `{index_command(sae)} --force`.",
         )
     return idx
+
+
+_INDEX_CACHE: dict[str, tuple[tuple, FeatureIndex]] = {}
+
+
+def _read_index(f: Path, sae: SAE) -> FeatureIndex:
+    try:
+        return FeatureIndex.model_validate_json(f.read_text(encoding="utf-8"))
+    except Exception:
+        raise SAECorruptError(
+            f"The feature index of SAE {sae.name} ({f}) is damaged.",
+            f"Rebuild it: `{index_command(sae)} --force`.",
+        ) from None
 
 
 def require_index(handle, sae: SAE) -> FeatureIndex:
@@ -279,12 +293,16 @@ def _feature_embeddings(sae: SAE, idx: FeatureIndex) -> np.ndarray:
     texts = [_search_text(f) for f in idx.features]
     key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
     f = Path(sae.path) / EMB_FILE if sae.path else None
+    mem = _EMB_CACHE.get(str(f))
+    if mem is not None and mem[0] == key:
+        return mem[1]
     if f is not None and f.exists():
         try:
             with open(f, "rb") as fh:
                 stored_key = np.load(fh, allow_pickle=False)
                 arr = np.load(fh, allow_pickle=False)
             if str(stored_key) == key and arr.shape[0] == len(texts):
+                _EMB_CACHE[str(f)] = (key, arr)
                 return arr
         except Exception:
             pass  # a damaged cache of embeddings is recomputed, it is derived data
@@ -296,7 +314,11 @@ def _feature_embeddings(sae: SAE, idx: FeatureIndex) -> np.ndarray:
         np.save(buf, np.array(key))
         np.save(buf, arr)
         _atomic_write(f, buf.getvalue())
+    _EMB_CACHE[str(f)] = (key, arr)
     return arr
+
+
+_EMB_CACHE: dict[str, tuple[str, np.ndarray]] = {}
 
 
 # ============================================================================ results
