@@ -639,7 +639,7 @@ def default_sae(handle, layer: int | None = None) -> SAE:
         except SAEError:
             continue
         return sae
-    L = layer if layer is not None else handle.n_layers // 2
+    L = layer if layer is not None else max(1, handle.n_layers // 5)  # a fifth of the depth: cheap to reach
     cfg = TrainConfig(layer=L)
     est = human_seconds(estimate_train_seconds(handle, cfg))
     where = f" at layer {layer}" if layer is not None else ""

@@ -317,7 +317,7 @@ def run_list(args) -> int:
         print_json({"model": h.name, "saes": saes})
         return 0
     if not saes:
-        print(f"No SAEs for {h.name} yet. Train one: gnothi sae train --layer {h.n_layers // 4}")
+        print(f"No SAEs for {h.name} yet. Train one: gnothi sae train --layer {max(1, h.n_layers // 5)}")
         return 0
     for e in saes:
         m = e.get("metrics") or {}
