@@ -59,7 +59,7 @@ SIGNAL_TEXT = {
     "first_entropy": "entropy before the first answer token",
 }
 FALLBACK_SIGNAL = "neg_mean_logprob"
-PROBE_CS = (0.01, 0.1)
+PROBE_CS = (0.1,)
 
 
 # ============================================================================ signals
