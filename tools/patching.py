@@ -957,6 +957,11 @@ def patch(
     top = _top_components(raw[main], main, pair.clean_tokens, top_k)
     profile = _layer_profile(raw[main], pair.changed_positions, n_pos)
     profile["method"] = main
+    if "mlp" in raw[main] and float(raw[main]["mlp"][0]) > 0.8:
+        notes.append(
+            "Attention and MLP outputs are patched at every position, the changed token's included; there the layer-0 MLP "
+            "acts as part of the token's embedding, so its effect near 1 mostly says that the changed token matters."
+        )
     if main == "attribution":
         notes.append("Effects are attribution-patching estimates (linear approximation); run mode exact to confirm the top ones.")
     timings["total_s"] = time.perf_counter() - t0
