@@ -653,8 +653,9 @@ def contrast_features(
 
     Each text becomes one number per feature (its ``max`` or ``mean`` activation over the
     text's tokens). Features are ranked by effect size (difference of means over the
-    pooled standard deviation) and reported with AUROC and how often they fire in each
-    set. With at least 4 texts per set, the best feature is also chosen on the even texts
+    pooled standard deviation, floored at 5% of the larger mean, so a feature that fires
+    steadily in one set and never in the other gets an effect of 20) and reported with
+    AUROC and how often they fire in each set. With at least 4 texts per set, the best feature is also chosen on the even texts
     and its AUROC measured on the odd ones (``split_half_auroc``), a guard against
     features that only separate these particular texts.
     """
