@@ -702,10 +702,11 @@ def store_status_text(handle) -> str:
     return line
 
 
-def run_store_build(handle, on_progress: Callable[[float, str], None], n_tokens: int | None = None):
+def run_store_build(handle, on_progress: Callable[[float, str], None], n_tokens: int | None = None, **build_kw):
     """Build (or resume, or reuse) the default MLP activation store, calling
     ``on_progress(fraction, text)`` after each saved chunk. Raising from ``on_progress``
-    (``Cancelled``) stops the build there; the next build resumes from that chunk."""
+    (``Cancelled``) stops the build there; the next build resumes from that chunk.
+    ``build_kw`` go to ``build_store`` (``corpus``, ``chunk_tokens`` ...; the app uses the defaults)."""
     store = _store_module()
     if store is None or not hasattr(store, "build_store"):
         raise InputError("This build of gnothi has no activation store.", "Update gnothi; questions still work without a store (slower).")
@@ -715,7 +716,8 @@ def run_store_build(handle, on_progress: Callable[[float, str], None], n_tokens:
     def on_chunk(chunk: int, done: int) -> None:
         on_progress(min(1.0, done / n), f"{done:,} of {n:,} tokens")
 
-    return store.build_store(handle, "mlp", None, n_tokens=n, progress=False, force=bool(st.damaged), on_chunk=on_chunk)
+    corpus = build_kw.pop("corpus", None)  # None: the default corpus
+    return store.build_store(handle, "mlp", corpus, n_tokens=n, progress=False, force=bool(st.damaged), on_chunk=on_chunk, **build_kw)
 
 
 # ============================================================================ the app
@@ -907,7 +909,8 @@ def build_app(
                     turn.messages[i]["metadata"].update({"status": "done", "log": "failed"})
                 turn.messages.append({"role": "assistant", "content": error_text(e)})
             finally:
-                stop_flag.set() if worker is not None and worker.is_alive() else None  # page gone: stop after this step
+                if worker is not None and worker.is_alive():
+                    stop_flag.set()  # the page went away mid-turn: stop after the step in progress
                 if backend.turns.get(sid) is turn:
                     backend.stops.pop(sid, None)
                     backend.turns.pop(sid, None)

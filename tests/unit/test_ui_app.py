@@ -318,3 +318,31 @@ def test_serve_reports_a_busy_port(capsys):
         assert main(["serve", "--no-preload", "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert f"Could not listen on 127.0.0.1:{port}" in err and "--port" in err
+
+
+def test_store_build_reports_progress_and_cancel_resumes(tiny, tmp_path, monkeypatch):
+    from gnothi.tools import store
+
+    monkeypatch.setenv("GNOTHI_CACHE_DIR", str(tmp_path))
+    from gnothi.tools.corpus import Corpus, Document
+    from gnothi.tools.testing import WORDS
+
+    n, chunk, batch = 1024, 512, 4  # 16 windows of 64 tokens, saved in two chunks of 8
+    words = [w for w in WORDS if w.isalpha()]
+    docs = [Document(" ".join(words[(i * 7 + j) % len(words)] for j in range(80)), "words") for i in range(40)]
+    kw = dict(n_tokens=n, chunk_tokens=chunk, batch_size=batch, corpus=Corpus("tiny-words", docs))
+    assert "No activation store" in ui.store_status_text(tiny)
+    seen = []
+
+    def cancel_after_first(frac, text):
+        seen.append(frac)
+        raise ui.Cancelled()
+
+    with pytest.raises(ui.Cancelled):
+        ui.run_store_build(tiny, cancel_after_first, **kw)
+    assert seen == [0.5]
+    assert store.store_status(tiny).resumable_tokens == n // 2  # stopped after a saved chunk
+    fracs = []
+    rep = ui.run_store_build(tiny, lambda f, t: fracs.append(f), **kw)
+    assert fracs == [1.0] and rep.resumed_from_tokens == n // 2 and rep.n_tokens == n
+    assert "Store ready" in ui.store_status_text(tiny)
