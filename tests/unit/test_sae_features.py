@@ -213,3 +213,28 @@ def test_train_sae_end_to_end_on_tiny(tmp_path):
     assert tr.headline["path"] == r.path and tr.figures[0].kind == "line"
     with pytest.raises(OutOfRangeError):
         train_sae(h, TrainConfig(layer=5), progress=False)
+
+
+def test_cli_on_tiny(planted, saved, monkeypatch, capsys):
+    """The `gnothi sae` commands print one JSON object; errors come back as JSON with exit 2."""
+    import json
+
+    import gnothi.ui.cli as cli
+
+    monkeypatch.setattr(cli, "handle_from_args", lambda args: planted)
+
+    def run(*argv):
+        rc = cli.main(list(argv))
+        return rc, json.loads(capsys.readouterr().out)
+
+    rc, d = run("sae", "features", "the king went to paris", "--sae", str(saved.path), "--token", "paris", "--json")
+    assert rc == 0 and d["features"][0]["id"] == PARIS
+    rc, d = run("sae", "contrast", "--a", "the king is big", "--a", "a king ran", "--b", "the cat is big", "--b", "a dog ran",
+                "--sae", str(saved.path), "--json")
+    assert rc == 0 and d["features_a"][0]["id"] == KING
+    rc, d = run("sae", "info", "--sae", str(saved.path), "--json")
+    assert rc == 0 and d["d_sae"] == saved.d_sae and d["hook_name"] == HOOK
+    rc, d = run("sae", "features", "the king", "--sae", str(saved.path), "--token", "rome", "--json")
+    assert rc == 2 and d["error"] == "bad_input" and "king" in d["fix"]
+    rc, d = run("sae", "train", "--layer", "0", "--tokens", "5", "--json")
+    assert rc == 2 and "tokens" in d["message"]
