@@ -762,7 +762,7 @@ class BuildReport(BaseModel):
         )
 
 
-def build_store(
+def _build_store(
     handle,
     units: UnitSource | str | None = "mlp",
     corpus: Corpus | str | None = None,
@@ -780,13 +780,7 @@ def build_store(
     path: str | Path | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
 ) -> BuildReport:
-    """Stream ``n_tokens`` tokens of ``corpus`` through the model once and write the store.
-
-    ``units``: a UnitSource, or a spec (``"mlp"``, ``"sae:PATH"``); ``layers`` narrows an
-    ``"mlp"`` spec. A finished store with the same settings is reused unless ``force``;
-    an interrupted build with the same settings resumes from its last finished chunk
-    (``on_chunk(chunk_index, tokens_done)`` is called after each chunk is saved).
-    """
+    """The build itself (see :func:`build_store`); the caller holds the build lock."""
     t0 = time.perf_counter()
     if isinstance(units, str) or units is None:
         units = units_from_spec(handle, units or "mlp", layers)
@@ -871,7 +865,7 @@ def build_store(
             except Exception:
                 # a damaged checkpoint: start over rather than use it
                 print("[gnothi] the interrupted build's checkpoint is damaged; starting over", file=sys.stderr)
-                return build_store(handle, units, corpus, n_tokens, None, window, top_k, n_quantile, n_random, chunk_tokens,
+                return _build_store(handle, units, corpus, n_tokens, None, window, top_k, n_quantile, n_random, chunk_tokens,
                                    batch_size, seed, True, progress, path, on_chunk)
     resumed_from = done_tokens
     hooks = [units.hook_name(l) for l in units.layers]
@@ -997,6 +991,69 @@ def build_store(
     return BuildReport(path=str(final), units_id=units.id, layers=list(units.layers), n_tokens=n_win * T, n_windows=n_win,
                        seconds=round(time.perf_counter() - t0, 2), tokens_per_second=round(tps, 1), resumed_from_tokens=resumed_from,
                        size_mb=round(size, 1))
+
+
+def build_store(
+    handle,
+    units: UnitSource | str | None = "mlp",
+    corpus: Corpus | str | None = None,
+    n_tokens: int = DEFAULT_STORE_TOKENS,
+    layers: Sequence[int] | str | None = None,
+    window: int = DEFAULT_WINDOW,
+    top_k: int = DEFAULT_TOP_K,
+    n_quantile: int = DEFAULT_N_QUANTILE,
+    n_random: int = DEFAULT_N_RANDOM,
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    batch_size: int = DEFAULT_BATCH,
+    seed: int = 0,
+    force: bool = False,
+    progress: bool = True,
+    path: str | Path | None = None,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> BuildReport:
+    """Stream ``n_tokens`` tokens of ``corpus`` through the model once and write the store.
+
+    ``units``: a UnitSource, or a spec (``"mlp"``, ``"sae:PATH"``); ``layers`` narrows an
+    ``"mlp"`` spec. A finished store with the same settings is reused unless ``force``;
+    an interrupted build with the same settings resumes from its last finished chunk
+    (``on_chunk(chunk_index, tokens_done)`` is called after each chunk is saved). Only one
+    process builds a given store at a time (a lock file next to it); a second gets a
+    :class:`StoreError`.
+    """
+    if isinstance(units, str) or units is None:
+        units = units_from_spec(handle, units or "mlp", layers)
+    check_units(units)
+    final = Path(path) if path else store_path(handle.name, units.id)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    lock = final.with_name(final.name + ".lock")
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or "0")
+                os.kill(pid, 0)
+                alive = pid != os.getpid()
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                alive = False
+            except PermissionError:
+                alive = True
+            if alive:
+                raise StoreError(
+                    f"Another process (pid {pid}) is building the store at {final}.",
+                    "Wait for it to finish (it shows a progress bar), then use the store.",
+                ) from None
+            lock.unlink(missing_ok=True)  # a stale lock from a killed build
+    else:  # pragma: no cover
+        raise StoreError(f"Cannot take the build lock {lock}.", "Remove the file if no build is running.")
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return _build_store(handle, units, corpus, n_tokens, layers, window, top_k, n_quantile, n_random, chunk_tokens,
+                            batch_size, seed, force, progress, path, on_chunk)
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def ensure_default_store(handle, progress: bool = True, n_tokens: int = DEFAULT_STORE_TOKENS) -> ActivationStore:

@@ -254,3 +254,19 @@ def test_units_protocol_and_layers():
         parse_layers("zero", 2)
     with pytest.raises(InputError):
         units_from_spec(h, "bogus:thing")
+
+
+def test_second_concurrent_build_is_refused(tmp_path, monkeypatch):
+    import os
+
+    from gnothi.tools.store import build_store, store_path
+
+    monkeypatch.setenv("GNOTHI_CACHE_DIR", str(tmp_path))
+    h = planted_handle()
+    lock = store_path(h.name, "mlp").with_name("mlp.lock")
+    lock.write_text(str(os.getppid()))  # a live process that is not us holds the lock
+    with pytest.raises(StoreError, match="Another process"):
+        build_store(h, "mlp", synthetic_corpus(), n_tokens=256, window=WINDOW, progress=False)
+    lock.write_text("999999999")  # a stale lock (no such process) is taken over
+    rep = build_store(h, "mlp", synthetic_corpus(), n_tokens=256, window=WINDOW, progress=False)
+    assert rep.n_tokens == 256 and not lock.exists()
