@@ -672,7 +672,7 @@ def contrast_features(
     def per_text(texts):
         rows = []
         for _, _, f in _encode_texts(handle, sae, list(texts)):
-            rows.append((f.max(0).values if reduce == "max" else f.mean(0)).numpy())
+            rows.append((f.max(0).values if reduce == "max" else f.mean(0)).float().cpu().numpy())
         return np.stack(rows).astype(np.float64)
 
     A, B = per_text(texts_a), per_text(texts_b)

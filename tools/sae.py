@@ -638,7 +638,7 @@ def default_sae(handle, layer: int | None = None) -> SAE:
             sae.check_fits(handle)
         except SAEError:
             continue
-        return sae
+        return sae.to(handle.device)
     L = layer if layer is not None else max(1, handle.n_layers // 5)  # a fifth of the depth: cheap to reach
     cfg = TrainConfig(layer=L)
     est = human_seconds(estimate_train_seconds(handle, cfg))
@@ -659,7 +659,7 @@ def resolve_sae(handle, sae: SAE | str | Path | None = None, layer: int | None =
         return default_sae(handle, layer=layer)
     if isinstance(sae, SAE):
         sae.check_fits(handle)
-        return sae
+        return sae.to(handle.device)
     p = Path(str(sae)).expanduser()
     if not p.exists():
         cand = saes_dir(handle.name) / str(sae)
@@ -667,7 +667,7 @@ def resolve_sae(handle, sae: SAE | str | Path | None = None, layer: int | None =
             p = cand
     s = load_sae(p)
     s.check_fits(handle)
-    return s
+    return s.to(handle.device)
 
 
 # ============================================================================ store units
