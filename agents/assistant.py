@@ -19,6 +19,7 @@ default), ``"env"`` (read ``GNOTHI_LLM_BASE_URL`` / ``GNOTHI_LLM_MODEL`` /
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 import threading
 import time
@@ -31,7 +32,9 @@ from gnothi.tools.errors import GnothiError
 from .graph import RECURSION_LIMIT, Runtime, build_graph
 from .llm import make_llm
 from .planner_offline import OfflinePlanner
-from .tool_agents import AGENTS, ToolAgent, _dataset_names
+from gnothi.tools.datasets import dataset_names
+
+from .toolkit import TOOLKIT, ToolAgent
 from .types import Answer, Event, Plan, ToolCall
 
 
@@ -80,14 +83,16 @@ class Assistant:
             self.planner = self.offline_planner
         else:
             self.planner = planner
-        self.agents: dict[str, ToolAgent] = dict(AGENTS)
+        self.agents: dict[str, ToolAgent] = dict(TOOLKIT)
         for name, fn in (runners or {}).items():
-            base = AGENTS.get(name)
+            base = TOOLKIT.get(name)
             if base is None:
                 from gnothi.tools.errors import InputError
 
-                raise InputError(f"There is no tool agent {name!r}.", f"Use one of: {', '.join(AGENTS)}.")
-            self.agents[name] = ToolAgent(base.name, base.description, base.args_schema, fn, base.examples, base.needs_model)
+                raise InputError(f"There is no tool agent {name!r}.", f"Use one of: {', '.join(TOOLKIT)}.")
+            agent = copy.copy(base)
+            agent.execute = fn  # the replacement takes (handle, validated args, llm) like ToolAgent.execute
+            self.agents[name] = agent
 
         self.db_path = str(db_path) if db_path is not None else str(default_db_path())
         if self.db_path != ":memory:":
@@ -111,7 +116,7 @@ class Assistant:
             get_handle=self.handle,
             llm=self.llm,
             shape=self._shape,
-            datasets=_dataset_names,
+            datasets=dataset_names,
         )
         self.graph = build_graph(self.runtime, checkpointer=self.checkpointer)
         self._lock = threading.RLock()

@@ -5,9 +5,14 @@
 * SAE features: ``feature 123``, ``f123``, ``feature #123``;
 * quoted prompts: ``"..."``, ``'...'``, ``“...”``, ``«...»``;
 * clean vs corrupted: ``clean "A" corrupted "B"``, ``"A" vs "B"``, ``"A" instead of "B"``;
-* answers: ``answer "Paris"``, ``why did it say Rome``, ``Paris rather than Rome``.
+* attention heads: ``L5H3``, ``head 3 in layer 5``, ``head 5.3``;
+* answers, as the model would produce them (leading space): ``answer " Paris"``, ``the
+  model says Berlin`` (-> ``" Berlin"``), ``Paris rather than Rome``;
+* unquoted prompts (``... after The capital of France is``) and questions embedded in a
+  request (``Who wrote Hamlet? Is it making that up?``).
 
-Everything here is deterministic rules; routing by meaning lives in ``planner_offline``.
+This is the grammar of arguments only; which tool a question is for is learned
+(:mod:`gnothi.agents.router`).
 """
 
 from __future__ import annotations
@@ -72,21 +77,31 @@ def strip_quoted(text: str) -> str:
 
 
 @dataclass
-class Extracted:
+class Parsed:
+    """What the grammar read in a text: units, heads, layers, prompts, answers, an embedded question."""
+
     layer: int | None = None
     neuron: int | None = None
+    head: int | None = None
     layers: list[int] = field(default_factory=list)  # every layer mentioned (ranges expanded)
+    units: list[tuple[int, int]] = field(default_factory=list)  # every (layer, neuron) named, in order
     feature: int | None = None
     quotes: list[str] = field(default_factory=list)
     clean: str | None = None
     corrupted: str | None = None
-    answer: str | None = None
+    answer: str | None = None  # as the model would produce it after a prompt: " Paris"
     alternative: str | None = None
+    prompt: str | None = None  # an unquoted prompt ("... after The capital of France is")
+    embedded_question: str | None = None  # "Who wrote Hamlet? Is the model making it up?"
     last_layer: bool = False
+    k: int | None = None  # "top 5", "10 examples"
     numbers: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None and v is not False and v != []}
+
+
+Extracted = Parsed  # the older name
 
 
 _UNIT_PATTERNS = [
@@ -99,52 +114,122 @@ _UNIT_PATTERNS = [
     # layer 7, neuron 340 / layer 7's neuron 340 / 7th layer neuron 340
     re.compile(r"\b(?:layer|l)\s*#?(?P<l>\d+)(?:'s)?\s*(?:,|\s)\s*(?:mlp\s+)?(?:neuron|unit)\s*#?(?P<n>\d+)\b", re.I),
     re.compile(r"\b(?P<l>\d+)(?:st|nd|rd|th)\s+layer(?:'s)?\s*,?\s*(?:mlp\s+)?(?:neuron|unit)\s*#?(?P<n>\d+)\b", re.I),
-    # 7.340 / 7:340 / 7/340 (not a decimal like 0.5 in "scale 0.5": require neuron-ish words or ints)
+    # neuron 7.340 / 7.340 / 7:340 / 7/340 (not a decimal like 0.5 in "scale 0.5")
     re.compile(r"(?<![\w.])(?P<l>\d{1,3})[.:/](?P<n>\d{1,6})(?![\w.]|\.\d)"),
 ]
+_HEAD_PATTERNS = [
+    re.compile(r"\bl(?:ayer)?\s*#?(?P<l>\d+)\s*[,/:._\- ]?\s*h(?:ead)?\s*#?(?P<h>\d+)\b", re.I),  # L5H3, layer 5 head 3
+    re.compile(r"\bhead\s*#?(?P<h>\d+)\s*(?:,\s*)?(?:in|of|at|on|from)?\s*(?:the\s+)?(?:layer|l)\s*#?(?P<l>\d+)\b", re.I),  # head 3 in layer 5
+    re.compile(r"\bhead\s*#?(?P<h>\d+)\s*(?:in|of|at|on|from)\s+the\s+(?P<l>\d+)(?:st|nd|rd|th)\s+layer\b", re.I),
+    re.compile(r"\b(?P<l>\d+)(?:st|nd|rd|th)\s+layer(?:'s)?\s*,?\s*head\s*#?(?P<h>\d+)\b", re.I),
+    re.compile(r"\bhead\s*(?P<l>\d{1,3})[.:/](?P<h>\d{1,3})\b", re.I),  # head 5.3
+    re.compile(r"(?<![\w.])(?P<l>\d{1,3})[.:/](?P<h>\d{1,3})\s+head\b", re.I),  # 5.3 head
+]
+_HEAD_RE = re.compile(r"\bhead\s*#?(?P<h>\d+)\b", re.I)
 _LAYER_RE = [
     re.compile(r"\b(?:layer|l)\s*#?(?P<l>\d+)\b", re.I),
     re.compile(r"\b(?P<l>\d+)(?:st|nd|rd|th)\s+layer\b", re.I),
     re.compile(r"\blayer\s+number\s+(?P<l>\d+)\b", re.I),
 ]
-_LAYER_RANGE_RE = re.compile(r"\blayers?\s+(?P<a>\d+)\s*(?:-|–|to|through|thru|\.\.)\s*(?P<b>\d+)\b", re.I)
-_LAYER_LIST_RE = re.compile(r"\blayers\s+(?P<list>\d+(?:\s*(?:,|and|&)\s*\d+)+)\b", re.I)
+_LAYER_RANGE_RE = re.compile(r"\b(?:layers?|from\s+layer)\s+(?P<a>\d+)\s*(?:-|–|to|through|thru|\.\.|until|up to)\s*(?:layer\s+)?(?P<b>\d+)\b", re.I)
+_LAYER_LIST_RE = re.compile(r"\blayers\s+(?P<list>\d+(?:\s*(?:,|and|&|or)\s*\d+)+)\b", re.I)
 _NEURON_RE = re.compile(r"\b(?:neuron|unit)\s*#?(?P<n>\d+)\b", re.I)
-_FEATURE_RE = re.compile(r"\b(?:sae\s+)?(?:feature|latent|f)\s*#?(?P<f>\d+)\b", re.I)
-_LAST_LAYER_RE = re.compile(r"\b(?:last|final|top)\s+layer\b", re.I)
+_FEATURE_RE = re.compile(r"\b(?:sae\s+)?(?:feature|latent|f)\s*(?:no\.?\s*|number\s+)?#?(?P<f>\d+)\b", re.I)
+_LAST_LAYER_RE = re.compile(r"\b(?:last|final|top|output)\s+layer\b", re.I)
+_K_RE = re.compile(r"\btop[\s-]*(\d{1,2})\b|\b(\d{1,2})\s+(?:top\s+|best\s+|strongest\s+|most\s+\w+\s+)?(?:examples|contexts|features|neurons|results|snippets|activations|latents|hits)\b", re.I)
 
+_Q = r"\"[^\"]+\"|“[^”]+”|'[^']+'|‘[^’]+’"
 _CLEAN_CORRUPT = [
-    re.compile(r"clean(?:\s+prompt)?\s*[:=]?\s*(?P<q1>\"[^\"]+\"|“[^”]+”|'[^']+').*?(?:corrupt(?:ed|ion)?|counterfactual|dirty)(?:\s+prompt)?\s*[:=]?\s*(?P<q2>\"[^\"]+\"|“[^”]+”|'[^']+')", re.I | re.S),
-    re.compile(r"(?:corrupt(?:ed|ion)?|counterfactual|dirty)(?:\s+prompt)?\s*[:=]?\s*(?P<q2>\"[^\"]+\"|“[^”]+”|'[^']+').*?clean(?:\s+prompt)?\s*[:=]?\s*(?P<q1>\"[^\"]+\"|“[^”]+”|'[^']+')", re.I | re.S),
-    re.compile(r"(?P<q1>\"[^\"]+\"|“[^”]+”)\s*(?:vs\.?|versus|instead of|compared (?:to|with)|against|->|→|and)\s*(?P<q2>\"[^\"]+\"|“[^”]+”)", re.I),
+    re.compile(rf"clean(?:\s+prompt)?\s*[:=]?\s*(?P<q1>{_Q}).*?(?:corrupt(?:ed|ion)?|counterfactual|dirty)(?:\s+prompt)?\s*[:=]?\s*(?P<q2>{_Q})", re.I | re.S),
+    re.compile(rf"(?:corrupt(?:ed|ion)?|counterfactual|dirty)(?:\s+prompt)?\s*[:=]?\s*(?P<q2>{_Q}).*?clean(?:\s+prompt)?\s*[:=]?\s*(?P<q1>{_Q})", re.I | re.S),
+    re.compile(rf"(?P<q1>{_Q})\s*[,;:]?\s*(?:(?:vs\.?|versus|instead of|compared (?:to|with)|against|->|→|and|with|to|or|/)\s*)(?:the\s+(?:corrupted\s+)?(?:prompt\s+)?|with\s+)?(?P<q2>{_Q})", re.I),
+    re.compile(rf"\bcompare\s+(?:the\s+prompts?\s+)?(?P<q1>{_Q})\s*(?:with|to|and|against)\s+(?P<q2>{_Q})", re.I),
 ]
+_STOP_ANSWERS = {"the", "a", "an", "it", "this", "that", "i", "what", "something", "so", "there", "that's", "yes", "no", "is", "me", "you"}
+_WORD = r"[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)?"
 _ANSWER_RE = [
-    re.compile(r"\banswer(?:ed|s)?\s*(?:token)?\s*[:=]?\s*(?P<a>\"[^\"]+\"|“[^”]+”|'[^']+')", re.I),
-    re.compile(r"\b(?:say|said|says|answer|answered|predict|predicted|output|outputs|choose|chose|pick|picked|prefer|preferred)\s+(?P<a>[A-Z][\w-]*|\"[^\"]+\"|'[^']+')(?:\s+(?:rather than|instead of|over|not|vs\.?|versus)\s+(?P<b>[A-Z][\w-]*|\"[^\"]+\"|'[^']+'))?", re.S),
-    re.compile(r"\b(?P<a>[A-Z][\w-]*)\s+(?:rather than|instead of|over)\s+(?P<b>[A-Z][\w-]*)\b"),
+    re.compile(rf"\banswer(?:ed|s|ing)?\s*(?:token|word)?\s*(?:is|=|:|with)?\s*(?P<a>{_Q})", re.I),
+    re.compile(rf"\b(?:say|said|says|saying|answer|answers|answered|answering|predict|predicts|predicted|predicting|output|outputs|outputting|choose|chose|chooses|pick|picks|picked|prefer|prefers|preferred|complete[sd]?\s+(?:it\s+)?with|come\s+up\s+with|comes\s+up\s+with|guess(?:es|ed)?|give[sn]?|gave|produce[sd]?|respond(?:s|ed)?\s+with|reply|replies|replied)\s+(?P<a>{_Q}|{_WORD}|\d[\d,.]*)(?:\s+(?:rather than|instead of|over|not|and not|vs\.?|versus|but not)\s+(?P<b>{_Q}|{_WORD}|\d[\d,.]*))?", re.S),
+    re.compile(rf"\b(?P<a>{_WORD})\s+(?:rather than|instead of|over|and not|but not)\s+(?P<b>{_WORD})\b"),
 ]
-_ALT_RE = re.compile(r"\b(?:alternative|instead of|rather than|versus|vs\.?|over|not)\s*[:=]?\s*(?P<b>\"[^\"]+\"|“[^”]+”|'[^']+')", re.I)
+_ALT_RE = re.compile(rf"\b(?:alternative|instead of|rather than|versus|vs\.?|over|not|than)\s*[:=]?\s*(?P<b>{_Q})", re.I)
+_PROMPT_AFTER_RE = re.compile(
+    r"\b(?:after|following|to|for|on|complete|completing|completes|continue|continues|continuing|finish(?:es|ing)?|when (?:given|prompted with|it reads|it sees))\s+"
+    r"(?:the\s+(?:prompt|text|sentence|input)\s+)?[:]?\s*(?P<p>(?:The|A|An|In|My|Our|His|Her|Their|Its|[A-Z][a-z]+)\b[^?!]{8,}?)\s*(?:\?|$|,\s*(?:and|which|what|where)\b)",
+)
+_QWORD = r"(?:who|what|when|where|which|how\s+(?:many|much|old|tall|long|far|big)|in\s+what|in\s+which|on\s+what|name\s+the|is|are|was|were|does|did|do|can|has|have)"
+_ABOUT_MODEL = re.compile(r"\b(?:the\s+model|it|you|the\s+llm|smollm\w*|neurons?|layers?|features?|heads?|hallucinat\w*|making|made\s+up|probe|patch\w*)\b", re.I)
+_TELLS_RE = re.compile(
+    r"\b(?:tells?|told|says?|said|gives?|gave|answers?|answered|names?|named|claims?|claimed|reports?|when\s+asked(?:\s+about)?|asked\s+about|about)\s+(?:me|us|you)?\s*(?:about\s+|that\s+)?"
+    r"(?P<x>(?:the|who|what|when|where|which|how)\b[^?!.]{4,}?)\s*[?!.]?\s*$",
+    re.I,
+)
 
 
 def _unq(s: str | None) -> str | None:
     if s is None:
         return None
-    s = s.strip()
+    s = s.strip() if not (len(s) >= 2 and s[0] in "\"'“‘«" and s[-1] in "\"'”’»") else s
     if len(s) >= 2 and s[0] in "\"'“‘«" and s[-1] in "\"'”’»":
         s = s[1:-1]
     return s
 
 
-def extract(text: str, n_layers: int | None = None) -> Extracted:
-    """Pull units, layers, features, prompts and answers out of ``text``."""
-    e = Extracted()
+def as_continuation(word: str | None) -> str | None:
+    """The answer as the model would write it after a prompt: a word gets its leading space
+    (``"Berlin"`` -> ``" Berlin"``); text that already starts with a space or with punctuation is kept."""
+    if word is None:
+        return None
+    w = word.rstrip()
+    if not w.strip():
+        return None
+    if w[:1].isspace() or not (w[:1].isalnum()):
+        return w
+    return " " + w
+
+
+def embedded_question(text: str) -> str | None:
+    """A world-knowledge question inside a request about the model.
+
+    "Who wrote Pride and Prejudice? Is the model likely to hallucinate on that?" -> "Who wrote
+    Pride and Prejudice?"; "is it making things up when it tells me the capital of Australia?"
+    -> "What is the capital of Australia?"."""
+    masked = strip_quoted(text)
+    sents = [s.strip() for s in re.split(r"(?<=[?!.])\s+", masked) if s.strip()]
+    if len(sents) > 1:
+        for s in sents:
+            if s.endswith("?") and re.match(rf"^\s*{_QWORD}\b", s, re.I) and not _ABOUT_MODEL.search(s):
+                return s
+    m = _TELLS_RE.search(masked)
+    if m:
+        x = m.group("x").strip()
+        if re.match(r"^(?:who|what|when|where|which|how)\b", x, re.I):
+            return x[0].upper() + x[1:] + "?"
+        if not re.match(r"^the\s+(?:answer|same|model|output|truth|result|thing)\b", x, re.I):
+            return "What is " + x + "?"
+    return None
+
+
+def extract(text: str, n_layers: int | None = None) -> Parsed:
+    """Read units, heads, layers, features, prompts, answers and an embedded question in ``text``."""
+    e = Parsed()
     e.quotes = quoted(text)
     bare = words_to_digits(strip_quoted(text))
-    for pat in _UNIT_PATTERNS:
+    for pat in _HEAD_PATTERNS:
         m = pat.search(bare)
         if m:
-            e.layer, e.neuron = int(m.group("l")), int(m.group("n"))
+            e.layer, e.head = int(m.group("l")), int(m.group("h"))
             break
+    if e.head is None:
+        for pat in _UNIT_PATTERNS:
+            found = [(m.start(), int(m.group("l")), int(m.group("n"))) for m in pat.finditer(bare)]
+            if found:
+                e.layer, e.neuron = found[0][1], found[0][2]
+                e.units = [(l, n) for _, l, n in sorted(found)]
+                break
+        m = _HEAD_RE.search(bare)
+        if m:
+            e.head = int(m.group("h"))
     m = _LAYER_RANGE_RE.search(bare)
     if m:
         a, b = int(m.group("a")), int(m.group("b"))
@@ -164,15 +249,16 @@ def extract(text: str, n_layers: int | None = None) -> Extracted:
         e.last_layer = True
         if e.layer is None and n_layers:
             e.layer = n_layers - 1
-    if e.neuron is None:
+    if e.neuron is None and e.head is None:
         m = _NEURON_RE.search(bare)
         if m:
             e.neuron = int(m.group("n"))
     m = _FEATURE_RE.search(bare)
     if m and not re.search(r"\bl\s*\d", m.group(0), re.I):
         e.feature = int(m.group("f"))
-    if e.layer is not None and not e.layers:
-        pass
+    m = _K_RE.search(bare)
+    if m:
+        e.k = int(m.group(1) or m.group(2))
     e.numbers = [int(x) for x in re.findall(r"(?<![\w.])\d+(?![\w])", bare)]
     # clean vs corrupted
     for pat in _CLEAN_CORRUPT:
@@ -181,21 +267,35 @@ def extract(text: str, n_layers: int | None = None) -> Extracted:
             e.clean, e.corrupted = _unq(m.group("q1")), _unq(m.group("q2"))
             break
     for pat in _ANSWER_RE:
-        m = pat.search(text)
-        if m:
-            a = _unq(m.group("a"))
-            if a and a.lower() not in {"the", "a", "an", "it", "this", "that", "i", "what", "something"} and a != e.clean and a != e.corrupted:
-                e.answer = a
-                b = m.groupdict().get("b")
-                if b:
-                    e.alternative = _unq(b)
-                break
+        for m in pat.finditer(text):
+            raw = m.group("a")
+            a = _unq(raw)
+            if not a or a.strip().lower() in _STOP_ANSWERS or a in (e.clean, e.corrupted):
+                continue
+            if raw[:1] in "\"'“‘" and a in e.quotes and len(a.split()) > 3:
+                continue  # a quoted prompt, not an answer
+            e.answer = as_continuation(a)
+            b = m.groupdict().get("b")
+            if b and _unq(b).strip().lower() not in _STOP_ANSWERS:
+                e.alternative = as_continuation(_unq(b))
+            break
+        if e.answer:
+            break
     if e.answer and not e.alternative:
         m = _ALT_RE.search(text)
         if m:
             b = _unq(m.group("b"))
-            if b not in (e.clean, e.corrupted, e.answer):
-                e.alternative = b
+            if b not in (e.clean, e.corrupted) and as_continuation(b) != e.answer:
+                e.alternative = as_continuation(b)
+    if not e.quotes:
+        m = _PROMPT_AFTER_RE.search(text)
+        if m:
+            p = m.group("p").strip()
+            if e.answer and p.endswith(e.answer.strip()):
+                p = p[: -len(e.answer.strip())].rstrip()
+            if len(p.split()) >= 3:
+                e.prompt = p
+    e.embedded_question = embedded_question(text)
     return e
 
 

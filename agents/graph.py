@@ -26,7 +26,7 @@ from gnothi.tools.errors import GnothiError, InputError
 from gnothi.tools.results import ToolResult
 
 from .planner_offline import PlanContext
-from .tool_agents import error_result
+from .toolkit import TOOLKIT, error_result
 from .types import Plan, ToolCall
 
 MAX_STEPS = 4  # understand runs at most this often in one turn
@@ -67,27 +67,13 @@ def compact(r: ToolResult) -> dict:
 
 
 def entities_of(calls: list[dict], results: list[dict]) -> dict[str, Any]:
-    """Things a follow-up can point back to ("that feature", "that neuron")."""
+    """Things a follow-up can point back to ("that feature", "that neuron"), as each agent names them."""
     ent: dict[str, Any] = {}
-    for c in calls:
-        a = c.get("args") or {}
-        if c.get("tool") == "sae_feature_search" and a.get("feature") is not None:
-            ent["feature"] = a["feature"]
-        if c.get("tool") == "neuron_explainer" and a.get("neuron") is not None:
-            ent["neuron"], ent["layer"] = a["neuron"], a.get("layer")
-    for r in results:
-        if not r.get("ok"):
-            continue
-        h = r.get("headline") or {}
-        ev = (r.get("evidence") or [{}])[0] if r.get("evidence") else {}
-        if r.get("tool") == "sae_feature_search":
-            for key in ("feature", "top_feature", "feature_id", "best_feature"):
-                v = h.get(key, ev.get(key) if isinstance(ev, dict) else None)
-                if isinstance(v, int) and not isinstance(v, bool):
-                    ent["feature"] = v
-                    break
-        if r.get("tool") == "neuron_explainer" and isinstance(ev, dict) and isinstance(ev.get("neuron"), int) and "neuron" not in ent:
-            ent["neuron"], ent["layer"] = ev["neuron"], ev.get("layer")
+    for i, c in enumerate(calls):
+        agent = TOOLKIT.get(c.get("tool"))
+        r = results[i] if i < len(results) and results[i].get("ok") else None
+        if agent is not None:
+            ent.update({k: v for k, v in agent.entities(c.get("args") or {}, r).items() if v is not None})
     return ent
 
 

@@ -27,7 +27,7 @@ from gnothi.tools.errors import GnothiError, LLMError
 from .extract import looks_like_injection
 from .llm import LLMClient
 from .planner_offline import MAX_CALLS, MAX_QUESTION, OfflinePlanner, PlanContext
-from .tool_agents import AGENTS
+from .toolkit import TOOLKIT
 from .types import Plan, ToolCall
 
 
@@ -37,9 +37,10 @@ class PlanInvalid(Exception):
 
 def plan_schema() -> dict:
     """JSON schema of a plan whose calls are one of the tool agents with their own args."""
-    items = []
-    for ag in AGENTS.values():
-        s = ag.args_schema.model_json_schema()
+    items, defs = [], {}
+    for ag in TOOLKIT.values():
+        s = ag.Args.model_json_schema()
+        defs.update(s.get("$defs", {}))  # nested models (a probe's examples) are referenced from the root
         args = {"type": "object", "properties": s.get("properties", {})}
         for v in args["properties"].values():
             v.pop("title", None)
@@ -48,7 +49,7 @@ def plan_schema() -> dict:
             "properties": {"tool": {"type": "string", "const": ag.name}, "args": args},
             "required": ["tool", "args"],
         })
-    return {
+    out = {
         "type": "object",
         "properties": {
             "reformulated": {"type": "string"},
@@ -56,6 +57,9 @@ def plan_schema() -> dict:
         },
         "required": ["reformulated", "calls"],
     }
+    if defs:
+        out["$defs"] = defs
+    return out
 
 
 def _history_text(ctx: PlanContext) -> str:
@@ -81,12 +85,12 @@ def validate_calls(raw: Any) -> list[ToolCall]:
                 args = json.loads(args or "{}")
             except json.JSONDecodeError:
                 raise PlanInvalid(f"the arguments of {name!r} were not JSON") from None
-        if name not in AGENTS:
+        if name not in TOOLKIT:
             raise PlanInvalid(f"it named an unknown tool {str(name)[:40]!r}")
         if not isinstance(args, dict):
             raise PlanInvalid(f"the arguments of {name!r} were not an object")
         try:
-            a = AGENTS[name].validate(args)
+            a = TOOLKIT[name].validate(args)
         except ValidationError as e:
             err = e.errors()[0]
             raise PlanInvalid(f"bad arguments for {name}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
@@ -113,7 +117,7 @@ class LLMPlanner:
     def _messages(self, question: str, ctx: PlanContext) -> list[dict]:
         from gnothi.prompts import load
 
-        tools = "\n".join(f"- {a.name}: {a.description}" for a in AGENTS.values())
+        tools = "\n".join(f"- {a.name}: {a.description}" for a in TOOLKIT.values())
         n_layers = ctx.n_layers or self.shape.get("n_layers") or 0
         d_mlp = ctx.d_mlp or self.shape.get("d_mlp") or 0
         system = load(
@@ -131,7 +135,7 @@ class LLMPlanner:
     def _ask(self, question: str, ctx: PlanContext) -> tuple[str, list[ToolCall]]:
         msgs = self._messages(question, ctx)
         if self.client.config.planner_mode == "tools":
-            r = self.client.chat(msgs, tools=[a.openai_tool() for a in AGENTS.values()], tool_choice="required", max_tokens=min(256, self.client.config.max_tokens))
+            r = self.client.chat(msgs, tools=[a.openai_tool() for a in TOOLKIT.values()], tool_choice="required", max_tokens=min(256, self.client.config.max_tokens))
             m = r.choices[0].message
             raw = []
             for tc in m.tool_calls or []:

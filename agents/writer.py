@@ -16,38 +16,7 @@ from typing import Any, Iterable
 
 from gnothi.tools.results import ToolResult
 
-TITLES = {
-    "neuron_explainer": "Neuron explainer",
-    "sae_feature_search": "SAE feature search",
-    "probing": "Linear probes",
-    "activation_patching": "Activation patching",
-    "hallucination_detector": "Hallucination detector",
-    "help": "Help",
-}
-
-NEXT_STEPS = {
-    "neuron_explainer": [
-        "look at a neighbouring layer ('now layer N')",
-        "check the explanation on your own text: quote a prompt that should make it fire",
-        "ask which neurons promote a token that appears in the top contexts",
-    ],
-    "sae_feature_search": [
-        "ask about one of the listed features ('what about feature N?')",
-        "quote a text to see which features fire on it",
-    ],
-    "probing": [
-        "explain a neuron in the best layer ('explain neuron N in layer L')",
-        "probe another property to compare the layer profile",
-    ],
-    "activation_patching": [
-        "patch attention heads or MLPs only ('which heads matter?')",
-        "try a different corrupted prompt to check the effect is about the fact, not the wording",
-    ],
-    "hallucination_detector": [
-        "give a context passage to check grounding",
-        "compare with a question the model surely knows",
-    ],
-}
+from .toolkit import TOOLKIT
 
 _NUM_RE = re.compile(r"(?<![\w.])[-+−]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?%?(?![\w])", re.I)
 
@@ -98,7 +67,8 @@ def confidence_line(r: ToolResult) -> str:
 
 def render_result(r: ToolResult, max_evidence: int = 3) -> str:
     """Markdown for one result: title, summary, numbers, evidence."""
-    title = TITLES.get(r.tool, r.tool)
+    agent = TOOLKIT.get(r.tool)
+    title = agent.title if agent else r.tool
     if not r.ok:
         err = r.error or {}
         fix = err.get("fix")
@@ -135,7 +105,8 @@ def offline_reply(results: list[ToolResult], plan_notes: Iterable[str] = (), cla
     nexts = []
     for r in real:
         if r.ok:
-            nexts.extend(NEXT_STEPS.get(r.tool, [])[:2])
+            agent = TOOLKIT.get(r.tool)
+            nexts.extend(agent.next_steps(r)[:2] if agent else [])
     if nexts:
         blocks.append("Next, you could " + "; or ".join(dict.fromkeys(nexts)) + ".")
     if notes:

@@ -69,7 +69,8 @@ def run(ctx: SuiteContext) -> SuiteResult:
     """Questions through the whole assistant; every number in each reply must trace to a tool result."""
     asst_mod = require("agents.assistant", "Assistant")
     writer = require("agents.writer", "numbers_traceable")
-    tools_mod = require("agents.tool_agents", "AGENTS")
+    from gnothi.agents.toolkit import TOOLKIT
+
     handle = ctx.handle()
     llm = ctx.options.get("llm_base_url") if ctx.llm is not None else None
     try:
@@ -118,7 +119,7 @@ def run(ctx: SuiteContext) -> SuiteResult:
             res.notes.append(f"{q['id']}: numbers not traceable to any tool result: {', '.join(bad[:8])}")
     if not qs:
         raise SuiteSkipped("no end-to-end questions for this tier")
-    n_agents = max(1, len(getattr(tools_mod, "AGENTS", {})))
+    n_agents = max(1, len(TOOLKIT))
     res.metrics = {
         "traceable_reply_rate": mean(traceable),
         "fabricated_number_catch_rate": mean(caught) if caught else None,

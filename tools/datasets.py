@@ -32,7 +32,7 @@ import json
 import random
 import re
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from pydantic import BaseModel
 
@@ -421,29 +421,36 @@ def load_file(path: str | Path) -> LabeledDataset:
             f"{p.name} has no {' or '.join(repr(m) for m in missing)} column (found: {', '.join(sorted(cols)) or 'none'}).",
             "Name the columns text and label (and optionally group).",
         )
+    return from_rows(rows, name=_safe_name(p.stem), description=f"user file {p.name}", source=str(p), what=p.name)
+
+
+def from_examples(examples: Sequence[dict], name: str = "your_examples") -> LabeledDataset:
+    """A dataset from examples typed into a question: ``[{"text": ..., "label": ...}, ...]``."""
+    return from_rows([{"text": x.get("text"), "label": x.get("label")} for x in examples], name=name,
+                     description="examples given in the question", source="question", what="Your examples")
+
+
+def from_rows(rows: Sequence[dict], name: str, description: str, source: str, what: str) -> LabeledDataset:
+    """Check and number ``{text, label[, group]}`` rows (labels become class indices)."""
+    if not rows:
+        raise InputError(f"{what} hold no examples.", "Add rows with text and label columns.")
     texts, labels, groups = [], [], []
     for i, r in enumerate(rows, 1):
         t, lab = r.get("text"), r.get("label")
         if not isinstance(t, str) or not t.strip():
-            raise InputError(f"{p.name} example {i} has an empty or non-text 'text'.", "Give every row a non-empty text.")
+            raise InputError(f"{what}: example {i} has an empty or non-text 'text'.", "Give every row a non-empty text.")
         if lab is None or (isinstance(lab, str) and not lab.strip()):
-            raise InputError(f"{p.name} example {i} has no label.", "Give every row a label.")
+            raise InputError(f"{what}: example {i} has no label.", "Give every row a label.")
         texts.append(t)
         labels.append(str(lab).strip().lower() if isinstance(lab, bool) else str(lab).strip())
         g = r.get("group")
         groups.append(str(g) if g not in (None, "") else f"row{i}")
     names = sorted(set(labels), key=_label_sort_key)
     if len(rows) > MAX_EXAMPLES:
-        raise InputError(f"{p.name} has {len(rows)} examples; the limit is {MAX_EXAMPLES}.", "Use a sample of the file.")
+        raise InputError(f"{what} has {len(rows)} examples; the limit is {MAX_EXAMPLES}.", "Use a sample of the file.")
     idx = {n: i for i, n in enumerate(names)}
     exs = [Example(text=t, label=idx[l], group=g, control_key=_last_word(t)) for t, l, g in zip(texts, labels, groups)]
-    ds = LabeledDataset(
-        name=_safe_name(p.stem),
-        description=f"user file {p.name}",
-        label_names=names,
-        examples=exs,
-        source=str(p),
-    )
+    ds = LabeledDataset(name=name, description=description, label_names=names, examples=exs, source=source)
     check_dataset(ds)
     return ds
 
@@ -475,7 +482,7 @@ def check_dataset(ds: LabeledDataset) -> None:
     if n < MIN_EXAMPLES:
         raise InputError(
             f"Dataset {ds.name!r} has {n} examples; a probe needs at least {MIN_EXAMPLES} to be trained and tested.",
-            f"Add examples (at least {MIN_PER_CLASS} per class; a few hundred give tight confidence intervals).",
+            f"Add {MIN_EXAMPLES - n} more (at least {MIN_PER_CLASS} per class; a few hundred give tight confidence intervals).",
         )
     small = {k: v for k, v in present.items() if v < MIN_PER_CLASS}
     if small:

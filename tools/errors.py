@@ -64,6 +64,13 @@ class InputError(GnothiError):
     code = "bad_input"
 
 
+class PromptAlignmentError(InputError):
+    """Clean and corrupted prompts that cannot be lined up token for token (different token
+    counts, or no same-length swap of the subject exists)."""
+
+    code = "prompt_alignment"
+
+
 class StoreError(GnothiError):
     code = "store_error"
 

@@ -77,20 +77,23 @@ def explain_neuron(
     store: ActivationStore | None = None,
     simulator: str | Callable[[str], str] | None = None,
     mode_method: str = "auto",
+    n_contexts: int = 10,
 ) -> NeuronReport:
     """The neuron page: top contexts, histogram, output tokens, explanation and its score.
 
     ``llm``: a callable ``llm(prompt) -> str`` used to explain and (unless ``simulator``
     says otherwise) to simulate; ``None`` runs everything offline. Raises
     :class:`StoreError` (with the build command and a time estimate) when there is no
-    store, and :class:`OutOfRangeError` for a neuron outside the model.
+    store, and :class:`OutOfRangeError` for a neuron outside the model. ``n_contexts``: how
+    many top-activating contexts the page shows.
     """
     handle.check_neuron(layer, neuron)
     t0 = time.perf_counter()
     store = store or open_store(handle, "mlp")
     explainer = llm if llm is not None else "offline"
     sim = simulator if simulator is not None else explainer
-    rep = explain_unit(store, layer, neuron, explainer=explainer, simulator=sim, modes=modes, mode_method=mode_method)
+    rep = explain_unit(store, layer, neuron, explainer=explainer, simulator=sim, modes=modes, mode_method=mode_method,
+                       n_contexts=n_contexts)
     t1 = time.perf_counter()
     promoted, suppressed = output_tokens(handle, layer, neuron)
     d = rep.model_dump()

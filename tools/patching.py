@@ -58,7 +58,7 @@ from typing import Callable, Literal, Sequence
 import torch
 from pydantic import BaseModel, Field
 
-from .errors import InputError, check_range
+from .errors import InputError, PromptAlignmentError, check_range
 from .results import Figure, ToolResult, provenance
 
 Mode = Literal["exact", "attribution", "both"]
@@ -369,7 +369,7 @@ def _same_length_options(handle, word: str, n_tokens: int, limit: int = 6) -> li
     return out
 
 
-def _length_mismatch(handle, clean: str, corrupted: str, ct: list[int], rt: list[int]) -> InputError:
+def _length_mismatch(handle, clean: str, corrupted: str, ct: list[int], rt: list[int]) -> PromptAlignmentError:
     cs, rs = [_tok_str(handle, t) for t in ct], [_tok_str(handle, t) for t in rt]
     sm = difflib.SequenceMatcher(a=ct, b=rt, autojunk=False)
     diffs = [(i1, i2, j1, j2) for tag, i1, i2, j1, j2 in sm.get_opcodes() if tag != "equal"]
@@ -381,7 +381,7 @@ def _length_mismatch(handle, clean: str, corrupted: str, ct: list[int], rt: list
         opts = _same_length_options(handle, word, i2 - i1)
         if opts:
             fix = f"Swap {word.strip()!r} for a word of the same token length, e.g. {', '.join(opts)}; or leave --corrupted out to build one automatically."
-    return InputError(
+    return PromptAlignmentError(
         f"The clean prompt is {len(ct)} tokens and the corrupted one {len(rt)}: {'; '.join(parts) or 'they differ'}. "
         "Patching copies activations position by position, so both prompts must line up token for token.",
         fix,
@@ -455,7 +455,7 @@ def auto_corrupt(handle, clean: str, answer_id: int, alt_id: int | None = None, 
     if not sites:
         sites = [m for m in words[1:] if m.group(0)[:1].isupper()]
     if not sites:
-        raise InputError(
+        raise PromptAlignmentError(
             f"Could not find a subject or name to swap in {clean!r} (no known country, city, name, animal or object, and no capitalized word).",
             "Give --corrupted yourself: the same prompt with the subject swapped for a word of the same token length.",
         )
@@ -478,7 +478,7 @@ def auto_corrupt(handle, clean: str, answer_id: int, alt_id: int | None = None, 
                 continue
             cands.append((text, word, w, cat, t))
     if not cands:
-        raise InputError(
+        raise PromptAlignmentError(
             f"Found {', '.join(repr(m.group(0)) for m in sites)} to swap, but no replacement keeps the prompt's token count ({n}).",
             "Give --corrupted yourself with the same number of tokens.",
         )
@@ -1274,3 +1274,45 @@ def causal_trace(
         timings={"restore_sweep_s": round(time.perf_counter() - t1, 4), "total_s": round(time.perf_counter() - t0, 4)},
         n_restored_runs=len(specs),
     )
+
+
+def differing_span(handle, clean: str, corrupted: str) -> str | None:
+    """The words of ``clean`` that ``corrupted`` changes (the subject two prompts disagree on), or None."""
+    ct = handle.tokenizer(clean, add_special_tokens=False, return_offsets_mapping=True)
+    rt = handle.tokenizer(corrupted, add_special_tokens=False)["input_ids"]
+    sm = difflib.SequenceMatcher(a=ct["input_ids"], b=rt, autojunk=False)
+    spans = [(i1, i2) for tag, i1, i2, _, _ in sm.get_opcodes() if tag != "equal" and i2 > i1]
+    if not spans:
+        return None
+    a, b = ct["offset_mapping"][spans[0][0]][0], ct["offset_mapping"][spans[-1][1] - 1][1]
+    span = clean[a:b].strip()
+    return span or None
+
+
+def patch_or_trace(
+    handle,
+    clean: str,
+    corrupted: str | None = None,
+    answer: str | None = None,
+    alternative: str | None = None,
+    kinds: Sequence[str] = KINDS,
+) -> PatchReport | TraceReport:
+    """:func:`patch`, or causal tracing when the prompts cannot be lined up token for token.
+
+    Activation patching copies activations position by position, so it needs a corrupted
+    prompt with the clean one's token count. When the given prompts differ in length, or no
+    same-length swap of the subject exists, this runs :func:`causal_trace` on ``clean``
+    instead, noising the words the corrupted prompt changes (or the guessed subject), and
+    says so in the report's warnings. Other input errors are raised as they are.
+    """
+    try:
+        return patch(handle, clean, corrupted=corrupted, answer=answer, alternative=alternative, kinds=kinds)
+    except PromptAlignmentError as e:
+        why = e.message
+    subject = differing_span(handle, clean, corrupted) if corrupted else None
+    if subject is None or subject not in clean:
+        subject = find_subject(clean)
+    rep = causal_trace(handle, clean, answer=answer, subject=subject)
+    rep.warnings.insert(0, f"Activation patching was not possible ({why.rstrip('.')}), so this is causal tracing instead: "
+                           f"the subject {subject!r} was noised and each clean state restored in turn.")
+    return rep

@@ -351,7 +351,7 @@ class TurnView:
         calls = plan.get("calls") or []
         lines = []
         if plan.get("reformulated"):
-            lines.append(f"**Question as understood:** {plan['reformulated']}")
+            lines.append(f"**What I will measure:** {plan['reformulated']}")
         if calls:
             lines.append("**Steps:**")
             for c in calls:

@@ -67,7 +67,7 @@ def _client(url, max_tokens: int = 256):
 def test_llm_planner_gets_valid_plans(llama_url):
     from gnothi.agents.planner_llm import LLMPlanner
     from gnothi.agents.planner_offline import OfflinePlanner, PlanContext
-    from gnothi.agents.tool_agents import AGENTS
+    from gnothi.agents.toolkit import TOOLKIT as AGENTS
 
     client = _client(llama_url)
     planner = LLMPlanner(client, fallback=OfflinePlanner(embedder=None))

@@ -24,6 +24,7 @@ Conventions used where FORMAT.md leaves a choice open:
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import os
 import random
 import re
@@ -2213,8 +2214,17 @@ def _norm(q: str) -> str:
     return re.sub(r"\s+", " ", q.strip().lower()).rstrip("?.! ")
 
 
+def _heldout_questions() -> set[str]:
+    """The frozen held-out questions: the development corpus never holds one of them verbatim."""
+    p = Path(__file__).with_name("heldout.jsonl")
+    if not p.exists():
+        return set()
+    return {_norm(json.loads(x)["question"]) for x in p.read_text(encoding="utf-8").splitlines() if x.strip()}
+
+
 def build():
     rows = []
+    avoid = AVOID | _heldout_questions()
     styles_seen = set()
     for category, style, n, fn in FAMILIES:
         fam = f"{category}/dev-{style}"  # "dev-": no family name can coincide with a held-out one
@@ -2229,7 +2239,7 @@ def build():
             if tries > 400 * n:
                 raise SystemExit(f"{fam}: only {len(made)} distinct questions of {n}")
             x = fn(r)
-            if x["question"].strip() and _norm(x["question"]) in AVOID:
+            if x["question"].strip() and _norm(x["question"]) in avoid:
                 continue
             key = (x["question"], json.dumps(x["history"], sort_keys=True))
             if key in seen:

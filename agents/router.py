@@ -1,0 +1,186 @@
+"""Routing learned from data: which tool agent (or help reason) a clause of a question is for.
+
+A multinomial logistic regression over two views of the clause, trained on the development
+corpus of questions (``evals/data/routing/dev.jsonl``) plus each agent's own examples:
+
+* the bundled MiniLM sentence embedding (meaning: "is it lying to me" ~ "hallucination");
+* TF-IDF of character n-grams (notation and misspellings: "L7N340", "halucinate").
+
+Quoted text is masked before either view (a quoted prompt about Paris does not make a
+question off-topic) and digits are folded to 0 (the numbers are the grammar's business).
+
+Labels are tool names, ``help:<reason>``, ``not_yet:<topic>`` and ``followup`` ("carry on
+with the previous analysis": "now layer 5", "and for sentiment?"), which the planner maps to
+the previous turn's tool. Training takes a few seconds the first time (the embeddings of the
+corpus are cached in ``<gnothi cache>/router/``, as ``.npy`` without pickle); a question
+then costs one embedding and a dot product.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from .extract import strip_quoted
+
+DEV = Path(__file__).resolve().parent.parent / "evals" / "data" / "routing" / "dev.jsonl"
+FOLLOWUP = "followup"
+C = 8.0  # inverse regularization; chosen by family-grouped cross-validation on the dev corpus (see evals/suite_routing.py)
+EMB_WEIGHT = 1.0
+
+
+def normalise(text: str) -> str:
+    """What the router reads: quotes masked, digits folded, whitespace collapsed."""
+    t = strip_quoted(text)
+    t = re.sub(r"\d", "0", t)
+    return re.sub(r"\s+", " ", t).strip()[:1000]
+
+
+def label_of(row: dict) -> list[tuple[str, str]]:
+    """(text, label) training pairs from one corpus row; [] when the row teaches no route."""
+    from .planner_offline import split_clauses
+
+    exp = row["expect"]
+    tools, args = exp.get("tools") or [], exp.get("args") or []
+    q = row.get("question") or ""
+    if not tools or not q.strip() or len(q) > 8000:
+        return []
+    hist = row.get("history") or []
+    last = hist[-1] if hist else None
+    last_tools = [c.get("tool") for c in (last or {}).get("plan") or []] + ([last["pending"]["tool"]] if last and last.get("pending") else [])
+
+    def lab(tool: str, a: dict) -> str:
+        if tool == "help":
+            reason = a.get("reason", "capabilities")
+            return f"not_yet:{a.get('topic') or 'methods'}" if reason == "not_yet" else f"help:{reason}"
+        if row.get("category") in ("followup", "clarify_answer") and tool in last_tools:
+            return FOLLOWUP
+        return tool
+
+    if len(tools) == 1:
+        return [(q, lab(tools[0], args[0] if args else {}))]
+    clauses = split_clauses(q)
+    if len(clauses) == len(tools):
+        return [(c, lab(t, a)) for c, t, a in zip(clauses, tools, args + [{}] * (len(tools) - len(args)))]
+    return []
+
+
+def training_pairs(rows: Iterable[dict], seeds: bool = True) -> tuple[list[str], list[str]]:
+    texts, labels = [], []
+    for r in rows:
+        for t, l in label_of(r):
+            texts.append(t)
+            labels.append(l)
+    if seeds:
+        from .toolkit import TOOLKIT
+
+        for ag in TOOLKIT.values():
+            if ag.name == "help":
+                continue
+            for e in [ag.description, *ag.examples]:
+                texts.append(e)
+                labels.append(ag.name)
+    return texts, labels
+
+
+def load_rows(path: Path = DEV) -> list[dict]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+class Router:
+    """``Router(embedder).fit(texts, labels)``; ``predict(text)`` -> [(label, probability)], best first."""
+
+    def __init__(self, embedder: Any = None, C: float = C):
+        self.embedder = embedder
+        self.C = C
+        self._clf = None
+        self._tfidf = None
+
+    def _dense(self, texts: list[str], cache: Path | None = None) -> np.ndarray | None:
+        if self.embedder is None:
+            return None
+        if cache is not None and cache.exists():
+            try:
+                arr = np.load(cache, allow_pickle=False)
+                if arr.shape[0] == len(texts):
+                    return arr
+            except (OSError, ValueError):
+                pass
+        arr = np.asarray(self.embedder.encode(texts), dtype=np.float32) * EMB_WEIGHT
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp.npy")
+            np.save(tmp, arr, allow_pickle=False)
+            tmp.replace(cache)
+        return arr
+
+    def _features(self, norm: list[str], dense: np.ndarray | None):
+        from scipy import sparse
+
+        blocks = [self._tfidf.transform(norm)]
+        if dense is not None:
+            blocks.append(sparse.csr_matrix(dense))
+        return sparse.hstack(blocks).tocsr()
+
+    def fit(self, texts: list[str], labels: list[str], cache: Path | None = None) -> "Router":
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        norm = [normalise(t) for t in texts]
+        self._tfidf = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, lowercase=True)
+        self._tfidf.fit(norm)
+        X = self._features(norm, self._dense(norm, cache))
+        self._clf = LogisticRegression(C=self.C, max_iter=3000)
+        self._clf.fit(X, labels)
+        return self
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self._clf.classes_)
+
+    def decide(self, text: str, last_tool: str | None) -> tuple[str, float]:
+        """The route for ``text``: "carry on with the previous tool" and "that tool" are one choice.
+
+        With a previous turn, the follow-up probability is added to the previous tool's; with
+        none, a follow-up is not possible and the best other label wins."""
+        p = dict(self.predict(text))
+        fu = p.pop(FOLLOWUP, 0.0)
+        if last_tool is not None:
+            p[last_tool] = p.get(last_tool, 0.0) + fu
+        best = max(p, key=p.get)
+        return best, p[best]
+
+    def predict(self, text: str) -> list[tuple[str, float]]:
+        norm = [normalise(text)]
+        p = self._clf.predict_proba(self._features(norm, self._dense(norm)))[0]
+        order = np.argsort(-p)
+        return [(str(self._clf.classes_[i]), float(p[i])) for i in order]
+
+
+_LOCK = threading.Lock()
+_CACHE: dict[tuple, Router] = {}
+
+
+def corpus_hash(path: Path = DEV) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def get_router(embedder: Any = None, path: Path = DEV) -> Router:
+    """The router trained on the dev corpus (once per process and embedder)."""
+    key = (id(embedder) if embedder is not None else None, str(path))
+    with _LOCK:
+        r = _CACHE.get(key)
+        if r is None:
+            from gnothi.tools.config import cache_dir
+
+            texts, labels = training_pairs(load_rows(path))
+            h = hashlib.sha256((corpus_hash(path) + "\n".join(texts)).encode()).hexdigest()[:16]
+            cache = cache_dir() / "router" / f"minilm-{h}.npy" if embedder is not None else None
+            r = _CACHE[key] = Router(embedder).fit(texts, labels, cache=cache)
+        return r

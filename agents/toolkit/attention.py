@@ -1,0 +1,72 @@
+"""Attention: one head's (or one layer's heads') attention pattern on a prompt."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from gnothi.tools import attention
+from gnothi.tools.errors import InputError
+from gnothi.tools.results import ToolResult
+
+from .base import Args, Query, ToolAgent, adopt, check_text, register
+
+
+class AttentionArgs(Args):
+    """Attention pattern of one head (or all heads of a layer) on a prompt."""
+
+    prompt: str | None = Field(None, description="the prompt to look at")
+    layer: int | None = Field(None, description="layer of the head (0-based)")
+    head: int | None = Field(None, description="head index within the layer (default: every head of the layer)")
+
+    @field_validator("prompt")
+    @classmethod
+    def _t(cls, v, info):
+        return check_text(v, info.field_name)
+
+
+@register
+class Attention(ToolAgent):
+    name = "attention"
+    title = "Attention pattern"
+    description = "Show where an attention head looks: one head's (or a layer's heads') attention pattern on a prompt, as a heatmap with the tokens on both axes."
+    examples = [
+        "show me the attention pattern of head 3 in layer 5 for 'The cat sat on the mat'",
+        "where does L2H4 attend on 'When Mary and John went to the store'?",
+    ]
+    Args = AttentionArgs
+    next_steps_text = [
+        "look at another head of the same layer ('now head N')",
+        "patch the heads to see which ones cause the answer ('which heads matter for ...?')",
+    ]
+
+    def extract(self, q: Query) -> tuple[dict[str, Any], str | None]:
+        e = q.parsed
+        args = {k: v for k, v in q.last_args.items() if k in ("prompt", "layer", "head")} if q.followup else {}
+        if e.layer is not None:
+            args["layer"] = e.layer
+        if e.head is not None:
+            args["head"] = e.head
+        prompt = max(q.quotes, key=len) if q.quotes else (q.parsed.prompt or q.whole.prompt)
+        if prompt:
+            args["prompt"] = prompt
+        if args.get("layer") is None:
+            return args, "Which head? Name it like 'head 3 in layer 5' or 'L5H3'" + (f" (layers 0 to {q.n_layers - 1})." if q.n_layers else ".")
+        if not args.get("prompt"):
+            return args, "On which prompt? Quote it: show head 3 in layer 5 on \"The capital of France is\"."
+        return args, None
+
+    def reformulate(self, a):
+        who = f"head {a['head']} of layer {a['layer']}" if a.get("head") is not None else f"every head of layer {a.get('layer')}"
+        return f"Show the attention pattern of {who} on {a.get('prompt')!r}, and where its last token looks."
+
+    def execute(self, handle, a: AttentionArgs, llm=None) -> ToolResult:
+        if not a.prompt:
+            raise InputError("The prompt is empty.", "Quote a prompt to look at.")
+        rep = attention.attention_view(handle, a.prompt, layer=a.layer, heads=[a.head] if a.head is not None else None)
+        return adopt(rep.to_tool_result(), self.name)
+
+    def entities(self, args, result):
+        return {"head": args.get("head"), "layer": args.get("layer")} if args.get("layer") is not None else {}

@@ -1,0 +1,165 @@
+"""The tool-agent contract and its registry.
+
+A tool agent is one module in :mod:`gnothi.agents.toolkit` that owns everything about its
+tool: the pydantic argument schema (``Args``), the description and examples routing learns
+from, argument extraction from a question (:meth:`ToolAgent.extract`), the reformulation
+sentence the user sees before anything runs, the writer's title and next steps, the
+entities follow-ups refer to, and the typed call of its functions in ``gnothi.tools``.
+
+The planners, the writer and the UI read :data:`TOOLKIT`; none of them keeps a per-tool list
+of its own. Adding a tool is adding one module (a :class:`ToolAgent` subclass decorated with
+:func:`register`, imported in ``toolkit/__init__.py``) and its tests.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gnothi.tools.errors import GnothiError, InputError
+from gnothi.tools.results import ToolResult, provenance
+
+from ..extract import Parsed
+
+MAX_TEXT = 4000  # characters of any one prompt handed to a tool
+
+
+def check_text(v: Any, what: str) -> str | None:
+    """A prompt-like argument: ``None`` for empty, an error above :data:`MAX_TEXT` characters."""
+    if v is None:
+        return None
+    v = str(v)
+    if not v.strip():
+        return None
+    if len(v) > MAX_TEXT:
+        raise ValueError(f"{what} is {len(v)} characters long; the limit is {MAX_TEXT}")
+    return v
+
+
+class Args(BaseModel):
+    """Base of every argument schema: an argument the tool cannot take is an error, never dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class Query:
+    """What an agent's extractor sees for one clause of a question."""
+
+    clause: str  # the part of the question routed to this agent
+    question: str  # the whole question
+    parsed: Parsed  # the grammar's reading of the clause
+    whole: Parsed  # ... and of the whole question
+    followup: bool = False  # the clause leans on an earlier turn
+    last_args: dict[str, Any] = field(default_factory=dict)  # the previous call of this tool, for follow-ups
+    entities: dict[str, Any] = field(default_factory=dict)  # things earlier turns named ("that feature")
+    n_layers: int | None = None
+    d_mlp: int | None = None
+    n_heads: int | None = None
+    datasets: list[str] | None = None
+    taggers: dict | None = None  # learned free-text argument readers (None: the ones trained on the dev corpus)
+    tool: str = ""
+
+    @property
+    def quotes(self) -> list[str]:
+        return self.parsed.quotes or self.whole.quotes
+
+    def span(self, key: str) -> tuple[str, bool] | None:
+        """The learned reading of this tool's free-text argument ``key`` in the clause: (text, was it quoted)."""
+        from ..spans import find_span
+
+        hit = find_span(self.tool, key, self.clause, self.taggers)
+        return (hit[0], hit[1]) if hit else None
+
+
+def error_result(tool: str, err: GnothiError, handle=None) -> ToolResult:
+    return ToolResult(tool=tool, ok=False, summary=err.message, error=err.to_dict(),
+                      provenance=provenance(handle) if handle is not None else {})
+
+
+def adopt(tr: ToolResult, tool: str) -> ToolResult:
+    """A tool's ToolResult as this agent's (the tool's own name is kept in ``data.tool_name``)."""
+    if tr.tool != tool:
+        tr = tr.model_copy(update={"data": {**tr.data, "tool_name": tr.tool}, "tool": tool})
+    return tr
+
+
+class ToolAgent:
+    """One tool agent. Subclasses set the class attributes and implement ``extract`` and ``execute``."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    description: ClassVar[str]  # routing and LLM planners read it
+    examples: ClassVar[list[str]] = []  # seed questions for routing (the dev corpus has many more)
+    Args: ClassVar[type[BaseModel]]
+    needs_model: ClassVar[bool] = True
+    next_steps_text: ClassVar[list[str]] = []
+
+    # ------------------------------------------------------------------ planning
+
+    def extract(self, q: Query) -> tuple[dict[str, Any], str | None]:
+        """Arguments for this tool from ``q``, and a clarifying question when one is needed."""
+        raise NotImplementedError
+
+    def extract_all(self, q: Query) -> list[tuple[dict[str, Any], str | None]]:
+        """One or more calls from one clause (e.g. "what do L3N5 and L4N9 do?"): by default one."""
+        return [self.extract(q)]
+
+    def missing(self, args: dict[str, Any]) -> str | None:
+        """The one argument a half-built call lacks, when a short answer can supply it."""
+        return None
+
+    def reformulate(self, args: dict[str, Any]) -> str:
+        """One plain sentence: what will be measured."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ running
+
+    def execute(self, handle, a: BaseModel, llm=None) -> ToolResult:
+        raise NotImplementedError
+
+    def validate(self, args: dict[str, Any]) -> BaseModel:
+        return self.Args.model_validate(args or {})
+
+    def run(self, handle, args: dict[str, Any], llm=None) -> ToolResult:
+        """Validate ``args``, run, and return a ToolResult (``ok=False`` with an error on failure)."""
+        t0 = time.perf_counter()
+        try:
+            a = self.validate(args)
+        except ValidationError as e:
+            msgs = "; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'args'}: {err['msg']}" for err in e.errors()[:3])
+            return error_result(self.name, InputError(f"Bad arguments for {self.name}: {msgs}.", "Rephrase the question with valid values."), handle)
+        try:
+            tr = self.execute(handle, a, llm)
+        except GnothiError as e:
+            tr = error_result(self.name, e, handle)
+        tr.timings.setdefault("total_s", round(time.perf_counter() - t0, 4))
+        return tr
+
+    # ------------------------------------------------------------------ replying and memory
+
+    def next_steps(self, result: ToolResult) -> list[str]:
+        return list(self.next_steps_text)
+
+    def entities(self, args: dict[str, Any], result: dict | None) -> dict[str, Any]:
+        """What a follow-up may point back to ("that neuron"), from the call and its compact result."""
+        return {}
+
+    def openai_tool(self) -> dict:
+        schema = self.Args.model_json_schema()
+        schema.pop("title", None)
+        return {"type": "function", "function": {"name": self.name, "description": self.description, "parameters": schema}}
+
+
+TOOLKIT: dict[str, ToolAgent] = {}
+
+
+def register(cls: type[ToolAgent]) -> type[ToolAgent]:
+    """Class decorator: add one agent to :data:`TOOLKIT`; a second agent of the same name is refused."""
+    if cls.name in TOOLKIT:
+        raise ValueError(f"tool agent {cls.name!r} is registered twice")
+    TOOLKIT[cls.name] = cls()
+    return cls

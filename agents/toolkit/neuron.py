@@ -1,0 +1,141 @@
+"""Neuron explainer: what one MLP neuron responds to, or which neurons fire on a token."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from gnothi.tools import neurons
+from gnothi.tools.errors import InputError
+from gnothi.tools.results import ToolResult
+
+from .base import Args, Query, ToolAgent, adopt, check_text, register
+
+
+class NeuronArgs(Args):
+    """Explain an MLP neuron (``layer``, ``neuron``), or find the neurons most active on a ``token``."""
+
+    layer: int | None = Field(None, description="layer index (0-based; -1 = the last layer)")
+    neuron: int | None = Field(None, description="neuron index within the layer's MLP (0-based)")
+    token: str | None = Field(None, description="a token: find the neurons most active on it")
+    text: str | None = Field(None, description="a text containing the token (default: the token alone)")
+    k: int = Field(10, ge=1, le=50, description="how many top contexts (or neurons) to show")
+
+    @field_validator("token", "text")
+    @classmethod
+    def _tok(cls, v, info):
+        return check_text(v, info.field_name)
+
+
+_TOKEN_CUE = re.compile(r"\b(?:token|word|fire|fires|firing|activate|activates|active|respond|responds|light up|lights up|promot\w*|push\w*|boost\w*)\b", re.I)
+
+
+@register
+class NeuronExplainer(ToolAgent):
+    name = "neuron_explainer"
+    title = "Neuron explainer"
+    description = ("Explain what a single MLP neuron (layer and index) responds to, with its top activating contexts and "
+                   "an explanation score; or find the neurons most active on a token.")
+    examples = [
+        "what does neuron 340 in layer 7 respond to?",
+        "explain L7 N340",
+        "show the top activating examples of neuron 12.345",
+        "which neurons fire on the token 'Paris'?",
+    ]
+    Args = NeuronArgs
+    next_steps_text = [
+        "look at a neighbouring layer ('now layer N')",
+        "check the explanation on your own text: quote a prompt that should make it fire",
+        "ask which neurons fire on a token from the top contexts",
+    ]
+
+    def extract(self, q: Query) -> tuple[dict[str, Any], str | None]:
+        e = q.parsed
+        args = {k: v for k, v in q.last_args.items() if k in ("layer", "neuron", "token", "text", "k")} if q.followup else {}
+        if e.layer is not None:
+            args["layer"] = e.layer
+        elif e.last_layer:
+            args["layer"] = q.n_layers - 1 if q.n_layers else -1
+        if e.neuron is not None:
+            args["neuron"] = e.neuron
+            args.pop("token", None)
+            args.pop("text", None)
+        if "neuron" not in args and q.entities.get("neuron") is not None and re.search(r"\b(?:that|this|the same|it|its)\b", q.clause, re.I):
+            args["neuron"] = q.entities["neuron"]
+            args.setdefault("layer", q.entities.get("layer"))
+        if "neuron" not in args and _TOKEN_CUE.search(q.clause):
+            tok, text = None, None
+            hit = q.span("token")
+            if hit:
+                tok = hit[0]
+                longer = [x for x in q.quotes if x != tok and tok.strip() in x]
+                text = longer[0] if longer else None
+            elif q.quotes:
+                short = [x for x in q.quotes if len(x.split()) <= 2]
+                tok = short[0] if short else None
+                longer = [x for x in q.quotes if x != tok and tok and tok.strip() in x]
+                text = longer[0] if longer else None
+            if tok is None:
+                m = re.search(r"\b(?:token|word)\s+([A-Za-z][\w'-]*)", q.clause) or re.search(r"\b(?:on|for|by)\s+(?:the\s+)?([A-Z][\w'-]*)\s*\??\s*$", q.clause)
+                tok = m.group(1) if m else None
+            if tok:
+                args["token"] = tok
+                if text:
+                    args["text"] = text
+        if e.k:
+            args["k"] = e.k
+        args = {k: v for k, v in args.items() if v is not None}
+        nl = f" This model has {q.n_layers} layers (0 to {q.n_layers - 1})." if q.n_layers else ""
+        if "neuron" not in args and "token" not in args:
+            if args.get("layer") is not None:
+                return args, f"Which neuron in layer {args['layer']}? Give its index, e.g. 'neuron 340 in layer {args['layer']}'."
+            return args, "Which neuron? Give a layer and an index, e.g. 'L7 N340', '7.340' or 'neuron 340 in layer 7'." + nl
+        if "neuron" in args and args.get("layer") is None:
+            return args, f"Which layer is neuron {args['neuron']} in? Say e.g. 'neuron {args['neuron']} in layer 7'." + nl
+        return args, None
+
+    def extract_all(self, q: Query):
+        if len(q.parsed.units) > 1:  # "what do L23N461 and L21N1254 do?": one call per unit
+            out = []
+            for layer, neuron in q.parsed.units:
+                args = {"layer": layer, "neuron": neuron}
+                if q.parsed.k:
+                    args["k"] = q.parsed.k
+                out.append((args, None))
+            return out
+        return [self.extract(q)]
+
+    def missing(self, args):
+        if args.get("neuron") is not None and args.get("layer") is None:
+            return "layer"
+        if args.get("layer") is not None and args.get("neuron") is None and not args.get("token"):
+            return "neuron"
+        return None
+
+    def reformulate(self, a):
+        if a.get("neuron") is not None:
+            lay = "the last layer" if a.get("layer") == -1 else f"layer {a.get('layer')}"
+            return (f"Explain MLP neuron {a['neuron']} in {lay}: its top {a.get('k', 10)} activating contexts from the activation store, "
+                    "an explanation, and how well that explanation predicts the neuron on held-out text.")
+        where = f" in {a['text']!r}" if a.get("text") else ""
+        return f"Rank the MLP neurons by how strongly they fire on the token {a.get('token')!r}{where}."
+
+    def execute(self, handle, a: NeuronArgs, llm=None) -> ToolResult:
+        if a.neuron is None and a.token:
+            rep = neurons.top_neurons_for_token(handle, text=a.text or a.token, token=a.token, layer=a.layer, k=a.k)
+            return adopt(rep.to_tool_result(handle=handle), self.name)
+        layer = handle.n_layers - 1 if a.layer == -1 else a.layer
+        if layer is None or a.neuron is None:
+            raise InputError("Which neuron? I need a layer and a neuron index.", "Say e.g. 'what does neuron 340 in layer 7 do?' (or 'L7 N340', '7.340').")
+        rep = neurons.explain_neuron(handle, layer, a.neuron, llm=llm, n_contexts=a.k)
+        return adopt(rep.to_tool_result(handle=handle), self.name)
+
+    def entities(self, args, result):
+        if args.get("neuron") is not None:
+            return {"neuron": args["neuron"], "layer": args.get("layer")}
+        ev = ((result or {}).get("evidence") or [{}])[0]
+        if isinstance(ev, dict) and isinstance(ev.get("neuron"), int):
+            return {"neuron": ev["neuron"], "layer": ev.get("layer")}
+        return {}

@@ -1,0 +1,153 @@
+"""Linear probes: which layers encode a property, on a built-in dataset or the user's own examples."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from gnothi.tools import datasets, probing
+from gnothi.tools.errors import InputError, check_range
+from gnothi.tools.results import ToolResult
+
+from .base import Args, Query, ToolAgent, adopt, register
+
+
+class LabeledText(BaseModel):
+    text: str
+    label: str
+
+
+class ProbeArgs(Args):
+    """Train linear probes on each layer's residual stream: which layers know a property of the input."""
+
+    dataset: str | None = Field(None, description="a built-in probing dataset: " + ", ".join(datasets.dataset_names()))
+    examples: list[LabeledText] | None = Field(None, description="the user's own labelled examples (instead of a dataset)")
+    layers: list[int] | None = Field(None, description="layers to probe (default: all)")
+    position: Literal["last", "mean"] = "last"
+
+    @field_validator("dataset")
+    @classmethod
+    def _known(cls, v):
+        if v is None:
+            return v
+        names = datasets.dataset_names()
+        if v not in names:
+            raise ValueError(f"unknown dataset {v!r}; use one of {', '.join(names)}")
+        return v
+
+
+# the words people use for each built-in dataset's property
+DATASET_WORDS = {
+    "true_false": r"\btru(?:e|th|thful\w*|ths)\b|\bfalse(?:hood)?\b|\bfactual\w*\b|\bcorrect(?:ness)?\b|\blies\b|\blying\b|\baccura(?:te|cy) (?:statement|fact|claim)s?\b|\bfacts? (?:are|is) (?:right|wrong)\b|\bwrong\b",
+    "sentiment": r"\bsentiment\b|\bpositive\b|\bnegative\b|\breviews?\b|\bemotion\w*|\bhappy\b|\bsad\b|\bmood\b|\bpolarity\b|\btone\b|\bfeel(?:s|ing)? (?:good|bad)\b|\bpraise|\bcomplain",
+    "question_vs_statement": r"\bis\s+a\s+question\b|\bquestions?\s+(?:vs\.?|or|from|versus)\b|\binterrogative\b|\bstatements?\s+(?:vs\.?|or|from|versus)\s+questions?\b|\basking\s+something\b|\bquestion[- ]ness\b|\bquestion or (?:a )?statement\b",
+    "code_vs_prose": r"\bcode\b|\bprogramming\b|\bpython\b|\bsource\b|\bprose\b",
+    "singular_vs_plural": r"\bplural\w*\b|\bsingular\b|\bgrammatical number\b|\bnumber agreement\b|\bagreement\b",
+}
+
+_LABEL_WORD = r"[A-Za-z][\w-]{0,24}"
+_Q = r"\"([^\"]+)\"|“([^”]+)”|'([^']+)'"
+# "great movie" (positive) / "great movie" -> positive / "great movie" = positive / "great movie": positive
+_PAIR_RE = re.compile(rf"(?:{_Q})\s*(?:\(\s*(?P<l1>{_LABEL_WORD})\s*\)|(?:->|=>|→|=|:|is|as|labelled|labeled)\s+(?P<l2>{_LABEL_WORD})\b)")
+# positive: "a", "b"; negative: "c" / positive examples "a", "b" and negative ones "c"
+_GROUP_RE = re.compile(rf"(?P<label>{_LABEL_WORD})(?:\s+(?:examples?|ones|sentences|texts|statements|class))?\s*(?::|=|are|is|like|such as|e\.g\.)?\s*(?P<items>(?:(?:{_Q})\s*(?:,|and|or|;)?\s*)+)", re.I)
+_ITEM_RE = re.compile(_Q)
+_SKIP_LABELS = {"and", "or", "the", "like", "as", "e.g", "examples", "example", "sentences", "texts", "with", "on", "for", "probe", "vs", "versus", "about", "between"}
+
+
+def user_examples(text: str) -> list[dict]:
+    """Labelled examples typed into a question, in the usual notations; [] when there are none."""
+    pairs = []
+    for m in _PAIR_RE.finditer(text):
+        t = next(g for g in m.groups()[:3] if g is not None)
+        lab = m.group("l1") or m.group("l2")
+        if lab.lower() not in _SKIP_LABELS:
+            pairs.append({"text": t, "label": lab.lower()})
+    if len(pairs) >= 2 and len({p["label"] for p in pairs}) >= 2:
+        return pairs
+    groups = []
+    for m in _GROUP_RE.finditer(text):
+        lab = m.group("label").lower()
+        if lab in _SKIP_LABELS:
+            continue
+        items = [next(g for g in x.groups() if g is not None) for x in _ITEM_RE.finditer(m.group("items"))]
+        groups.extend({"text": t, "label": lab} for t in items)
+    if len({g["label"] for g in groups}) >= 2:
+        return groups
+    return []
+
+
+def find_dataset(text: str, names: list[str] | None = None) -> str | None:
+    """The built-in dataset a text names or describes."""
+    low = text.lower()
+    names = names or datasets.dataset_names()
+    for n in names:
+        if re.search(rf"\b{re.escape(n.lower())}\b", low):
+            return n
+    for n, pat in DATASET_WORDS.items():
+        if n in names and re.search(pat, low):
+            return n
+    return None
+
+
+@register
+class Probing(ToolAgent):
+    name = "probing"
+    title = "Linear probes"
+    description = "Train linear probes on each layer's activations to find which layers encode a property (truth, sentiment, question vs statement, code, plural), on a built-in dataset or the user's own labelled examples."
+    examples = [
+        "which layers know whether a statement is true?",
+        "probe layers 3 to 7 for sentiment",
+        'probe for "I loved it" (positive), "awful film" (negative), ...',
+    ]
+    Args = ProbeArgs
+    next_steps_text = [
+        "explain a neuron in the best layer ('explain neuron N in layer L')",
+        "probe another property to compare the layer profile",
+    ]
+
+    def extract(self, q: Query) -> tuple[dict[str, Any], str | None]:
+        e = q.parsed
+        args = {k: v for k, v in q.last_args.items() if k in ("dataset", "examples", "layers", "position")} if q.followup else {}
+        exs = user_examples(q.clause) or user_examples(q.question)
+        if exs:
+            args["examples"] = exs
+            args.pop("dataset", None)
+        else:
+            ds = find_dataset(q.clause, q.datasets) or (None if q.followup else find_dataset(q.question, q.datasets))
+            if ds:
+                args["dataset"] = ds
+                args.pop("examples", None)
+        if e.layers:
+            args["layers"] = e.layers
+        elif e.layer is not None:
+            args["layers"] = [e.layer]
+        if re.search(r"\b(?:mean|average)(?:d|-pooled|\s+pool(?:ed|ing)?)?\b|\ball (?:the )?tokens\b", q.clause, re.I):
+            args["position"] = "mean"
+        if not args.get("dataset") and not args.get("examples"):
+            names = ", ".join(q.datasets or datasets.dataset_names())
+            return args, (f"Which property should the probes look for? Built in: {names}. Or type your own labelled examples, "
+                          f"e.g. \"I loved it\" (positive), \"awful film\" (negative), ... (at least {datasets.MIN_EXAMPLES}, "
+                          f"{datasets.MIN_PER_CLASS} per class).")
+        return args, None
+
+    def reformulate(self, a):
+        ls = a.get("layers")
+        where = f"layers {', '.join(map(str, ls))}" if ls else "every layer"
+        what = (f"your {len(a['examples'])} labelled examples" if a.get("examples") else f"the built-in {a.get('dataset')!r} dataset")
+        return (f"Train a linear probe on {where} ({a.get('position', 'last')} token) on {what}, and compare its test accuracy "
+                "with a control task of shuffled labels.")
+
+    def execute(self, handle, a: ProbeArgs, llm=None) -> ToolResult:
+        for layer in a.layers or []:
+            check_range("layer", layer, handle.n_layers)
+        if a.examples:
+            data = datasets.from_examples([x.model_dump() for x in a.examples])
+        elif a.dataset:
+            data = a.dataset
+        else:
+            raise InputError("Which property should the probes look for?", f"Name a dataset: {', '.join(datasets.dataset_names())}, or give labelled examples.")
+        rep = probing.run_probe(handle, data, layers=a.layers, position=a.position, save=not a.examples)
+        return adopt(rep.to_tool_result(), self.name)

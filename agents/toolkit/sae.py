@@ -1,0 +1,140 @@
+"""SAE feature search: features by meaning, one feature's page, or the features active on a text."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from gnothi.tools import features
+from gnothi.tools.errors import InputError, OutOfRangeError, check_range
+from gnothi.tools.results import ToolResult
+
+from .base import Args, Query, ToolAgent, adopt, check_text, register
+
+
+class SAEArgs(Args):
+    """Search SAE features by meaning (``query``), look at one ``feature``, or the features active on a ``text``."""
+
+    query: str | None = Field(None, description="what the feature should be about, in words")
+    feature: int | None = Field(None, description="an SAE feature index")
+    text: str | None = Field(None, description="a text whose active features to list")
+    layer: int | None = Field(None, description="layer of the SAE (default: the tool's default SAE)")
+    k: int = Field(10, ge=1, le=50, description="how many features (or top contexts) to show")
+
+    @field_validator("query", "text")
+    @classmethod
+    def _t(cls, v, info):
+        return check_text(v, info.field_name)
+
+
+_ON_TEXT = re.compile(r"\b(?:fire|fires|firing|fired|active|activate[sd]?|light(?:s)? up|lit up|present|on (?:this|the|my) (?:text|sentence|prompt|input)|in (?:this|the|my) (?:text|sentence)|when (?:it|the model) reads)\b", re.I)
+_TOPIC_AFTER = r"about|for|related to|relating to|representing|that (?:detects?|represents?|tracks?|responds? to|encodes?|captures?|fires? on|reacts? to)|on|regarding|concerning|involving|to do with|tied to|linked to|covering|capturing|encoding|detecting|tracking"
+_NOT_TOPIC = re.compile(r"^(?:(?:it|this|that|them|these|those|the same|the|its|any|some|a|an)\s*)*(?:sae\s+)?(?:features?|latents?|ones?|sae|the sae|directions?)?$", re.I)
+
+
+def topic_after(t: str, words: str = _TOPIC_AFTER) -> str | None:
+    """The topic phrase after a preposition ("features about emotions in layer 3" -> "emotions")."""
+    m = re.search(rf"\b(?:{words})\s+(.+?)\s*(?:[?.!;]|$)", t, re.I)
+    if not m:
+        return None
+    p = m.group(1).strip(" \"'“”")
+    for _ in range(3):  # "a feature about emotions" -> "emotions"
+        q = re.sub(rf"^(?:(?:a|an|the|any|some)\s+)?(?:sae\s+|sparse\s+)?(?:features?|latents?|directions?)\s+(?:{words})\s+", "", p, flags=re.I)
+        if q == p:
+            break
+        p = q
+    p = re.sub(r"^(?:the\s+)?(?:concept|idea|topic|notion|theme|subject)s?\s+(?:of\s+)?", "", p, flags=re.I)
+    p = re.sub(r"\s+(?:in|at|on|from)\s+(?:the\s+)?(?:layer|l)\s*\d+.*$|\s+(?:in|from)\s+the\s+(?:sae|sparse autoencoder|dictionary).*$", "", p, flags=re.I)
+    p = re.sub(r",?\s*(?:please|pls|thanks|thank you)\s*$", "", p, flags=re.I)
+    p = re.sub(r"\s+(?:at all|if any|if there are any|in (?:the|this) model)\s*$", "", p, flags=re.I)
+    return p.strip() or None
+
+
+@register
+class SAEFeatureSearch(ToolAgent):
+    name = "sae_feature_search"
+    title = "SAE feature search"
+    description = "Search sparse autoencoder (SAE) features by meaning, describe one SAE feature, or list the features active on a text."
+    examples = [
+        "find SAE features about French",
+        "what does SAE feature 1234 represent",
+        "which features fire on 'the cat sat on the mat'?",
+    ]
+    Args = SAEArgs
+    next_steps_text = [
+        "ask about one of the listed features ('what about feature N?')",
+        "quote a text to see which features fire on it",
+    ]
+
+    def extract(self, q: Query) -> tuple[dict[str, Any], str | None]:
+        e = q.parsed
+        args = {k: v for k, v in q.last_args.items() if k in ("query", "feature", "text", "layer", "k")} if q.followup else {}
+        anaphora = bool(re.search(r"\b(?:that|this|the same|it|its)\b", q.clause, re.I))
+        if e.layer is not None:
+            args["layer"] = e.layer
+        if e.feature is not None:
+            args["feature"] = e.feature
+            args.pop("query", None)
+            args.pop("text", None)
+        elif anaphora and re.search(r"\b(?:feature|latent)\b", q.clause, re.I) and q.entities.get("feature") is not None:
+            args["feature"] = q.entities["feature"]
+            args.pop("query", None)
+            args.pop("text", None)
+        if q.quotes and _ON_TEXT.search(q.clause) and "feature" not in args:
+            args["text"] = max(q.quotes, key=len)
+            args.pop("query", None)
+        elif "feature" not in args:
+            hit = q.span("query")
+            qry = hit[0] if hit else (e.quotes[0] if e.quotes else topic_after(q.clause))
+            if qry and not _NOT_TOPIC.match(qry):
+                args["query"] = qry
+                args.pop("text", None)
+        if e.k:
+            args["k"] = e.k
+        if not any(args.get(x) is not None for x in ("query", "feature", "text")):
+            if anaphora:
+                return args, "Which feature do you mean? I have no feature from earlier in this conversation; give its number, e.g. 'feature 1234'."
+            return args, "What should the features be about? Say e.g. 'find SAE features about French', or quote a text: 'which features fire on \"...\"'."
+        return args, None
+
+    def missing(self, args):
+        if not any(args.get(k) for k in ("query", "text")) and args.get("feature") is None:
+            return "feature"
+        return None
+
+    def reformulate(self, a):
+        where = f" of the layer-{a['layer']} SAE" if a.get("layer") is not None else ""
+        if a.get("feature") is not None:
+            return f"Describe SAE feature {a['feature']}{where}: its top contexts, an explanation and its score."
+        if a.get("text"):
+            return f"List the SAE features{where} that fire most on {a['text']!r}."
+        return f"Search the SAE features{where} whose explanations are closest in meaning to {a.get('query')!r}."
+
+    def execute(self, handle, a: SAEArgs, llm=None) -> ToolResult:
+        if a.layer is not None:
+            check_range("layer", a.layer, handle.n_layers)
+        if a.text and a.feature is None and not a.query:
+            rep = features.features_on_text(handle, text=a.text, k=a.k, layer=a.layer)
+        elif a.feature is not None and not a.query:
+            if a.feature < 0:
+                raise OutOfRangeError(f"feature {a.feature} is negative.", "Use a feature index from 0 up.")
+            rep = features.explain_feature(handle, a.feature, layer=a.layer, llm=llm, k=a.k)
+        elif a.query:
+            rep = features.search_features(handle, query=a.query, k=a.k, layer=a.layer)
+        else:
+            raise InputError("What should the features be about?", "Say e.g. 'find features about French' or quote a text: 'which features fire on \"...\"'.")
+        return adopt(rep.to_tool_result(handle=handle), self.name)
+
+    def entities(self, args, result):
+        if args.get("feature") is not None:
+            return {"feature": args["feature"]}
+        r = result or {}
+        h = r.get("headline") or {}
+        ev = (r.get("evidence") or [{}])[0] if r.get("evidence") else {}
+        for key in ("feature", "top_feature", "feature_id", "best_feature"):
+            v = h.get(key, ev.get(key) if isinstance(ev, dict) else None)
+            if isinstance(v, int) and not isinstance(v, bool):
+                return {"feature": v}
+        return {}

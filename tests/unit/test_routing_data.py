@@ -1,0 +1,50 @@
+"""The routing data: the held-out families are frozen, both sets follow the format, and they share no family."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from gnothi.agents.toolkit import TOOLKIT
+from gnothi.evals.suite_routing import DEV, HELDOUT, SEEN, arg_matches, load_rows
+
+FROZEN_SHA256 = "c82a02037cecc29e38dccf75df700114e12081a77cadc8439b586dbba176bfd4"  # routing/FROZEN.md
+CATEGORIES = {"neuron", "sae", "probing", "patching", "hallucination", "attention", "help", "off_topic", "injection", "not_yet",
+              "followup", "multi", "clarify_answer", "clarify", "guard"}
+
+
+def test_heldout_is_frozen():
+    assert hashlib.sha256(HELDOUT.read_bytes()).hexdigest() == FROZEN_SHA256, (
+        "heldout.jsonl changed: it is frozen (see evals/data/routing/FROZEN.md); write a new held-out set instead")
+
+
+@pytest.mark.parametrize("path", [DEV, HELDOUT], ids=["dev", "heldout"])
+def test_rows_follow_the_format(path):
+    rows = load_rows(path)
+    assert len({r["id"] for r in rows}) == len(rows)
+    for r in rows:
+        assert r["category"] in CATEGORIES, r["id"]
+        exp = r["expect"]
+        assert len(exp["args"]) == len(exp["tools"]), r["id"]
+        assert bool(exp["clarify"]) == (exp["tools"] == []) or r["category"] == "guard", r["id"]
+        for tool, args in zip(exp["tools"], exp["args"]):
+            fields = TOOLKIT[tool].Args.model_fields
+            assert all(k.rstrip("~") in fields for k in args), (r["id"], tool, args)
+
+
+def test_sets_are_disjoint_and_big_enough():
+    dev, held = load_rows(DEV), load_rows(HELDOUT)
+    assert len(dev) >= 1500 and len({r["family"] for r in dev}) >= 100
+    assert not {r["family"] for r in dev} & {r["family"] for r in held}
+    assert not {r["question"].strip().lower() for r in dev if len(r["question"]) > 12} & {r["question"].strip().lower() for r in held}
+    assert SEEN <= {r["id"] for r in held}
+
+
+def test_argument_matching_rules():
+    assert arg_matches("answer", " Paris", {"answer": " Paris"})
+    assert not arg_matches("answer", " Paris", {"answer": "Paris"})  # the leading space is the token
+    assert arg_matches("clean", "The capital of France is", {"clean": "the capital of France is."})
+    assert arg_matches("question~", "capital of Australia", {"question": "What is the capital of Australia?"})
+    assert not arg_matches("question~", "capital of Austria", {"question": "What is the capital of Australia?"})
+    assert not arg_matches("layer", 3, {"neuron": 3})
