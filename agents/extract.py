@@ -188,18 +188,65 @@ def as_continuation(word: str | None) -> str | None:
     return " " + w
 
 
+_WH = r"(?:who|whom|whose|what|when|where|which|how\s+(?:many|much|old|tall|long|far|big|high|deep)|in\s+(?:what|which)\s+(?:year|country|city|century)|on\s+what\s+date)"
+_INLINE_Q = re.compile(
+    rf"(?P<q>(?!when\s+(?:asked|you|i|we|it|they|the\s+model|prompted|given|answering)\b){_WH}\s+(?!(?:does|do|did|is|are|was)\s+(?:it|the model|you)\b)[^,;!?…\n]+?)"
+    r"(?=\s*(?:[,;!?…\n]|\.(?:\s|$)|\s+(?:and|but|or|so)\s+(?:i|it|the|then|is|was|does|can)\b|\s+(?:it|the model|smollm\w*)\s+(?:said|says|answered|answers|replied|told|gave|claims?|claimed)\b|\s+does it\b|\s+can you\b|$))",
+    re.I,
+)
+_CLAIM = re.compile(
+    r"\b(?:says?|said|claims?|claimed|told\s+(?:me|us)|tells\s+(?:me|us)|answered|replied|insists?|thinks?)\s+(?:that\s+)?"
+    r"(?P<s>(?:the\s+)?[\w'’ -]{3,}?)\s+(?P<v>is|was|are|were)\s+(?:(?P<pp>[a-z]+ed|written|born|built|made|painted|sung|drawn|given|won|found|known)\s+by\s+)?"
+    r"(?P<a>[^,;!?\n]+?)\s*(?=[,;!?\n]|\.(?:\s|$)|$)",
+    re.I,
+)
+_FIELD = re.compile(r"(?:^|\n|\b)(?P<k>context|passage|text|source|document|question|q|model answer|answer|a)\s*(?::\s*(?P<v>[^\n]+)|[:=]?\s*(?P<qv>\"[^\"]+\"|“[^”]+”))", re.I)
+
+
+def labelled_fields(text: str) -> dict[str, str]:
+    """``Context: ...`` / ``Question: ...`` / ``Answer: ...`` fields, one per line or in a row."""
+    out: dict[str, str] = {}
+    names = {"passage": "context", "text": "context", "source": "context", "document": "context", "q": "question", "model answer": "answer", "a": "answer"}
+    for m in _FIELD.finditer(text):
+        k = names.get(m.group("k").lower(), m.group("k").lower())
+        if m.group("qv"):
+            out.setdefault(k, m.group("qv")[1:-1])
+            continue
+        v = m.group("v").strip()
+        if v[:1] in "\"“":  # "Question: "..."": the quoted value
+            qm = re.match(r"\"[^\"]+\"|“[^”]+”", v)
+            v = qm.group(0) if qm else v
+        v = re.split(r"\s+(?:based on it|is (?:the|that|this) (?:answer )?(?:hallucinated|made up|grounded)|is that)\b", v, flags=re.I)[0].strip()
+        v = _unq(v.rstrip(" ,;")) or ""
+        if v and k not in out:
+            out[k] = v
+    return out
+
+
 def embedded_question(text: str) -> str | None:
     """A world-knowledge question inside a request about the model.
 
     "Who wrote Pride and Prejudice? Is the model likely to hallucinate on that?" -> "Who wrote
-    Pride and Prejudice?"; "is it making things up when it tells me the capital of Australia?"
-    -> "What is the capital of Australia?"."""
+    Pride and Prejudice?"; "when I ask it who painted the Mona Lisa, does it know?" -> "Who
+    painted the Mona Lisa?"; "is it making things up when it tells me the capital of
+    Australia?" -> "What is the capital of Australia?"."""
     masked = strip_quoted(text)
     sents = [s.strip() for s in re.split(r"(?<=[?!.])\s+", masked) if s.strip()]
     if len(sents) > 1:
         for s in sents:
             if s.endswith("?") and re.match(rf"^\s*{_QWORD}\b", s, re.I) and not _ABOUT_MODEL.search(s):
                 return s
+    for w in re.finditer(rf"\b{_WH}\b", masked, re.I):  # every opening, also inside an earlier candidate
+        m = _INLINE_Q.match(masked, w.start())
+        q = m.group("q").strip() if m else ""
+        if q and not _ABOUT_MODEL.search(q) and len(q.split()) >= 3:
+            return q[0].upper() + q[1:] + "?"
+    m = _CLAIM.search(masked)
+    if m and not _ABOUT_MODEL.search(m.group("s")):
+        subj = m.group("s").strip()
+        if m.group("pp"):
+            return f"{subj[0].upper() + subj[1:]} {m.group('v')} {m.group('pp')} by whom?"
+        return f"What {m.group('v')} {subj}?"
     m = _TELLS_RE.search(masked)
     if m:
         x = m.group("x").strip()
@@ -208,6 +255,12 @@ def embedded_question(text: str) -> str | None:
         if not re.match(r"^the\s+(?:answer|same|model|output|truth|result|thing)\b", x, re.I):
             return "What is " + x + "?"
     return None
+
+
+def claimed_answer(text: str) -> str | None:
+    """The answer in a claim ("it says the capital of Turkey is Ankara" -> "Ankara")."""
+    m = _CLAIM.search(strip_quoted(text))
+    return m.group("a").strip() if m else None
 
 
 def extract(text: str, n_layers: int | None = None) -> Parsed:

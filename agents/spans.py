@@ -26,10 +26,15 @@ SPAN_ARGS = [
     ("activation_patching", "answer"),
     ("activation_patching", "alternative"),
     ("sae_feature_search", "query"),
+    ("hallucination_detector", "question"),
     ("hallucination_detector", "answer"),
+    ("hallucination_detector", "context"),
     ("neuron_explainer", "token"),
 ]
 Q = "<q>"
+# words that open a question: a paraphrased question's label reaches back to them
+WH = {"who", "whom", "whose", "what", "when", "where", "which", "how", "why", "is", "are", "was", "were", "did", "does", "do", "in", "on", "at",
+      "year", "many", "much", "can", "has", "have", "the"}
 _WORD = re.compile(r"[\w'’.-]*\w|[^\w\s]")
 
 
@@ -70,8 +75,11 @@ def _shape(w: str) -> str:
     return "x"
 
 
-def _label(toks: list[Tok], value: str) -> list[str] | None:
-    """B/I/O for ``value`` in ``toks``; None when the value is not there word for word."""
+def _label(toks: list[Tok], value: str, reach_back: bool = False) -> list[str] | None:
+    """B/I/O for ``value`` in ``toks``; None when the value is not there word for word.
+
+    ``reach_back``: the value is part of a question ("capital of Brazil" in "what is the
+    capital of Brazil"): the span starts at the question words just before it."""
     v = value.strip()
     for i, t in enumerate(toks):
         if t.quoted and t.text.strip().lower() == v.lower():
@@ -82,15 +90,19 @@ def _label(toks: list[Tok], value: str) -> list[str] | None:
     keys = [t.key for t in toks]
     for i in range(len(keys) - len(want) + 1):
         if keys[i:i + len(want)] == want:
-            return ["O"] * i + ["B"] + ["I"] * (len(want) - 1) + ["O"] * (len(toks) - i - len(want))
+            j = i
+            while reach_back and j > 0 and i - j < 4 and keys[j - 1] in WH:
+                j -= 1
+            return ["O"] * j + ["B"] + ["I"] * (i + len(want) - j - 1) + ["O"] * (len(toks) - i - len(want))
     return None
 
 
 class SpanTagger:
     """One argument's tagger: ``fit(questions, values)``; ``find(question)`` -> (text, quoted, score) or None."""
 
-    def __init__(self, C: float = 1.0):
+    def __init__(self, C: float = 1.0, reach_back: bool = False):
         self.C = C
+        self.reach_back = reach_back
         self.df: Counter = Counter()
         self.n_docs = 1
 
@@ -106,6 +118,8 @@ class SpanTagger:
         if toks[i].quoted:
             f["q_words=" + str(min(4, len(toks[i].text.split())))] = 1.0
             f["q_space=" + str(toks[i].text[:1].isspace())] = 1.0
+            f["q_mark=" + str(toks[i].text.rstrip().endswith("?"))] = 1.0
+            f["q_rank=" + str(sum(1 for t in toks[:i] if t.quoted))] = 1.0
         df = self.df.get(w, 0) / self.n_docs
         f["df=" + str(min(6, int(-math.log10(df + 1e-6) * 2)))] = 1.0
         f["last"] = float(i == len(toks) - 1)
@@ -120,7 +134,7 @@ class SpanTagger:
         self.df = Counter(k for toks, _ in data for k in {t.key for t in toks})
         X, y = [], []
         for toks, v in data:
-            labels = ["O"] * len(toks) if v is None else _label(toks, v)
+            labels = ["O"] * len(toks) if v is None else _label(toks, v, self.reach_back)
             if labels is None:
                 continue
             for i in range(len(toks)):
@@ -170,7 +184,7 @@ def train_taggers(rows: Iterable[dict]) -> dict[tuple[str, str], SpanTagger]:
         qs = [r["question"] for r in mine]
         vals = [_value(r["expect"]["args"][0], key) for r in mine]
         if any(v is not None for v in vals):
-            out[(tool, key)] = SpanTagger().fit(qs, vals)
+            out[(tool, key)] = SpanTagger(reach_back=(key == "question")).fit(qs, vals)
     return out
 
 

@@ -11,6 +11,7 @@ from gnothi.tools import hallucination
 from gnothi.tools.errors import InputError
 from gnothi.tools.results import ToolResult
 
+from ..extract import claimed_answer, labelled_fields
 from .base import Args, Query, ToolAgent, adopt, check_text, register
 
 
@@ -28,8 +29,21 @@ class HalluArgs(Args):
 
 
 _QA_RE = re.compile(r"\bq(?:uestion)?\s*[:=]\s*(.+?)\s*\b(?:a|answer)\s*[:=]\s*(.+?)\s*$", re.I | re.S)
-_CTX_RE = re.compile(r"\b(?:context|passage|source|document)\s*[:=]\s*(\"[^\"]+\"|“[^”]+”|.+)$", re.I | re.S)
-_ANSWER_CUE = re.compile(r"\b(?:answer(?:ed|s)?|says?|said|claims?|claimed|replie[sd]|reply|respond(?:s|ed)?|tells? me|told me|output(?:s|ted)?)\b\s*(?:is|was|with|that)?\s*[:=]?\s*$", re.I)
+
+
+_QSTART = re.compile(r"^(?:who|whom|whose|what|when|where|which|how|why|is|are|was|were|did|does|do|in|on|at|can|has|have|name)\b", re.I)
+
+
+def as_question(text: str, quoted: bool = False) -> str:
+    """A question to put to the model from the words the user used ("who painted the Mona Lisa" -> "Who painted the Mona Lisa?")."""
+    if quoted:
+        return text.strip()
+    t = text.strip().rstrip(",.;:!?").strip()
+    if _QSTART.match(t):
+        return t[0].upper() + t[1:] + "?"
+    if re.match(r"^the\b", t, re.I):
+        return "What is " + t + "?"
+    return t[0].upper() + t[1:] + "?" if t else t
 
 
 @register
@@ -50,28 +64,30 @@ class HallucinationDetector(ToolAgent):
 
     def extract(self, q: Query) -> tuple[dict[str, Any], str | None]:
         args = {k: v for k, v in q.last_args.items() if k in ("question", "answer", "context")} if q.followup else {}
-        text = q.question
-        quotes = list(q.whole.quotes)
-        m_ctx = _CTX_RE.search(text)
-        if m_ctx:
-            c = m_ctx.group(1).strip()
-            c = c[1:-1] if c[:1] in "\"“" else c
-            args["context"] = c
-            quotes = [x for x in quotes if x != c]
-        m_q = _QA_RE.search(text)
-        if m_q:
+        fields = labelled_fields(q.question)
+        m_q = _QA_RE.search(q.question)
+        if fields.get("question"):  # "Context: ... Question: ... Answer: ..."
+            args.update(fields)
+        elif m_q:  # "q: ... a: ..."
             args["question"], args["answer"] = m_q.group(1).strip(" \"'“”"), m_q.group(2).strip(" \"'“”")
-        elif quotes:
-            qs = [x for x in quotes if x.rstrip().endswith("?")] or quotes[:1]
-            args["question"] = qs[0]
-            rest = [x for x in quotes if x != qs[0]]
-            if rest:
-                args["answer"] = rest[0]
-        elif q.whole.embedded_question:
-            args["question"] = q.whole.embedded_question
-            hit = q.span("answer")
-            if hit and hit[0].lower() not in args["question"].lower():
-                args["answer"] = hit[0]
+        else:
+            found = {k: q.span(k) for k in ("question", "context", "answer")}
+            if found["question"]:
+                args["question"] = as_question(*found["question"])
+            elif q.whole.embedded_question:
+                args["question"] = q.whole.embedded_question
+                claim = claimed_answer(q.question)
+                if claim and not found["answer"]:
+                    args["answer"] = claim
+            elif q.quotes:
+                qs = [x for x in q.quotes if x.rstrip().endswith("?")] or q.quotes[:1]
+                args["question"] = qs[0]
+            if fields.get("context") and not found["context"]:
+                args["context"] = fields["context"]
+            for k in ("context", "answer"):
+                hit = found[k]
+                if hit and hit[0].strip() and hit[0].strip().lower() not in {str(v).strip().lower() for v in args.values()}:
+                    args[k] = hit[0].strip()
         if not args.get("question"):
             return args, ('Which question (and answer) should I check? Ask it in your message: "Who wrote Hamlet? Is the model making '
                           'that up?", or quote them: is it making it up on "Who wrote Hamlet?" answer "Dickens"?')
