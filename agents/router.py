@@ -42,6 +42,12 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", t).strip()[:1000]
 
 
+def in_context(text: str, last_tool: str | None) -> str:
+    """The text the router reads: the question, after a marker of the previous turn's tool when there is one
+    (so "only the heads" after a patching turn and "only the heads" out of the blue can differ)."""
+    return f"[after {last_tool}] {text}" if last_tool else text
+
+
 def label_of(row: dict) -> list[tuple[str, str]]:
     """(text, label) training pairs from one corpus row; [] when the row teaches no route."""
     from .planner_offline import split_clauses
@@ -54,6 +60,7 @@ def label_of(row: dict) -> list[tuple[str, str]]:
     hist = row.get("history") or []
     last = hist[-1] if hist else None
     last_tools = [c.get("tool") for c in (last or {}).get("plan") or []] + ([last["pending"]["tool"]] if last and last.get("pending") else [])
+    prev = last_tools[-1] if last_tools else None
 
     def lab(tool: str, a: dict) -> str:
         if tool == "help":
@@ -64,10 +71,10 @@ def label_of(row: dict) -> list[tuple[str, str]]:
         return tool
 
     if len(tools) == 1:
-        return [(q, lab(tools[0], args[0] if args else {}))]
+        return [(in_context(q, prev), lab(tools[0], args[0] if args else {}))]
     clauses = split_clauses(q)
     if len(clauses) == len(tools):
-        return [(c, lab(t, a)) for c, t, a in zip(clauses, tools, args + [{}] * (len(tools) - len(args)))]
+        return [(in_context(c, prev), lab(t, a)) for c, t, a in zip(clauses, tools, args + [{}] * (len(tools) - len(args)))]
     return []
 
 
@@ -149,15 +156,15 @@ class Router:
 
         With a previous turn, the follow-up probability is added to the previous tool's; with
         none, a follow-up is not possible and the best other label wins."""
-        p = dict(self.predict(text))
+        p = dict(self.predict(text, last_tool))
         fu = p.pop(FOLLOWUP, 0.0)
         if last_tool is not None:
             p[last_tool] = p.get(last_tool, 0.0) + fu
         best = max(p, key=p.get)
         return best, p[best]
 
-    def predict(self, text: str) -> list[tuple[str, float]]:
-        norm = [normalise(text)]
+    def predict(self, text: str, last_tool: str | None = None) -> list[tuple[str, float]]:
+        norm = [normalise(in_context(text, last_tool))]
         p = self._clf.predict_proba(self._features(norm, self._dense(norm)))[0]
         order = np.argsort(-p)
         return [(str(self._clf.classes_[i]), float(p[i])) for i in order]

@@ -57,8 +57,15 @@ _ITEM_RE = re.compile(_Q)
 _SKIP_LABELS = {"and", "or", "the", "like", "as", "e.g", "examples", "example", "sentences", "texts", "with", "on", "for", "probe", "vs", "versus", "about", "between"}
 
 
+_LINE_RE = re.compile(rf"^\s*(?P<label>{_LABEL_WORD})\s*:\s*(?P<text>[^\n]+?)\s*$", re.M)
+
+
 def user_examples(text: str) -> list[dict]:
     """Labelled examples typed into a question, in the usual notations; [] when there are none."""
+    lines = [{"text": m.group("text").strip().strip("\"'“”"), "label": m.group("label").lower()} for m in _LINE_RE.finditer(text)
+             if m.group("label").lower() not in _SKIP_LABELS | {"examples", "example"}]
+    if len(lines) >= 2 and len({x["label"] for x in lines}) >= 2 and "\n" in text:
+        return lines
     pairs = []
     for m in _PAIR_RE.finditer(text):
         t = next(g for g in m.groups()[:3] if g is not None)
@@ -126,6 +133,8 @@ class Probing(ToolAgent):
             args["layers"] = [e.layer]
         if re.search(r"\b(?:mean|average)(?:d|-pooled|\s+pool(?:ed|ing)?)?\b|\ball (?:the )?tokens\b", q.clause, re.I):
             args["position"] = "mean"
+        elif re.search(r"\b(?:last|final|end)[- ]token\b|\b(?:last|final) (?:token )?position\b", q.clause, re.I):
+            args["position"] = "last"
         if not args.get("dataset") and not args.get("examples"):
             names = ", ".join(q.datasets or datasets.dataset_names())
             return args, (f"Which property should the probes look for? Built in: {names}. Or type your own labelled examples, "
