@@ -27,7 +27,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .extract import strip_quoted
+from .extract import strip_quoted, words_to_digits
 
 DEV = Path(__file__).resolve().parent.parent / "evals" / "data" / "routing" / "dev.jsonl"
 FOLLOWUP = "followup"
@@ -36,8 +36,16 @@ EMB_WEIGHT = 1.0
 
 
 def normalise(text: str) -> str:
-    """What the router reads: quotes masked, digits folded, whitespace collapsed."""
-    t = strip_quoted(text)
+    """What the router reads: quotes masked, the grammar's notations named (``L3N45`` -> ``neuron-unit``,
+    ``f123`` -> ``feature-id``, ``L5H3`` -> ``head-unit``), digits folded, whitespace collapsed."""
+    from .extract import _FEATURE_RE, _HEAD_PATTERNS, _UNIT_PATTERNS
+
+    t = words_to_digits(strip_quoted(text))
+    for pat in _HEAD_PATTERNS:
+        t = pat.sub(" head-unit ", t)
+    for pat in _UNIT_PATTERNS:
+        t = pat.sub(" neuron-unit ", t)
+    t = _FEATURE_RE.sub(" feature-id ", t)
     t = re.sub(r"\d", "0", t)
     return re.sub(r"\s+", " ", t).strip()[:1000]
 

@@ -82,12 +82,16 @@ class SAEFeatureSearch(ToolAgent):
             args["feature"] = q.entities["feature"]
             args.pop("query", None)
             args.pop("text", None)
-        if q.quotes and _ON_TEXT.search(q.clause) and "feature" not in args:
+        sentences = [x for x in q.quotes if len(x.split()) >= 4]  # a quoted sentence is a text to decompose, not a topic
+        if q.quotes and (_ON_TEXT.search(q.clause) or sentences) and "feature" not in args:
             args["text"] = max(q.quotes, key=len)
             args.pop("query", None)
         elif "feature" not in args:
             hit = q.span("query")
-            qry = hit[0] if hit else (e.quotes[0] if e.quotes else topic_after(q.clause))
+            phrase = topic_after(q.clause)
+            qry = hit[0] if hit else (e.quotes[0] if e.quotes else phrase)
+            if hit and not hit[1] and phrase and phrase != qry and qry.lower() in phrase.lower() and len(phrase.split()) <= 4:
+                qry = phrase  # the learned reading stopped short of the grammar's phrase ("legal" of "legal language")
             if qry and not _NOT_TOPIC.match(qry):
                 args["query"] = qry
                 args.pop("text", None)
