@@ -86,6 +86,7 @@ class Parsed:
     layers: list[int] = field(default_factory=list)  # every layer mentioned (ranges expanded)
     units: list[tuple[int, int]] = field(default_factory=list)  # every (layer, neuron) named, in order
     feature: int | None = None
+    features: list[int] = field(default_factory=list)  # every feature id named, in order
     quotes: list[str] = field(default_factory=list)
     clean: str | None = None
     corrupted: str | None = None
@@ -154,8 +155,13 @@ _ANSWER_RE = [
 ]
 _ALT_RE = re.compile(rf"\b(?:alternative|instead of|rather than|versus|vs\.?|over|not|than)\s*[:=]?\s*(?P<b>{_Q})", re.I)
 _PROMPT_AFTER_RE = re.compile(
-    r"\b(?:after|following|to|for|on|complete|completing|completes|continue|continues|continuing|finish(?:es|ing)?|when (?:given|prompted with|it reads|it sees))\s+"
-    r"(?:the\s+(?:prompt|text|sentence|input)\s+)?[:]?\s*(?P<p>(?:The|A|An|In|My|Our|His|Her|Their|Its|[A-Z][a-z]+)\b[^?!]{8,}?)\s*(?:\?|$|,\s*(?:and|which|what|where)\b)",
+    r"\b(?:after|following|to|for|on|complete|completing|completes|continue|continues|continuing|finish(?:es|ing)?|"
+    r"when (?:given|prompted with|it reads|it sees)|(?:give|gave|feed|fed|type|typed|enter|entered|prompt|prompted)\s+(?:it\s+)?(?:with\s+)?)\s+"
+    r"(?:the\s+(?:prompt|text|sentence|input)\s+)?[:]?\s*(?P<p>(?:The|A|An|In|My|Our|His|Her|Their|Its|[A-Z][a-z]+)\b[^?!]{8,}?)"
+    r"\s*(?=\?|$|,\s*(?:and|which|what|where)\b|\s+(?:the model|it)\s+(?:says|said|answers|answered|outputs|predicts|gives)\b)",
+)
+_UNQUOTED_PAIR_RE = re.compile(
+    r"(?:\bpatch(?:ing)?\b|\bbetween\b|:)\s+(?P<a>[A-Z][^?\n]{6,}?)\s+(?:versus|vs\.?|against|and)\s+(?P<b>[A-Z][^?\n]{6,}?)\s*[?.]?\s*$"
 )
 _QWORD = r"(?:who|what|when|where|which|how\s+(?:many|much|old|tall|long|far|big)|in\s+what|in\s+which|on\s+what|name\s+the|is|are|was|were|does|did|do|can|has|have)"
 _ABOUT_MODEL = re.compile(r"\b(?:the\s+model|it|you|the\s+llm|smollm\w*|neurons?|layers?|features?|heads?|hallucinat\w*|making|made\s+up|probe|patch\w*)\b", re.I)
@@ -306,9 +312,9 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
         m = _NEURON_RE.search(bare)
         if m:
             e.neuron = int(m.group("n"))
-    m = _FEATURE_RE.search(bare)
-    if m and not re.search(r"\bl\s*\d", m.group(0), re.I):
-        e.feature = int(m.group("f"))
+    e.features = [int(m.group("f")) for m in _FEATURE_RE.finditer(bare) if not re.search(r"\bl\s*\d", m.group(0), re.I)]
+    if e.features:
+        e.feature = e.features[0]
     m = _K_RE.search(bare)
     if m:
         e.k = int(m.group(1) or m.group(2))
@@ -340,6 +346,10 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
             b = _unq(m.group("b"))
             if b not in (e.clean, e.corrupted) and as_continuation(b) != e.answer:
                 e.alternative = as_continuation(b)
+    if not e.quotes and e.clean is None:
+        m = _UNQUOTED_PAIR_RE.search(text)
+        if m:
+            e.clean, e.corrupted = m.group("a").strip(), m.group("b").strip()
     if not e.quotes:
         m = _PROMPT_AFTER_RE.search(text)
         if m:

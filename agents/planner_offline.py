@@ -146,7 +146,8 @@ class OfflinePlanner:
         notes: list[str] = []
         whole = extract(q, ctx.n_layers)
         last_tool = last_calls[-1]["tool"] if last_calls else None
-        for clause, label in self.segments(q, last_tool):
+        segments = self.segments(q, last_tool)
+        for clause, label in segments:
             if label.startswith("help:") or label.startswith("not_yet:"):
                 kind, _, what = label.partition(":")
                 args = {"reason": what} if kind == "help" else {"reason": "not_yet", "topic": what}
@@ -158,7 +159,9 @@ class OfflinePlanner:
             followup = tool == last_tool and (is_followup(clause) or self.router.predict(clause, last_tool)[0][0] == FOLLOWUP)
             agent = TOOLKIT[tool]
             last = next((c for c in reversed(last_calls) if c["tool"] == tool), None)
-            query = Query(clause=clause, question=q, parsed=extract(clause, ctx.n_layers), whole=whole, followup=followup,
+            parsed = extract(clause, ctx.n_layers)
+            query = Query(clause=clause, question=q if len(segments) == 1 else clause, parsed=parsed,
+                          whole=whole if len(segments) == 1 else parsed, followup=followup,
                           last_args=dict(last["args"]) if (last and followup) else {}, entities=ctx.entities(),
                           n_layers=ctx.n_layers, d_mlp=ctx.d_mlp, datasets=ctx.datasets, taggers=self.taggers, tool=tool)
             readings = agent.extract_all(query)
@@ -240,7 +243,9 @@ class OfflinePlanner:
 
 
 _SPLIT_RE = re.compile(
-    r"\s*(?:;|,\s*then\b|\band\s+then\b|\bthen\s+also\b|\band\s+also\b|\balso\b,?|\bafter\s+that\b|\bplus\b|\.\s+(?=[A-Z])|\?\s+(?=[A-Za-z]))\s*",
+    r"\s*(?:;|,\s*then\b|\band\s+then\b|\bthen\s+also\b|\band\s+also\b|\balso\b,?|\bafter\s+that\b|\bplus\b|\.\s+(?=[A-Z])|\?\s+(?=[A-Za-z])"
+    r"|,?\s+and\s+(?=(?:please\s+)?(?:find|search|show|probe|explain|describe|check|patch|look|tell|is|are|does|do|what|which|why|how|where|can|could|run|trace|list|give)\b)"
+    r"|(?:^|\s)\d\)\s*)\s*",
     re.I,
 )
 

@@ -35,7 +35,7 @@ class PatchArgs(Args):
 _MODE_WORDS = [
     ("heads", r"\bheads?\b"),
     ("mlp", r"\bmlps?\b|\bfeed[- ]?forward\b"),
-    ("attn", r"\battention (?:layers?|outputs?|blocks?)\b|\battn\b"),
+    ("attn", r"\battention[- ](?:layers?|outputs?|blocks?|sublayers?)\b|\battn\b"),
     ("resid", r"\bresidual(?: stream)?\b|\bpositions?\b|\blayer (?:by|x|×) position\b"),
     ("trace", r"\bcausal(?:ly)?\s+trac\w*|\btrac(?:e|ing)\b|\bnois(?:e|ing)\b|\brome\b"),
 ]

@@ -103,6 +103,12 @@ class SAEFeatureSearch(ToolAgent):
             return args, "What should the features be about? Say e.g. 'find SAE features about French', or quote a text: 'which features fire on \"...\"'."
         return args, None
 
+    def extract_all(self, q: Query):
+        if len(set(q.parsed.features)) > 1:  # "describe feature 849 and feature 19765": one call each
+            extra = {k: v for k, v in (("layer", q.parsed.layer), ("k", q.parsed.k)) if v is not None}
+            return [({"feature": f, **extra}, None) for f in dict.fromkeys(q.parsed.features)]
+        return [self.extract(q)]
+
     def missing(self, args):
         if not any(args.get(k) for k in ("query", "text")) and args.get("feature") is None:
             return "feature"
