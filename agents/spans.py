@@ -32,6 +32,9 @@ SPAN_ARGS = [
     ("neuron_explainer", "token"),
 ]
 Q = "<q>"
+# a span starts where P(B) reaches this; chosen with C by family-grouped cross-validation on the dev corpus
+MIN_SCORE = 0.2
+TAGGER_C = 1.0
 # words that open a question: a paraphrased question's label reaches back to them
 WH = {"who", "whom", "whose", "what", "when", "where", "which", "how", "why", "is", "are", "was", "were", "did", "does", "do", "in", "on", "at",
       "year", "many", "much", "can", "has", "have", "the"}
@@ -100,7 +103,7 @@ def _label(toks: list[Tok], value: str, reach_back: bool = False) -> list[str] |
 class SpanTagger:
     """One argument's tagger: ``fit(questions, values)``; ``find(question)`` -> (text, quoted, score) or None."""
 
-    def __init__(self, C: float = 1.0, reach_back: bool = False):
+    def __init__(self, C: float = TAGGER_C, reach_back: bool = False):
         self.C = C
         self.reach_back = reach_back
         self.df: Counter = Counter()
@@ -146,7 +149,7 @@ class SpanTagger:
         self._classes = list(self._clf.classes_)
         return self
 
-    def find(self, question: str, min_score: float = 0.5) -> tuple[str, bool, float] | None:
+    def find(self, question: str, min_score: float = MIN_SCORE) -> tuple[str, bool, float] | None:
         toks = tokens(question)
         if not toks or "B" not in self._classes:
             return None
