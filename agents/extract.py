@@ -116,7 +116,7 @@ _UNIT_PATTERNS = [
     re.compile(r"\b(?:layer|l)\s*#?(?P<l>\d+)(?:'s)?\s*(?:,|\s)\s*(?:mlp\s+)?(?:neuron|unit)\s*#?(?P<n>\d+)\b", re.I),
     re.compile(r"\b(?P<l>\d+)(?:st|nd|rd|th)\s+layer(?:'s)?\s*,?\s*(?:mlp\s+)?(?:neuron|unit)\s*#?(?P<n>\d+)\b", re.I),
     # neuron 7.340 / 7.340 / 7:340 / 7/340 (not a decimal like 0.5 in "scale 0.5")
-    re.compile(r"(?<![\w.])(?P<l>\d{1,3})[.:/](?P<n>\d{1,6})(?![\w.]|\.\d)"),
+    re.compile(r"(?<![\w.])(?P<l>\d{1,3})[.:/](?P<n>\d{1,6})(?!\w|\.\d)"),
 ]
 _HEAD_PATTERNS = [
     re.compile(r"\bl(?:ayer)?\s*#?(?P<l>\d+)\s*[,/:._\- ]?\s*h(?:ead)?\s*#?(?P<h>\d+)\b", re.I),  # L5H3, layer 5 head 3

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .extract import extract, is_followup, looks_like_injection, strip_quoted, words_to_digits
@@ -27,9 +27,9 @@ from .types import Plan, ToolCall
 
 MAX_QUESTION = 8000  # characters
 MAX_CALLS = 4
-# when the routed tool has nothing to work on, a help/not-yet reading at least this fraction as likely wins over a
+# when the routed tool has nothing to work on, another runnable reading at least this fraction as likely wins over a
 # clarifying question (family-grouped cross-validation on the dev corpus)
-HELP_RATIO = 0.2
+ALT_RATIO = 0.2
 MULTI_MIN_P = 0.5  # a clause is a request of its own when the router is at least this sure of its tool
 BARE_ANSWER_RE = re.compile(r"^\s*(?:it'?s\s+|in\s+|at\s+|use\s+|try\s+|make it\s+|how about\s+)?(?:the\s+)?(?:layer|neuron|unit|feature|head|number|n|l|h|f)?\s*#?(\d{1,6})(?:st|nd|rd|th)?\s*(?:layer|neuron|one|please)?\s*[.!?]?\s*$", re.I)
 
@@ -156,7 +156,7 @@ class OfflinePlanner:
                     calls.append(call)
                 continue
             tool = label
-            followup = tool == last_tool and (is_followup(clause) or self.router.predict(clause, last_tool)[0][0] == FOLLOWUP)
+            followup = tool == last_tool and is_followup(clause)
             agent = TOOLKIT[tool]
             last = next((c for c in reversed(last_calls) if c["tool"] == tool), None)
             parsed = extract(clause, ctx.n_layers)
@@ -170,10 +170,11 @@ class OfflinePlanner:
                 query.followup, query.last_args = True, dict(last["args"]) if last else {}
                 readings = agent.extract_all(query)
             if all(need for _, need in readings):
-                alt = self._help_instead(clause, tool, last_tool)
-                if alt is not None:  # a tool with nothing to measure, and "not a tool question" is a close second
-                    if alt not in calls:
-                        calls.append(alt)
+                other = self._runnable_instead(clause, tool, last_tool, query)
+                if other is not None:  # nothing to measure for this tool, and another reading the router rates close can run
+                    for call in other:
+                        if call not in calls:
+                            calls.append(call)
                     continue
             for args, need in readings:
                 if need:
@@ -207,14 +208,21 @@ class OfflinePlanner:
             plan.pending = pending_calls[0]
         return plan
 
-    def _help_instead(self, clause: str, tool: str, last_tool: str | None) -> ToolCall | None:
-        """When ``tool`` cannot be called on ``clause``: a help answer the router rates close to it, or None."""
+    def _runnable_instead(self, clause: str, tool: str, last_tool: str | None, query: Query) -> list[ToolCall] | None:
+        """When ``tool`` cannot be called on ``clause``: the calls of the next reading the router rates at least
+        :data:`ALT_RATIO` as likely that can run (a help answer, or another tool whose arguments are all there)."""
         ranked = dict(self.router.predict(clause, last_tool))
-        p_tool = ranked.get(tool, 0.0) + ranked.get(FOLLOWUP, 0.0)
+        p_tool = ranked.get(tool, 0.0) + (ranked.get(FOLLOWUP, 0.0) if tool == last_tool else 0.0)
         for label, p in sorted(ranked.items(), key=lambda kv: -kv[1]):
-            if (label.startswith("help:") or label.startswith("not_yet:")) and p >= HELP_RATIO * p_tool:
+            if label in (tool, FOLLOWUP) or p < ALT_RATIO * p_tool:
+                continue
+            if label.startswith("help:") or label.startswith("not_yet:"):
                 kind, _, what = label.partition(":")
-                return ToolCall(tool="help", args={"reason": what} if kind == "help" else {"reason": "not_yet", "topic": what})
+                return [ToolCall(tool="help", args={"reason": what} if kind == "help" else {"reason": "not_yet", "topic": what})]
+            other = replace(query, tool=label, followup=False, last_args={})
+            readings = TOOLKIT[label].extract_all(other)
+            if readings and not any(need for _, need in readings):
+                return [ToolCall(tool=label, args=a) for a, _ in readings]
         return None
 
     def _complete_pending(self, q: str, ctx: PlanContext) -> Plan | None:
@@ -228,16 +236,18 @@ class OfflinePlanner:
         if m and missing:  # "7" in answer to "which layer?"
             args = {**(pend.get("args") or {}), missing: int(m.group(1))}
         else:
-            label, _ = self.route(q, pend["tool"])
-            if label != pend["tool"]:
-                return None  # a new question: plan it afresh
-            query = Query(clause=q, question=q, parsed=extract(q, ctx.n_layers), whole=extract(q, ctx.n_layers), followup=True,
-                          last_args=dict(pend.get("args") or {}), entities=ctx.entities(), n_layers=ctx.n_layers, d_mlp=ctx.d_mlp,
-                          datasets=ctx.datasets, taggers=self.taggers, tool=agent.name)
+            parsed = extract(q, ctx.n_layers)
+            query = Query(clause=q, question=q, parsed=parsed, whole=parsed, followup=True, last_args=dict(pend.get("args") or {}),
+                          entities=ctx.entities(), n_layers=ctx.n_layers, d_mlp=ctx.d_mlp, datasets=ctx.datasets,
+                          taggers=self.taggers, tool=agent.name)
             args, need = agent.extract(query)
             if need:
-                return Plan(reformulated="", clarify=need, planner=self.name,
-                            pending={"tool": agent.name, "args": args, "missing": agent.missing(args)})
+                return None  # not an answer that completes the call: plan the message as it stands
+            label, p = self.route(q, agent.name)
+            if label != agent.name and label in TOOLKIT and p >= 0.5:
+                other = replace(query, tool=label, followup=False, last_args={})
+                if not TOOLKIT[label].extract(other)[1]:
+                    return None  # a complete question for another tool: plan it afresh
         call = ToolCall(tool=agent.name, args=args)
         return Plan(reformulated=reformulate([call], q), calls=[call], planner=self.name)
 

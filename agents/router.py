@@ -50,10 +50,19 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", t).strip()[:1000]
 
 
+_CTX = re.compile(r"^\[after (\w+)\] ")
+CONTEXT_WEIGHT = 1.0
+
+
 def in_context(text: str, last_tool: str | None) -> str:
-    """The text the router reads: the question, after a marker of the previous turn's tool when there is one
-    (so "only the heads" after a patching turn and "only the heads" out of the blue can differ)."""
+    """A question with the previous turn's tool attached (``[after probing] try sentiment``): the router reads
+    the tool as a feature of its own, so "only the heads" after a patching turn and out of the blue can differ."""
     return f"[after {last_tool}] {text}" if last_tool else text
+
+
+def split_context(text: str) -> tuple[str | None, str]:
+    m = _CTX.match(text)
+    return (m.group(1), text[m.end():]) if m else (None, text)
 
 
 def label_of(row: dict) -> list[tuple[str, str]]:
@@ -87,14 +96,22 @@ def label_of(row: dict) -> list[tuple[str, str]]:
 
 
 def training_pairs(rows: Iterable[dict], seeds: bool = True) -> tuple[list[str], list[str]]:
+    """Texts and labels to train on. Each question asked with no history is also taught once more after a turn
+    of another tool: a complete new question is not a follow-up because something came before it."""
+    from .toolkit import TOOLKIT
+
+    tools = [n for n in TOOLKIT if n != "help"]
     texts, labels = [], []
     for r in rows:
         for t, l in label_of(r):
             texts.append(t)
             labels.append(l)
+            if not r.get("history") and l in tools:
+                others = [x for x in tools if x != l]
+                prev = others[int(hashlib.sha256(r["id"].encode()).hexdigest(), 16) % len(others)]
+                texts.append(in_context(t, prev))
+                labels.append(l)
     if seeds:
-        from .toolkit import TOOLKIT
-
         for ag in TOOLKIT.values():
             if ag.name == "help":
                 continue
@@ -135,10 +152,16 @@ class Router:
             tmp.replace(cache)
         return arr
 
-    def _features(self, norm: list[str], dense: np.ndarray | None):
+    def _features(self, norm: list[str], dense: np.ndarray | None, prevs: list[str | None]):
         from scipy import sparse
 
-        blocks = [self._tfidf.transform(norm)]
+        ctx = np.zeros((len(prevs), len(self._tools) + 1), dtype=np.float32)
+        for i, t in enumerate(prevs):
+            if t is not None:
+                ctx[i, 0] = CONTEXT_WEIGHT  # there is a previous turn
+                if t in self._tools:
+                    ctx[i, 1 + self._tools.index(t)] = CONTEXT_WEIGHT
+        blocks = [self._tfidf.transform(norm), sparse.csr_matrix(ctx)]
         if dense is not None:
             blocks.append(sparse.csr_matrix(dense))
         return sparse.hstack(blocks).tocsr()
@@ -147,10 +170,14 @@ class Router:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
-        norm = [normalise(t) for t in texts]
+        from .toolkit import TOOLKIT
+
+        self._tools = list(TOOLKIT)
+        split = [split_context(t) for t in texts]
+        prevs, norm = [p for p, _ in split], [normalise(t) for _, t in split]
         self._tfidf = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, lowercase=True)
         self._tfidf.fit(norm)
-        X = self._features(norm, self._dense(norm, cache))
+        X = self._features(norm, self._dense(norm, cache), prevs)
         self._clf = LogisticRegression(C=self.C, max_iter=3000)
         self._clf.fit(X, labels)
         return self
@@ -172,8 +199,8 @@ class Router:
         return best, p[best]
 
     def predict(self, text: str, last_tool: str | None = None) -> list[tuple[str, float]]:
-        norm = [normalise(in_context(text, last_tool))]
-        p = self._clf.predict_proba(self._features(norm, self._dense(norm)))[0]
+        norm = [normalise(text)]
+        p = self._clf.predict_proba(self._features(norm, self._dense(norm), [last_tool]))[0]
         order = np.argsort(-p)
         return [(str(self._clf.classes_[i]), float(p[i])) for i in order]
 

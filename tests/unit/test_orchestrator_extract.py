@@ -41,7 +41,7 @@ def test_quotes_clean_corrupted_and_answers():
     e = extract('“Paris is in France” vs “Rome is in France”')
     assert (e.clean, e.corrupted) == ("Paris is in France", "Rome is in France")
     e = extract('why did the model say Rome rather than Paris for "The capital of Italy is"?')
-    assert (e.answer, e.alternative) == ("Rome", "Paris")
+    assert (e.answer, e.alternative) == (" Rome", " Paris")  # as the model would write them after the prompt
     assert quoted("it's 'single' and `tick`") == ["single", "tick"]
 
 

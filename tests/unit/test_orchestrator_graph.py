@@ -79,7 +79,7 @@ def test_bad_input_never_raises(assistant):
     ans = assistant.ask("explain L9 N5", thread="b")  # tiny model: 2 layers
     assert not ans.results[0].ok and "out of range" in ans.reply and "0 to 1" in ans.reply
     assert numbers_traceable(ans.reply, ans.results, allowed=[ans.question]) == []
-    ans = assistant.ask("explain neuron 5", thread="b")
+    ans = assistant.ask("explain neuron 5", thread="b-fresh")  # no earlier neuron to take the layer from
     assert ans.clarify and not ans.plan and "layer" in ans.reply.lower()
     assert "0 to 1" in ans.reply and numbers_traceable(ans.reply, ans.results, allowed=[ans.question]) == []
     ans = assistant.ask("", thread="b")

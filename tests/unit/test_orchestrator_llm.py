@@ -14,6 +14,7 @@ import pytest
 from gnothi.agents.llm import LLMClient, LLMConfig, make_llm
 from gnothi.agents.planner_llm import LLMPlanner, plan_schema, validate_calls
 from gnothi.agents.planner_offline import OfflinePlanner, PlanContext
+from gnothi.agents.toolkit import TOOLKIT
 from gnothi.agents.writer import write_reply
 from gnothi.tools.errors import LLMError
 from gnothi.tools.results import ToolResult
@@ -103,7 +104,7 @@ def test_tool_calling_mode(server):
     script.reply = lambda req: (200, chat_body(None, [("probing", {"dataset": "sentiment", "layers": [1, 2]})]), 0)
     p = planner(url, planner_mode="tools").plan("which layers know sentiment?", CTX)
     assert p.planner == "llm" and p.calls[0].args == {"dataset": "sentiment", "layers": [1, 2]}
-    assert script.requests[-1]["tool_choice"] == "required" and len(script.requests[-1]["tools"]) == 6
+    assert script.requests[-1]["tool_choice"] == "required" and len(script.requests[-1]["tools"]) == len(TOOLKIT)
 
 
 @pytest.mark.parametrize(
@@ -194,7 +195,7 @@ def test_make_llm_and_env(monkeypatch):
     c = make_llm("env")
     assert (c.config.base_url, c.config.model, c.config.api_key) == ("http://127.0.0.1:9/v1", "m", "k")
     s = plan_schema()
-    assert len(s["properties"]["calls"]["items"]["anyOf"]) == 6
+    assert len(s["properties"]["calls"]["items"]["anyOf"]) == len(TOOLKIT)
     assert validate_calls([{"tool": "help", "args": "{}"}])[0].tool == "help"
 
 

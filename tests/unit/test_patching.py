@@ -306,7 +306,7 @@ def test_cli_patch_json_and_errors(setup, monkeypatch, capsys, tmp_path):
     assert d["clean_metric"] == pytest.approx(setup["clean_m"], abs=1e-3)
     rc = cli.main(["patch", "--clean", CLEAN, "--corrupted", "the capital of the country is", "--answer", " paris", "--json"])
     d = json.loads(capsys.readouterr().out)
-    assert rc == 2 and d["error"] == "bad_input" and "token" in d["message"]
+    assert rc == 2 and d["error"] == "prompt_alignment" and "token" in d["message"]
     rc = cli.main(["attention", "--prompt", CLEAN, "--heads", "1.2,0.0", "--json"])
     d = json.loads(capsys.readouterr().out)
     assert rc == 0 and [x["name"] for x in d["heads"]] == ["1.2", "0.0"]
