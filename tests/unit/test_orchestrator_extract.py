@@ -129,3 +129,37 @@ def test_answers_to_a_clarifying_question(planner):
     assert calls(planner.plan("what about layer 40?", ctx)) == [("neuron_explainer", {"neuron": 340, "layer": 40})]
     # a new, unrelated question is not bent into the pending call
     assert calls(planner.plan("probe for sentiment", ctx)) == [("probing", {"dataset": "sentiment"})]
+
+
+# the kinds of question the assistant used to get wrong (each a family; the dev corpus has many more)
+ISSUE_CASES = [
+    ("Why does the model answer ' Paris' after 'The capital of France is'?",
+     [("activation_patching", {"clean": "The capital of France is", "answer": " Paris"})]),
+    ("'The Eiffel Tower is in the city of' versus 'The Colosseum is in the city of' -- which heads move the answer?",
+     [("activation_patching", {"clean": "The Eiffel Tower is in the city of", "corrupted": "The Colosseum is in the city of", "mode": "heads"})]),
+    ("why does the model say Berlin after 'The capital of Germany is'?",
+     [("activation_patching", {"clean": "The capital of Germany is", "answer": " Berlin"})]),
+    ("Who wrote Pride and Prejudice? Is the model likely to hallucinate on that?",
+     [("hallucination_detector", {"question": "Who wrote Pride and Prejudice?"})]),
+    ("Is it making things up when it tells me the capital of Australia?",
+     [("hallucination_detector", {"question": "What is the capital of Australia?"})]),
+    ("Show me the attention pattern of head 3 in layer 5 for 'The cat sat on the mat'",
+     [("attention", {"layer": 5, "head": 3, "prompt": "The cat sat on the mat"})]),
+    ("explain L3 N5 with the top 5 examples", [("neuron_explainer", {"layer": 3, "neuron": 5, "k": 5})]),
+    ('which layer separates these: "I loved it" (positive), "great fun" (positive), "awful film" (negative), "so boring" (negative)',
+     [("probing", {"examples": [{"text": "I loved it", "label": "positive"}, {"text": "great fun", "label": "positive"},
+                                {"text": "awful film", "label": "negative"}, {"text": "so boring", "label": "negative"}]})]),
+]
+
+
+@pytest.mark.parametrize("question,expected", ISSUE_CASES, ids=[q[:40] for q, _ in ISSUE_CASES])
+def test_questions_people_ask(planner, question, expected):
+    assert calls(planner.plan(question, CTX)) == expected
+
+
+def test_no_tool_yet_is_said_honestly(planner):
+    for q, topic in [("make it talk about France", "steering"), ("is the model biased against women?", "bias"),
+                     ("what's activation patching and how do you measure it?", "methods")]:
+        p = planner.plan(q, CTX)
+        assert calls(p) == [("help", {"reason": "not_yet", "topic": topic})], q
+        assert "not" in p.reformulated.lower() and "yet" in p.reformulated.lower()

@@ -343,3 +343,23 @@ def test_attention_view(setup):
         attention_view(h, CLEAN, heads=[1])
     with pytest.raises(InputError):
         attention_view(h, CLEAN, heads=["x.y"])
+
+
+def test_prompts_that_cannot_be_lined_up_fall_back_to_causal_tracing(setup):
+    """No dead end: different token lengths run causal tracing on the clean prompt, noising the words that differ."""
+    from gnothi.tools.errors import PromptAlignmentError
+    from gnothi.tools.patching import PatchReport, TraceReport, differing_span, patch_or_trace
+
+    h = setup["h"]
+    longer = "the capital of the united kingdom is"
+    with pytest.raises(PromptAlignmentError):
+        patch(h, CLEAN, corrupted=longer, answer=" paris")
+    assert differing_span(h, CLEAN, longer) == "france"
+    rep = patch_or_trace(h, CLEAN, corrupted=longer, answer=" paris")
+    assert isinstance(rep, TraceReport) and rep.subject == "france"
+    assert "causal tracing instead" in rep.warnings[0] and "token" in rep.warnings[0]
+    # the same trace as asking for it directly
+    direct = causal_trace(h, CLEAN, " paris", subject="france")
+    assert rep.p_clean == pytest.approx(direct.p_clean) and rep.grids == direct.grids
+    # prompts that line up are patched as before
+    assert isinstance(patch_or_trace(h, CLEAN, corrupted=CORR, answer=" paris", alternative=" rome"), PatchReport)
