@@ -385,7 +385,12 @@ _INJECTION_RE = re.compile(
     r"|(?:reveal|print|show|repeat|leak)\s+(?:me\s+)?(?:your|the)\s+(?:system\s+prompt|instructions|hidden|api\s*key|secret)"
     r"|\bsystem\s+prompt\b|\bjailbreak|\bdeveloper\s+mode\b|\bDAN\b|you\s+are\s+now\s+(?:a|an|in)\b"
     r"|\bact\s+as\s+(?:a|an)\s+(?:unrestricted|different|evil)|pretend\s+(?:you\s+are|to\s+be)\s+(?:a|an)?\s*(?:unrestricted|different|evil|hacker)"
-    r"|\brm\s+-rf\b|\bapi[_\s-]?key\b|\bos\.system\b|\bexec\(|<\s*/?\s*(?:system|instructions?)\s*>",
+    r"|\brm\s+-rf\b|\bapi[_\s-]?keys?\b|\bos\.system\b|\bexec\(|<\s*/?\s*(?:system|instructions?)\s*>"
+    r"|\b(?:dump|print|show|reveal|output|list|leak|tell me)\s+(?:me\s+)?(?:your|the|all)\s+(?:\w+\s+)?(?:configuration|config|credentials|secrets?|passwords?|tokens?|environment(?: variables)?|env vars|developer message|hidden (?:prompt|text|rules))\b"
+    r"|\b(?:disable|turn off|bypass|override)\s+(?:your|all|the)?\s*(?:safety|content)?\s*(?:rules|filters?|guardrails|restrictions|safety)\b"
+    r"|\bnew instructions?\s+(?:from|by)\b|\b(?:the )?text above (?:this|the) (?:conversation|message|chat)\b"
+    r"|\b(?:run|execute|exec)\s+(?:this\s+)?(?:shell\s+)?(?:command\s*)?[:]?\s*`[^`]+`|\b(?:run|execute)\s+(?:this|the following|a)\s+shell\s+command\b"
+    r"|\bcat\s+/etc/|\bcurl\s+\S+\s*\|\s*(?:ba)?sh\b|\bpip install\b",
     re.I,
 )
 

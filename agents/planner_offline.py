@@ -111,6 +111,8 @@ class OfflinePlanner:
         clauses = split_clauses(q)
         if len(clauses) > 1:
             routed = [(c, self.route(c, last_tool)) for c in clauses]
+            if any(lab == "help:injection" and p >= MULTI_MIN_P for _, (lab, p) in routed):
+                return [(q, "help:injection")]  # an instruction hidden in one clause declines the whole message
             real = [(c, lab) for c, (lab, p) in routed if lab in TOOLKIT and lab != "help" and p >= MULTI_MIN_P
                     and len([w for w in strip_quoted(c).split() if w != "QUOTED"]) >= 3]
             if len({lab for _, lab in real}) >= 2:
