@@ -37,10 +37,9 @@ class PlanInvalid(Exception):
 
 def plan_schema() -> dict:
     """JSON schema of a plan whose calls are one of the tool agents with their own args."""
-    items, defs = [], {}
+    items = []
     for ag in TOOLKIT.values():
-        s = ag.Args.model_json_schema()
-        defs.update(s.get("$defs", {}))  # nested models (a probe's examples) are referenced from the root
+        s = _inline_refs(ag.Args.model_json_schema())  # nested models (a probe's examples) written out in place
         args = {"type": "object", "properties": s.get("properties", {})}
         for v in args["properties"].values():
             v.pop("title", None)
@@ -57,9 +56,24 @@ def plan_schema() -> dict:
         },
         "required": ["reformulated", "calls"],
     }
-    if defs:
-        out["$defs"] = defs
     return out
+
+
+def _inline_refs(schema: dict) -> dict:
+    """``schema`` with every ``{"$ref": "#/$defs/X"}`` replaced by X itself (grammar builders handle no refs)."""
+    defs = schema.get("$defs", {})
+
+    def walk(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.split("/")[-1]])
+            return {k: walk(v) for k, v in node.items() if k not in ("$defs", "title")}
+        if isinstance(node, list):
+            return [walk(x) for x in node]
+        return node
+
+    return walk(schema)
 
 
 def _history_text(ctx: PlanContext) -> str:

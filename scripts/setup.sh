@@ -28,10 +28,15 @@ if [ "$(cat "$VENV/.gnothi-base" 2>/dev/null)" != "$base_hash" ]; then
 fi
 
 if [ "$MODE" = "test" ]; then
-    test_hash=$(hash_of requirements/constraints.txt requirements/test.txt)
+    test_hash=$(hash_of requirements/constraints.txt requirements/test.txt scripts/setup.sh)
     if [ "$(cat "$VENV/.gnothi-test" 2>/dev/null)" != "$test_hash" ]; then
         echo "[setup] installing test dependencies (llama.cpp compiles once: ~11 min, then cached)"
         $PIP install -q -r requirements/test.txt
+        # llama.cpp compiled for a portable x86-64 (AVX2), not -march=native: its AMX kernels segfault on CPUs
+        # that have AMX (ggml-org/llama.cpp#20824). --no-cache-dir: a wheel cached from a native build is not reused.
+        CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" \
+            $PIP install -q --no-cache-dir --force-reinstall --no-deps "llama-cpp-python==0.3.36"
+        $PIP install -q "llama-cpp-python[server]==0.3.36"
         echo "$test_hash" > "$VENV/.gnothi-test"
     fi
     # Browser tests drive Debian's chromium (Playwright's own browser download is not used).
