@@ -108,7 +108,7 @@ def validate_calls(raw: Any) -> list[ToolCall]:
         except ValidationError as e:
             err = e.errors()[0]
             raise PlanInvalid(f"bad arguments for {name}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-        call = ToolCall(tool=name, args=a.model_dump(exclude_none=True, exclude_defaults=True))
+        call = ToolCall(tool=name, args=TOOLKIT[name].canonical(a.model_dump(exclude_none=True, exclude_defaults=True)))
         if call not in calls:
             calls.append(call)
     return calls

@@ -108,6 +108,10 @@ class ToolAgent:
         """One or more calls from one clause (e.g. "what do L3N5 and L4N9 do?"): by default one."""
         return [self.extract(q)]
 
+    def canonical(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Arguments in this tool's conventions, whoever planned them (an LLM planner's too)."""
+        return args
+
     def missing(self, args: dict[str, Any]) -> str | None:
         """The one argument a half-built call lacks, when a short answer can supply it."""
         return None

@@ -111,6 +111,16 @@ class ActivationPatching(ToolAgent):
                           'answer " Paris" after "The capital of France is"?')
         return args, None
 
+    def canonical(self, args):
+        """An answer or alternative is the token the model writes next: a bare word gets its leading space,
+        unless the prompt itself ends in a space."""
+        out = dict(args)
+        if not str(out.get("clean") or "").endswith(" "):
+            for k in ("answer", "alternative"):
+                if isinstance(out.get(k), str):
+                    out[k] = as_continuation(out[k])
+        return out
+
     def reformulate(self, a):
         ans = f" (answer {a['answer']!r}" + (f" against {a['alternative']!r})" if a.get("alternative") else ")") if a.get("answer") else " (answer: its own top prediction)"
         if a.get("mode") == "trace":

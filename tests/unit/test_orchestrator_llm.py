@@ -234,3 +234,14 @@ def test_unusable_drafts_are_rejected(server):
     script.reply = lambda req: (200, chat_body("Layer 12 is best at this task. " * 6), 0)
     text, writer, warns = write_reply("q?", "q", [RESULT], llm=LLMClient(LLMConfig(base_url=url)))
     assert writer == "offline" and "repeated" in warns[0]
+
+
+def test_llm_plans_follow_the_tools_conventions(server):
+    """An LLM that writes the answer as a bare word still measures the token the model would write (' Paris')."""
+    script, url = server
+    plan = {"reformulated": "Which components make the model answer Paris?",
+            "calls": [{"tool": "activation_patching", "args": {"clean": "The capital of France is", "answer": "Paris", "alternative": "Rome"}}]}
+    script.reply = lambda req: (200, chat_body(json.dumps(plan)), 0)
+    p = planner(url).plan("why Paris?", CTX)
+    assert p.planner == "llm" and p.calls[0].args == {"clean": "The capital of France is", "answer": " Paris", "alternative": " Rome"}
+    assert "$ref" not in json.dumps(plan_schema())  # nested models written out: grammar builders take no refs
