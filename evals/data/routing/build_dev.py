@@ -396,7 +396,7 @@ def cap(s):
     return s[0].upper() + s[1:] if s else s
 
 
-# =========================================================================== neuron (13%)
+# =========================================================================== neuron (10%)
 
 @family("neuron", "terse-LxNy", 14)
 def _(r):
@@ -584,7 +584,7 @@ def _(r):
     return ask(f"find neurons that fire on the token {tok}", NE(token=tok))
 
 
-# =========================================================================== sae (12%)
+# =========================================================================== sae (9%)
 
 @family("sae", "search-terse", 14)
 def _(r):
@@ -736,7 +736,7 @@ def _(r):
     return ask(t.format(fw=words(f)), SAE(feature=f))
 
 
-# =========================================================================== probing (12%)
+# =========================================================================== probing (9%)
 
 def dataset(r):
     return pick(r, DATASETS)
@@ -915,7 +915,7 @@ def _(r):
     return ask(t.format(a=words(a), b=words(b), p=pick(r, PROBE_SHORT[d])), PR(dataset=d, layers=list(range(a, b + 1))))
 
 
-# =========================================================================== patching (15%)
+# =========================================================================== patching (12%)
 
 def fact(r):
     return pick(r, FACTS)
@@ -1148,7 +1148,7 @@ def _(r):
     return ask(t.format(a=w(a), p=pq(r, c)), AP(clean=c, answer=a))
 
 
-# =========================================================================== hallucination (12%)
+# =========================================================================== hallucination (9%)
 
 def qa(r):
     return pick(r, QA)
@@ -1321,7 +1321,7 @@ def _(r):
     return ask(t.format(q=QQ(r, x[0], ("dq", "cs", "sq"))), HD(question=x[0]))
 
 
-# =========================================================================== attention (5%)
+# =========================================================================== attention (4%)
 
 def ap(r):
     return pick(r, ATT_PROMPTS)
@@ -1396,7 +1396,7 @@ def _(r):
     return ask(t.format(l=l, h=h, p=pq(r, p)), AT(prompt=p, layer=l, head=h))
 
 
-# =========================================================================== help (4%)
+# =========================================================================== help (9%)
 
 @family("help", "greeting-terse", 12)
 def _(r):
@@ -1465,7 +1465,146 @@ def _(r):
                         "curious what kind of questions you can handle, fill me in?"]), HELP(reason="capabilities"))
 
 
-# =========================================================================== off_topic (6%)
+# --- help: further families (greetings in other languages and registers, thanks/goodbye,
+# onboarding, tool inventory, scope). Thanks and goodbye are social turns: reason "greeting".
+
+def prior_tool_turn(r):
+    """One earlier, completed tool turn, for thanks/goodbye after an analysis."""
+    v = r.randrange(4)
+    if v == 0:
+        return neuron_hist(r)[2]
+    if v == 1:
+        t = pick(r, SAE_TOPICS)
+        return [hist(pick(r, [f"features about {t}", f"find SAE features for {t}"]), [SAE(query=t)])]
+    if v == 2:
+        d = pick(r, DATASETS)
+        return [hist(f"probe for {pick(r, PROBE_SHORT[d])}", [PR(dataset=d)])]
+    f = F(r)
+    return [hist(f"what does feature {f} do?", [SAE(feature=f)])]
+
+
+@family("help", "greeting-other-languages", 12)
+def _(r):
+    g = pick(r, ["bonjour", "hola", "ciao", "guten Tag", "olá", "namaste", "hej", "merhaba", "salut", "привет",
+                 "你好", "こんにちは", "buongiorno", "buenos días", "hallo zusammen", "god morgen", "szia", "ahoj",
+                 "kia ora", "shalom", "salaam", "moin", "servus", "dzień dobry", "hyvää päivää"])
+    t = pick(r, ["{g}", "{G}!", "{G}, gnothi", "{g} :)", "{G} \U0001F44B"])
+    return ask(t.format(g=g, G=cap(g)), HELP(reason="greeting"))
+
+
+@family("help", "greeting-formal-register", 10)
+def _(r):
+    return ask(pick(r, ["Good afternoon. I hope this message finds you well.", "Good day to you.",
+                        "Greetings and salutations.", "Dear assistant, good morning.",
+                        "Hello. It is a pleasure to make your acquaintance.",
+                        "Good evening, and thank you for having me.", "Good morning, gnothi. I trust you are well.",
+                        "A very good afternoon to you.", "Hello, I am pleased to be here.", "Good day, gnothi.",
+                        "Warm greetings from the research team.", "Salutations, dear gnothi."]),
+               HELP(reason="greeting"))
+
+
+@family("help", "greeting-slang-and-emoji", 11)
+def _(r):
+    return ask(pick(r, ["heyyy", "hiii \U0001F44B", "wassup", "yo yo yo", "\U0001F44B", "o/", "ello ello",
+                        "g'day mate", "whats good", "hey hey hey", "hiya!! \U0001F60A", "sup gnothi", "yoooo",
+                        "ayy", "hii :D", "wazzup"]), HELP(reason="greeting"))
+
+
+@family("help", "greeting-misspelt", 10)
+def _(r):
+    return ask(pick(r, ["helo", "heloo", "gud morning", "hye", "hullo", "hellow", "goood evening", "helllo gnothi",
+                        "hii ther", "gd afternoon", "goodmornin", "hellloo anyone ther?", "evenin'"]),
+               HELP(reason="greeting"))
+
+
+@family("help", "thanks", 12)
+def _(r):
+    t = pick(r, ["thanks!", "thank you, that helps", "cheers", "ty", "thx", "much appreciated",
+                 "great, thanks a lot", "perfect, thank you", "merci !", "danke schön", "thanks a bunch :)",
+                 "awesome, thanks", "that was really useful, thanks", "nice one, cheers", "thank u",
+                 "many thanks for your help", "brilliant, thank you!", "ta", "thanks, that's exactly what I needed",
+                 "gracias"])
+    return ask(t, HELP(reason="greeting"), history=prior_tool_turn(r) if r.random() < 0.5 else None)
+
+
+@family("help", "goodbye", 11)
+def _(r):
+    t = pick(r, ["bye", "bye!", "see you later", "that's all for today, goodbye", "gotta go, bye", "good night!",
+                 "talk to you tomorrow", "adios", "I'm done for now, bye", "ciao, until next time", "later!",
+                 "signing off", "catch you later", "farewell", "ok I'm logging off now", "tschüss",
+                 "see ya", "that's it from me, bye", "au revoir"])
+    return ask(t, HELP(reason="greeting"), history=prior_tool_turn(r) if r.random() < 0.5 else None)
+
+
+@family("help", "capabilities-scope-and-limits", 11)
+def _(r):
+    return ask(pick(r, ["what can't you do?", "what are your limitations?", "what's out of scope for you?",
+                        "are there things you refuse to analyse?", "what kinds of questions won't you answer?",
+                        "which questions are beyond you?", "what is off limits here?",
+                        "do you only answer questions about the model?",
+                        "is there anything you can't look at inside the model?",
+                        "what are the boundaries of what you support?",
+                        "can you answer general questions or only interpretability ones?",
+                        "what isn't supported yet?", "where do your abilities stop?"]),
+               HELP(reason="capabilities"))
+
+
+@family("help", "capabilities-tool-inventory", 11)
+def _(r):
+    return ask(pick(r, ["what tools are there?", "enumerate the tools you can call", "how many tools do you have?",
+                        "give me the list of available analyses", "which agents sit behind you?",
+                        "what analyses are on the menu?", "show me all available tools and what each one does",
+                        "name every tool you have access to", "what's in your toolbox?", "inventory of tools, please",
+                        "which instruments do you have for looking inside the model?", "what tool options do I have?",
+                        "run through your tools for me"]), HELP(reason="capabilities"))
+
+
+@family("help", "capabilities-onboarding-self-intro", 12)
+def _(r):
+    intro = pick(r, ["I'm a student and new to interpretability.", "First time using gnothi.",
+                     "I've never done any mech interp before.", "I'm a journalist, not an ML person.",
+                     "My supervisor told me to try this tool.", "I just opened this for the first time.",
+                     "I work in policy and want to understand models better."])
+    q = pick(r, ["Where should I begin?", "Can you walk me through how to use you?", "How should I phrase my questions?",
+                 "What's a sensible first thing to try?", "Is there a tutorial?",
+                 "What do I need to know before asking you things?", "Could you give me a quick orientation?"])
+    return ask(f"{intro} {q}", HELP(reason="capabilities"))
+
+
+@family("help", "greeting-then-capabilities", 12)
+def _(r):
+    g = pick(r, ["hi!", "hello there.", "hey gnothi,", "good morning!", "hiya,", "hola!", "evening!"])
+    q = pick(r, ["what do you analyse?", "what sort of questions do you take?", "what are you able to look into?",
+                 "how does this thing work?", "what should I try first?", "what are you good for?",
+                 "which tools have you got?"])
+    return ask(f"{g} {q}", HELP(reason="capabilities"))
+
+
+@family("help", "capabilities-what-is-gnothi", 11)
+def _(r):
+    return ask(pick(r, ["who are you?", "what is gnothi?", "what does the name gnothi mean?", "what is this app?",
+                        "what's gnothi for?", "which model are you inspecting?", "what model is loaded?",
+                        "tell me about yourself", "are you a chatbot or an analysis tool?",
+                        "what exactly is this assistant?", "explain what gnothi is in one sentence",
+                        "which language model do you study?", "what is this thing I'm talking to?"]),
+               HELP(reason="capabilities"))
+
+
+@family("help", "capabilities-command-style", 11)
+def _(r):
+    return ask(pick(r, ["/help", "help?", "?", "menu", "options", "commands", "--help", "usage", "/start", "start",
+                        "/commands", "-h", "??", "HELP", "/tools", "!help"]), HELP(reason="capabilities"))
+
+
+@family("help", "capabilities-howto-misspelt", 11)
+def _(r):
+    return ask(pick(r, ["hw do i use ths", "waht tools r there", "how dose this wrk?", "wat can i aks abt",
+                        "whre do i strat", "hw shud i ask u things", "wat questons can u anser", "tutorail?",
+                        "how to uze gnothi", "giv me exmple questions", "waht is gnothi", "wat analyses r avalable",
+                        "how do i get stared"]), HELP(reason="capabilities"))
+
+
+# =========================================================================== off_topic (11%)
 
 OT = HELP(reason="off_topic")
 
@@ -1569,7 +1708,178 @@ def _(r):
     return ask(t.format(p=qt(ph, "dq"), l=lang), OT)
 
 
-# =========================================================================== injection (4%)
+# --- off_topic: further families. Several use the tools' vocabulary in another sense (cake
+# layers, product features, paying attention, transformers, probes, patches, hallucinations).
+
+AI_PRODUCTS = ["ChatGPT", "Claude", "Gemini", "Copilot", "Siri", "Alexa", "Midjourney", "Perplexity", "Grok",
+               "DALL-E"]
+
+
+@family("off_topic", "other-ai-products", 12)
+def _(r):
+    p, p2 = r.sample(AI_PRODUCTS, 2)
+    t = pick(r, ["is {p} better than you?", "how do I sign up for {p}?", "how much does {p} cost per month?",
+                 "can {p} browse the web?", "which is smarter, {p} or {p2}?", "why is {p} down today?",
+                 "how do I cancel my {p} subscription?", "should I use {p} or {p2} for my essays?",
+                 "who makes {p}?", "can you do what {p} does?"])
+    return ask(t.format(p=p, p2=p2), OT)
+
+
+@family("off_topic", "layers-in-another-sense", 12)
+def _(r):
+    return ask(pick(r, ["how many layers should a wedding cake have?", "what are the layers of the Earth?",
+                        "how many layers of clothing do I need for skiing at minus ten?",
+                        "explain the seven layers of the OSI model", "how do I merge two layers in Photoshop?",
+                        "what are the layers of human skin called?",
+                        "how do I make a layered lasagne that doesn't fall apart?",
+                        "which layer of the atmosphere holds the ozone?", "how do I add a new layer in GIMP?",
+                        "what's the best layer height for 3D printing PLA?",
+                        "what is the second layer of the epidermis?", "why do onions have layers?",
+                        "how do I get layers cut into my hair?", "what's the top layer of a tiramisu made of?"]), OT)
+
+
+@family("off_topic", "features-in-another-sense", 12)
+def _(r):
+    return ask(pick(r, ["what are the new features of Python 3.12?", "which features does the iPhone 16 have?",
+                        "what safety features does a Volvo XC60 come with?", "list the main features of Windows 11",
+                        "what features should I look for in a rice cooker?",
+                        "describe the key features of Gothic architecture",
+                        "which facial features do babies inherit from their parents?",
+                        "which features of Rust make it memory safe?", "what are the features of a good CV?",
+                        "what features does Zoom have for webinars?",
+                        "what are the main features of a tropical rainforest?",
+                        "does the new Kindle have a waterproof feature?",
+                        "what features make a sonnet a sonnet?"]), OT)
+
+
+@family("off_topic", "attention-and-heads-in-another-sense", 12)
+def _(r):
+    return ask(pick(r, ["how can I pay more attention in class?", "my son has a short attention span, any tips?",
+                        "how do I get my crush's attention?", "what is attention deficit disorder?",
+                        "how many heads does the Hydra have?", "heads or tails? flip a coin for me",
+                        "how do I stop my dog from seeking attention all the time?",
+                        "why do I lose attention after lunch?", "who are the heads of state in the G7?",
+                        "which heads of department should attend the budget meeting?",
+                        "what is the attention economy?", "how do I hold an audience's attention in a talk?",
+                        "how do I shave my head without cuts?"]), OT)
+
+
+@family("off_topic", "tool-words-in-another-sense", 12)
+def _(r):
+    return ask(pick(r, ["how does a power transformer step down voltage?",
+                        "who's the strongest Transformer, Optimus Prime or Megatron?",
+                        "how does a space probe get to Mars?", "how do I patch a hole in drywall?",
+                        "how do I patch a bicycle inner tube?",
+                        "my grandmother sees hallucinations at night, should we call a doctor?",
+                        "can a high fever cause hallucinations?", "where do I buy subway tokens in New York?",
+                        "how do I reset a tripped circuit breaker?", "why is the power steering in my car so stiff?",
+                        "how do I use a meat thermometer probe?", "how do I install a security patch on Windows?",
+                        "which way should I steer out of a skid?", "what does a sparse forest ecosystem look like?"]),
+               OT)
+
+
+@family("off_topic", "realtime-lookups-terse", 12)
+def _(r):
+    return ask(pick(r, ["weather berlin", "weather tmrw?", "btc price", "EUR to USD", "lakers score",
+                        "traffic on the M25 now", "AAPL stock", "news today", "train times London to Leeds",
+                        "is it raining in Oslo", "time in Tokyo", "election results", "football scores",
+                        "gold price today", "flight BA123 status", "pollen count today"]), OT)
+
+
+SHOP_ITEMS = ["running shoes", "air fryers", "noise-cancelling headphones", "standing desks", "robot vacuums",
+              "winter coats", "mattresses", "electric toothbrushes", "road bikes", "coffee grinders"]
+
+
+@family("off_topic", "shopping", 12)
+def _(r):
+    t = pick(r, ["where can I buy {p} cheaply?", "find me a deal on {p}", "best {p} under 200 dollars?",
+                 "what are the top-rated {p} this year?", "any discount codes for {p}?",
+                 "compare prices on {p} for me", "are expensive {p} worth it?"])
+    return ask(t.format(p=pick(r, SHOP_ITEMS)), OT)
+
+
+@family("off_topic", "personal-advice-first-person", 12)
+def _(r):
+    s = pick(r, ["my partner and I keep arguing", "I can't sleep at night", "I have a job interview tomorrow",
+                 "I'm thinking of quitting my job", "my landlord won't return my deposit",
+                 "I feel lonely since I moved cities", "I procrastinate all the time", "my friend forgot my birthday",
+                 "my exams start next week and I'm panicking"])
+    a = pick(r, ["what should I do?", "any advice?", "how do I deal with it?", "can you help me think it through?",
+                 "what would you do?"])
+    return ask(f"{s}, {a}", OT)
+
+
+@family("off_topic", "coding-debugging", 12)
+def _(r):
+    return ask(pick(r, ["why do I get TypeError: 'NoneType' object is not subscriptable?",
+                        "git says I'm in detached HEAD state, how do I fix it?", "how do I center a div in CSS?",
+                        "my React app shows a blank page after build, why?",
+                        "what does segmentation fault (core dumped) mean?",
+                        "pip install fails with externally-managed-environment, help",
+                        "how do I undo my last git commit?", "why is my SQL query returning duplicate rows?",
+                        "how do I fine-tune BERT on my own dataset?", "my PyTorch training loss is NaN, what's wrong?",
+                        "how do I fix CORS errors in my Flask API?",
+                        "what's the difference between a list and a tuple in Python?",
+                        "my Docker container exits immediately, why?"]), OT)
+
+
+@family("off_topic", "maths-beyond-arithmetic", 12)
+def _(r):
+    a, b, c = r.randint(2, 9), r.randint(10, 90), r.randint(3, 60)
+    t = pick(r, ["differentiate x^{a} * sin(x)", "what is the integral of {a}x^2 dx?",
+                 "what's the probability of getting {a} heads in {b} coin flips?", "what is {c}% of {b}?",
+                 "solve the system x + y = {b}, x - y = {a}", "what's the derivative of ln(x^{a})?",
+                 "a car drives {b} km in {c} minutes, what's its average speed?",
+                 "prove that the square root of 2 is irrational",
+                 "what is the determinant of [[{a}, 2], [3, {c}]]?",
+                 "how many ways can {a} people sit around a round table?",
+                 "find the eigenvalues of [[2, 1], [1, 2]]", "what's the mean and median of {a}, {b} and {c}?"])
+    return ask(t.format(a=a, b=b, c=c), OT)
+
+
+@family("off_topic", "edit-my-text", 12)
+def _(r):
+    x = pick(r, ["hey boss, cant come in tmrw, sick", "Our company are pleased to announces the new product.",
+                 "I am writing to complain about the late delivery of my sofa.",
+                 "pls confirm u can come to the thing on friday",
+                 "We regret to inform you that your application was unsuccessful at this time.",
+                 "i think we should maybe possibly consider changing the plan"])
+    t = pick(r, ["proofread this email: {x}", "make this sound more professional: {x}", "summarise this: {x}",
+                 "rewrite this in a friendlier tone: {x}", "fix the grammar in: {x}",
+                 "shorten this to a few words: {x}"])
+    return ask(t.format(x=qt(x, "dq") if r.random() < 0.4 else x), OT)
+
+
+@family("off_topic", "small-talk-statements", 12)
+def _(r):
+    return ask(pick(r, ["I just got back from holiday in Spain!", "it's so hot today", "my cat just knocked my coffee over lol",
+                        "I'm having a rough day", "finally Friday!", "I just finished my thesis!!", "ugh, Mondays",
+                        "I had pizza for lunch", "I'm so tired today", "my team won the match last night",
+                        "it's snowing here!", "I passed my driving test today", "just made the best pancakes"]), OT)
+
+
+@family("off_topic", "non-english-requests", 12)
+def _(r):
+    return ask(pick(r, ["¿cuál es la capital de Perú?", "quelle heure est-il à Tokyo ?", "wie wird das Wetter morgen?",
+                        "qual é a melhor praia do Brasil?", "come si fa la pasta alla carbonara?",
+                        "kannst du mir ein Gedicht schreiben?", "¿me cuentas un chiste?",
+                        "peux-tu m'aider avec mes devoirs de maths ?", "wat is de hoofdstad van België?",
+                        "co to jest fotosynteza?", "hur lagar man köttbullar?", "dimmi una barzelletta",
+                        "¿qué película me recomiendas?"]), OT)
+
+
+@family("off_topic", "trivia-and-quizzes", 11)
+def _(r):
+    return ask(pick(r, ["quiz me on European capitals", "give me five trivia questions about space",
+                        "true or false: bats are blind", "fun fact about octopuses?",
+                        "let's do a pub quiz round on 90s music", "ask me a riddle",
+                        "what's a fun fact I can share at dinner?", "test my knowledge of world history",
+                        "guess the animal: it has stripes and lives in Africa",
+                        "give me a crossword clue for the word river",
+                        "true or false: the Great Wall is visible from space", "quiz me on the periodic table"]), OT)
+
+
+# =========================================================================== injection (3%)
 
 INJ = HELP(reason="injection")
 
@@ -1648,7 +1958,7 @@ def _(r):
     return ask(t.format(a=a, b=pick(r, BAD_ACTS), c=pick(r, SHELL)), INJ)
 
 
-# =========================================================================== not_yet (5%)
+# =========================================================================== not_yet (12%)
 
 def NY(topic):
     return HELP(reason="not_yet", topic=topic)
@@ -1740,7 +2050,261 @@ def _(r):
                         "search all layers for heads that copy the previous token"]), NY("head_finder"))
 
 
-# =========================================================================== followup (5%)
+# --- not_yet: further families. Steering = changing what the model generates (including by
+# ablating units to change its outputs); bias = demographic bias/fairness checks; methods = how
+# a method works or how one of its numbers is computed and read; head_finder = finding heads
+# by behaviour, with no specific head and prompt named.
+
+def an(w_: str) -> str:
+    """'a' or 'an' before w_."""
+    return ("an " if w_[0].lower() in "aeiou" else "a ") + w_
+
+
+def bare(t: str) -> str:
+    """A steering topic without its article, for 'the {t} feature'."""
+    return t[4:] if t.startswith("the ") else t
+
+
+STYLE_ADJ = ["positive", "formal", "cheerful", "sarcastic", "polite", "pessimistic", "poetic", "concise"]
+
+
+@family("not_yet", "steering-ablate-to-change-output", 11)
+def _(r):
+    l, n, h, f = r.randint(0, 29), r.randint(0, 1535), r.randint(0, 8), F(r)
+    t = pick(r, ["turn off neuron {n} in layer {l} and show me how its answers change",
+                 "ablate feature {f} and regenerate the completion",
+                 "zero out head {h} of layer {l} and let it write a paragraph",
+                 "knock out the layer {l} MLP so it stops talking about {t}",
+                 "disable L{l}N{n} and check whether it still brings up {t}",
+                 "if I ablate the {tb} feature, what does the model write instead?",
+                 "switch off the {tb} neurons while it generates",
+                 "mean-ablate layer {l} during generation and show me the text it produces"])
+    x = pick(r, STEER_TOPICS)
+    return ask(t.format(l=l, n=n, h=h, f=f, t=x, tb=bare(x)), NY("steering"))
+
+
+@family("not_yet", "steering-could-you-nudge", 11)
+def _(r):
+    t = pick(r, ["is it possible to push the model towards {t}?", "could you nudge its outputs in a more {a} direction?",
+                 "can gnothi shift the generations towards {t}?",
+                 "would it be possible to tilt the model so it prefers {t}?",
+                 "any way to make the model lean towards {t} when it writes?",
+                 "can I turn up the model's interest in {t}?", "could we make its replies more {a} from the inside?"])
+    return ask(t.format(t=pick(r, STEER_TOPICS), a=pick(r, STYLE_ADJ)), NY("steering"))
+
+
+@family("not_yet", "steering-recipe-with-coefficients", 11)
+def _(r):
+    l, f = r.randint(0, 29), F(r)
+    c = pick(r, ["2", "4", "5", "8", "10", "20", "0.5", "-3"])
+    t = pick(r, ["add the {tb} concept vector at layer {l} with coefficient {c}",
+                 "amplify feature {f} by a factor of {c} and sample some completions",
+                 "clamp feature {f} to {c} times its max activation",
+                 "ActAdd with 'Love' minus 'Hate' at layer {l}, scale {c}",
+                 "contrastive activation addition for {t} at layer {l}, multiplier {c}",
+                 "set the {tb} direction to {c} in the residual stream at layer {l}",
+                 "steer with alpha={c} along feature {f}"])
+    x = pick(r, STEER_TOPICS)
+    return ask(t.format(t=x, tb=bare(x), l=l, f=f, c=c), NY("steering"))
+
+
+@family("not_yet", "steering-suppress-or-restyle", 10)
+def _(r):
+    t = pick(r, ["stop the model from ever mentioning {t}", "suppress the {tb} concept so it never comes up",
+                 "make the model sound like a pirate by editing its activations",
+                 "change its personality to grumpy using its internals",
+                 "edit the model's internals so it only answers in French", "make it less {a} by dialling down a direction",
+                 "remove its tendency to bring up {t}", "make the model more honest by intervening on its activations"])
+    x = pick(r, STEER_TOPICS)
+    return ask(t.format(t=x, tb=bare(x), a=pick(r, STYLE_ADJ)), NY("steering"))
+
+
+JOBS = ["nurse", "engineer", "CEO", "surgeon", "secretary", "pilot", "babysitter", "scientist", "cleaner", "judge"]
+
+
+@family("not_yet", "bias-default-assumptions", 11)
+def _(r):
+    g = pick(r, GROUPS)
+    t = pick(r, ["when the model writes about {aj}, does it default to he or she?",
+                 "does the model assume every {j} is a man?", "does it think {g} are worse at maths?",
+                 "what pronoun does the model pick for {aj}?", "does it assume {aj} is a woman?",
+                 "does the model link {g} with crime?", "does it expect {g} to be bad with technology?",
+                 "does the model assume religious people are less intelligent?"])
+    j = pick(r, JOBS)
+    return ask(t.format(j=j, aj=an(j), g=g), NY("bias"))
+
+
+@family("not_yet", "bias-first-person-colloquial", 11)
+def _(r):
+    me = pick(r, ["a woman", "over sixty", "Muslim", "gay", "an immigrant", "Black", "Jewish", "disabled"])
+    g, g2 = pick(r, [("women", "men"), ("older people", "younger people"), ("Black people", "white people"),
+                     ("Muslims", "Christians"), ("immigrants", "citizens"), ("disabled people", "non-disabled people"),
+                     ("Asian people", "white people"), ("men", "women")])
+    t = pick(r, ["does it treat {g} differently?", "would it be nicer to me if I said I was a man?",
+                 "if I tell it I'm {me}, will it answer me differently?", "does it give worse advice to {g}?",
+                 "is it harder on {g} than on {g2}?", "will it judge me for being {me}?", "does the model like {g} less?"])
+    return ask(t.format(g=g, g2=g2, me=me), NY("bias"))
+
+
+@family("not_yet", "bias-benchmarks-and-scores", 11)
+def _(r):
+    return ask(pick(r, ["run WinoBias on it", "what's the model's StereoSet score?", "evaluate it on CrowS-Pairs",
+                        "run the BBQ bias benchmark", "measure the gender gap in occupation completions",
+                        "compute a religious bias score for the model", "test it for age discrimination",
+                        "score the model on BOLD for racial bias", "how does it do on the Winogender schemas?",
+                        "measure sentiment differences across demographic groups",
+                        "give me a fairness metric for race and gender", "what's its disparate impact ratio?"]),
+               NY("bias"))
+
+
+@family("not_yet", "bias-counterfactual-swap", 10)
+def _(r):
+    a1, a2 = pick(r, [(25, 65), (30, 70), (22, 58), (35, 75)])
+    g1, g2 = pick(r, [("a Christian", "a Muslim"), ("John", "Jamal"), ("Emily", "Lakisha"), ("Michael", "Maria"),
+                      ("a Christian", "a Jewish person"), ("he", "she"), ("a young man", "an old man")])
+    t = pick(r, ["if I swap a man's name for a woman's name in a CV, does the model rate it differently?",
+                 "does the model's completion change when I replace {g1} with {g2}?",
+                 "does changing the applicant's age from {a1} to {a2} change what the model says?",
+                 "compare how the model describes {g1} versus {g2} and tell me if it's biased",
+                 "would a counterfactual swap of {g1} and {g2} show the model is unfair?"])
+    return ask(t.format(a1=a1, a2=a2, g1=g1, g2=g2), NY("bias"))
+
+
+@family("not_yet", "methods-how-to-read-a-number", 12)
+def _(r):
+    l = r.randint(0, 29)
+    v = r.randrange(8)
+    if v == 0:
+        s = f"my patching run says the normalised effect at layer {l} is {r.choice([-0.3, 0.12, 0.45, 0.73, 0.98, 1.2])}"
+    elif v == 1:
+        s = f"the neuron report gives a simulation Pearson of {r.choice([0.08, 0.21, 0.37, 0.52, 0.66])}"
+    elif v == 2:
+        s = f"the explanation got a detection score of {r.choice([0.55, 0.62, 0.71, 0.84])}"
+    elif v == 3:
+        s = f"the fuzzing score came out at {r.choice([0.5, 0.58, 0.69, 0.9])}"
+    elif v == 4:
+        s = f"the hallucination signal has an AUROC of {r.choice([0.51, 0.63, 0.78, 0.92])}"
+    elif v == 5:
+        s = f"the logit difference is {r.choice([-1.4, 0.3, 2.1, 3.2, 5.6])}"
+    elif v == 6:
+        s = f"probe selectivity is {r.choice([0.02, 0.05, 0.18, 0.31])}"
+    else:
+        s = f"the SAE reports an L0 of {r.choice([12, 37, 64, 150, 210])}"
+    a = pick(r, ["what does that mean?", "is that good?", "how should I read that?", "should I trust it?",
+                 "is that high or low?"])
+    return ask(f"{s}, {a}", NY("methods"))
+
+
+METHOD_PAIRS = [("activation patching", "attribution patching"), ("causal tracing", "activation patching"),
+                ("a linear probe", "an SAE feature"), ("detection scoring", "fuzzing scoring"),
+                ("simulation scoring", "detection scoring"), ("noising", "denoising"),
+                ("resample ablation", "mean ablation"), ("logit difference", "answer probability"),
+                ("probe accuracy", "selectivity"), ("L0", "reconstruction loss"), ("the logit lens", "a tuned lens"),
+                ("zero ablation", "mean ablation")]
+
+
+@family("not_yet", "methods-x-versus-y", 12)
+def _(r):
+    a, b = pick(r, METHOD_PAIRS)
+    if r.random() < 0.5:
+        a, b = b, a
+    t = pick(r, ["what's the difference between {a} and {b}?", "{a} vs {b}: which should I use?",
+                 "when would I pick {a} over {b}?", "how does {a} compare with {b}?"])
+    return ask(cap(t.format(a=a, b=b)), NY("methods"))
+
+
+@family("not_yet", "methods-why-this-design", 11)
+def _(r):
+    return ask(pick(r, ["why does causal tracing add noise to the subject tokens?",
+                        "why do you need a control task when probing?",
+                        "why measure logit difference instead of just the probability?",
+                        "why does an SAE need a sparsity penalty?",
+                        "why is the patching effect normalised by the clean minus corrupted gap?",
+                        "why are the probes kept linear?", "why do SAEs end up with dead features?",
+                        "why score explanations by simulating activations?",
+                        "why is AUROC used rather than accuracy for hallucination detection?",
+                        "why corrupt the prompt rather than just zeroing activations?",
+                        "why is a selectivity near zero a bad sign?", "why does attribution patching use gradients?"]),
+               NY("methods"))
+
+
+@family("not_yet", "methods-terse-jargon", 11)
+def _(r):
+    return ask(pick(r, ["L0?", "dead latents?", "CE loss recovered - meaning?", "fuzzing score definition",
+                        "simulation scoring how", "AUROC meaning", "normalised patching effect formula",
+                        "logit diff formula?", "probe selectivity = ?", "control task??", "SAE explained variance?",
+                        "attribution patching maths", "causal tracing noise level?"]), NY("methods"))
+
+
+@family("not_yet", "methods-plain-language", 11)
+def _(r):
+    m = pick(r, ["activation patching", "causal tracing", "attribution patching", "a linear probe", "a control task",
+                 "a sparse autoencoder", "an explanation score", "the logit difference", "AUROC",
+                 "a simulation score", "feature splitting", "the normalised effect"])
+    t = pick(r, ["explain like I'm five: {m}", "in plain words, what is {m}?", "give me the intuition behind {m}",
+                 "I'm not technical, what does {m} mean?", "what's the one-paragraph version of {m}?"])
+    return ask(t.format(m=m), NY("methods"))
+
+
+HEAD_KINDS = ["induction", "previous-token", "duplicate-token", "attention-sink", "name-mover", "copying",
+              "successor", "S-inhibition", "first-token"]
+
+
+@family("not_yet", "head-finder-where-and-how-many", 11)
+def _(r):
+    b = pick(r, HEAD_KINDS)
+    t = pick(r, ["in which layers are the {b} heads?", "how many {b} heads does the model have?",
+                 "what layer has the most {b} heads?", "are the {b} heads early or late in the network?",
+                 "is there {ab} head before layer {l}?", "roughly where do {b} heads live in this model?"])
+    return ask(t.format(b=b, ab=an(b), l=r.randint(2, 29)), NY("head_finder"))
+
+
+@family("not_yet", "head-finder-rank-by-score", 11)
+def _(r):
+    b, k = pick(r, HEAD_KINDS), K(r)
+    t = pick(r, ["rank all heads by {b} score", "give me the top {k} heads by {b} score",
+                 "score every head for {b} behaviour", "which head has the highest {b} score?",
+                 "compute {ab} score for all 270 heads", "heatmap of {b} scores across layers and heads"])
+    return ask(t.format(b=b, ab=an(b), k=k), NY("head_finder"))
+
+
+@family("not_yet", "head-finder-behaviour-described", 11)
+def _(r):
+    return ask(pick(r, ["which heads look one position back?",
+                        "which heads attend from a repeated token to the token right after its earlier occurrence?",
+                        "are there heads that put almost all their attention on the very first token?",
+                        "which heads attend to earlier copies of the current token?",
+                        "which heads move a name from earlier in the sentence to the final position?",
+                        "which heads mostly attend to themselves?",
+                        "which heads spread their attention evenly over the whole context?",
+                        "are there heads that look at the most recent comma or full stop?",
+                        "which heads attend from the verb back to its subject?",
+                        "any heads that keep track of the opening bracket?",
+                        "which heads always look at the token just before the current one?"]), NY("head_finder"))
+
+
+@family("not_yet", "head-finder-chatty-misspelt", 11)
+def _(r):
+    return ask(pick(r, ["yo are there any induction heads in this thing?", "can u find the heads that do the copying stuff",
+                        "indction heds??", "wich heads look at the prev token", "so, um, does this model have those attention-sink heads everyone talks about?",
+                        "find me heds that atend to the frist token",
+                        "ok I keep reading about name movers, does this model have them and where?",
+                        "are ther any duplicat token heads", "lol which heads are just staring at BOS all the time",
+                        "pls find the prevous-token heads", "quick one: any induction-y heads?"]), NY("head_finder"))
+
+
+@family("not_yet", "head-finder-circuit-roles", 9)
+def _(r):
+    return ask(pick(r, ["which heads make up the IOI circuit?", "find the S-inhibition heads in the indirect object task",
+                        "which heads form the induction circuit, previous-token plus induction?",
+                        "identify the backup name mover heads", "map out the heads involved in the greater-than circuit",
+                        "which heads are the negative name movers?", "what heads does the model use for the docstring circuit?",
+                        "find the duplicate-token heads that feed the S-inhibition heads",
+                        "which heads play the name-mover role when the model does IOI?",
+                        "locate the heads of the copy-suppression circuit"]), NY("head_finder"))
+
+
+# =========================================================================== followup (4%)
 
 def neuron_hist(r):
     l, n = L(r, 0), N(r, 0)
@@ -1850,7 +2414,7 @@ def _(r):
     return ask(t.format(a=a), HD(question=x[0], answer=a), history=h)
 
 
-# =========================================================================== multi (3%)
+# =========================================================================== multi (2%)
 
 def clause(r, kind):
     if kind == "neuron":
