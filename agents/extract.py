@@ -148,7 +148,14 @@ _CLEAN_CORRUPT = [
 ]
 _STOP_ANSWERS = {"the", "a", "an", "it", "this", "that", "i", "what", "something", "so", "there", "that's", "yes", "no", "is", "me", "you"}
 _WORD = r"[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)?"
+# "why cold and not down", "why the token " Paris" and not " Rome"", "why Apple instead of Samsung"
+_WHY_PAIR_RE = re.compile(
+    rf"\bwhy\s+(?:(?:does|did|would|is)\s+(?:it|the model)\s+(?:say|pick|prefer|choose|answer|predict)\s+)?(?:the\s+(?:token|word|answer)\s+)?(?P<a>{_Q}|[\w'-]+)\s+"
+    rf"(?:and\s+not|but\s+not|instead\s+of|rather\s+than|over|not|vs\.?|versus)\s+(?:the\s+(?:token|word)\s+)?(?P<b>{_Q}|[\w'-]+)",
+    re.I,
+)
 _ANSWER_RE = [
+    _WHY_PAIR_RE,
     re.compile(rf"\banswer(?:ed|s|ing)?\s*(?:token|word)?\s*(?:is|=|:|with)?\s*(?P<a>{_Q})", re.I),
     re.compile(rf"\b(?:say|said|says|saying|answer|answers|answered|answering|predict|predicts|predicted|predicting|output|outputs|outputting|choose|chose|chooses|pick|picks|picked|prefer|prefers|preferred|complete[sd]?\s+(?:it\s+)?with|come\s+up\s+with|comes\s+up\s+with|guess(?:es|ed)?|give[sn]?|gave|produce[sd]?|respond(?:s|ed)?\s+with|reply|replies|replied)\s+(?P<a>{_Q}|{_WORD}|\d[\d,.]*)(?:\s+(?:rather than|instead of|over|not|and not|vs\.?|versus|but not)\s+(?P<b>{_Q}|{_WORD}|\d[\d,.]*))?", re.S),
     re.compile(rf"\b(?P<a>{_WORD})\s+(?:rather than|instead of|over|and not|but not)\s+(?P<b>{_WORD})\b"),
@@ -161,7 +168,7 @@ _PROMPT_AFTER_RE = re.compile(
     r"\s*(?=\?|$|,\s*(?:and|which|what|where)\b|\s+(?:the model|it)\s+(?:says|said|answers|answered|outputs|predicts|gives)\b)",
 )
 _UNQUOTED_PAIR_RE = re.compile(
-    r"(?:\bpatch(?:ing)?\b|\bbetween\b|:)\s+(?P<a>[A-Z][^?\n]{6,}?)\s+(?:versus|vs\.?|against|and)\s+(?P<b>[A-Z][^?\n]{6,}?)\s*[?.]?\s*$"
+    r"(?:\bpatch(?:ing)?\b|\bbetween\b|:)\s+(?P<a>[A-Z][^?\n]{6,}?)\s+(?:versus|vs\.?|against)\s+(?P<b>[A-Z][^?\n]{6,}?)\s*[?.]?\s*$"
 )
 _QWORD = r"(?:who|what|when|where|which|how\s+(?:many|much|old|tall|long|far|big)|in\s+what|in\s+which|on\s+what|name\s+the|is|are|was|were|does|did|do|can|has|have)"
 _ABOUT_MODEL = re.compile(r"\b(?:the\s+model|it|you|the\s+llm|smollm\w*|neurons?|layers?|features?|heads?|hallucinat\w*|making|made\s+up|probe|patch\w*)\b", re.I)

@@ -84,6 +84,8 @@ class HallucinationDetector(ToolAgent):
                 args["question"] = qs[0]
             if fields.get("context") and not found["context"]:
                 args["context"] = fields["context"]
+            if not found["answer"] and q.parsed.answer and q.parsed.answer.strip().lower() not in str(args.get("question", "")).lower():
+                found["answer"] = (q.parsed.answer.strip(), False)  # "what if it had said Istanbul?"
             for k in ("context", "answer"):
                 hit = found[k]
                 if hit and hit[0].strip() and hit[0].strip().lower() not in {str(v).strip().lower() for v in args.values()}:

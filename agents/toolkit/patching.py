@@ -66,7 +66,8 @@ class ActivationPatching(ToolAgent):
         e, w = q.parsed, q.whole
         args = {k: v for k, v in q.last_args.items() if k in ("clean", "corrupted", "answer", "alternative", "mode")} if q.followup else {}
         ans, alt = (e.answer, e.alternative) if e.answer else (w.answer, w.alternative)
-        learned = {k: q.span(k) for k in ("answer", "alternative")}
+        pair = ans is not None and alt is not None  # "X rather than Y": the grammar's pair is the stronger reading
+        learned = {} if pair else {k: q.span(k) for k in ("answer", "alternative")}
         for k, hit in learned.items():
             if hit is None:
                 continue
