@@ -43,8 +43,12 @@ _WORD_RE = re.compile(
 )
 
 
+_SCALE_RE = re.compile(r"\b(?P<a>\d{1,3})\s+(?P<s>hundred|thousand)(?:\s+(?:and\s+)?(?P<b>\d{1,3})(?!\s*(?:hundred|thousand)))?\b", re.I)
+
+
 def words_to_digits(text: str) -> str:
-    """Replace number words ("seven", "twenty-one", "seventh") with digits ("7", "21", "7th")."""
+    """Replace number words with digits: "seven" -> "7", "twenty-one" -> "21", "seventh" -> "7th",
+    "one hundred and five" -> "105", "two thousand" -> "2000"."""
 
     def sub(m: re.Match) -> str:
         if m.group("tens"):
@@ -56,10 +60,48 @@ def words_to_digits(text: str) -> str:
             return f"{_ORD[m.group('ord').lower()]}th"
         return str({**_UNITS, **_TENS}[m.group("word").lower()])
 
-    return _WORD_RE.sub(sub, text)
+    def scale(m: re.Match) -> str:
+        v = int(m.group("a")) * (100 if m.group("s").lower() == "hundred" else 1000)
+        return str(v + int(m.group("b") or 0))
+
+    t = _WORD_RE.sub(sub, text)
+    t = re.sub(r"\b(?:a|one)\s+(hundred|thousand)\b", r"1 \1", t, flags=re.I)
+    for _ in range(2):  # "two thousand five hundred"
+        t = _SCALE_RE.sub(scale, t)
+    return re.sub(r"\b(\d+)000\s+(?:and\s+)?(\d{1,3})\b(?!\s*(?:hundred|thousand))", lambda m: str(int(m.group(1)) * 1000 + int(m.group(2))), t)
 
 
-_QUOTE_RE = re.compile(r"\"([^\"]+)\"|“([^”]+)”|«([^»]+)»|‘([^’]+)’|(?<![A-Za-z0-9])'([^']+?)'(?![A-Za-z0-9])|`([^`]+)`")
+# words the grammar keys on, and the misspellings people type ("nueron", "layr"): corrected before reading
+KEYWORDS = ["neuron", "neurons", "layer", "layers", "feature", "features", "latent", "latents", "head", "heads", "probe", "probes",
+            "probing", "sentiment", "explain", "patching", "patch", "attention", "hallucinate", "hallucinating", "hallucination",
+            "singular", "plural", "statement", "question", "truthfulness", "causal", "tracing", "activation", "neurone"]
+
+
+def fix_typos(text: str) -> str:
+    """Correct near-misses of the grammar's key words (one or two edits, words of four letters or more)."""
+    import difflib
+
+    def fix(m: re.Match) -> str:
+        w = m.group(0)
+        low = w.lower()
+        if low in _KW or len(low) < 4 or low in _COMMON:
+            return w
+        hit = difflib.get_close_matches(low, KEYWORDS, n=1, cutoff=0.8 if len(low) < 6 else 0.75)
+        return hit[0] if hit else w
+
+    return re.sub(r"[A-Za-z]{4,}", fix, text)
+
+
+_KW = set(KEYWORDS)
+# ordinary words that sit close to a keyword and must stay as they are
+_COMMON = {"player", "players", "later", "layered", "heard", "heat", "heap", "held", "help", "head", "prove", "proves", "probed",
+           "nature", "future", "features", "fixture", "creature", "sentient", "statements", "questions", "latest", "talent",
+           "explains", "explained", "explainer", "patchy", "batch", "match", "watch", "patches", "patched", "heads", "ahead", "lawyer",
+           "prayer", "slayer", "mayer", "payer", "laser", "least", "plurals", "singer", "single", "causes", "caused", "cause",
+           "casual", "racing", "tracking", "trading", "active", "actively", "action", "tension", "intention", "attend", "attended"}
+
+
+_QUOTE_RE = re.compile(r"\"([^\"]+)\"|“([^”]+)”|«([^»]+)»|‘([^’]+)’|(?<![A-Za-z0-9])'((?:[^']|'(?=[a-z]))+?)'(?![A-Za-z0-9])|`([^`]+)`")
 
 
 def quoted(text: str) -> list[str]:
@@ -128,7 +170,7 @@ _HEAD_PATTERNS = [
 ]
 _HEAD_RE = re.compile(r"\bhead\s*#?(?P<h>\d+)\b", re.I)
 _LAYER_RE = [
-    re.compile(r"\b(?:layer|l)\s*#?(?P<l>\d+)\b", re.I),
+    re.compile(r"\b(?:layer|l)[\s-]*#?(?P<l>\d+)\b", re.I),
     re.compile(r"\b(?P<l>\d+)(?:st|nd|rd|th)\s+layer\b", re.I),
     re.compile(r"\blayer\s+number\s+(?P<l>\d+)\b", re.I),
 ]
@@ -137,13 +179,18 @@ _LAYER_LIST_RE = re.compile(r"\blayers\s+(?P<list>\d+(?:\s*(?:,|and|&|or)\s*\d+)
 _NEURON_RE = re.compile(r"\b(?:neuron|unit)\s*#?(?P<n>\d+)\b", re.I)
 _FEATURE_RE = re.compile(r"\b(?:sae\s+)?(?:feature|latent|f)\s*(?:no\.?\s*|number\s+)?#?(?P<f>\d+)\b", re.I)
 _LAST_LAYER_RE = re.compile(r"\b(?:last|final|top|output)\s+layer\b", re.I)
+_PENULT_RE = re.compile(r"\b(?:penultimate|second[- ]to[- ]last|next[- ]to[- ]last|one before the (?:last|final))\s+layer\b", re.I)
+_EDGE_LAYERS_RE = re.compile(r"\b(?P<side>last|final|top|first|bottom|early|earliest)\s+(?P<n>\d{1,2})\s+layers\b", re.I)
+_PARITY_RE = re.compile(r"\b(?:every\s+)?(?P<par>even|odd)(?:-numbered)?\s+layers?\s+(?:between|from)\s+(?P<a>\d+)\s+(?:and|to)\s+(?P<b>\d+)\b", re.I)
 _K_RE = re.compile(r"\btop[\s-]*(\d{1,2})\b|\b(\d{1,2})\s+(?:top\s+|best\s+|strongest\s+|most\s+\w+\s+)?(?:examples|contexts|features|neurons|results|snippets|activations|latents|hits)\b", re.I)
 
-_Q = r"\"[^\"]+\"|“[^”]+”|'[^']+'|‘[^’]+’"
+_Q = r"\"[^\"]+\"|“[^”]+”|'(?:[^']|'(?=[a-z]))+'|‘[^’]+’"
+# a quoted prompt: two words or more, not starting with a space (" Paris" is an answer token)
+_QP = r"\"(?! )[^\"\s]+\s[^\"]+\"|“(?! )[^”\s]+\s[^”]+”|'(?! )(?:[^'\s]|'(?=[a-z]))+\s(?:[^']|'(?=[a-z]))+'|‘(?! )[^’\s]+\s[^’]+’"
 _CLEAN_CORRUPT = [
     re.compile(rf"clean(?:\s+prompt)?\s*[:=]?\s*(?P<q1>{_Q}).*?(?:corrupt(?:ed|ion)?|counterfactual|dirty)(?:\s+prompt)?\s*[:=]?\s*(?P<q2>{_Q})", re.I | re.S),
     re.compile(rf"(?:corrupt(?:ed|ion)?|counterfactual|dirty)(?:\s+prompt)?\s*[:=]?\s*(?P<q2>{_Q}).*?clean(?:\s+prompt)?\s*[:=]?\s*(?P<q1>{_Q})", re.I | re.S),
-    re.compile(rf"(?P<q1>{_Q})\s*[,;:]?\s*(?:(?:vs\.?|versus|instead of|compared (?:to|with)|against|->|→|and|with|to|or|/)\s*)(?:the\s+(?:corrupted\s+)?(?:prompt\s+)?|with\s+)?(?P<q2>{_Q})", re.I),
+    re.compile(rf"(?P<q1>{_QP})\s*[,;:]?\s*(?:(?:vs\.?|versus|instead of|compared (?:to|with)|against|->|→|and|with|to|or|/)\s*)(?:the\s+(?:corrupted\s+)?(?:prompt\s+)?|with\s+)?(?P<q2>{_QP})", re.I),
     re.compile(rf"\bcompare\s+(?:the\s+prompts?\s+)?(?P<q1>{_Q})\s*(?:with|to|and|against)\s+(?P<q2>{_Q})", re.I),
 ]
 _STOP_ANSWERS = {"the", "a", "an", "it", "this", "that", "i", "what", "something", "so", "there", "that's", "yes", "no", "is", "me", "you"}
@@ -163,9 +210,10 @@ _ANSWER_RE = [
 _ALT_RE = re.compile(rf"\b(?:alternative|instead of|rather than|versus|vs\.?|over|not|than)\s*[:=]?\s*(?P<b>{_Q})", re.I)
 _PROMPT_AFTER_RE = re.compile(
     r"\b(?:after|following|to|for|on|complete|completing|completes|continue|continues|continuing|finish(?:es|ing)?|"
-    r"when (?:given|prompted with|it reads|it sees)|(?:give|gave|feed|fed|type|typed|enter|entered|prompt|prompted)\s+(?:it\s+)?(?:with\s+)?)\s+"
+    r"when (?:given|prompted with|it reads|it sees)|(?:give|gave|feed|fed|type|typed|enter|entered|prompt|prompted)(?:\s+it)?(?:\s+with)?|"
+    r"(?i:(?:my|the|this)\s+prompt\s+(?:is|was|reads)|when\s+i\s+(?:type|enter|write|give it|prompt it with|feed it)))\s+"
     r"(?:the\s+(?:prompt|text|sentence|input)\s+)?[:]?\s*(?P<p>(?:The|A|An|In|My|Our|His|Her|Their|Its|[A-Z][a-z]+)\b[^?!]{8,}?)"
-    r"\s*(?=\?|$|,\s*(?:and|which|what|where)\b|\s+(?:the model|it)\s+(?:says|said|answers|answered|outputs|predicts|gives)\b)",
+    r"\s*(?=\?|$|,|;|\s+(?:and\s+)?(?:the model|it)\s+(?:says|said|answers|answered|outputs|predicts|gives|keeps saying|replies)\b)",
 )
 _UNQUOTED_PAIR_RE = re.compile(
     r"(?:\bpatch(?:ing)?\b|\bbetween\b|:)\s+(?P<a>[A-Z][^?\n]{6,}?)\s+(?:versus|vs\.?|against)\s+(?P<b>[A-Z][^?\n]{6,}?)\s*[?.]?\s*$"
@@ -174,7 +222,7 @@ _QWORD = r"(?:who|what|when|where|which|how\s+(?:many|much|old|tall|long|far|big
 _ABOUT_MODEL = re.compile(r"\b(?:the\s+model|it|you|the\s+llm|smollm\w*|neurons?|layers?|features?|heads?|hallucinat\w*|making|made\s+up|probe|patch\w*)\b", re.I)
 _TELLS_RE = re.compile(
     r"\b(?:tells?|told|says?|said|gives?|gave|answers?|answered|names?|named|claims?|claimed|reports?|when\s+asked(?:\s+about)?|asked\s+about|about)\s+(?:me|us|you)?\s*(?:about\s+|that\s+)?"
-    r"(?P<x>(?:the|who|what|when|where|which|how)\b[^?!.]{4,}?)\s*[?!.]?\s*$",
+    r"(?P<x>(?:the|who|what|when|where|which|how)\b[^?!.,;]{4,}?)\s*(?:[?!.,;]|\s--|$)",
     re.I,
 )
 
@@ -213,13 +261,18 @@ _CLAIM = re.compile(
     r"(?P<a>[^,;!?\n]+?)\s*(?=[,;!?\n]|\.(?:\s|$)|$)",
     re.I,
 )
-_FIELD = re.compile(r"(?:^|\n|\b)(?P<k>context|passage|text|source|document|question|q|model answer|answer|a)\s*(?::\s*(?P<v>[^\n]+)|[:=]?\s*(?P<qv>\"[^\"]+\"|“[^”]+”))", re.I)
+_FIELD_KEYS = r"context|passage|text|source|document|question|q|model answer|model's answer|answer|a"
+_FIELD = re.compile(
+    rf"(?:^|\n|(?<=[\s.?!]))(?P<k>{_FIELD_KEYS})\s*(?::\s*(?P<v>.+?)(?=\s+(?:{_FIELD_KEYS})\s*:|\n|$)|[:=]?\s*(?P<qv>\"[^\"]+\"|“[^”]+”))",
+    re.I,
+)
 
 
 def labelled_fields(text: str) -> dict[str, str]:
     """``Context: ...`` / ``Question: ...`` / ``Answer: ...`` fields, one per line or in a row."""
     out: dict[str, str] = {}
-    names = {"passage": "context", "text": "context", "source": "context", "document": "context", "q": "question", "model answer": "answer", "a": "answer"}
+    names = {"passage": "context", "text": "context", "source": "context", "document": "context", "q": "question", "model answer": "answer",
+             "model's answer": "answer", "a": "answer"}
     for m in _FIELD.finditer(text):
         k = names.get(m.group("k").lower(), m.group("k").lower())
         if m.group("qv"):
@@ -254,11 +307,13 @@ def embedded_question(text: str) -> str | None:
         q = m.group("q").strip() if m else ""
         if q and not _ABOUT_MODEL.search(q) and len(q.split()) >= 3:
             return q[0].upper() + q[1:] + "?"
-    m = _CLAIM.search(masked)
-    if m and not _ABOUT_MODEL.search(m.group("s")):
-        subj = m.group("s").strip()
+    m = _good_claim(masked)
+    if m:
+        subj, ans = m.group("s").strip(), m.group("a").strip()
         if m.group("pp"):
             return f"{subj[0].upper() + subj[1:]} {m.group('v')} {m.group('pp')} by whom?"
+        if re.match(r"^the\b", ans, re.I) and not re.match(r"^the\b", subj, re.I):  # "Sydney is the capital of Australia"
+            return f"What {m.group('v')} {ans}?"
         return f"What {m.group('v')} {subj}?"
     m = _TELLS_RE.search(masked)
     if m:
@@ -270,17 +325,40 @@ def embedded_question(text: str) -> str | None:
     return None
 
 
+def _good_claim(masked: str) -> re.Match | None:
+    """A claim "X is Y" reported from the model, not a remark about it ("... -- is it hallucinating")."""
+    m = _CLAIM.search(masked)
+    if not m or _ABOUT_MODEL.search(m.group("s")) or "--" in m.group("s") or re.match(r"^(?:it|that|this|made up|true|real)\b", m.group("a").strip(), re.I):
+        return None
+    return m
+
+
+_SAID_RE = re.compile(
+    r"\b(?:it|the model|smollm\w*|they)\s+(?:said|says|answered|answers|replied|replies|told me|gave|gives|came back with|responded with|claimed)\s+"
+    r"(?:that\s+)?(?:it(?:'s| is| was)\s+)?(?P<a>[^.,;!?\n]+?)\s*(?=[.,;!?\n]|\s--|\s+(?:is|was)\s+(?:it|that|this)\b|\s+(?:but|and)\s|$)",
+    re.I,
+)
+
+
 def claimed_answer(text: str) -> str | None:
-    """The answer in a claim ("it says the capital of Turkey is Ankara" -> "Ankara")."""
-    m = _CLAIM.search(strip_quoted(text))
-    return m.group("a").strip() if m else None
+    """The answer a model gave, as the user reports it ("it says the capital of Turkey is Ankara" -> "Ankara",
+    "it said Thomas Edison" -> "Thomas Edison", "Sydney is the capital of Australia, it says" -> "Sydney")."""
+    masked = strip_quoted(text)
+    m = _good_claim(masked)
+    if m:
+        subj, ans = m.group("s").strip(), m.group("a").strip()
+        return subj if re.match(r"^the\b", ans, re.I) and not re.match(r"^the\b", subj, re.I) else ans
+    m = _SAID_RE.search(masked)
+    if m and len(m.group("a").split()) <= 6 and not _ABOUT_MODEL.search(m.group("a")):
+        return m.group("a").strip()
+    return None
 
 
 def extract(text: str, n_layers: int | None = None) -> Parsed:
     """Read units, heads, layers, features, prompts, answers and an embedded question in ``text``."""
     e = Parsed()
     e.quotes = quoted(text)
-    bare = words_to_digits(strip_quoted(text))
+    bare = words_to_digits(fix_typos(strip_quoted(text)))
     for pat in _HEAD_PATTERNS:
         m = pat.search(bare)
         if m:
@@ -311,10 +389,20 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
             if m:
                 e.layer = int(m.group("l"))
                 break
-    if _LAST_LAYER_RE.search(bare):
+    if _PENULT_RE.search(bare) and n_layers:
+        e.layer = n_layers - 2
+    elif _LAST_LAYER_RE.search(bare):
         e.last_layer = True
-        if e.layer is None and n_layers:
+        if (e.layer is None or e.layer == e.neuron) and n_layers:
             e.layer = n_layers - 1
+    m = _EDGE_LAYERS_RE.search(bare)
+    if m and n_layers and not e.layers:
+        k = min(int(m.group("n")), n_layers)
+        e.layers = list(range(n_layers - k, n_layers)) if m.group("side").lower() in ("last", "final", "top") else list(range(k))
+    m = _PARITY_RE.search(bare)
+    if m:
+        a, b = int(m.group("a")), int(m.group("b"))
+        e.layers = [x for x in range(a, b + 1) if x % 2 == (0 if m.group("par").lower() == "even" else 1)]
     if e.neuron is None and e.head is None:
         m = _NEURON_RE.search(bare)
         if m:
@@ -347,6 +435,11 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
             break
         if e.answer:
             break
+    tokens = [x for x in e.quotes if x[:1] == " " and 1 <= len(x.split()) <= 2]
+    if not e.answer and tokens:  # ' Paris': a quoted token with its leading space is an answer, the second its alternative
+        e.answer = tokens[0]
+        if len(tokens) > 1:
+            e.alternative = tokens[1]
     if e.answer and not e.alternative:
         m = _ALT_RE.search(text)
         if m:

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .extract import extract, is_followup, looks_like_injection, strip_quoted, words_to_digits
+from .extract import extract, is_followup, labelled_fields, looks_like_injection, strip_quoted, words_to_digits
 from .router import FOLLOWUP, get_router
 from .toolkit import TOOLKIT, Query
 from .types import Plan, ToolCall
@@ -30,7 +30,8 @@ MAX_CALLS = 4
 # when the routed tool has nothing to work on, another runnable reading at least this fraction as likely wins over a
 # clarifying question (family-grouped cross-validation on the dev corpus)
 ALT_RATIO = 0.2
-MULTI_MIN_P = 0.5  # a clause is a request of its own when the router is at least this sure of its tool
+MULTI_MIN_P = 0.5
+INJECTION_CLAUSE_P = 0.8  # one clause read as an injection this surely declines the whole message  # a clause is a request of its own when the router is at least this sure of its tool
 BARE_ANSWER_RE = re.compile(r"^\s*(?:it'?s\s+|in\s+|at\s+|use\s+|try\s+|make it\s+|how about\s+)?(?:the\s+)?(?:layer|neuron|unit|feature|head|number|n|l|h|f)?\s*#?(\d{1,6})(?:st|nd|rd|th)?\s*(?:layer|neuron|one|please)?\s*[.!?]?\s*$", re.I)
 
 
@@ -108,15 +109,18 @@ class OfflinePlanner:
         (three or more words outside quotes), route to different tools; otherwise the
         sentences are one request with its context ("Who wrote Hamlet? Is it making that up?")."""
         whole = self.route(q, last_tool)
-        clauses = split_clauses(q)
+        clauses = split_clauses(q) if len(labelled_fields(q)) < 2 else [q]  # "Context: ... Question: ...": one request
         if len(clauses) > 1:
             routed = [(c, self.route(c, last_tool)) for c in clauses]
-            if any(lab == "help:injection" and p >= MULTI_MIN_P for _, (lab, p) in routed):
+            if any(lab == "help:injection" and p >= INJECTION_CLAUSE_P for _, (lab, p) in routed):
                 return [(q, "help:injection")]  # an instruction hidden in one clause declines the whole message
             real = [(c, lab) for c, (lab, p) in routed if lab in TOOLKIT and lab != "help" and p >= MULTI_MIN_P
                     and len([w for w in strip_quoted(c).split() if w != "QUOTED"]) >= 3]
             if len({lab for _, lab in real}) >= 2:
                 return real
+            strong = [lab for _, (lab, p) in routed if lab in TOOLKIT and lab != "help" and p >= MULTI_MIN_P]
+            if whole[0].startswith("help:") and not whole[0].endswith("injection") and strong:
+                return [(q, strong[0])]  # context that reads as off-topic around one request: the request decides
         return [(q, whole[0])]
 
     # --------------------------------------------------------------- plan

@@ -27,7 +27,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .extract import strip_quoted, words_to_digits
+from .extract import fix_typos, strip_quoted, words_to_digits
 
 DEV = Path(__file__).resolve().parent.parent / "evals" / "data" / "routing" / "dev.jsonl"
 FOLLOWUP = "followup"
@@ -40,7 +40,7 @@ def normalise(text: str) -> str:
     ``f123`` -> ``feature-id``, ``L5H3`` -> ``head-unit``), digits folded, whitespace collapsed."""
     from .extract import _FEATURE_RE, _HEAD_PATTERNS, _UNIT_PATTERNS
 
-    t = words_to_digits(strip_quoted(text))
+    t = words_to_digits(fix_typos(strip_quoted(text)))
     for pat in _HEAD_PATTERNS:
         t = pat.sub(" head-unit ", t)
     for pat in _UNIT_PATTERNS:

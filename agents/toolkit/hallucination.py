@@ -72,16 +72,21 @@ class HallucinationDetector(ToolAgent):
             args["question"], args["answer"] = m_q.group(1).strip(" \"'“”"), m_q.group(2).strip(" \"'“”")
         else:
             found = {k: q.span(k) for k in ("question", "context", "answer")}
-            if found["question"]:
-                args["question"] = as_question(*found["question"])
-            elif q.whole.embedded_question:
+            quoted_qs = [x for x in q.quotes if x.rstrip().endswith("?")]
+            if quoted_qs:  # a quoted question is the question; another quote, the answer to check
+                args["question"] = quoted_qs[0]
+                rest = [x for x in q.quotes if x != quoted_qs[0] and (not found["context"] or x != found["context"][0])]
+                if rest and not found["answer"]:
+                    found["answer"] = (rest[0], True)
+            elif q.whole.embedded_question:  # the grammar's reading of an unquoted one
                 args["question"] = q.whole.embedded_question
-                claim = claimed_answer(q.question)
-                if claim and not found["answer"]:
-                    args["answer"] = claim
+            elif found["question"]:
+                args["question"] = as_question(*found["question"])
             elif q.quotes:
-                qs = [x for x in q.quotes if x.rstrip().endswith("?")] or q.quotes[:1]
-                args["question"] = qs[0]
+                args["question"] = q.quotes[0]
+            claim = claimed_answer(q.question)
+            if claim and "QUOTED" not in claim and not re.search(rf"\b{re.escape(claim)}\b", args.get("question", ""), re.I):
+                found["answer"] = (claim, False)
             if fields.get("context") and not found["context"]:
                 args["context"] = fields["context"]
             if not found["answer"] and q.parsed.answer and q.parsed.answer.strip().lower() not in str(args.get("question", "")).lower():

@@ -36,7 +36,7 @@ _MODE_WORDS = [
     ("heads", r"\bheads?\b"),
     ("mlp", r"\bmlps?\b|\bfeed[- ]?forward\b"),
     ("attn", r"\battention[- ](?:layers?|outputs?|blocks?|sublayers?)\b|\battn\b"),
-    ("resid", r"\bresidual(?: stream)?\b|\bpositions?\b|\blayer (?:by|x|×) position\b"),
+    ("resid", r"\bresid(?:ual)?(?:[- ]stream)?\b|\bpositions?\b|\blayer (?:by|x|×) position\b"),
     ("trace", r"\bcausal(?:ly)?\s+trac\w*|\btrac(?:e|ing)\b|\bnois(?:e|ing)\b|\brome\b"),
 ]
 

@@ -50,7 +50,8 @@ DATASET_WORDS = {
 _LABEL_WORD = r"[A-Za-z][\w-]{0,24}"
 _Q = r"\"([^\"]+)\"|“([^”]+)”|'([^']+)'"
 # "great movie" (positive) / "great movie" -> positive / "great movie" = positive / "great movie": positive
-_PAIR_RE = re.compile(rf"(?:{_Q})\s*(?:\(\s*(?P<l1>{_LABEL_WORD})\s*\)|(?:->|=>|→|=|:|is|as|labelled|labeled)\s+(?P<l2>{_LABEL_WORD})\b)")
+_PAIR_RE = re.compile(rf"(?:{_Q})\s*(?:\(\s*(?P<l1>{_LABEL_WORD})\s*\)|(?:->|=>|→|=|:|is|as|labelled|labeled)\s+(?P<l2>{_LABEL_WORD})\b|(?P<l3>{_LABEL_WORD})(?=\s*(?:[,;.]|$|\s+and\b)))")
+_ARROW_RE = re.compile(rf"(?:^|[,;:\n]|\band\b)\s*(?P<text>[^,;:\n\"'“”]+?)\s*(?:->|=>|→)\s*(?P<label>{_LABEL_WORD})\b")
 # positive: "a", "b"; negative: "c" / positive examples "a", "b" and negative ones "c"
 _GROUP_RE = re.compile(rf"(?P<label>{_LABEL_WORD})(?:\s+(?:examples?|ones|sentences|texts|statements|class))?\s*(?::|=|are|is|like|such as|e\.g\.)?\s*(?P<items>(?:(?:{_Q})\s*(?:,|and|or|;)?\s*)+)", re.I)
 _ITEM_RE = re.compile(_Q)
@@ -69,11 +70,14 @@ def user_examples(text: str) -> list[dict]:
     pairs = []
     for m in _PAIR_RE.finditer(text):
         t = next(g for g in m.groups()[:3] if g is not None)
-        lab = m.group("l1") or m.group("l2")
+        lab = m.group("l1") or m.group("l2") or m.group("l3")
         if lab.lower() not in _SKIP_LABELS:
             pairs.append({"text": t, "label": lab.lower()})
     if len(pairs) >= 2 and len({p["label"] for p in pairs}) >= 2:
         return pairs
+    arrows = [{"text": m.group("text").strip(), "label": m.group("label").lower()} for m in _ARROW_RE.finditer(text)]
+    if len(arrows) >= 2 and len({a["label"] for a in arrows}) >= 2:
+        return arrows
     groups = []
     for m in _GROUP_RE.finditer(text):
         lab = m.group("label").lower()
@@ -131,7 +135,7 @@ class Probing(ToolAgent):
             args["layers"] = e.layers
         elif e.layer is not None:
             args["layers"] = [e.layer]
-        if re.search(r"\b(?:mean|average)(?:d|-pooled|\s+pool(?:ed|ing)?)?\b|\ball (?:the )?tokens\b", q.clause, re.I):
+        if re.search(r"\b(?:mean|averag\w*)(?:d|-pooled|\s+pool(?:ed|ing)?)?\b|\ball (?:the )?(?:tokens|positions)\b", q.clause, re.I):
             args["position"] = "mean"
         elif re.search(r"\b(?:last|final|end)[- ]token\b|\b(?:last|final) (?:token )?position\b", q.clause, re.I):
             args["position"] = "last"
