@@ -46,8 +46,12 @@ _WORD_RE = re.compile(
 _SCALE_RE = re.compile(r"\b(?P<a>\d{1,3})\s+(?P<s>hundred|thousand)(?:\s+(?:and\s+)?(?P<b>\d{1,3})(?!\s*(?:hundred|thousand)))?\b", re.I)
 
 
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
 def words_to_digits(text: str) -> str:
-    """Replace number words with digits: "seven" -> "7", "twenty-one" -> "21", "seventh" -> "7th",
+    """Replace number words with digits: "seven" -> "7", "twenty-one" -> "21", "seventh" -> "7th", "second" -> "2nd",
     "one hundred and five" -> "105", "two thousand" -> "2000"."""
 
     def sub(m: re.Match) -> str:
@@ -55,9 +59,9 @@ def words_to_digits(text: str) -> str:
             base = _TENS[m.group("tens").lower()]
             if m.group("unit"):
                 return str(base + _UNITS[m.group("unit").lower()])
-            return f"{base + _ORD[m.group('uord').lower()]}th"
+            return _ordinal(base + _ORD[m.group("uord").lower()])
         if m.group("ord"):
-            return f"{_ORD[m.group('ord').lower()]}th"
+            return _ordinal(_ORD[m.group("ord").lower()])
         return str({**_UNITS, **_TENS}[m.group("word").lower()])
 
     def scale(m: re.Match) -> str:
@@ -89,7 +93,13 @@ def fix_typos(text: str) -> str:
         hit = difflib.get_close_matches(low, KEYWORDS, n=1, cutoff=0.8 if len(low) < 6 else 0.75)
         return hit[0] if hit else w
 
-    return re.sub(r"[A-Za-z]{4,}", fix, text)
+    out, pos = [], 0
+    for m in _QUOTE_RE.finditer(text):  # quoted prompts stay exactly as typed
+        out.append(re.sub(r"[A-Za-z]{4,}", fix, text[pos:m.start()]))
+        out.append(m.group(0))
+        pos = m.end()
+    out.append(re.sub(r"[A-Za-z]{4,}", fix, text[pos:]))
+    return "".join(out)
 
 
 _KW = set(KEYWORDS)
@@ -179,7 +189,7 @@ _LAYER_LIST_RE = re.compile(r"\blayers\s+(?P<list>\d+(?:\s*(?:,|and|&|or)\s*\d+)
 _NEURON_RE = re.compile(r"\b(?:neuron|unit)\s*#?(?P<n>\d+)\b", re.I)
 _FEATURE_RE = re.compile(r"\b(?:sae\s+)?(?:feature|latent|f)\s*(?:no\.?\s*|number\s+)?#?(?P<f>\d+)\b", re.I)
 _LAST_LAYER_RE = re.compile(r"\b(?:last|final|top|output)\s+layer\b", re.I)
-_PENULT_RE = re.compile(r"\b(?:penultimate|second[- ]to[- ]last|next[- ]to[- ]last|one before the (?:last|final))\s+layer\b", re.I)
+_PENULT_RE = re.compile(r"\b(?:penultimate|(?:second|2nd)[- ]to[- ]last|next[- ]to[- ]last|one before the (?:last|final))\s+layer\b", re.I)
 _EDGE_LAYERS_RE = re.compile(r"\b(?P<side>last|final|top|first|bottom|early|earliest)\s+(?P<n>\d{1,2})\s+layers\b", re.I)
 _PARITY_RE = re.compile(r"\b(?:every\s+)?(?P<par>even|odd)(?:-numbered)?\s+layers?\s+(?:between|from)\s+(?P<a>\d+)\s+(?:and|to)\s+(?P<b>\d+)\b", re.I)
 _K_RE = re.compile(r"\btop[\s-]*(\d{1,2})\b|\b(\d{1,2})\s+(?:top\s+|best\s+|strongest\s+|most\s+\w+\s+)?(?:examples|contexts|features|neurons|results|snippets|activations|latents|hits)\b", re.I)
@@ -211,10 +221,11 @@ _ALT_RE = re.compile(rf"\b(?:alternative|instead of|rather than|versus|vs\.?|ove
 _PROMPT_AFTER_RE = re.compile(
     r"\b(?:after|following|to|for|on|complete|completing|completes|continue|continues|continuing|finish(?:es|ing)?|"
     r"when (?:given|prompted with|it reads|it sees)|(?:give|gave|feed|fed|type|typed|enter|entered|prompt|prompted)(?:\s+it)?(?:\s+with)?|"
-    r"(?i:(?:my|the|this)\s+prompt\s+(?:is|was|reads)|when\s+i\s+(?:type|enter|write|give it|prompt it with|feed it)))\s+"
+    r"(?i:(?:my|the|this)\s+prompt\s+(?:is|was|reads)|when\s+i\s+(?:type|enter|write|give it|prompt it with|feed it)|^\s*(?:use|try|with)))\s+"
     r"(?:the\s+(?:prompt|text|sentence|input)\s+)?[:]?\s*(?P<p>(?:The|A|An|In|My|Our|His|Her|Their|Its|[A-Z][a-z]+)\b[^?!]{8,}?)"
     r"\s*(?=\?|$|,|;|\s+(?:and\s+)?(?:the model|it)\s+(?:says|said|answers|answered|outputs|predicts|gives|keeps saying|replies)\b)",
 )
+_LABELLED_TEXT_RE = re.compile(r"\b(?:text|sentence|prompt|input|string|phrase)\s*:\s*(?P<p>[^\n]+?)\s*$", re.I)
 _UNQUOTED_PAIR_RE = re.compile(
     r"(?:\bpatch(?:ing)?\b|\bbetween\b|:)\s+(?P<a>[A-Z][^?\n]{6,}?)\s+(?:versus|vs\.?|against)\s+(?P<b>[A-Z][^?\n]{6,}?)\s*[?.]?\s*$"
 )
@@ -263,7 +274,7 @@ _CLAIM = re.compile(
 )
 _FIELD_KEYS = r"context|passage|text|source|document|question|q|model answer|model's answer|answer|a"
 _FIELD = re.compile(
-    rf"(?:^|\n|(?<=[\s.?!]))(?P<k>{_FIELD_KEYS})\s*(?::\s*(?P<v>.+?)(?=\s+(?:{_FIELD_KEYS})\s*:|\n|$)|[:=]?\s*(?P<qv>\"[^\"]+\"|“[^”]+”))",
+    rf"(?:^|\n|(?<=[\s.?!]))(?P<k>{_FIELD_KEYS})\s*(?:[:=]?\s*(?P<qv>\"[^\"]+\"|“[^”]+”|'(?:[^']|'(?=[a-z]))+')|:\s*(?P<v>.+?)(?=\s+(?:{_FIELD_KEYS})\s*:|\n|$))",
     re.I,
 )
 
@@ -279,9 +290,17 @@ def labelled_fields(text: str) -> dict[str, str]:
             out.setdefault(k, m.group("qv")[1:-1])
             continue
         v = m.group("v").strip()
-        if v[:1] in "\"“":  # "Question: "..."": the quoted value
-            qm = re.match(r"\"[^\"]+\"|“[^”]+”", v)
+        if v[:1] in "\"“'":  # "Question: "..."": the quoted value
+            qm = re.match(r"\"[^\"]+\"|“[^”]+”|'(?:[^']|'(?=[a-z]))+'", v)
             v = qm.group(0) if qm else v
+        elif k == "context":  # a passage ends where the question about it begins
+            sents = re.split(r"(?<=[.!])\s+(?=[A-Z])", v)
+            keep = []
+            for snt in sents:
+                if snt.rstrip().endswith("?") or _ABOUT_MODEL.search(snt) or re.match(r"^(?:based on|using|given|now|so)\b", snt, re.I):
+                    break
+                keep.append(snt)
+            v = " ".join(keep) or v
         v = re.split(r"\s+(?:based on it|is (?:the|that|this) (?:answer )?(?:hallucinated|made up|grounded)|is that)\b", v, flags=re.I)[0].strip()
         v = _unq(v.rstrip(" ,;")) or ""
         if v and k not in out:
@@ -334,8 +353,8 @@ def _good_claim(masked: str) -> re.Match | None:
 
 
 _SAID_RE = re.compile(
-    r"\b(?:it|the model|smollm\w*|they)\s+(?:said|says|answered|answers|replied|replies|told me|gave|gives|came back with|responded with|claimed)\s+"
-    r"(?:that\s+)?(?:it(?:'s| is| was)\s+)?(?P<a>[^.,;!?\n]+?)\s*(?=[.,;!?\n]|\s--|\s+(?:is|was)\s+(?:it|that|this)\b|\s+(?:but|and)\s|$)",
+    r"\b(?:it|the model|smollm\w*|they)\s+(?:had\s+|has\s+|would have\s+)?(?:said|says|answered|answers|replied|replies|told me|gave|gives|came back with|responded with|claimed)\s+"
+    r"(?:that\s+)?(?:it(?:'s| is| was)\s+)?(?P<a>[^.,;!?\n]+?)\s*(?=[.,;!?\n]|\s--|\s+(?:is|was)\s+(?:it|that|this)\b|\s+(?:but|and)\s|\s+(?:to|for|when)\s+(?:who|what|when|where|which|how|the question)\b|$)",
     re.I,
 )
 
@@ -451,6 +470,10 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
         if m:
             e.clean, e.corrupted = m.group("a").strip(), m.group("b").strip()
     if not e.quotes:
+        m = _LABELLED_TEXT_RE.search(text)
+        if m and len(m.group("p").split()) >= 2:
+            e.prompt = m.group("p").strip().rstrip("?.!").strip()
+    if not e.quotes and e.prompt is None:
         m = _PROMPT_AFTER_RE.search(text)
         if m:
             p = m.group("p").strip()

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .extract import extract, is_followup, labelled_fields, looks_like_injection, strip_quoted, words_to_digits
+from .extract import extract, fix_typos, is_followup, labelled_fields, looks_like_injection, strip_quoted, words_to_digits
 from .router import FOLLOWUP, get_router
 from .toolkit import TOOLKIT, Query
 from .types import Plan, ToolCall
@@ -30,8 +30,11 @@ MAX_CALLS = 4
 # when the routed tool has nothing to work on, another runnable reading at least this fraction as likely wins over a
 # clarifying question (family-grouped cross-validation on the dev corpus)
 ALT_RATIO = 0.2
+ALT_MAX_P = 0.9
 MULTI_MIN_P = 0.5
-INJECTION_CLAUSE_P = 0.8  # one clause read as an injection this surely declines the whole message  # a clause is a request of its own when the router is at least this sure of its tool
+INJECTION_CLAUSE_P = 0.8
+REFUSE_P = 0.6  # an off-topic or injection reading less sure than this gives way to a tool reading ...
+REFUSE_ALT_P = 0.15  # ... that has at least this probability  # one clause read as an injection this surely declines the whole message  # a clause is a request of its own when the router is at least this sure of its tool
 BARE_ANSWER_RE = re.compile(r"^\s*(?:it'?s\s+|in\s+|at\s+|use\s+|try\s+|make it\s+|how about\s+)?(?:the\s+)?(?:layer|neuron|unit|feature|head|number|n|l|h|f)?\s*#?(\d{1,6})(?:st|nd|rd|th)?\s*(?:layer|neuron|one|please)?\s*[.!?]?\s*$", re.I)
 
 
@@ -99,8 +102,22 @@ class OfflinePlanner:
     # --------------------------------------------------------------- routing
 
     def route(self, clause: str, last_tool: str | None) -> tuple[str, float]:
-        """The best label for one clause ("followup" is folded into the previous tool)."""
-        return self.router.decide(clause, last_tool)
+        """The best label for one clause ("followup" is folded into the previous tool).
+
+        Declining (off-topic, injection) needs the router to be sure: below :data:`REFUSE_P` the best
+        tool reading wins (the injection guard's rules still decline what they recognise)."""
+        label, p = self.router.decide(clause, last_tool)
+        if label in ("help:off_topic", "help:injection") and p < REFUSE_P:
+            ranked = dict(self.router.predict(clause, last_tool))
+            fu = ranked.pop(FOLLOWUP, 0.0)
+            if last_tool:
+                ranked[last_tool] = ranked.get(last_tool, 0.0) + fu
+            tools = [(l, x) for l, x in ranked.items() if l in TOOLKIT and l != "help"]
+            if tools:
+                best = max(tools, key=lambda kv: kv[1])
+                if best[1] >= REFUSE_ALT_P:
+                    return best
+        return label, p
 
     def segments(self, q: str, last_tool: str | None) -> list[tuple[str, str]]:
         """(clause, label) pairs: the whole question, or its clauses when they are separate requests.
@@ -115,8 +132,8 @@ class OfflinePlanner:
             if any(lab == "help:injection" and p >= INJECTION_CLAUSE_P for _, (lab, p) in routed):
                 return [(q, "help:injection")]  # an instruction hidden in one clause declines the whole message
             real = [(c, lab) for c, (lab, p) in routed if lab in TOOLKIT and lab != "help" and p >= MULTI_MIN_P
-                    and len([w for w in strip_quoted(c).split() if w != "QUOTED"]) >= 3]
-            if len({lab for _, lab in real}) >= 2:
+                    and (len([w for w in strip_quoted(c).split() if w != "QUOTED"]) >= 3 or _names_a_unit(c))]
+            if len({lab for _, lab in real}) >= 2 or (len(real) >= 2 and all(_names_a_unit(c) for c, _ in real)):
                 return real
             strong = [lab for _, (lab, p) in routed if lab in TOOLKIT and lab != "help" and p >= MULTI_MIN_P]
             if whole[0].startswith("help:") and not whole[0].endswith("injection") and strong:
@@ -145,6 +162,7 @@ class OfflinePlanner:
         if done is not None:
             return done
 
+        q = fix_typos(q)  # "nueron 200 in layr 14": the agents read the corrected words (quotes stay as typed)
         last_calls = ctx.last_calls()
         calls: list[ToolCall] = []
         clarify: list[str] = []
@@ -219,6 +237,8 @@ class OfflinePlanner:
         :data:`ALT_RATIO` as likely that can run (a help answer, or another tool whose arguments are all there)."""
         ranked = dict(self.router.predict(clause, last_tool))
         p_tool = ranked.get(tool, 0.0) + (ranked.get(FOLLOWUP, 0.0) if tool == last_tool else 0.0)
+        if p_tool >= ALT_MAX_P:
+            return None  # sure it is this tool: ask for what is missing
         for label, p in sorted(ranked.items(), key=lambda kv: -kv[1]):
             if label in (tool, FOLLOWUP) or p < ALT_RATIO * p_tool:
                 continue
@@ -261,6 +281,7 @@ class OfflinePlanner:
 _SPLIT_RE = re.compile(
     r"\s*(?:;|,\s*then\b|\band\s+then\b|\bthen\s+also\b|\band\s+also\b|\balso\b,?|\bafter\s+that\b|\bplus\b|\.\s+(?=[A-Z])|\?\s+(?=[A-Za-z])"
     r"|,?\s+and\s+(?=(?:please\s+)?(?:find|search|show|probe|explain|describe|check|patch|look|tell|is|are|does|do|what|which|why|how|where|can|could|run|trace|list|give)\b)"
+    r"|,?\s+and\s+(?=(?:sae\s+)?(?:neuron|feature|head|latent)\s+#?\d|L\d+[NH]\d)"
     r"|(?:^|\s)\d\)\s*)\s*",
     re.I,
 )
@@ -277,6 +298,12 @@ def split_clauses(q: str) -> list[str]:
     parts.append(q[start:])
     parts = [p.strip(" ,.;") for p in parts if p.strip(" ,.;")]
     return parts or [q]
+
+
+def _names_a_unit(clause: str) -> bool:
+    """The clause names a neuron, head or feature of its own ("and L1H0 on the same prompt")."""
+    e = extract(clause)
+    return bool(e.units or e.head is not None or e.features)
 
 
 def reformulate(calls: list[ToolCall], question: str) -> str:

@@ -29,7 +29,9 @@ import numpy as np
 
 from .extract import fix_typos, strip_quoted, words_to_digits
 
-DEV = Path(__file__).resolve().parent.parent / "evals" / "data" / "routing" / "dev.jsonl"
+ROUTING = Path(__file__).resolve().parent.parent / "evals" / "data" / "routing"
+DEV = ROUTING / "dev.jsonl"
+TRAIN = (DEV, ROUTING / "tuning1.jsonl")  # what the router and the taggers learn from (never heldout.jsonl)
 FOLLOWUP = "followup"
 C = 8.0  # inverse regularization; chosen by family-grouped cross-validation on the dev corpus (see evals/suite_routing.py)
 EMB_WEIGHT = 1.0
@@ -121,8 +123,21 @@ def training_pairs(rows: Iterable[dict], seeds: bool = True) -> tuple[list[str],
     return texts, labels
 
 
-def load_rows(path: Path = DEV) -> list[dict]:
-    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+HELDOUT = ROUTING / "heldout.jsonl"
+
+
+def load_rows(paths: Path | Iterable[Path] = TRAIN) -> list[dict]:
+    """Rows of the routing files; training files never contribute a question the held-out set asks verbatim."""
+    paths = [paths] if isinstance(paths, Path) else list(paths)
+    rows = [json.loads(x) for p in paths for x in p.read_text(encoding="utf-8").splitlines() if x.strip()]
+    if HELDOUT not in paths and HELDOUT.exists():
+        held = {_key(json.loads(x)["question"]) for x in HELDOUT.read_text(encoding="utf-8").splitlines() if x.strip()}
+        rows = [r for r in rows if _key(r["question"]) not in held]
+    return rows
+
+
+def _key(q: str) -> str:
+    return re.sub(r"\s+", " ", q.strip().lower()).rstrip("?.! ")
 
 
 class Router:
@@ -209,20 +224,20 @@ _LOCK = threading.Lock()
 _CACHE: dict[tuple, Router] = {}
 
 
-def corpus_hash(path: Path = DEV) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+def corpus_hash(paths: Iterable[Path] = TRAIN) -> str:
+    return hashlib.sha256(b"".join(p.read_bytes() for p in paths)).hexdigest()[:16]
 
 
-def get_router(embedder: Any = None, path: Path = DEV) -> Router:
-    """The router trained on the dev corpus (once per process and embedder)."""
-    key = (id(embedder) if embedder is not None else None, str(path))
+def get_router(embedder: Any = None, paths: tuple[Path, ...] = TRAIN) -> Router:
+    """The router trained on the training questions (once per process and embedder)."""
+    key = (id(embedder) if embedder is not None else None, tuple(str(p) for p in paths))
     with _LOCK:
         r = _CACHE.get(key)
         if r is None:
             from gnothi.tools.config import cache_dir
 
-            texts, labels = training_pairs(load_rows(path))
-            h = hashlib.sha256((corpus_hash(path) + "\n".join(texts)).encode()).hexdigest()[:16]
+            texts, labels = training_pairs(load_rows(paths))
+            h = hashlib.sha256((corpus_hash(paths) + "\n".join(texts)).encode()).hexdigest()[:16]
             cache = cache_dir() / "router" / f"minilm-{h}.npy" if embedder is not None else None
             r = _CACHE[key] = Router(embedder).fit(texts, labels, cache=cache)
         return r

@@ -49,7 +49,10 @@ class Attention(ToolAgent):
             args["layer"] = e.layer
         if e.head is not None:
             args["head"] = e.head
-        prompt = max(q.quotes, key=len) if q.quotes else (q.parsed.prompt or q.whole.prompt)
+        if q.followup and e.head is None and e.layer is None and q.bare_number() is not None:
+            args["head"] = q.bare_number()  # "and 7?" after head 3
+        prompt = max(q.parsed.quotes, key=len) if q.parsed.quotes else (q.parsed.prompt or q.referred_prompt() or q.whole.prompt
+                                                                          or (max(q.whole.quotes, key=len) if q.whole.quotes else None))
         if prompt:
             args["prompt"] = prompt
         if args.get("layer") is None:
@@ -69,4 +72,4 @@ class Attention(ToolAgent):
         return adopt(rep.to_tool_result(), self.name)
 
     def entities(self, args, result):
-        return {"head": args.get("head"), "layer": args.get("layer")} if args.get("layer") is not None else {}
+        return {"head": args.get("head"), "layer": args.get("layer"), "prompt": args.get("prompt")} if args.get("layer") is not None else {}

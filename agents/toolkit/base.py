@@ -13,6 +13,7 @@ of its own. Adding a tool is adding one module (a :class:`ToolAgent` subclass de
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -66,6 +67,21 @@ class Query:
     @property
     def quotes(self) -> list[str]:
         return self.parsed.quotes or self.whole.quotes
+
+    def bare_number(self) -> int | None:
+        """The one number of an elliptical follow-up ("and 341?"), when the clause names nothing else."""
+        e = self.parsed
+        if e.layer is None and e.neuron is None and e.head is None and not e.features and len(e.numbers) == 1 and len(self.clause.split()) <= 4:
+            return e.numbers[0]
+        return None
+
+    def referred_prompt(self) -> str | None:
+        """The prompt "that prompt" / "the same sentence" refers to: one quoted elsewhere in the message, or an earlier turn's."""
+        if not re.search(r"\b(?:that|this|the same|same|the previous|the last|it)\s+(?:prompt|sentence|text|input|question|example)\b|\bon it\b", self.clause, re.I):
+            return None
+        if self.whole.quotes:
+            return max(self.whole.quotes, key=len)
+        return self.entities.get("prompt")
 
     def span(self, key: str) -> tuple[str, bool] | None:
         """The learned reading of this tool's free-text argument ``key`` in the clause: (text, was it quoted)."""

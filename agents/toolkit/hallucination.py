@@ -84,11 +84,14 @@ class HallucinationDetector(ToolAgent):
                 args["question"] = as_question(*found["question"])
             elif q.quotes:
                 args["question"] = q.quotes[0]
+            elif q.referred_prompt():
+                args["question"] = q.referred_prompt()
             claim = claimed_answer(q.question)
             if claim and "QUOTED" not in claim and not re.search(rf"\b{re.escape(claim)}\b", args.get("question", ""), re.I):
                 found["answer"] = (claim, False)
-            if fields.get("context") and not found["context"]:
+            if fields.get("context"):
                 args["context"] = fields["context"]
+                found["context"] = None
             if not found["answer"] and q.parsed.answer and q.parsed.answer.strip().lower() not in str(args.get("question", "")).lower():
                 found["answer"] = (q.parsed.answer.strip(), False)  # "what if it had said Istanbul?"
             for k in ("context", "answer"):

@@ -84,6 +84,10 @@ class NeuronExplainer(ToolAgent):
                 args["token"] = tok
                 if text:
                     args["text"] = text
+        if q.followup and args.get("layer") is not None and e.neuron is None and e.layer is None and q.bare_number() is not None:
+            args["neuron"] = q.bare_number()  # "and 341?" after neuron 7.340
+        if "token" in args and not args.get("text") and q.referred_prompt():
+            args["text"] = q.referred_prompt()  # "... on 'pizza' in that sentence"
         if e.k:
             args["k"] = e.k
         args = {k: v for k, v in args.items() if v is not None}

@@ -95,6 +95,8 @@ class ActivationPatching(ToolAgent):
                     args.pop("corrupted", None)
             elif e.prompt or w.prompt:
                 args["clean"] = e.prompt or w.prompt
+            elif q.referred_prompt():
+                args["clean"] = q.referred_prompt()
         if ans:
             args["answer"] = ans
             if args.get("clean", "").endswith(ans.strip()) and len(args["clean"]) > len(ans.strip()):

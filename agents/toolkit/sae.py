@@ -30,7 +30,7 @@ class SAEArgs(Args):
 
 
 _ON_TEXT = re.compile(r"\b(?:fire|fires|firing|fired|active|activate[sd]?|light(?:s)? up|lit up|present|on (?:this|the|my) (?:text|sentence|prompt|input)|in (?:this|the|my) (?:text|sentence)|when (?:it|the model) reads)\b", re.I)
-_TOPIC_AFTER = r"about|for|related to|relating to|representing|that (?:detects?|represents?|tracks?|responds? to|encodes?|captures?|fires? on|reacts? to)|on|regarding|concerning|involving|to do with|tied to|linked to|covering|capturing|encoding|detecting|tracking"
+_TOPIC_AFTER = r"features?:|latents?:|about|for|related to|relating to|representing|that (?:detects?|represents?|tracks?|responds? to|encodes?|captures?|fires? on|reacts? to)|on|regarding|concerning|involving|to do with|tied to|linked to|covering|capturing|encoding|detecting|tracking"
 _NOT_TOPIC = re.compile(r"^(?:(?:it|this|that|them|these|those|the same|the|its|any|some|a|an)\s*)*(?:sae\s+)?(?:features?|latents?|ones?|sae|the sae|directions?)?$", re.I)
 
 
@@ -82,9 +82,14 @@ class SAEFeatureSearch(ToolAgent):
             args["feature"] = q.entities["feature"]
             args.pop("query", None)
             args.pop("text", None)
+        if q.followup and e.feature is None and q.bare_number() is not None:
+            args["feature"] = q.bare_number()  # "and 812?" after feature 811
         sentences = [x for x in q.quotes if len(x.split()) >= 4]  # a quoted sentence is a text to decompose, not a topic
         if q.quotes and (_ON_TEXT.search(q.clause) or sentences) and "feature" not in args:
             args["text"] = max(q.quotes, key=len)
+            args.pop("query", None)
+        elif e.prompt and _ON_TEXT.search(q.clause) and "feature" not in args:
+            args["text"] = e.prompt  # "features firing on this text: ..."
             args.pop("query", None)
         elif "feature" not in args:
             hit = q.span("query")
