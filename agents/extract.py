@@ -81,13 +81,20 @@ KEYWORDS = ["neuron", "neurons", "layer", "layers", "feature", "features", "late
             "singular", "plural", "statement", "question", "truthfulness", "causal", "tracing", "activation", "neurone"]
 
 
+ABBREVIATIONS = {"feats": "features", "feat": "feature", "attn": "attention", "halluc": "hallucination", "hallu": "hallucination",
+                 "lyr": "layer", "lyrs": "layers", "tok": "token", "toks": "tokens", "neur": "neuron", "prob": "probe"}
+
+
 def fix_typos(text: str) -> str:
-    """Correct near-misses of the grammar's key words (one or two edits, words of four letters or more)."""
+    """Correct near-misses of the grammar's key words (one or two edits, words of four letters or more) and the
+    usual abbreviations ("feats", "attn", "halluc")."""
     import difflib
 
     def fix(m: re.Match) -> str:
         w = m.group(0)
         low = w.lower()
+        if low in ABBREVIATIONS:
+            return ABBREVIATIONS[low]
         if low in _KW or len(low) < 4 or low in _COMMON:
             return w
         hit = difflib.get_close_matches(low, KEYWORDS, n=1, cutoff=0.8 if len(low) < 6 else 0.75)
@@ -95,10 +102,10 @@ def fix_typos(text: str) -> str:
 
     out, pos = [], 0
     for m in _QUOTE_RE.finditer(text):  # quoted prompts stay exactly as typed
-        out.append(re.sub(r"[A-Za-z]{4,}", fix, text[pos:m.start()]))
+        out.append(re.sub(r"[A-Za-z]{3,}", fix, text[pos:m.start()]))
         out.append(m.group(0))
         pos = m.end()
-    out.append(re.sub(r"[A-Za-z]{4,}", fix, text[pos:]))
+    out.append(re.sub(r"[A-Za-z]{3,}", fix, text[pos:]))
     return "".join(out)
 
 
@@ -144,6 +151,7 @@ class Parsed:
     corrupted: str | None = None
     answer: str | None = None  # as the model would produce it after a prompt: " Paris"
     alternative: str | None = None
+    pair: tuple[str, str] | None = None  # two words set against each other outside quotes ("yen vs rupee")
     prompt: str | None = None  # an unquoted prompt ("... after The capital of France is")
     embedded_question: str | None = None  # "Who wrote Hamlet? Is the model making it up?"
     last_layer: bool = False
@@ -158,10 +166,12 @@ Extracted = Parsed  # the older name
 
 
 _UNIT_PATTERNS = [
+    # blocks.14.mlp.hook_post[1203] (TransformerLens hook names)
+    re.compile(r"\bblocks\.(?P<l>\d+)\.mlp\.hook_(?:post|pre)\s*\[\s*(?::\s*,\s*:\s*,\s*)?(?P<n>\d+)\s*\]", re.I),
     # L7 N340 / L7N340 / l7/n340 / layer7 neuron340
     re.compile(r"\bl(?:ayer)?\s*#?(?P<l>\d+)\s*[,/:._\- ]?\s*(?:n|neuron|unit)\s*#?(?P<n>\d+)\b", re.I),
     # neuron 340 in/of/at/on layer 7
-    re.compile(r"\b(?:neuron|unit|n)\s*#?(?P<n>\d+)\s*(?:,\s*)?(?:in|of|at|on|from)?\s*(?:the\s+)?(?:layer|l)\s*#?(?P<l>\d+)\b", re.I),
+    re.compile(r"\b(?:neuron|unit|n)\s*(?:number\s+|no\.?\s*)?#?(?P<n>\d+)\s*(?:,\s*)?(?:in|of|at|on|from)?\s*(?:the\s+)?(?:layer|lyr|l)\s*#?(?P<l>\d+)\b", re.I),
     # neuron 340 in the 7th layer
     re.compile(r"\b(?:neuron|unit)\s*#?(?P<n>\d+)\s*(?:in|of|at|on|from)\s+the\s+(?P<l>\d+)(?:st|nd|rd|th)\s+layer\b", re.I),
     # layer 7, neuron 340 / layer 7's neuron 340 / 7th layer neuron 340
@@ -176,17 +186,18 @@ _HEAD_PATTERNS = [
     re.compile(r"\bhead\s*#?(?P<h>\d+)\s*(?:in|of|at|on|from)\s+the\s+(?P<l>\d+)(?:st|nd|rd|th)\s+layer\b", re.I),
     re.compile(r"\b(?P<l>\d+)(?:st|nd|rd|th)\s+layer(?:'s)?\s*,?\s*head\s*#?(?P<h>\d+)\b", re.I),
     re.compile(r"\bhead\s*(?P<l>\d{1,3})[.:/](?P<h>\d{1,3})\b", re.I),  # head 5.3
+    re.compile(r"\bh(?:ead)?\s*(?P<h>\d+)\s*[,/ ]?\s*(?:of|in|at)?\s*l(?:ayer)?\s*(?P<l>\d+)\b", re.I),  # h1 l2
     re.compile(r"(?<![\w.])(?P<l>\d{1,3})[.:/](?P<h>\d{1,3})\s+head\b", re.I),  # 5.3 head
 ]
 _HEAD_RE = re.compile(r"\bhead\s*#?(?P<h>\d+)\b", re.I)
 _LAYER_RE = [
-    re.compile(r"\b(?:layer|l)[\s-]*#?(?P<l>\d+)\b", re.I),
+    re.compile(r"\b(?:layer|lyr|l)[\s-]*#?(?P<l>\d+)\b", re.I),
     re.compile(r"\b(?P<l>\d+)(?:st|nd|rd|th)\s+layer\b", re.I),
     re.compile(r"\blayer\s+number\s+(?P<l>\d+)\b", re.I),
 ]
-_LAYER_RANGE_RE = re.compile(r"\b(?:layers?|from\s+layer)\s+(?P<a>\d+)\s*(?:-|–|to|through|thru|\.\.|until|up to)\s*(?:layer\s+)?(?P<b>\d+)\b", re.I)
-_LAYER_LIST_RE = re.compile(r"\blayers\s+(?P<list>\d+(?:\s*(?:,|and|&|or)\s*\d+)+)\b", re.I)
-_NEURON_RE = re.compile(r"\b(?:neuron|unit)\s*#?(?P<n>\d+)\b", re.I)
+_LAYER_RANGE_RE = re.compile(r"\b(?:layers?(?:\s+from)?|from\s+layers?|l)\s*(?P<a>\d+)\s*(?:-|–|to|through|thru|\.\.|until|up to)\s*(?:layer\s+|l)?(?P<b>\d+)\b", re.I)
+_LAYER_LIST_RE = re.compile(r"\blayers\s+(?P<list>\d+(?:\s*(?:,|and|&|or|\s)\s*\d+)+)\b", re.I)
+_NEURON_RE = re.compile(r"\b(?:neuron|unit)\s*(?:number\s+|no\.?\s*)?#?(?P<n>\d+)\b", re.I)
 _FEATURE_RE = re.compile(r"\b(?:sae\s+)?(?:feature|latent|f)\s*(?:no\.?\s*|number\s+)?#?(?P<f>\d+)\b", re.I)
 _LAST_LAYER_RE = re.compile(r"\b(?:last|final|top|output)\s+layer\b", re.I)
 _PENULT_RE = re.compile(r"\b(?:penultimate|(?:second|2nd)[- ]to[- ]last|next[- ]to[- ]last|one before the (?:last|final))\s+layer\b", re.I)
@@ -211,13 +222,17 @@ _WHY_PAIR_RE = re.compile(
     rf"(?:and\s+not|but\s+not|instead\s+of|rather\s+than|over|not|vs\.?|versus)\s+(?:the\s+(?:token|word)\s+)?(?P<b>{_Q}|[\w'-]+)",
     re.I,
 )
+_STOPWORD = r"(?!(?:it|that|this|the|a|an|is|to|of|and|or|in|on|for|with|me|you|what|which|why|how|please|pls|thanks|layer|layers|head|heads|token|tokens)\b)"
 _ANSWER_RE = [
     _WHY_PAIR_RE,
+    re.compile(rf"\b(?:finish(?:es|ed)?|complete[sd]?|continue[sd]?|end(?:s|ed)?|fill(?:s|ed)?)\s+(?:(?:{_Q})\s+)?with\s+(?P<a>{_Q}|{_STOPWORD}[\w'-]+)", re.I),
+    re.compile(rf"(?:->|=>|→)\s*(?P<a>{_Q}|{_STOPWORD}[\w'-]+)\s*$"),
+    re.compile(rf"\b(?:answer|ans|target)\s*[:=]?\s+(?P<a>{_STOPWORD}[a-z][\w'-]*)\b(?!\s+(?:is|was|to|of)\b)"),
     re.compile(rf"\banswer(?:ed|s|ing)?\s*(?:token|word)?\s*(?:is|=|:|with)?\s*(?P<a>{_Q})", re.I),
     re.compile(rf"\b(?:say|said|says|saying|answer|answers|answered|answering|predict|predicts|predicted|predicting|output|outputs|outputting|choose|chose|chooses|pick|picks|picked|prefer|prefers|preferred|complete[sd]?\s+(?:it\s+)?with|come\s+up\s+with|comes\s+up\s+with|guess(?:es|ed)?|give[sn]?|gave|produce[sd]?|respond(?:s|ed)?\s+with|reply|replies|replied)\s+(?P<a>{_Q}|{_WORD}|\d[\d,.]*)(?:\s+(?:rather than|instead of|over|not|and not|vs\.?|versus|but not)\s+(?P<b>{_Q}|{_WORD}|\d[\d,.]*))?", re.S),
     re.compile(rf"\b(?P<a>{_WORD})\s+(?:rather than|instead of|over|and not|but not)\s+(?P<b>{_WORD})\b"),
 ]
-_ALT_RE = re.compile(rf"\b(?:alternative|instead of|rather than|versus|vs\.?|over|not|than)\s*[:=]?\s*(?P<b>{_Q})", re.I)
+_ALT_RE = re.compile(rf"\b(?:alternative|instead of|rather than|versus|vs\.?|over|not|than|the other(?: one)?)\s*(?:is\s+)?[:=]?\s*(?P<b>{_Q})|(?P<b2>{_Q})\s+as\s+(?:the\s+)?(?:alternative|alt|foil|competitor|contrast)", re.I)
 _PROMPT_AFTER_RE = re.compile(
     r"\b(?:after|following|to|for|on|complete|completing|completes|continue|continues|continuing|finish(?:es|ing)?|"
     r"when (?:given|prompted with|it reads|it sees)|(?:give|gave|feed|fed|type|typed|enter|entered|prompt|prompted)(?:\s+it)?(?:\s+with)?|"
@@ -225,14 +240,14 @@ _PROMPT_AFTER_RE = re.compile(
     r"(?:the\s+(?:prompt|text|sentence|input)\s+)?[:]?\s*(?P<p>(?:The|A|An|In|My|Our|His|Her|Their|Its|[A-Z][a-z]+)\b[^?!]{8,}?)"
     r"\s*(?=\?|$|,|;|\s+(?:and\s+)?(?:the model|it)\s+(?:says|said|answers|answered|outputs|predicts|gives|keeps saying|replies)\b)",
 )
-_LABELLED_TEXT_RE = re.compile(r"\b(?:text|sentence|prompt|input|string|phrase)\s*:\s*(?P<p>[^\n]+?)\s*$", re.I)
+_LABELLED_TEXT_RE = re.compile(r"\b(?:text|sentence|prompt|input|string|phrase|on|for)\s*:\s*(?P<p>[^\n]+?)\s*$", re.I)
 _UNQUOTED_PAIR_RE = re.compile(
     r"(?:\bpatch(?:ing)?\b|\bbetween\b|:)\s+(?P<a>[A-Z][^?\n]{6,}?)\s+(?:versus|vs\.?|against)\s+(?P<b>[A-Z][^?\n]{6,}?)\s*[?.]?\s*$"
 )
 _QWORD = r"(?:who|what|when|where|which|how\s+(?:many|much|old|tall|long|far|big)|in\s+what|in\s+which|on\s+what|name\s+the|is|are|was|were|does|did|do|can|has|have)"
-_ABOUT_MODEL = re.compile(r"\b(?:the\s+model|it|you|the\s+llm|smollm\w*|neurons?|layers?|features?|heads?|hallucinat\w*|making|made\s+up|probe|patch\w*)\b", re.I)
+_ABOUT_MODEL = re.compile(r"\b(?:the\s+model|it|you|the\s+llm|smollm\w*|neurons?|layers?|features?|heads?|hallucinat\w*|making|made\s+up|probe|patch\w*|this thing|lie|lies|lying|invent\w*|confabulat\w*|guess\w*)\b", re.I)
 _TELLS_RE = re.compile(
-    r"\b(?:tells?|told|says?|said|gives?|gave|answers?|answered|names?|named|claims?|claimed|reports?|when\s+asked(?:\s+about)?|asked\s+about|about)\s+(?:me|us|you)?\s*(?:about\s+|that\s+)?"
+    r"\b(?:tells?|told|says?|said|gives?|gave|answers?|answered|names?|named|claims?|claimed|reports?|when\s+asked(?:\s+about)?|asked\s+about|about|ask(?:ed)?\s+(?:it|the model)\s+(?:for|about))\s+(?:me|us|you)?\s*(?:about\s+|that\s+)?"
     r"(?P<x>(?:the|who|what|when|where|which|how)\b[^?!.,;]{4,}?)\s*(?:[?!.,;]|\s--|$)",
     re.I,
 )
@@ -260,10 +275,10 @@ def as_continuation(word: str | None) -> str | None:
     return " " + w
 
 
-_WH = r"(?:who|whom|whose|what|when|where|which|how\s+(?:many|much|old|tall|long|far|big|high|deep)|in\s+(?:what|which)\s+(?:year|country|city|century)|on\s+what\s+date)"
+_WH = r"(?:who|whom|whose|what|what's|whats|who's|whos|when|where|where's|which|how\s+(?:many|much|old|tall|long|far|big|high|deep)|in\s+(?:what|which)\s+(?:year|country|city|century)|on\s+what\s+date)"
 _INLINE_Q = re.compile(
     rf"(?P<q>(?!when\s+(?:asked|you|i|we|it|they|the\s+model|prompted|given|answering)\b){_WH}\s+(?!(?:does|do|did|is|are|was)\s+(?:it|the model|you)\b)[^,;!?…\n]+?)"
-    r"(?=\s*(?:[,;!?…\n]|\.(?:\s|$)|\s+(?:and|but|or|so)\s+(?:i|it|the|then|is|was|does|can)\b|\s+(?:it|the model|smollm\w*)\s+(?:said|says|answered|answers|replied|told|gave|claims?|claimed)\b|\s+does it\b|\s+can you\b|$))",
+    r"(?=\s*(?:[,;!?…\n]|\.(?:\s|$)|\s+(?:and|but|or|so)\s+(?:i|it|the|then|is|was|does|can|tell|let|show|check|see|say)\b|\s+(?:it|the model|smollm\w*)\s+(?:said|says|answered|answers|replied|told|gave|claims?|claimed)\b|\s+does it\b|\s+can you\b|$))",
     re.I,
 )
 _CLAIM = re.compile(
@@ -272,7 +287,7 @@ _CLAIM = re.compile(
     r"(?P<a>[^,;!?\n]+?)\s*(?=[,;!?\n]|\.(?:\s|$)|$)",
     re.I,
 )
-_FIELD_KEYS = r"context|passage|text|source|document|question|q|model answer|model's answer|answer|a"
+_FIELD_KEYS = r"context|passage|text|source|document|question|q|model answer|model's answer|answer it gave|its answer|answer|a|clean|corrupted|corrupt|alternative|alt"
 _FIELD = re.compile(
     rf"(?:^|\n|(?<=[\s.?!]))(?P<k>{_FIELD_KEYS})\s*(?:[:=]?\s*(?P<qv>\"[^\"]+\"|“[^”]+”|'(?:[^']|'(?=[a-z]))+')|:\s*(?P<v>.+?)(?=\s+(?:{_FIELD_KEYS})\s*:|\n|$))",
     re.I,
@@ -283,16 +298,22 @@ def labelled_fields(text: str) -> dict[str, str]:
     """``Context: ...`` / ``Question: ...`` / ``Answer: ...`` fields, one per line or in a row."""
     out: dict[str, str] = {}
     names = {"passage": "context", "text": "context", "source": "context", "document": "context", "q": "question", "model answer": "answer",
-             "model's answer": "answer", "a": "answer"}
+             "model's answer": "answer", "answer it gave": "answer", "its answer": "answer", "a": "answer", "corrupt": "corrupted", "alt": "alternative"}
     for m in _FIELD.finditer(text):
         k = names.get(m.group("k").lower(), m.group("k").lower())
         if m.group("qv"):
             out.setdefault(k, m.group("qv")[1:-1])
             continue
         v = m.group("v").strip()
-        if v[:1] in "\"“'":  # "Question: "..."": the quoted value
-            qm = re.match(r"\"[^\"]+\"|“[^”]+”|'(?:[^']|'(?=[a-z]))+'", v)
+        if v[:1] in "\"“'`":  # "Question: "..."": the quoted value
+            qm = re.match(r"\"[^\"]+\"|“[^”]+”|'(?:[^']|'(?=[a-z]))+'|`[^`]+`", v)
             v = qm.group(0) if qm else v
+            if v[:1] == "`":
+                v = v[1:-1]
+        elif k == "question" and "?" in v:
+            v = v[: v.index("?") + 1]
+        elif k in ("answer", "alternative", "clean", "corrupted"):
+            v = re.split(r"\.\s+(?=\w)", v)[0]
         elif k == "context":  # a passage ends where the question about it begins
             sents = re.split(r"(?<=[.!])\s+(?=[A-Z])", v)
             keep = []
@@ -302,7 +323,7 @@ def labelled_fields(text: str) -> dict[str, str]:
                 keep.append(snt)
             v = " ".join(keep) or v
         v = re.split(r"\s+(?:based on it|is (?:the|that|this) (?:answer )?(?:hallucinated|made up|grounded)|is that)\b", v, flags=re.I)[0].strip()
-        v = _unq(v.rstrip(" ,;")) or ""
+        v = v if k in ("answer", "alternative") and v[:1] == " " else (_unq(v.rstrip(" ,;")) or "")
         if v and k not in out:
             out[k] = v
     return out
@@ -385,7 +406,7 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
             break
     if e.head is None:
         for pat in _UNIT_PATTERNS:
-            found = [(m.start(), int(m.group("l")), int(m.group("n"))) for m in pat.finditer(bare)]
+            found = [(m.start(), int(m.group("l")), int(m.group("n"))) for m in pat.finditer(bare if pat is not _UNIT_PATTERNS[0] else text)]
             if found:
                 e.layer, e.neuron = found[0][1], found[0][2]
                 e.units = [(l, n) for _, l, n in sorted(found)]
@@ -454,18 +475,32 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
             break
         if e.answer:
             break
-    tokens = [x for x in e.quotes if x[:1] == " " and 1 <= len(x.split()) <= 2]
+    m = _ALT_RE.search(text)
+    if m and m.group("b2"):  # "' France' as the alternative"
+        e.alternative = as_continuation(_unq(m.group("b2")))
+        if e.answer == e.alternative:
+            e.answer = None
+    tokens = [x for x in e.quotes if x[:1] == " " and 1 <= len(x.split()) <= 2 and x != e.alternative]
     if not e.answer and tokens:  # ' Paris': a quoted token with its leading space is an answer, the second its alternative
         e.answer = tokens[0]
         if len(tokens) > 1:
             e.alternative = tokens[1]
+    if e.answer and not e.alternative and len(tokens) > 1:
+        e.alternative = next((t for t in tokens if t != e.answer), None)
     if e.answer and not e.alternative:
         m = _ALT_RE.search(text)
         if m:
-            b = _unq(m.group("b"))
+            b = _unq(m.group("b") or m.group("b2"))
             if b not in (e.clean, e.corrupted) and as_continuation(b) != e.answer:
                 e.alternative = as_continuation(b)
+    if not e.answer and e.quotes:  # 'ice is cold fire is' hot: the word right after a quoted prompt continues it
+        m = re.search(rf"(?:{_QP})\s+(?P<a>{_STOPWORD}[\w'-]+)\s*(?:[,.;!?]|$|\s+(?:then|and|also)\b)", text)
+        if m and m.group("a").lower() not in {"vs", "versus", "against", "and", "or", "to"}:
+            e.answer = as_continuation(m.group("a"))
     if not e.quotes and e.clean is None:
+        m = re.search(r"(?:^|:\s*)(?P<p>[A-Z][^>\n:]{6,}?)\s*(?:->|=>|→)\s*\w+\s*$", text)
+        if m:
+            e.prompt = m.group("p").strip()
         m = _UNQUOTED_PAIR_RE.search(text)
         if m:
             e.clean, e.corrupted = m.group("a").strip(), m.group("b").strip()
@@ -481,6 +516,10 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
                 p = p[: -len(e.answer.strip())].rstrip()
             if len(p.split()) >= 3:
                 e.prompt = p
+    m = re.search(rf"(?<![\w'])(?P<a>{_STOPWORD}[A-Za-z][\w'-]*)\s+(?:vs\.?|versus|/|or)\s+(?P<b>{_STOPWORD}[A-Za-z][\w'-]*)(?![\w'])", strip_quoted(text))
+    if m and not {m.group("a").lower(), m.group("b").lower()} & {"quoted", "prose", "statement", "statements", "false", "true", "plural",
+                                                               "singular", "negative", "positive", "code", "question", "questions"}:
+        e.pair = (m.group("a"), m.group("b"))
     e.embedded_question = embedded_question(text)
     return e
 

@@ -35,6 +35,7 @@ MULTI_MIN_P = 0.5
 INJECTION_CLAUSE_P = 0.8
 REFUSE_P = 0.6  # an off-topic or injection reading less sure than this gives way to a tool reading ...
 REFUSE_ALT_P = 0.15  # ... that has at least this probability  # one clause read as an injection this surely declines the whole message  # a clause is a request of its own when the router is at least this sure of its tool
+TEXT_ANSWERS = ("clean", "prompt", "question", "query")  # what a bare reply to a clarifying question can be, as typed
 BARE_ANSWER_RE = re.compile(r"^\s*(?:it'?s\s+|in\s+|at\s+|use\s+|try\s+|make it\s+|how about\s+)?(?:the\s+)?(?:layer|neuron|unit|feature|head|number|n|l|h|f)?\s*#?(\d{1,6})(?:st|nd|rd|th)?\s*(?:layer|neuron|one|please)?\s*[.!?]?\s*$", re.I)
 
 
@@ -69,6 +70,10 @@ class PlanContext:
                 for k, v in (c.get("args") or {}).items():
                     if v is not None:
                         ent[f"{c['tool']}.{k}"] = v
+                a = c.get("args") or {}
+                prompt = a.get("clean") or a.get("prompt") or a.get("text") or a.get("question")
+                if isinstance(prompt, str):
+                    ent["prompt"] = prompt  # what "that prompt" refers to
             for k, v in (turn.get("entities") or {}).items():
                 if v is not None:
                     ent[k] = v
@@ -132,7 +137,8 @@ class OfflinePlanner:
             if any(lab == "help:injection" and p >= INJECTION_CLAUSE_P for _, (lab, p) in routed):
                 return [(q, "help:injection")]  # an instruction hidden in one clause declines the whole message
             real = [(c, lab) for c, (lab, p) in routed if lab in TOOLKIT and lab != "help" and p >= MULTI_MIN_P
-                    and (len([w for w in strip_quoted(c).split() if w != "QUOTED"]) >= 3 or _names_a_unit(c))]
+                    and (len([w for w in strip_quoted(c).split() if w != "QUOTED"]) >= 3 or _names_a_unit(c)
+                         or (len([w for w in strip_quoted(c).split() if w != "QUOTED"]) >= 2 and "QUOTED" in strip_quoted(c)))]
             if len({lab for _, lab in real}) >= 2 or (len(real) >= 2 and all(_names_a_unit(c) for c, _ in real)):
                 return real
             strong = [lab for _, (lab, p) in routed if lab in TOOLKIT and lab != "help" and p >= MULTI_MIN_P]
@@ -187,7 +193,8 @@ class OfflinePlanner:
             query = Query(clause=clause, question=q if len(segments) == 1 else clause, parsed=parsed,
                           whole=whole if len(segments) == 1 else parsed, followup=followup,
                           last_args=dict(last["args"]) if (last and followup) else {}, entities=ctx.entities(),
-                          n_layers=ctx.n_layers, d_mlp=ctx.d_mlp, datasets=ctx.datasets, taggers=self.taggers, tool=tool)
+                          n_layers=ctx.n_layers, d_mlp=ctx.d_mlp, datasets=ctx.datasets, taggers=self.taggers, tool=tool,
+                          message_quotes=whole.quotes)
             readings = agent.extract_all(query)
             if tool == last_tool and not followup and all(need for _, need in readings):
                 # not marked as a follow-up, but incomplete on its own: the previous call supplies the rest
@@ -261,6 +268,8 @@ class OfflinePlanner:
         m = BARE_ANSWER_RE.match(words_to_digits(q))
         if m and missing:  # "7" in answer to "which layer?"
             args = {**(pend.get("args") or {}), missing: int(m.group(1))}
+        elif missing in TEXT_ANSWERS and not q.rstrip().endswith("?") and self.route(q, agent.name)[0] in (agent.name, "help:off_topic"):
+            args = {**(pend.get("args") or {}), missing: q.strip().strip("\"'“”‘’`")}  # "The Arc de Triomphe stands in"
         else:
             parsed = extract(q, ctx.n_layers)
             query = Query(clause=q, question=q, parsed=parsed, whole=parsed, followup=True, last_args=dict(pend.get("args") or {}),
@@ -282,6 +291,7 @@ _SPLIT_RE = re.compile(
     r"\s*(?:;|,\s*then\b|\band\s+then\b|\bthen\s+also\b|\band\s+also\b|\balso\b,?|\bafter\s+that\b|\bplus\b|\.\s+(?=[A-Z])|\?\s+(?=[A-Za-z])"
     r"|,?\s+and\s+(?=(?:please\s+)?(?:find|search|show|probe|explain|describe|check|patch|look|tell|is|are|does|do|what|which|why|how|where|can|could|run|trace|list|give)\b)"
     r"|,?\s+and\s+(?=(?:sae\s+)?(?:neuron|feature|head|latent)\s+#?\d|L\d+[NH]\d)"
+    r"|\s+[+&]\s+|\s+(?:n|&|and|,)?\s*then\s+"
     r"|(?:^|\s)\d\)\s*)\s*",
     re.I,
 )

@@ -33,7 +33,7 @@ from .registry import SuiteContext, SuiteResult, suite
 
 ROUTING = Path(__file__).parent / "data" / "routing"
 DEV = ROUTING / "dev.jsonl"
-TUNING = ROUTING / "tuning1.jsonl"  # the first held-out set, studied after its one measurement: tuning data now
+TUNING = [ROUTING / "tuning1.jsonl", ROUTING / "tuning2.jsonl"]  # earlier held-out sets, studied after their one measurement
 HELDOUT = ROUTING / "heldout.jsonl"
 EXACT_KEYS = {"answer", "alternative"}  # the leading space is part of the token
 TARGET = 0.95
@@ -183,7 +183,7 @@ def _miss_table(title: str, misses: list[dict], limit: int = 60) -> dict:
 def run(ctx: SuiteContext) -> SuiteResult:
     """Tool and argument accuracy of each planner: dev corpus (cross-validated by family) and the frozen held-out families."""
     t0 = time.perf_counter()
-    dev, held = load_rows(DEV) + load_rows(TUNING), load_rows(HELDOUT)
+    dev, held = load_rows([DEV, *TUNING]), load_rows(HELDOUT)
     n_layers, d_mlp, datasets = _shape(ctx)
     hbase = majority_baseline(held)
     res = SuiteResult(suite="routing")

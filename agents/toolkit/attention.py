@@ -61,6 +61,9 @@ class Attention(ToolAgent):
             return args, "On which prompt? Quote it: show head 3 in layer 5 on \"The capital of France is\"."
         return args, None
 
+    def missing(self, args):
+        return "prompt" if args.get("layer") is not None and not args.get("prompt") else None
+
     def reformulate(self, a):
         who = f"head {a['head']} of layer {a['layer']}" if a.get("head") is not None else f"every head of layer {a.get('layer')}"
         return f"Show the attention pattern of {who} on {a.get('prompt')!r}, and where its last token looks."

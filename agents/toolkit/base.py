@@ -62,6 +62,7 @@ class Query:
     n_heads: int | None = None
     datasets: list[str] | None = None
     taggers: dict | None = None  # learned free-text argument readers (None: the ones trained on the dev corpus)
+    message_quotes: list[str] = field(default_factory=list)  # every quote of the whole message (for "the same prompt")
     tool: str = ""
 
     @property
@@ -77,10 +78,12 @@ class Query:
 
     def referred_prompt(self) -> str | None:
         """The prompt "that prompt" / "the same sentence" refers to: one quoted elsewhere in the message, or an earlier turn's."""
-        if not re.search(r"\b(?:that|this|the same|same|the previous|the last|it)\s+(?:prompt|sentence|text|input|question|example)\b|\bon it\b", self.clause, re.I):
+        if not re.search(r"\b(?:that|this|the|same|previous|last|its)\s+(?:same\s+|clean\s+|previous\s+)?(?:prompt|sentence|text|input|question|example|one)\b|\bon it\b|\bon that\b", self.clause, re.I):
             return None
-        if self.whole.quotes:
-            return max(self.whole.quotes, key=len)
+        own = set(self.parsed.quotes)
+        others = [x for x in self.message_quotes if x not in own]
+        if others:
+            return max(others, key=len)
         return self.entities.get("prompt")
 
     def span(self, key: str) -> tuple[str, bool] | None:

@@ -76,17 +76,17 @@ class HallucinationDetector(ToolAgent):
             if quoted_qs:  # a quoted question is the question; another quote, the answer to check
                 args["question"] = quoted_qs[0]
                 rest = [x for x in q.quotes if x != quoted_qs[0] and (not found["context"] or x != found["context"][0])]
-                if rest and not found["answer"]:
+                if rest:
                     found["answer"] = (rest[0], True)
             elif q.whole.embedded_question:  # the grammar's reading of an unquoted one
                 args["question"] = q.whole.embedded_question
-            elif found["question"]:
+            elif found["question"] and len(found["question"][0].split()) >= 3:  # a learned reading, when it is a real question
                 args["question"] = as_question(*found["question"])
             elif q.quotes:
                 args["question"] = q.quotes[0]
             elif q.referred_prompt():
                 args["question"] = q.referred_prompt()
-            claim = claimed_answer(q.question)
+            claim = None if (quoted_qs and found["answer"] and found["answer"][1]) else claimed_answer(q.question)
             if claim and "QUOTED" not in claim and not re.search(rf"\b{re.escape(claim)}\b", args.get("question", ""), re.I):
                 found["answer"] = (claim, False)
             if fields.get("context"):
@@ -102,6 +102,9 @@ class HallucinationDetector(ToolAgent):
             return args, ('Which question (and answer) should I check? Ask it in your message: "Who wrote Hamlet? Is the model making '
                           'that up?", or quote them: is it making it up on "Who wrote Hamlet?" answer "Dickens"?')
         return args, None
+
+    def missing(self, args):
+        return "question" if not args.get("question") else None
 
     def reformulate(self, a):
         ans = f" when it answers {a['answer']!r}" if a.get("answer") else " (generating its own answer first)"

@@ -11,7 +11,7 @@ from gnothi.tools import patching
 from gnothi.tools.errors import InputError
 from gnothi.tools.results import ToolResult
 
-from ..extract import as_continuation
+from ..extract import _SAID_RE, as_continuation, labelled_fields, strip_quoted
 from .base import Args, Query, ToolAgent, adopt, check_text, register
 
 
@@ -66,6 +66,13 @@ class ActivationPatching(ToolAgent):
         e, w = q.parsed, q.whole
         args = {k: v for k, v in q.last_args.items() if k in ("clean", "corrupted", "answer", "alternative", "mode")} if q.followup else {}
         ans, alt = (e.answer, e.alternative) if e.answer else (w.answer, w.alternative)
+        fields = labelled_fields(q.clause)
+        if fields.get("clean"):  # "clean: `...`  corrupted: `...`  answer: `" China"`"
+            args["clean"] = fields["clean"]
+            if fields.get("corrupted"):
+                args["corrupted"] = fields["corrupted"]
+            ans = as_continuation(fields["answer"]) if fields.get("answer") else ans
+            alt = as_continuation(fields["alternative"]) if fields.get("alternative") else alt
         pair = ans is not None and alt is not None  # "X rather than Y": the grammar's pair is the stronger reading
         learned = {} if pair else {k: q.span(k) for k in ("answer", "alternative")}
         for k, hit in learned.items():
@@ -81,7 +88,17 @@ class ActivationPatching(ToolAgent):
                 alt = v
         if alt == ans:
             alt = None
-        if e.clean or w.clean:
+        if ans is None and (e.pair or w.pair):  # "... - yen vs rupee"
+            a, b = e.pair or w.pair
+            ans, alt = as_continuation(a), as_continuation(b)
+        said = [m.group("a") for m in _SAID_RE.finditer(strip_quoted(q.clause))]
+        if ans is None and len(said) >= 1 and len(said[0].split()) <= 2:
+            ans = as_continuation(said[0])
+        if alt is None and len(said) >= 2 and len(said[1].split()) <= 2 and as_continuation(said[1]) != ans:
+            alt = as_continuation(said[1])  # "with 'A' it says sugar. With 'B' it says honey"
+        if args.get("clean") and fields.get("clean"):
+            pass
+        elif e.clean or w.clean:
             src = e if e.clean else w
             args["clean"], args["corrupted"] = src.clean, src.corrupted
         else:
@@ -104,6 +121,8 @@ class ActivationPatching(ToolAgent):
         if alt:
             args["alternative"] = alt
         low = q.clause
+        if re.search(r"\ball components\b|\bfull patching\b|\beverything\b", low, re.I):
+            args["mode"] = "all"
         for mode, pat in _MODE_WORDS:
             if re.search(pat, low, re.I):
                 args["mode"] = mode
@@ -113,6 +132,9 @@ class ActivationPatching(ToolAgent):
             return args, ('Which prompt should I explain? Quote it, and a second prompt to compare if you have one: why does the model '
                           'answer " Paris" after "The capital of France is"?')
         return args, None
+
+    def missing(self, args):
+        return "clean" if not args.get("clean") else None
 
     def canonical(self, args):
         """An answer or alternative is the token the model writes next: a bare word gets its leading space,

@@ -40,9 +40,9 @@ class ProbeArgs(Args):
 
 # the words people use for each built-in dataset's property
 DATASET_WORDS = {
-    "true_false": r"\btru(?:e|th|thful\w*|ths)\b|\bfalse(?:hood)?\b|\bfactual\w*\b|\bcorrect(?:ness)?\b|\blies\b|\blying\b|\baccura(?:te|cy) (?:statement|fact|claim)s?\b|\bfacts? (?:are|is) (?:right|wrong)\b|\bwrong\b",
+    "true_false": r"\btrue\s*(?:/|vs\.?|or|and)?\s*false\b|\btruefalse\b|\btru(?:e|th|thful\w*|ths)\b|\bfalse(?:hood)?\b|\bfactual\w*\b|\bcorrect(?:ness)?\b|\blies\b|\blying\b|\baccura(?:te|cy) (?:statement|fact|claim)s?\b|\bfacts? (?:are|is) (?:right|wrong)\b|\bwrong\b",
     "sentiment": r"\bsentiment\b|\bpositive\b|\bnegative\b|\breviews?\b|\bemotion\w*|\bhappy\b|\bsad\b|\bmood\b|\bpolarity\b|\btone\b|\bfeel(?:s|ing)? (?:good|bad)\b|\bpraise|\bcomplain",
-    "question_vs_statement": r"\bquestions?\b.{0,40}\bstatements?\b|\bstatements?\b.{0,40}\bquestions?\b|\bis\s+a\s+question\b|\bquestions?\s+(?:vs\.?|or|from|versus)\b|\binterrogative\b|\bstatements?\s+(?:vs\.?|or|from|versus)\s+questions?\b|\basking\s+something\b|\bquestion[- ]ness\b|\bquestion or (?:a )?statement\b",
+    "question_vs_statement": r"\bq\s+vs\.?\s+statements?\b|\bquestions?\b.{0,40}\bstatements?\b|\bstatements?\b.{0,40}\bquestions?\b|\bis\s+a\s+question\b|\bquestions?\s+(?:vs\.?|or|from|versus)\b|\binterrogative\b|\bstatements?\s+(?:vs\.?|or|from|versus)\s+questions?\b|\basking\s+something\b|\bquestion[- ]ness\b|\bquestion or (?:a )?statement\b",
     "code_vs_prose": r"\bcode\b|\bprogramming\b|\bpython\b|\bsource\b|\bprose\b",
     "singular_vs_plural": r"\bplural\w*\b|\bsingular\b|\bgrammatical number\b|\bnumber agreement\b|\bagreement\b",
 }
@@ -55,7 +55,9 @@ _ARROW_RE = re.compile(rf"(?:^|[,;:\n]|\band\b)\s*(?P<text>[^,;:\n\"'“”]+?)\
 # positive: "a", "b"; negative: "c" / positive examples "a", "b" and negative ones "c"
 _GROUP_RE = re.compile(rf"(?P<label>{_LABEL_WORD})(?:\s+(?:examples?|ones|sentences|texts|statements|class))?\s*(?::|=|are|is|like|such as|e\.g\.)?\s*(?P<items>(?:(?:{_Q})\s*(?:,|and|or|;)?\s*)+)", re.I)
 _ITEM_RE = re.compile(_Q)
-_SKIP_LABELS = {"and", "or", "the", "like", "as", "e.g", "examples", "example", "sentences", "texts", "with", "on", "for", "probe", "vs", "versus", "about", "between"}
+_SKIP_LABELS = {"and", "or", "the", "like", "as", "e.g", "examples", "example", "sentences", "texts", "with", "on", "for", "probe", "vs", "versus", "about",
+                "between", "q", "a", "question", "answer", "context", "text", "label", "prompt", "clean", "corrupted"}
+_BRACKET_RE = re.compile(rf"(?:^|[,;:\n])\s*(?P<text>[^,;:\n\[\]]+?)\s*\[(?P<label>{_LABEL_WORD})\]")
 
 
 _LINE_RE = re.compile(rf"^\s*(?P<label>{_LABEL_WORD})\s*:\s*(?P<text>[^\n]+?)\s*$", re.M)
@@ -63,6 +65,20 @@ _LINE_RE = re.compile(rf"^\s*(?P<label>{_LABEL_WORD})\s*:\s*(?P<text>[^\n]+?)\s*
 
 def user_examples(text: str) -> list[dict]:
     """Labelled examples typed into a question, in the usual notations; [] when there are none."""
+    m = re.search(r"\[\s*\{.*\}\s*\]", text, re.S)
+    if m:  # a JSON list pasted in: [{"text": ..., "label": ...}, ...]
+        import json
+
+        try:
+            data = json.loads(m.group(0))
+            rows = [{"text": str(x["text"]), "label": str(x["label"]).lower()} for x in data if isinstance(x, dict) and "text" in x and "label" in x]
+            if len({r["label"] for r in rows}) >= 2:
+                return rows
+        except (ValueError, TypeError):
+            pass
+    brackets = [{"text": m.group("text").strip(), "label": m.group("label").lower()} for m in _BRACKET_RE.finditer(text)]
+    if len(brackets) >= 2 and len({b["label"] for b in brackets}) >= 2:
+        return brackets
     lines = [{"text": m.group("text").strip().strip("\"'“”"), "label": m.group("label").lower()} for m in _LINE_RE.finditer(text)
              if m.group("label").lower() not in _SKIP_LABELS | {"examples", "example"}]
     if len(lines) >= 2 and len({x["label"] for x in lines}) >= 2 and "\n" in text:
@@ -137,7 +153,7 @@ class Probing(ToolAgent):
             args["layers"] = [e.layer]
         if re.search(r"\b(?:mean|averag\w*)(?:d|-pooled|\s+pool(?:ed|ing)?)?\b|\ball (?:the )?(?:tokens|positions)\b", q.clause, re.I):
             args["position"] = "mean"
-        elif re.search(r"\b(?:last|final|end)[- ]token\b|\b(?:last|final) (?:token )?position\b", q.clause, re.I):
+        elif re.search(r"\b(?:last|final|end)[- ](?:token|tok)\b|\b(?:last|final) (?:token )?position\b", q.clause, re.I):
             args["position"] = "last"
         if not args.get("dataset") and not args.get("examples"):
             names = ", ".join(q.datasets or datasets.dataset_names())

@@ -30,6 +30,7 @@ class SAEArgs(Args):
 
 
 _ON_TEXT = re.compile(r"\b(?:fire|fires|firing|fired|active|activate[sd]?|light(?:s)? up|lit up|present|on (?:this|the|my) (?:text|sentence|prompt|input)|in (?:this|the|my) (?:text|sentence)|when (?:it|the model) reads)\b", re.I)
+_ON_UNQUOTED = re.compile(r"\b(?:fire|fires|firing|active|activate[sd]?|light(?:s)? up)\s+(?:on|for|in)\s*:?\s*(?!(?:that|this|the same|it)\b)(?P<t>.{3,}?)\s*\??\s*$", re.I)
 _TOPIC_AFTER = r"features?:|latents?:|about|for|related to|relating to|representing|that (?:detects?|represents?|tracks?|responds? to|encodes?|captures?|fires? on|reacts? to)|on|regarding|concerning|involving|to do with|tied to|linked to|covering|capturing|encoding|detecting|tracking"
 _NOT_TOPIC = re.compile(r"^(?:(?:it|this|that|them|these|those|the same|the|its|any|some|a|an)\s*)*(?:sae\s+)?(?:features?|latents?|ones?|sae|the sae|directions?)?$", re.I)
 
@@ -90,6 +91,12 @@ class SAEFeatureSearch(ToolAgent):
             args.pop("query", None)
         elif e.prompt and _ON_TEXT.search(q.clause) and "feature" not in args:
             args["text"] = e.prompt  # "features firing on this text: ..."
+            args.pop("query", None)
+        elif not q.quotes and "feature" not in args and (m := _ON_UNQUOTED.search(q.clause)):
+            args["text"] = m.group("t").strip()  # "sae features active on <html>...</html>"
+            args.pop("query", None)
+        elif not q.quotes and "feature" not in args and q.referred_prompt() and _ON_TEXT.search(q.clause):
+            args["text"] = q.referred_prompt()  # "... active on that sentence"
             args.pop("query", None)
         elif "feature" not in args:
             hit = q.span("query")

@@ -19,7 +19,7 @@ def test_heldout_is_frozen():
         "heldout.jsonl changed: it is frozen (see evals/data/routing/FROZEN.md); write a new held-out set instead")
 
 
-@pytest.mark.parametrize("path", [DEV, TUNING, HELDOUT], ids=["dev", "tuning", "heldout"])
+@pytest.mark.parametrize("path", [DEV, *TUNING, HELDOUT], ids=["dev", *[p.stem for p in TUNING], "heldout"])
 def test_rows_follow_the_format(path):
     rows = load_rows(path)
     assert len({r["id"] for r in rows}) == len(rows)
@@ -34,7 +34,7 @@ def test_rows_follow_the_format(path):
 
 
 def test_sets_are_disjoint_and_big_enough():
-    train, held = load_rows(DEV) + load_rows(TUNING), load_rows(HELDOUT)
+    train, held = load_rows([DEV, *TUNING]), load_rows(HELDOUT)
     assert len(train) >= 1500 and len({r["family"] for r in train}) >= 100
     assert len(held) >= 300 and len({r["family"] for r in held}) >= 45
     assert not {r["family"] for r in train} & {r["family"] for r in held}
