@@ -99,6 +99,8 @@ def run(args) -> int:
     for ev in a.stream(args.question, thread=args.thread):
         if args.stream:
             _print_event(ev)
+        elif ev.type == "planned" and not args.json and ev.data["plan"].get("reformulated"):
+            print(f"What I will measure: {ev.data['plan']['reformulated']}", file=sys.stderr, flush=True)
         if ev.type == "reply":
             from gnothi.agents.types import Answer
 
