@@ -60,7 +60,7 @@ def test_real_assistant_in_the_browser(chromium, real_app):
         wait_text(page, "#gn-thread", r"ui-[0-9a-f]{12}")
         # "What can you do?" is answered by the help tool, as a step of its own
         page.locator("#gn-what").click()
-        txt = wait_text(page, "#gn-chat", r"neuron_explainer")
+        txt = wait_text(page, "#gn-chat", r"Neuron explainer")  # the help answer lists every tool agent by its title
         assert re.search(r"Tool: help\s*done", txt), txt
         # a neuron question before any store: the failure says what to do, in the app
         page.locator("#gn-question textarea").fill("What does neuron 5.100 respond to?")
