@@ -192,5 +192,5 @@ class LLMPlanner:
                 off.notes.insert(0, "The LLM planner answered with help for a question about the model; I used the offline planner's plan instead.")
                 return off
         if len(re.findall(r"[A-Za-z]{3,}", reform or "")) < 3 or len(reform) > 600:
-            reform = reformulate(calls, q)  # an empty or rambling restatement is replaced by the template one
+            reform = reformulate(calls, q)  # an empty or rambling restatement is replaced by the agents' own sentences
         return Plan(reformulated=reform, calls=calls, planner=self.name)

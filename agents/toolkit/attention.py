@@ -65,7 +65,7 @@ class Attention(ToolAgent):
         return "prompt" if args.get("layer") is not None and not args.get("prompt") else None
 
     def reformulate(self, a):
-        who = f"head {a['head']} of layer {a['layer']}" if a.get("head") is not None else f"every head of layer {a.get('layer')}"
+        who = f"head {a['head']} of layer {a.get('layer')}" if a.get("head") is not None else f"every head of layer {a.get('layer')}"
         return f"Show the attention pattern of {who} on {a.get('prompt')!r}, and where its last token looks."
 
     def execute(self, handle, a: AttentionArgs, llm=None) -> ToolResult:

@@ -245,3 +245,12 @@ def test_llm_plans_follow_the_tools_conventions(server):
     p = planner(url).plan("why Paris?", CTX)
     assert p.planner == "llm" and p.calls[0].args == {"clean": "The capital of France is", "answer": " Paris", "alternative": " Rome"}
     assert "$ref" not in json.dumps(plan_schema())  # nested models written out: grammar builders take no refs
+
+
+def test_llm_plan_missing_arguments_still_plans(server):
+    """An LLM call that leaves out what the agent's sentence names (a head without its layer) is planned, not a crash."""
+    script, url = server
+    plan = {"reformulated": "x", "calls": [{"tool": "attention", "args": {"head": 3, "prompt": "The cat sat"}}]}
+    script.reply = lambda req: (200, chat_body(json.dumps(plan)), 0)
+    p = planner(url).plan("where does head 3 look on 'The cat sat'?", CTX)
+    assert p.calls and p.calls[0].tool == "attention" and "head 3" in p.reformulated
