@@ -85,6 +85,22 @@ ABBREVIATIONS = {"feats": "features", "feat": "feature", "attn": "attention", "h
                  "lyr": "layer", "lyrs": "layers", "tok": "token", "toks": "tokens", "neur": "neuron", "prob": "probe"}
 
 
+def squeeze(text: str) -> str:
+    """Runs of spaces and tabs outside quotes as one space, runs of blank lines as one newline: the grammar's
+    patterns then never meet long whitespace runs (no pathological backtracking); quoted prompts stay as typed."""
+    out, pos = [], 0
+    for m in _QUOTE_RE.finditer(text):
+        out.append(_squeeze(text[pos:m.start()]))
+        out.append(m.group(0))
+        pos = m.end()
+    out.append(_squeeze(text[pos:]))
+    return "".join(out)
+
+
+def _squeeze(t: str) -> str:
+    return re.sub(r"\n\s*\n+", "\n", re.sub(r"[ \t\r\f\v]+", " ", t))
+
+
 def fix_typos(text: str) -> str:
     """Correct near-misses of the grammar's key words (one or two edits, words of four letters or more) and the
     usual abbreviations ("feats", "attn", "halluc")."""
@@ -97,7 +113,7 @@ def fix_typos(text: str) -> str:
             return ABBREVIATIONS[low]
         if low in _KW or len(low) < 4 or low in _COMMON:
             return w
-        hit = difflib.get_close_matches(low, KEYWORDS, n=1, cutoff=0.8 if len(low) < 6 else 0.75)
+        hit = difflib.get_close_matches(low, KEYWORDS, n=1, cutoff=0.8)
         return hit[0] if hit else w
 
     out, pos = [], 0
@@ -160,9 +176,6 @@ class Parsed:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None and v is not False and v != []}
-
-
-Extracted = Parsed  # the older name
 
 
 _UNIT_PATTERNS = [
@@ -529,7 +542,6 @@ _FOLLOWUP_RE = re.compile(
     r"(?:now\b|what about\b|how about\b|and\s+(?:for|in|at|with)\b|same\b|again\b|instead\b|try\b|do the same\b|repeat\b|also\b|and layer\b|and neuron\b)",
     re.I,
 )
-_ANAPHORA_RE = re.compile(r"\b(?:that|this|the same|it|its|those|these|previous|last one|same one)\s*(?:feature|neuron|unit|one|layer|prompt|probe|result)?\b", re.I)
 
 
 def is_followup(text: str) -> bool:

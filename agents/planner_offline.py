@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .extract import extract, fix_typos, is_followup, labelled_fields, looks_like_injection, strip_quoted, words_to_digits
+from .extract import extract, fix_typos, is_followup, labelled_fields, looks_like_injection, squeeze, strip_quoted, words_to_digits
 from .router import FOLLOWUP, get_router
 from .toolkit import TOOLKIT, Query
 from .types import Plan, ToolCall
@@ -30,12 +30,12 @@ MAX_CALLS = 4
 # when the routed tool has nothing to work on, another runnable reading at least this fraction as likely wins over a
 # clarifying question (family-grouped cross-validation on the dev corpus)
 ALT_RATIO = 0.2
-ALT_MAX_P = 0.9
-MULTI_MIN_P = 0.5
-INJECTION_CLAUSE_P = 0.8
+ALT_MAX_P = 0.9  # ... unless the router is at least this sure of the tool: then ask for what is missing
+MULTI_MIN_P = 0.5  # a clause is a request of its own when the router is at least this sure of its tool
+INJECTION_CLAUSE_P = 0.8  # one clause read as an injection this surely declines the whole message
 REFUSE_P = 0.6  # an off-topic or injection reading less sure than this gives way to a tool reading ...
-REFUSE_ALT_P = 0.15  # ... that has at least this probability  # one clause read as an injection this surely declines the whole message  # a clause is a request of its own when the router is at least this sure of its tool
-TEXT_ANSWERS = ("clean", "prompt", "question", "query")  # what a bare reply to a clarifying question can be, as typed
+REFUSE_ALT_P = 0.15  # ... that has at least this probability
+TEXT_ANSWERS = ("clean", "prompt", "question")  # what a bare reply to a clarifying question can be, as typed
 BARE_ANSWER_RE = re.compile(r"^\s*(?:it'?s\s+|in\s+|at\s+|use\s+|try\s+|make it\s+|how about\s+)?(?:the\s+)?(?:layer|neuron|unit|feature|head|number|n|l|h|f)?\s*#?(\d{1,6})(?:st|nd|rd|th)?\s*(?:layer|neuron|one|please)?\s*[.!?]?\s*$", re.I)
 
 
@@ -150,7 +150,7 @@ class OfflinePlanner:
 
     def plan(self, question: str, ctx: PlanContext | None = None) -> Plan:
         ctx = ctx or PlanContext()
-        q = (question or "").strip()
+        q = squeeze((question or "").strip())
         if not q:
             return Plan(reformulated="", calls=[ToolCall(tool="help", args={"reason": "empty"})], planner=self.name)
         if len(q) > MAX_QUESTION:
@@ -213,7 +213,8 @@ class OfflinePlanner:
                     pending_calls.append({"tool": tool, "args": args, "missing": agent.missing(args)})
                     continue
                 call = ToolCall(tool=tool, args=args)
-                same = next((c for c in calls if c.tool == tool and all(c.args.get(k) == v for k, v in args.items() if k in c.args)), None)
+                shared = lambda c: [k for k in args if k in c.args]  # noqa: E731
+                same = next((c for c in calls if c.tool == tool and shared(c) and all(c.args[k] == args[k] for k in shared(c))), None)
                 if same is not None:  # "...? probe it": one call, with everything either clause said
                     same.args = {**args, **same.args}
                 elif call not in calls:
@@ -266,7 +267,7 @@ class OfflinePlanner:
         agent = TOOLKIT[pend["tool"]]
         missing = pend.get("missing")
         m = BARE_ANSWER_RE.match(words_to_digits(q))
-        if m and missing:  # "7" in answer to "which layer?"
+        if m and missing and missing not in TEXT_ANSWERS:  # "7" in answer to "which layer?"
             args = {**(pend.get("args") or {}), missing: int(m.group(1))}
         elif missing in TEXT_ANSWERS and not q.rstrip().endswith("?") and self.route(q, agent.name)[0] in (agent.name, "help:off_topic"):
             args = {**(pend.get("args") or {}), missing: q.strip().strip("\"'“”‘’`")}  # "The Arc de Triomphe stands in"

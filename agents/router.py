@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import threading
 from pathlib import Path
@@ -164,7 +165,7 @@ class Router:
         arr = np.asarray(self.embedder.encode(texts), dtype=np.float32) * EMB_WEIGHT
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp.npy")
+            tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npy")
             np.save(tmp, arr, allow_pickle=False)
             tmp.replace(cache)
         return arr
@@ -198,10 +199,6 @@ class Router:
         self._clf = LogisticRegression(C=self.C, max_iter=3000)
         self._clf.fit(X, labels)
         return self
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self._clf.classes_)
 
     def decide(self, text: str, last_tool: str | None) -> tuple[str, float]:
         """The route for ``text``: "carry on with the previous tool" and "that tool" are one choice.
@@ -239,7 +236,8 @@ def get_router(embedder: Any = None, paths: tuple[Path, ...] = TRAIN) -> Router:
             from gnothi.tools.config import cache_dir
 
             texts, labels = training_pairs(load_rows(paths))
-            h = hashlib.sha256((corpus_hash(paths) + "\n".join(texts)).encode()).hexdigest()[:16]
+            who = f"{type(embedder).__module__}.{type(embedder).__qualname__}:{getattr(getattr(embedder, 'model', None), 'model_card_data', '')}"
+            h = hashlib.sha256((who + corpus_hash(paths) + "\n".join(texts)).encode()).hexdigest()[:16]
             cache = cache_dir() / "router" / f"minilm-{h}.npy" if embedder is not None else None
             r = _CACHE[key] = Router(embedder).fit(texts, labels, cache=cache)
         return r

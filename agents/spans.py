@@ -143,6 +143,8 @@ class SpanTagger:
             for i in range(len(toks)):
                 X.append(self._feats(toks, i))
                 y.append(labels[i])
+        if "B" not in y:
+            raise ValueError("no training question holds this argument word for word")
         self._vec = DictVectorizer()
         self._clf = LogisticRegression(C=self.C, max_iter=2000)
         self._clf.fit(self._vec.fit_transform(X), y)
@@ -180,14 +182,18 @@ def _value(args: dict, key: str) -> str | None:
 
 def train_taggers(rows: Iterable[dict]) -> dict[tuple[str, str], SpanTagger]:
     """One tagger per (tool, argument) in :data:`SPAN_ARGS`, from single-call corpus rows of that tool."""
-    rows = [r for r in rows if len(r["expect"].get("tools") or []) == 1 and r.get("question", "").strip() and len(r["question"]) < 2000]
+    rows = [r for r in rows if len(r["expect"].get("tools") or []) == 1 and len(r["expect"].get("args") or []) == 1
+            and r.get("question", "").strip() and len(r["question"]) < 2000]
     out = {}
     for tool, key in SPAN_ARGS:
         mine = [r for r in rows if r["expect"]["tools"][0] == tool]
         qs = [r["question"] for r in mine]
         vals = [_value(r["expect"]["args"][0], key) for r in mine]
         if any(v is not None for v in vals):
-            out[(tool, key)] = SpanTagger(reach_back=(key == "question")).fit(qs, vals)
+            try:
+                out[(tool, key)] = SpanTagger(reach_back=(key == "question")).fit(qs, vals)
+            except ValueError:  # nothing to learn this argument from: the grammar alone reads it
+                pass
     return out
 
 

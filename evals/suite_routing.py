@@ -153,7 +153,7 @@ def cross_validate(rows: list[dict], embedder, n_layers: int, d_mlp: int, datase
             "by_category": {c: sum(v) / len(v) for c, v in sorted(by_cat.items())}, "misses": misses}
 
 
-def _planners(llm: Any) -> dict[str, Any]:
+def _planners(llm: Any, n_layers: int, d_mlp: int) -> dict[str, Any]:
     from gnothi.agents.planner_offline import OfflinePlanner
 
     out: dict[str, Any] = {"offline": OfflinePlanner(), "offline_ngrams": OfflinePlanner(embedder=None)}
@@ -163,7 +163,7 @@ def _planners(llm: Any) -> dict[str, Any]:
 
         client = make_llm(llm)
         if client is not None:
-            out["llm"] = LLMPlanner(client, fallback=out["offline"], shape={"n_layers": 30, "d_mlp": 1536})
+            out["llm"] = LLMPlanner(client, fallback=out["offline"], shape={"n_layers": n_layers, "d_mlp": d_mlp})
     return out
 
 
@@ -189,7 +189,7 @@ def run(ctx: SuiteContext) -> SuiteResult:
     res = SuiteResult(suite="routing")
     cats = sorted({r["category"] for r in held})
     table = []
-    planners = _planners(ctx.llm)
+    planners = _planners(ctx.llm, n_layers, d_mlp)
     for name, planner in planners.items():
         hev = evaluate(planner, held, n_layers, d_mlp, datasets)
         res.metrics[name] = {"heldout_tool_accuracy": hev["tool_accuracy"], "heldout_full_accuracy": hev["full_accuracy"],

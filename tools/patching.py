@@ -1278,7 +1278,10 @@ def causal_trace(
 
 def differing_span(handle, clean: str, corrupted: str) -> str | None:
     """The words of ``clean`` that ``corrupted`` changes (the subject two prompts disagree on), or None."""
-    ct = handle.tokenizer(clean, add_special_tokens=False, return_offsets_mapping=True)
+    try:
+        ct = handle.tokenizer(clean, add_special_tokens=False, return_offsets_mapping=True)
+    except (NotImplementedError, ValueError):  # a slow tokenizer has no offsets: the subject is guessed instead
+        return None
     rt = handle.tokenizer(corrupted, add_special_tokens=False)["input_ids"]
     sm = difflib.SequenceMatcher(a=ct["input_ids"], b=rt, autojunk=False)
     spans = [(i1, i2) for tag, i1, i2, _, _ in sm.get_opcodes() if tag != "equal" and i2 > i1]

@@ -72,7 +72,8 @@ class Query:
     def bare_number(self) -> int | None:
         """The one number of an elliptical follow-up ("and 341?"), when the clause names nothing else."""
         e = self.parsed
-        if e.layer is None and e.neuron is None and e.head is None and not e.features and len(e.numbers) == 1 and len(self.clause.split()) <= 4:
+        if (e.layer is None and e.neuron is None and e.head is None and not e.features and len(e.numbers) == 1
+                and len(self.clause.split()) <= 4 and re.search(r"\d", self.clause)):  # "and 341?", not "that one"
             return e.numbers[0]
         return None
 

@@ -67,7 +67,7 @@ class HallucinationDetector(ToolAgent):
         fields = labelled_fields(q.question)
         m_q = _QA_RE.search(q.question)
         if fields.get("question"):  # "Context: ... Question: ... Answer: ..."
-            args.update(fields)
+            args.update({k: v for k, v in fields.items() if k in ("question", "answer", "context")})
         elif m_q:  # "q: ... a: ..."
             args["question"], args["answer"] = m_q.group(1).strip(" \"'“”"), m_q.group(2).strip(" \"'“”")
         else:

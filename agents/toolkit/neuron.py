@@ -127,10 +127,10 @@ class NeuronExplainer(ToolAgent):
         return f"Rank the MLP neurons by how strongly they fire on the token {a.get('token')!r}{where}."
 
     def execute(self, handle, a: NeuronArgs, llm=None) -> ToolResult:
-        if a.neuron is None and a.token:
-            rep = neurons.top_neurons_for_token(handle, text=a.text or a.token, token=a.token, layer=a.layer, k=a.k)
-            return adopt(rep.to_tool_result(handle=handle), self.name)
         layer = handle.n_layers - 1 if a.layer == -1 else a.layer
+        if a.neuron is None and a.token:
+            rep = neurons.top_neurons_for_token(handle, text=a.text or a.token, token=a.token, layer=layer, k=a.k)
+            return adopt(rep.to_tool_result(handle=handle), self.name)
         if layer is None or a.neuron is None:
             raise InputError("Which neuron? I need a layer and a neuron index.", "Say e.g. 'what does neuron 340 in layer 7 do?' (or 'L7 N340', '7.340').")
         rep = neurons.explain_neuron(handle, layer, a.neuron, llm=llm, n_contexts=a.k)

@@ -96,8 +96,8 @@ class ActivationPatching(ToolAgent):
             ans = as_continuation(said[0])
         if alt is None and len(said) >= 2 and len(said[1].split()) <= 2 and as_continuation(said[1]) != ans:
             alt = as_continuation(said[1])  # "with 'A' it says sugar. With 'B' it says honey"
-        if args.get("clean") and fields.get("clean"):
-            pass
+        if fields.get("clean"):
+            pass  # the labelled fields said it
         elif e.clean or w.clean:
             src = e if e.clean else w
             args["clean"], args["corrupted"] = src.clean, src.corrupted
@@ -116,7 +116,8 @@ class ActivationPatching(ToolAgent):
                 args["clean"] = q.referred_prompt()
         if ans:
             args["answer"] = ans
-            if args.get("clean", "").endswith(ans.strip()) and len(args["clean"]) > len(ans.strip()):
+            tail = ans.strip()
+            if args.get("clean", "").endswith(" " + tail) and not (e.clean or w.clean) and not q.quotes:  # "... is Paris" unquoted
                 args["clean"] = args["clean"][: -len(ans.strip())].rstrip()
         if alt:
             args["alternative"] = alt

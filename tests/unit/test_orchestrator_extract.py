@@ -163,3 +163,26 @@ def test_no_tool_yet_is_said_honestly(planner):
         p = planner.plan(q, CTX)
         assert calls(p) == [("help", {"reason": "not_yet", "topic": topic})], q
         assert "not" in p.reformulated.lower() and "yet" in p.reformulated.lower()
+
+
+@pytest.mark.parametrize("text", [
+    "it said" + " " * 7000 + "x",
+    "probe these, " + " " * 7000 + "then",
+    "patch: The cat sat vs The dog" + " " * 7000 + "\nok",
+    "why" + " ," * 3000,
+])
+def test_long_odd_input_plans_promptly(planner, text):
+    """Whitespace and punctuation runs up to the length limit never send a pattern into pathological backtracking."""
+    import signal
+
+    def boom(*_):
+        raise TimeoutError("the planner took over 20 s on this input")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(20)
+    try:
+        p = planner.plan(text, CTX)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert p.calls or p.clarify
