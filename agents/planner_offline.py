@@ -104,6 +104,15 @@ class OfflinePlanner:
             self._router = get_router(self.embedder)
         return self._router
 
+    def warm(self) -> "OfflinePlanner":
+        """Train the router and the argument taggers now (seconds) instead of on the first question."""
+        from .spans import get_taggers
+
+        _ = self.router
+        if self.taggers is None:
+            get_taggers()
+        return self
+
     # --------------------------------------------------------------- routing
 
     def route(self, clause: str, last_tool: str | None) -> tuple[str, float]:

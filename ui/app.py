@@ -748,7 +748,9 @@ def build_app(
     if preload:
         backend.handle()
         try:
-            backend.assistant(None)
+            a = backend.assistant(None)
+            if hasattr(a, "offline_planner"):
+                a.offline_planner.warm()  # the first question is not the one that pays for training the router
         except NotImplementedError:
             pass
 
