@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .extract import extract, fix_typos, is_followup, labelled_fields, looks_like_injection, squeeze, strip_quoted, words_to_digits
-from .router import FOLLOWUP, get_router
+from .extract import _QUOTE_RE, extract, fix_typos, is_followup, labelled_fields, looks_like_injection, squeeze, strip_quoted, words_to_digits
+from .router import get_router
 from .toolkit import TOOLKIT, Query
 from .types import Plan, ToolCall
 
@@ -122,11 +122,7 @@ class OfflinePlanner:
         tool reading wins (the injection guard's rules still decline what they recognise)."""
         label, p = self.router.decide(clause, last_tool)
         if label in ("help:off_topic", "help:injection") and p < REFUSE_P:
-            ranked = dict(self.router.predict(clause, last_tool))
-            fu = ranked.pop(FOLLOWUP, 0.0)
-            if last_tool:
-                ranked[last_tool] = ranked.get(last_tool, 0.0) + fu
-            tools = [(l, x) for l, x in ranked.items() if l in TOOLKIT and l != "help"]
+            tools = [(l, x) for l, x in self.router.folded(clause, last_tool).items() if l in TOOLKIT and l != "help"]
             if tools:
                 best = max(tools, key=lambda kv: kv[1])
                 if best[1] >= REFUSE_ALT_P:
@@ -187,10 +183,8 @@ class OfflinePlanner:
         last_tool = last_calls[-1]["tool"] if last_calls else None
         segments = self.segments(q, last_tool)
         for clause, label in segments:
-            if label.startswith("help:") or label.startswith("not_yet:"):
-                kind, _, what = label.partition(":")
-                args = {"reason": what} if kind == "help" else {"reason": "not_yet", "topic": what}
-                call = ToolCall(tool="help", args=args)
+            call = help_call(label)
+            if call is not None:
                 if call not in calls:
                     calls.append(call)
                 continue
@@ -252,16 +246,15 @@ class OfflinePlanner:
     def _runnable_instead(self, clause: str, tool: str, last_tool: str | None, query: Query) -> list[ToolCall] | None:
         """When ``tool`` cannot be called on ``clause``: the calls of the next reading the router rates at least
         :data:`ALT_RATIO` as likely that can run (a help answer, or another tool whose arguments are all there)."""
-        ranked = dict(self.router.predict(clause, last_tool))
-        p_tool = ranked.get(tool, 0.0) + (ranked.get(FOLLOWUP, 0.0) if tool == last_tool else 0.0)
+        ranked = self.router.folded(clause, last_tool)
+        p_tool = ranked.get(tool, 0.0)
         if p_tool >= ALT_MAX_P:
             return None  # sure it is this tool: ask for what is missing
         for label, p in sorted(ranked.items(), key=lambda kv: -kv[1]):
-            if label in (tool, FOLLOWUP) or p < ALT_RATIO * p_tool:
+            if label == tool or p < ALT_RATIO * p_tool:
                 continue
-            if label.startswith("help:") or label.startswith("not_yet:"):
-                kind, _, what = label.partition(":")
-                return [ToolCall(tool="help", args={"reason": what} if kind == "help" else {"reason": "not_yet", "topic": what})]
+            if help_call(label) is not None:
+                return [help_call(label)]
             other = replace(query, tool=label, followup=False, last_args={})
             readings = TOOLKIT[label].extract_all(other)
             if readings and not any(need for _, need in readings):
@@ -309,7 +302,7 @@ _SPLIT_RE = re.compile(
 
 def split_clauses(q: str) -> list[str]:
     """Split on clause connectors outside quotes ("X; and then Y")."""
-    masked = re.sub(r"\"[^\"]*\"|“[^”]*”|'[^']*'", lambda m: "\0" * len(m.group(0)), q)
+    masked = _QUOTE_RE.sub(lambda m: "\0" * len(m.group(0)), q)  # the grammar's own quotes (apostrophes are not quotes)
     parts, start = [], 0
     for m in _SPLIT_RE.finditer(masked):
         if m.start() > start:
@@ -318,6 +311,16 @@ def split_clauses(q: str) -> list[str]:
     parts.append(q[start:])
     parts = [p.strip(" ,.;") for p in parts if p.strip(" ,.;")]
     return parts or [q]
+
+
+def help_call(label: str) -> ToolCall | None:
+    """The help call a router label stands for ("help:off_topic", "not_yet:steering"), or None for a tool label."""
+    kind, _, what = label.partition(":")
+    if kind == "help":
+        return ToolCall(tool="help", args={"reason": what})
+    if kind == "not_yet":
+        return ToolCall(tool="help", args={"reason": "not_yet", "topic": what})
+    return None
 
 
 def _names_a_unit(clause: str) -> bool:

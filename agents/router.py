@@ -205,12 +205,17 @@ class Router:
 
         With a previous turn, the follow-up probability is added to the previous tool's; with
         none, a follow-up is not possible and the best other label wins."""
+        p = self.folded(text, last_tool)
+        best = max(p, key=p.get)
+        return best, p[best]
+
+    def folded(self, text: str, last_tool: str | None) -> dict[str, float]:
+        """Label probabilities with the follow-up class added to the previous tool's (dropped when there is none)."""
         p = dict(self.predict(text, last_tool))
         fu = p.pop(FOLLOWUP, 0.0)
         if last_tool is not None:
             p[last_tool] = p.get(last_tool, 0.0) + fu
-        best = max(p, key=p.get)
-        return best, p[best]
+        return p
 
     def predict(self, text: str, last_tool: str | None = None) -> list[tuple[str, float]]:
         norm = [normalise(text)]
