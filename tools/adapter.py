@@ -1,17 +1,34 @@
-"""The one place gnothi touches TransformerLens.
+"""The one place gnothi touches TransformerLens: a ``TransformerBridge`` over the HF model.
 
-Everything else talks to :class:`HookedAdapter`. Moving to TransformerLens' bridge API
-(or another hooking library) means rewriting this file only: the rest of gnothi sees
-hook-point names in TransformerLens' convention (``blocks.{L}.hook_resid_post``...), plain
-tensors, and the small set of operations below.
+Everything else talks to :class:`BridgeAdapter` (through ``ModelHandle``). The bridge wraps
+the Hugging Face model's own modules with hook points, so activations and log-probs are
+those of the HF checkpoint, weights unchanged (no layer-norm folding or centering), for
+every architecture TransformerLens has a bridge adapter for (about 140: Llama, Gemma 1-3,
+Qwen 2-3, GPT-2, GPT-NeoX/Pythia, Mistral, Phi, OLMo...).
+
+gnothi names hook points in TransformerLens's convention (``blocks.{L}.hook_resid_post``,
+``blocks.{L}.mlp.hook_post``...); the bridge registers those names as aliases of its own
+(``blocks.{L}.hook_out``, ``blocks.{L}.mlp.out.hook_in``...). Architecture differences are
+handled here, not in the tools:
+
+- ``attn_out`` and ``mlp_out`` are what the block adds to the residual stream, after any
+  post-attention / post-MLP norm (Gemma 2-3), so ``resid_post = resid_mid + mlp_out`` holds
+  on every architecture with sequential blocks.
+- ``mlp_post`` is the input of the MLP's output projection (``act(gate) * up`` for gated MLPs).
+- the embedding includes the model's own scaling (Gemma multiplies by sqrt(d_model)).
+- the final logit soft cap (Gemma 2) is read from the HF config.
+
+Nothing needs ``HookedTransformer``. The bridge cannot start a forward pass mid-model
+(``start_at_layer``): :meth:`BridgeAdapter.run_blocks` does it by calling the block modules
+themselves with the arguments the HF model passed them on a run of the same length
+(position embeddings, masks), captured once per length.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
-import tempfile
-from pathlib import Path
+import warnings
 from typing import Callable, Sequence
 
 import torch
@@ -20,7 +37,7 @@ from .errors import UnsupportedArchitectureError
 
 Hook = tuple[str, Callable]
 
-# hook kinds gnothi names, -> TransformerLens hook name pattern
+# hook kinds gnothi names, -> TransformerLens hook name pattern (aliases on the bridge)
 HOOK_KINDS: dict[str, str] = {
     "resid_pre": "blocks.{layer}.hook_resid_pre",
     "resid_mid": "blocks.{layer}.hook_resid_mid",
@@ -33,57 +50,105 @@ HOOK_KINDS: dict[str, str] = {
     "mlp_out": "blocks.{layer}.hook_mlp_out",
 }
 
+# architectures run here on a real checkpoint or a tiny random model built from a config
+TESTED = {
+    "LlamaForCausalLM": "real (SmolLM2-135M-Instruct) and tiny random",
+    "Gemma3ForCausalLM": "real (Gemma 3 270M) and tiny random",
+    "GPT2LMHeadModel": "tiny random",
+    "Qwen2ForCausalLM": "tiny random",
+    "GPTNeoXForCausalLM": "tiny random",
+}
+
 
 def _quiet_tl_logging() -> None:
     logging.getLogger("transformer_lens").setLevel(logging.ERROR)
 
 
-class HookedAdapter:
-    """A TransformerLens ``HookedTransformer`` built from an HF model, weights unchanged.
+def bridge_architectures() -> list[str]:
+    """HF architecture names TransformerLens's bridge has an adapter for."""
+    from transformer_lens.factories.architecture_adapter_factory import SUPPORTED_ARCHITECTURES
 
-    No layer-norm folding, centering or other weight processing is applied, so neuron
-    activations and output weights are those of the original checkpoint, and log-probs
-    match the HF model to float precision.
-    """
+    return sorted(SUPPORTED_ARCHITECTURES)
 
-    def __init__(self, hf_model, tokenizer, model_dir: Path, device: str, dtype: torch.dtype):
-        from transformer_lens import HookedTransformer
-        from transformer_lens.loading_from_pretrained import (
-            get_pretrained_model_config,
-            get_pretrained_state_dict,
-        )
+
+def closest_architecture(arch: str) -> str | None:
+    """The supported architecture whose name is nearest to ``arch`` (for error messages)."""
+    import difflib
+
+    names = bridge_architectures()
+    hit = difflib.get_close_matches(arch, names, n=1, cutoff=0.0)
+    return hit[0] if hit else None
+
+
+class _Stop(Exception):
+    """Raised from a hook to end a forward pass once everything asked for is recorded."""
+
+    def __init__(self, value=None):
+        self.value = value
+
+
+class _Named:
+    """What a hook function sees as ``hook``: the name it was registered under."""
+
+    __slots__ = ("name", "point")
+
+    def __init__(self, name: str, point):
+        self.name = name
+        self.point = point
+
+    def layer(self) -> int:
+        return int(self.name.split(".")[1])
+
+
+def _named(name: str, fn: Callable) -> Callable:
+    """A bridge hook calling ``fn(act, hook)`` with ``hook.name`` the name asked for.
+
+    A hook that returns nothing returns ``act`` itself: the bridge hands some hooks a
+    reshaped view (``hook_z`` as ``[batch, pos, head, d_head]``) and only what a hook returns
+    flows on, so a recorded view is then on the path to the output (gradients reach it)."""
+
+    def hook(tensor, hook):
+        out = fn(tensor, _Named(name, hook))
+        return tensor if out is None else out
+
+    return hook
+
+
+class BridgeAdapter:
+    """A TransformerLens ``TransformerBridge`` over an HF causal LM, weights unchanged."""
+
+    def __init__(self, hf_model, tokenizer, name: str, device: str, dtype: torch.dtype):
+        from transformer_lens.model_bridge import TransformerBridge
 
         _quiet_tl_logging()
-        arch = (getattr(hf_model.config, "architectures", None) or ["?"])[0]
-        # TransformerLens infers some architectures from words in the name ("llama",
-        # "gemma"); a neutral symlink name makes it read config.json instead.
-        with tempfile.TemporaryDirectory(prefix="gnothi-") as td:
-            link = Path(td) / "m"
-            os.symlink(Path(model_dir).resolve(), link)
-            try:
-                cfg = get_pretrained_model_config(str(link), dtype=dtype, device=device, fold_ln=False)
-                state = get_pretrained_state_dict(str(link), cfg, hf_model=hf_model, dtype=dtype)
-            except (NotImplementedError, ValueError, KeyError, AttributeError) as e:
-                raise UnsupportedArchitectureError(
-                    f"TransformerLens 3.9 cannot convert a {arch} model ({type(e).__name__}: {e}).",
-                    "Use a supported architecture (Llama, Mistral, Qwen2/3, Gemma 1-3, GPT-2, GPT-NeoX/Pythia, "
-                    "OPT, Phi, OLMo...), see `gnothi models`.",
-                ) from e
-        cfg.model_name = Path(model_dir).name
-        self.model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False, default_padding_side="right")
-        self.model.load_and_process_state_dict(
-            state,
-            fold_ln=False,
-            center_writing_weights=False,
-            center_unembed=False,
-            fold_value_biases=False,
-            refactor_factored_attn_matrices=False,
-        )
-        self.model.to(device, print_details=False)
+        if not getattr(hf_model.config, "architectures", None):
+            hf_model.config.architectures = [type(hf_model).__name__]  # models built from a config in memory
+        arch = hf_model.config.architectures[0]
+        try:
+            # hooks on attention patterns need the eager attention implementation
+            hf_model.set_attn_implementation("eager")
+        except Exception:
+            hf_model.config._attn_implementation = "eager"
+        hf_model.to(device)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.model = TransformerBridge.boot_transformers(
+                    name, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
+                )
+        except (NotImplementedError, ValueError, KeyError, AttributeError) as e:
+            near = closest_architecture(arch)
+            raise UnsupportedArchitectureError(
+                f"TransformerLens's bridge has no adapter for a {arch} model ({type(e).__name__}: {str(e)[:200]}).",
+                (f"The closest supported architecture is {near}. " if near else "")
+                + "See `gnothi models` for the architectures it supports and those tested here.",
+            ) from e
         self.model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        self.hf = hf_model
         self.architecture = arch
+        self._block_args: dict[int, list] = {}
 
     # ------------------------------------------------------------------ shape
     @property
@@ -91,29 +156,57 @@ class HookedAdapter:
         return self.model.cfg
 
     def hook_names(self) -> list[str]:
-        return list(self.model.hook_dict.keys())
+        return sorted(self.model.hook_dict)
+
+    @property
+    def logit_soft_cap(self) -> float:
+        """The final logit soft cap (Gemma 2), or 0 when the model has none."""
+        cap = getattr(self.hf.config, "final_logit_softcapping", None) or 0.0
+        return float(cap) if cap and cap > 0 else 0.0
+
+    def parameters(self):
+        return self.hf.parameters()
 
     # ------------------------------------------------------------------ runs
     def forward(self, tokens: torch.Tensor, stop_at_layer: int | None = None, attention_mask=None) -> torch.Tensor:
-        return self.model(tokens, stop_at_layer=stop_at_layer, attention_mask=attention_mask)
+        if stop_at_layer is not None:
+            return self.run_with_hooks(tokens, (), (), stop_at_layer)
+        return self.model(tokens, attention_mask=attention_mask)
 
-    def run_with_cache(self, tokens: torch.Tensor, names: Sequence[str], stop_at_layer: int | None):
-        """Run recording only ``names``; returns (output, {name: tensor})."""
-        store: dict[str, torch.Tensor] = {}
+    def _last_fired_stop(self, names: Sequence[str], store: dict) -> list[Hook]:
+        want = set(names)
 
         def make(name):
             def fn(act, hook):
                 store[name] = act.detach()
+                if want.issubset(store):
+                    raise _Stop()
 
             return fn
 
-        out = self.model.run_with_hooks(
-            tokens,
-            fwd_hooks=[(n, make(n)) for n in names],
-            stop_at_layer=stop_at_layer,
-            reset_hooks_end=True,
-        )
-        return out, store
+        return [(n, make(n)) for n in names]
+
+    def run_with_cache(self, tokens: torch.Tensor, names: Sequence[str], stop_at_layer: int | None):
+        """Run recording only ``names``; returns (logits or None, {name: tensor}).
+
+        With ``stop_at_layer`` set the run ends as soon as every name has been recorded
+        (logits ``None``)."""
+        store: dict[str, torch.Tensor] = {}
+        if stop_at_layer is None:
+
+            def make(name):
+                def fn(act, hook):
+                    store[name] = act.detach()
+
+                return fn
+
+            out = self.model.run_with_hooks(tokens, fwd_hooks=[(n, make(n)) for n in names], reset_hooks_end=True)
+            return out, store
+        try:
+            self.model.run_with_hooks(tokens, fwd_hooks=self._last_fired_stop(names, store), reset_hooks_end=True)
+        except _Stop:
+            pass
+        return None, store
 
     def run_with_hooks(
         self,
@@ -122,20 +215,130 @@ class HookedAdapter:
         bwd_hooks: Sequence[Hook] = (),
         stop_at_layer: int | None = None,
     ) -> torch.Tensor:
+        """Logits with hooks ``(name, fn(act, hook) -> act | None)``; with ``stop_at_layer`` L,
+        the residual stream entering layer L (L = n_layers: the one entering the final norm)."""
+        fwd = [(n, _named(n, f)) for n, f in fwd_hooks]
+        bwd = [(n, _named(n, f)) for n, f in bwd_hooks]
+        n_layers = self.cfg.n_layers
+        if stop_at_layer is not None and stop_at_layer >= n_layers:
+            box: dict = {}
+
+            def grab(act, hook):
+                box["resid"] = act
+                raise _Stop()
+
+            fwd = fwd + [(f"blocks.{n_layers - 1}.hook_resid_post", grab)]
+            try:
+                self.model.run_with_hooks(tokens, fwd_hooks=fwd, bwd_hooks=bwd, reset_hooks_end=True)
+            except _Stop:
+                pass
+            return box["resid"]
         return self.model.run_with_hooks(
-            tokens,
-            fwd_hooks=list(fwd_hooks),
-            bwd_hooks=list(bwd_hooks),
-            stop_at_layer=stop_at_layer,
-            reset_hooks_end=True,
+            tokens, fwd_hooks=fwd, bwd_hooks=bwd, stop_at_layer=stop_at_layer, reset_hooks_end=True
         )
 
-    # ------------------------------------------------------------------ weights
+    # ------------------------------------------------------------------ running from a layer
+    def _block_call_args(self, pos: int) -> list:
+        """Per block, ``(args, kwargs)`` the HF model passes it on a ``pos``-token run
+        (hidden states left out): position embeddings, attention masks, cache positions."""
+        if pos in self._block_args:
+            return self._block_args[pos]
+        calls: list = [None] * self.cfg.n_layers
+        handles = []
+
+        def make(i):
+            def pre(module, args, kwargs):
+                a = list(args)
+                k = dict(kwargs)
+                if a:
+                    a[0] = None
+                else:
+                    k.pop("hidden_states", None)
+                for key in ("past_key_values", "past_key_value", "layer_past"):
+                    if key in k:
+                        k[key] = None  # no KV cache: each partial run starts fresh
+                if "use_cache" in k:
+                    k["use_cache"] = False
+                calls[i] = (a, k)
+
+            return pre
+
+        for i, block in enumerate(self.model.blocks):
+            handles.append(block.register_forward_pre_hook(make(i), with_kwargs=True))
+        try:
+            tokens = torch.zeros(1, pos, dtype=torch.long, device=self.cfg.device or "cpu")
+            with torch.inference_mode():
+                self.model(tokens, use_cache=False)
+        finally:
+            for h in handles:
+                h.remove()
+        if any(c is None for c in calls):
+            raise UnsupportedArchitectureError(
+                f"Could not run the {self.architecture} model from a middle layer (a block was not called).",
+                "Use mode='attribution', which needs no partial runs.",
+            )
+        if len(self._block_args) > 16:
+            self._block_args.clear()
+        self._block_args[pos] = calls
+        return calls
+
+    def run_blocks(self, resid: torch.Tensor, start: int, stop: int | None, fwd_hooks: Sequence[Hook] = ()) -> torch.Tensor:
+        """Run blocks ``start .. stop-1`` on ``resid`` (the residual stream entering block
+        ``start``, ``[batch, pos, d_model]``); returns the residual after block ``stop - 1``.
+        Hooks on those blocks fire as in a full run."""
+        n_layers = self.cfg.n_layers
+        stop = n_layers if stop is None else stop
+        calls = self._block_call_args(resid.shape[1])
+        hooks = [(n, _named(n, f)) for n, f in fwd_hooks]
+        with self.model.hooks(fwd_hooks=hooks) if hooks else contextlib.nullcontext():
+            x = resid
+            for i in range(start, stop):
+                args, kwargs = calls[i]
+                if args:
+                    out = self.model.blocks[i](x, *args[1:], **kwargs)
+                else:
+                    out = self.model.blocks[i](hidden_states=x, **kwargs)
+                x = out[0] if isinstance(out, tuple) else out
+        return x
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, batch: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, eos: list[int], sample: bool, temperature: float) -> torch.Tensor:
+        """New token ids ``[batch, new]`` after left-padded prompts, by the HF model's own
+        ``generate`` (KV cache; no hooks are needed to generate)."""
+        kw = dict(do_sample=sample, max_new_tokens=max_new_tokens, pad_token_id=eos[0] if eos else 0)
+        if eos:
+            kw["eos_token_id"] = eos
+        if sample:
+            kw["temperature"] = temperature
+        else:
+            kw.update(top_p=None, top_k=None, temperature=None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = self.hf.generate(batch, attention_mask=attention_mask, **kw)
+        return out[:, batch.shape[1] :]
+
+    # ------------------------------------------------------------------ weights (views of the HF parameters)
     def W_U(self) -> torch.Tensor:
         return self.model.W_U  # [d_model, d_vocab]
 
+    def W_E(self) -> torch.Tensor:
+        return self.model.W_E  # [d_vocab, d_model], before any embedding scale
+
     def W_out(self, layer: int) -> torch.Tensor:
         return self.model.blocks[layer].mlp.W_out  # [d_mlp, d_model]
+
+    def neuron_directions(self, layer: int) -> torch.Tensor:
+        """``[d_mlp, d_model]``: the direction each MLP neuron writes into the residual stream.
+
+        ``W_out`` rows, passed through the post-MLP norm where the architecture has one
+        (Gemma 2-3): its scale is shared by every neuron at a position, so the directions are
+        exact; each row keeps the norm of its ``W_out`` row."""
+        W = self.W_out(layer)
+        post = getattr(self.model.blocks[layer], "ln2_post", None)
+        if post is None:
+            return W
+        d = post(W.unsqueeze(0))[0]
+        return d * (W.norm(dim=-1, keepdim=True) / d.norm(dim=-1, keepdim=True).clamp(min=1e-12))
 
     def W_in(self, layer: int) -> torch.Tensor:
         return self.model.blocks[layer].mlp.W_in  # [d_model, d_mlp]
@@ -150,4 +353,5 @@ class HookedAdapter:
         return self.model.unembed(resid_normed)
 
     def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Embeddings as the first block sees them (with the model's embedding scale)."""
         return self.model.embed(tokens)

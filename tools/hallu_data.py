@@ -75,17 +75,6 @@ def prompt_ids(handle, text: str) -> list[int]:
     return ids
 
 
-def _stop_ids(handle) -> list[int]:
-    tok = handle.tokenizer
-    out = []
-    if tok.eos_token_id is not None:
-        out.append(int(tok.eos_token_id))
-    im_end = tok.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in tok.get_vocab() else None
-    if isinstance(im_end, int) and im_end not in out:
-        out.append(im_end)
-    return out
-
-
 def generate_answers(
     handle,
     prompts: Sequence[str],
@@ -107,7 +96,7 @@ def generate_answers(
     out: list[str] = [""] * len(prompts)
     if not prompts:
         return out
-    stop = _stop_ids(handle)
+    stop = handle.stop_ids(chat=True)
     ends = _sentence_end_ids(handle) if first_sentence_only else []
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     bar = _bar(len(prompts), desc, progress)
@@ -126,7 +115,7 @@ def generate_answers(
             budget = max_new_tokens - max(len(gen[j]) for j in live)
             if budget <= 0:
                 break
-            new = _greedy(handle, [toks[j] + gen[j] for j in live], budget, stop + ends)
+            new = handle.generate_ids([toks[j] + gen[j] for j in live], budget, stop + ends)
             still = []
             for j, ids in zip(live, new):
                 done = False
@@ -171,34 +160,6 @@ def _sentence_end_ids(handle) -> list[int]:
                 ids.append(tid)
         _SENT_END_CACHE[key] = ids
     return _SENT_END_CACHE[key]
-
-
-@torch.inference_mode()
-def _greedy(handle, seqs: list[list[int]], max_new_tokens: int, stop: list[int]) -> list[list[int]]:
-    """Greedy decoding with a KV cache over a left-padded batch, via the handle's hooked
-    model (the handle has no batched generate). Returns the new ids of each sequence."""
-    model = handle.tl_model
-    tok = model.tokenizer  # the hooked model's own tokenizer object reads the padding side
-    pad = tok.pad_token_id if tok.pad_token_id is not None else (stop[0] if stop else 0)
-    L = max(len(x) for x in seqs)
-    batch = torch.tensor([[pad] * (L - len(x)) + x for x in seqs], dtype=torch.long, device=handle.device)
-    with handle.lock:
-        old = tok.padding_side
-        tok.padding_side = "left"  # the attention mask is read from leading pad tokens
-        try:
-            res = model.generate(
-                batch,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                stop_at_eos=bool(stop),
-                eos_token_id=list(stop) or None,
-                use_past_kv_cache=True,
-                verbose=False,
-                return_type="tokens",
-            )
-        finally:
-            tok.padding_side = old
-    return [r[L:].tolist() for r in res]
 
 
 def _bar(total: int, desc: str, enabled: bool):

@@ -116,7 +116,7 @@ def compute_signals(
     layers = sorted(set(int(l) for l in layers))
     names = [handle.hook_name("resid_post", l) for l in layers]
     tok = handle.tokenizer
-    stop = D._stop_ids(handle)
+    stop = handle.stop_ids(chat=True)
     items = []
     for p, a in zip(prompts, answers):
         pids = D.prompt_ids(handle, p)

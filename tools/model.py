@@ -27,7 +27,7 @@ import torch
 from pydantic import BaseModel
 
 from . import bundled
-from .adapter import HOOK_KINDS, HookedAdapter
+from .adapter import HOOK_KINDS, TESTED, BridgeAdapter, bridge_architectures
 from .config import DEFAULT_MODEL
 from .errors import (
     InputError,
@@ -91,7 +91,7 @@ _LAYER_RE = re.compile(r"^blocks\.(\d+)\.")
 class ModelHandle:
     """A loaded model: tokenizer, shape, hook points, and locked operations."""
 
-    def __init__(self, adapter: HookedAdapter, tokenizer, name: str, source: str, device: str, dtype: torch.dtype):
+    def __init__(self, adapter: BridgeAdapter, tokenizer, name: str, source: str, device: str, dtype: torch.dtype):
         self.adapter = adapter
         self.tokenizer = tokenizer
         self.name = name
@@ -336,27 +336,43 @@ class ModelHandle:
                 f"Prompt is {len(ids)} tokens; with {max_new_tokens} new tokens that passes the model's context of {self.shape.n_ctx}.",
                 "Shorten the prompt or context.",
             )
-        tokens = torch.tensor([ids], device=self.device)
-        eos = self.tokenizer.eos_token_id
-        stop_ids = {eos} if eos is not None else set()
-        im_end = self.tokenizer.convert_tokens_to_ids("<|im_end|>") if chat else None
-        if isinstance(im_end, int) and im_end != getattr(self.tokenizer, "unk_token_id", None):
-            stop_ids.add(im_end)
-        with self.lock:
-            out = self.adapter.model.generate(
-                tokens,
-                max_new_tokens=max_new_tokens,
-                do_sample=temperature > 0,
-                temperature=max(temperature, 1e-5) if temperature > 0 else 1.0,
-                stop_at_eos=bool(stop_ids),
-                eos_token_id=list(stop_ids) if stop_ids else None,
-                use_past_kv_cache=True,
-                verbose=False,
-                return_type="tokens",
-            )
-        new = out[0, tokens.shape[1] :].tolist()
-        new = [t for t in new if t not in stop_ids]
+        stop = self.stop_ids(chat)
+        new = [t for t in self.generate_ids([ids], max_new_tokens, stop, temperature)[0] if t not in stop]
         return self.tokenizer.decode(new, skip_special_tokens=True).strip()
+
+    def stop_ids(self, chat: bool = True) -> list[int]:
+        """Token ids that end a generation: EOS, and the chat template's end-of-turn token."""
+        eos = self.tokenizer.eos_token_id
+        out = [eos] if eos is not None else []
+        if chat:
+            for t in ("<|im_end|>", "<end_of_turn>", "<|eot_id|>"):
+                tid = self.tokenizer.convert_tokens_to_ids(t)
+                if isinstance(tid, int) and tid != getattr(self.tokenizer, "unk_token_id", None) and tid not in out:
+                    out.append(tid)
+        return out
+
+    @torch.inference_mode()
+    def generate_ids(self, seqs: list[list[int]], max_new_tokens: int, stop: Sequence[int] = (), temperature: float = 0.0) -> list[list[int]]:
+        """Continue each token-id sequence (a batch, left-padded here); returns each one's new
+        ids, up to and including the first stop id."""
+        if not seqs:
+            return []
+        pad = self.tokenizer.pad_token_id
+        pad = pad if pad is not None else (stop[0] if stop else 0)
+        L = max(len(x) for x in seqs)
+        batch = torch.tensor([[pad] * (L - len(x)) + list(x) for x in seqs], dtype=torch.long, device=self.device)
+        mask = torch.tensor([[0] * (L - len(x)) + [1] * len(x) for x in seqs], dtype=torch.long, device=self.device)
+        with self.lock:
+            new = self.adapter.generate(batch, mask, max_new_tokens, list(stop), temperature > 0, temperature)
+        out = []
+        for row in new.tolist():
+            cut = []
+            for t in row:
+                cut.append(t)
+                if t in stop:
+                    break
+            out.append(cut)
+        return out
 
     # ------------------------------------------------------------------ weights
     def W_U(self) -> torch.Tensor:
@@ -366,6 +382,12 @@ class ModelHandle:
         check_range("layer", layer, self.n_layers)
         return self.adapter.W_out(layer)
 
+    def neuron_directions(self, layer: int) -> torch.Tensor:
+        """``[d_mlp, d_model]``: what each neuron of ``layer`` writes into the residual stream
+        per unit of activation (``W_out``, through any post-MLP norm's weights)."""
+        check_range("layer", layer, self.n_layers)
+        return self.adapter.neuron_directions(layer)
+
     def W_in(self, layer: int) -> torch.Tensor:
         check_range("layer", layer, self.n_layers)
         return self.adapter.W_in(layer)
@@ -373,6 +395,26 @@ class ModelHandle:
     def W_O(self, layer: int) -> torch.Tensor:
         check_range("layer", layer, self.n_layers)
         return self.adapter.W_O(layer)
+
+    def W_E(self) -> torch.Tensor:
+        return self.adapter.W_E()
+
+    def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Embeddings as the first block sees them (with the model's embedding scale, if any)."""
+        return self.adapter.embed_tokens(tokens)
+
+    @property
+    def logit_soft_cap(self) -> float:
+        """The final logit soft cap, or 0 when the model has none."""
+        return self.adapter.logit_soft_cap
+
+    def run_from(self, resid: torch.Tensor, start: int, stop: int | None = None, fwd_hooks: Sequence[tuple[str, Callable]] = ()) -> torch.Tensor:
+        """Run layers ``start .. stop-1`` (default: to the end) on ``resid``, the residual
+        stream entering layer ``start``; returns the residual stream after them (before the
+        final norm when run to the end). Hooks on those layers fire as in a full run."""
+        self._validate([n for n, _ in fwd_hooks])
+        with self.lock, torch.inference_mode():
+            return self.adapter.run_blocks(resid, start, stop, fwd_hooks)
 
     def final_norm(self, resid: torch.Tensor) -> torch.Tensor:
         return self.adapter.final_norm(resid)
@@ -382,13 +424,14 @@ class ModelHandle:
 
     @property
     def tl_model(self):
-        """The underlying TransformerLens model (escape hatch; prefer the methods above)."""
+        """The underlying TransformerLens bridge (tests plant weights through it; tools use
+        the methods above)."""
         return self.adapter.model
 
     # ------------------------------------------------------------------ description
     def describe(self) -> dict:
         hp = self.hook_points()
-        n_params = sum(p.numel() for p in self.adapter.model.parameters())
+        n_params = sum(p.numel() for p in self.adapter.parameters())
         return {
             **self.shape.model_dump(),
             "source": self.source,
@@ -484,6 +527,7 @@ def load_model(
             local_files_only=True,
             use_safetensors=None if allow_pickle else True,
             trust_remote_code=trust_remote_code,
+            attn_implementation="eager",
         )
     except (OSError, ValueError) as e:
         msg = str(e)
@@ -497,11 +541,12 @@ def load_model(
             bm = bundled.resolve_bundled(name or DEFAULT_MODEL)
             folder = bundled.ensure_converted(bm, force=True)
             tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-            hf = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dt, local_files_only=True, use_safetensors=True)
+            hf = AutoModelForCausalLM.from_pretrained(
+                str(folder), dtype=dt, local_files_only=True, use_safetensors=True, attn_implementation="eager"
+            )
         else:
             raise UnknownModelError(f"Could not load {display}: {msg.splitlines()[0]}", "Check the folder holds a complete model.") from None
-    adapter = HookedAdapter(hf, tok, folder, dev, dt)
-    del hf
+    adapter = BridgeAdapter(hf.eval(), tok, display, dev, dt)
     return ModelHandle(adapter, tok, display, str(folder), dev, dt)
 
 
@@ -518,26 +563,16 @@ def get_handle(name: str | None = None, device: str | None = None, dtype: str | 
         return _HANDLE
 
 
-def from_hooked_transformer(model, tokenizer, name: str = "tiny") -> ModelHandle:
-    """Wrap an existing TransformerLens model (tests build tiny random ones this way)."""
-    adapter = HookedAdapter.__new__(HookedAdapter)
-    adapter.model = model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    adapter.architecture = getattr(model.cfg, "original_architecture", None) or "HookedTransformer"
-    dev = str(next(model.parameters()).device)
-    return ModelHandle(adapter, tokenizer, name, "<in memory>", dev, next(model.parameters()).dtype)
+def from_hf_model(hf_model, tokenizer, name: str = "tiny") -> ModelHandle:
+    """Wrap an HF causal LM already in memory (tests build tiny random ones this way)."""
+    p = next(hf_model.parameters())
+    adapter = BridgeAdapter(hf_model.eval(), tokenizer, name, str(p.device), p.dtype)
+    return ModelHandle(adapter, tokenizer, name, "<in memory>", str(p.device), p.dtype)
 
 
 # ============================================================================ listing
 
 
-SUPPORTED_ARCHITECTURES = [
-    "LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
-    "GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM", "GPT2LMHeadModel", "GPTNeoForCausalLM",
-    "GPTNeoXForCausalLM", "GPTJForCausalLM", "OPTForCausalLM", "PhiForCausalLM", "Phi3ForCausalLM",
-    "BloomForCausalLM", "OlmoForCausalLM", "Olmo2ForCausalLM",
-]
 
 
 def list_models() -> list[dict]:
@@ -558,6 +593,8 @@ def list_models() -> list[dict]:
     try:
         from huggingface_hub import scan_cache_dir
 
+        supported = set(bridge_architectures())
+
         info = scan_cache_dir()
         for repo in sorted(info.repos, key=lambda r: r.repo_id):
             if repo.repo_type != "model":
@@ -574,7 +611,7 @@ def list_models() -> list[dict]:
                 {
                     "name": repo.repo_id,
                     "kind": "hf-cache",
-                    "available": arch in SUPPORTED_ARCHITECTURES,
+                    "available": arch in supported,
                     "description": f"{arch or 'unknown architecture'} in the local Hugging Face cache",
                 }
             )
@@ -587,7 +624,9 @@ def compare_with_hf(handle: ModelHandle, texts: Sequence[str]) -> float:
     """Max |log-prob difference| between the hooked model and a fresh HF load of the same folder."""
     from transformers import AutoModelForCausalLM
 
-    hf = AutoModelForCausalLM.from_pretrained(handle.source, dtype=handle.dtype, local_files_only=True, use_safetensors=True)
+    hf = AutoModelForCausalLM.from_pretrained(
+        handle.source, dtype=handle.dtype, local_files_only=True, use_safetensors=True, attn_implementation="eager"
+    )
     hf.to(handle.device).eval()
     worst = 0.0
     for t in texts:

@@ -56,7 +56,7 @@ def output_tokens(handle, layer: int, neuron: int, k: int = 10) -> tuple[list[Ou
     """Tokens whose logits the neuron's output weights raise most / lower most (direct path)."""
     handle.check_neuron(layer, neuron)
     with handle.lock:
-        w = handle.W_out(layer)[neuron].detach().float()  # [d_model]
+        w = handle.neuron_directions(layer)[neuron].detach().float()  # [d_model]
         # the final norm's scale depends on the whole residual; its per-dimension weights don't
         v = handle.final_norm(w.reshape(1, 1, -1).to(handle.dtype))
         logits = handle.unembed(v).reshape(-1).float()

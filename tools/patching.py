@@ -529,19 +529,6 @@ class PatchSpec:
         return min(p[1] for p in self.patches) if self.patches else 0
 
 
-def _forward_from(handle, resid: torch.Tensor, start: int, hooks, stop: int | None = None) -> torch.Tensor:
-    """Run layers ``start..stop-1`` (default: to the end) on the residual stream entering layer ``start``."""
-    # The one spot that needs more than the handle's methods: starting mid-model.
-    with handle.lock, torch.inference_mode():
-        return handle.tl_model.run_with_hooks(
-            resid,
-            start_at_layer=start,
-            stop_at_layer=handle.n_layers if stop is None else stop,
-            fwd_hooks=list(hooks),
-            reset_hooks_end=True,
-        )
-
-
 def _make_hook(rows: list[tuple[int, int | None, int | None]], source: torch.Tensor):
     """Hook copying ``source`` (``[1 or S, pos, ...]``, clean run) into the given batch rows."""
 
@@ -605,7 +592,7 @@ def run_specs(
                     for name, _layer, p, h in specs[i].patches:
                         by_hook.setdefault(name, []).append((r, p, h, specs[i].sample if source_sample else 0))
                 hooks = [(name, _make_hook(rows, source[name])) for name, rows in by_hook.items()]
-                final = _forward_from(handle, resid, start, hooks)
+                final = handle.run_from(resid, start, None, hooks)
                 out[torch.tensor(part)] = readout(final).float().cpu()
         return out
     # growing batch: rows join when the layer they start at comes up, so every block runs once
@@ -626,7 +613,7 @@ def run_specs(
                     if layer == l:
                         by_hook.setdefault(name, []).append((r, p, h, specs[i].sample if source_sample else 0))
             hooks = [(name, _make_hook(rows, source[name])) for name, rows in by_hook.items()]
-            resid = _forward_from(handle, resid, l, hooks, stop=l + 1)
+            resid = handle.run_from(resid, l, l + 1, hooks)
         out[torch.tensor(part)] = readout(resid).float().cpu()
     return out
 
@@ -638,7 +625,7 @@ def _logit_diff_readout(handle, metric: _Metric) -> Callable[[torch.Tensor], tor
         W = handle.W_U()[:, ids]  # [d_model, 2]
         zero = torch.zeros(1, 1, handle.d_model, dtype=W.dtype, device=W.device)
         bias = handle.unembed(zero)[0, 0, ids]  # b_U (zeros when the model has none)
-    cap = float(getattr(getattr(handle.tl_model, "cfg", None), "output_logits_soft_cap", -1.0) or -1.0)
+    cap = handle.logit_soft_cap
 
     def readout(final: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -1114,7 +1101,7 @@ def _embedding_std(handle, n: int = 4096) -> float:
     vocab = handle.shape.d_vocab
     ids = torch.linspace(0, vocab - 1, min(n, vocab)).long().to(handle.device)
     with torch.inference_mode():
-        return float(handle.adapter.embed_tokens(ids[None]).float().std())
+        return float(handle.embed_tokens(ids[None]).float().std())
 
 
 def causal_trace(

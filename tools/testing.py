@@ -1,9 +1,10 @@
 """Tiny random models for fast tests (seconds, no network).
 
-``tiny_handle()`` builds a llama-style HookedTransformer from a config (RMSNorm, rotary,
-gated SiLU MLP, grouped-query attention) and a word-level tokenizer saved to a temporary
-folder and loaded back from it, as TransformerLens requires. Tools are tested on it
-exactly as on a real model; tests may then set weights by hand to plant features.
+``tiny_handle(arch=...)`` builds a random Hugging Face model of one of several
+architectures (Llama, Gemma 3, GPT-2, Qwen2, GPT-NeoX) from a config, with a word-level
+tokenizer, and wraps it in the same TransformerLens bridge a real model gets. Tools are
+tested on it exactly as on a real model; tests may then set weights by hand (the bridge's
+weights are views of the HF parameters) to plant features.
 """
 
 from __future__ import annotations
@@ -57,48 +58,67 @@ def tiny_tokenizer():
     return AutoTokenizer.from_pretrained(tiny_tokenizer_dir())
 
 
-def tiny_config(**overrides):
-    from transformer_lens import HookedTransformerConfig
+def _tiny_hf_config(arch: str, vocab: int, tok):
+    """An HF config of architecture ``arch``: 2 layers, d_model 32, 4 heads of 8, d_mlp 64."""
+    import transformers as tf
+
+    # weights drawn at 0.8 / sqrt(d_model), as TransformerLens initialises: HF's default 0.02
+    # leaves a model this small with near-uniform outputs
+    ids = dict(
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        initializer_range=0.8 / 32**0.5,
+    )
+    if arch == "llama":
+        return tf.LlamaConfig(
+            vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, max_position_embeddings=64, tie_word_embeddings=False, **ids,
+        )
+    if arch == "gemma3":
+        # Gemma 3's quirks: scaled and tied embeddings, norms before and after attention and
+        # MLP, (1 + w) RMSNorm, q/k norms, sliding-window layers mixed with global ones, one KV head
+        return tf.Gemma3TextConfig(
+            vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=1, head_dim=8, max_position_embeddings=64, sliding_window=4,
+            layer_types=["sliding_attention", "full_attention"], query_pre_attn_scalar=8, **ids,
+        )
+    if arch == "gpt2":
+        return tf.GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_inner=64, n_positions=64, **ids)
+    if arch == "qwen2":
+        return tf.Qwen2Config(
+            vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=False, **ids,
+        )
+    if arch == "gpt_neox":
+        return tf.GPTNeoXConfig(
+            vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            max_position_embeddings=64, rotary_pct=0.5, use_parallel_residual=False, **ids,
+        )
+    raise ValueError(f"no tiny config for {arch!r}; use one of {', '.join(TINY_ARCHS)}")
+
+
+TINY_ARCHS = ("llama", "gemma3", "gpt2", "qwen2", "gpt_neox")
+
+
+def tiny_hf(arch: str = "llama", seed: int = 0):
+    """A random-weight HF causal LM of architecture ``arch`` sized for the tiny tokenizer."""
+    from transformers import AutoModelForCausalLM
 
     tok = tiny_tokenizer()
-    cfg = dict(
-        n_layers=2,
-        d_model=32,
-        n_heads=4,
-        d_head=8,
-        n_key_value_heads=2,
-        d_mlp=64,
-        d_vocab=len(tok),
-        n_ctx=64,
-        act_fn="silu",
-        normalization_type="RMS",
-        positional_embedding_type="rotary",
-        rotary_dim=8,
-        gated_mlp=True,
-        final_rms=True,
-        original_architecture="LlamaForCausalLM",
-        seed=0,
-        device="cpu",
-        dtype=torch.float32,
-    )
-    cfg.update(overrides)
-    return HookedTransformerConfig(**cfg)
+    cfg = _tiny_hf_config(arch, len(tok), tok)
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32, attn_implementation="eager")
+    with torch.no_grad():  # norms start at identity; give them some spread so they matter
+        for name, p in model.named_parameters():
+            if "norm" in name or "ln_" in name:
+                p.add_(0.1 * torch.randn_like(p))
+    return model.eval(), tok
 
 
-def tiny_hooked(**overrides):
-    """A random-weight HookedTransformer with the tiny tokenizer."""
-    from transformer_lens import HookedTransformer
+def tiny_handle(name: str = "tiny-llama", arch: str = "llama", seed: int = 0):
+    """A ``ModelHandle`` over a tiny random model (llama-style by default: RMSNorm, rotary,
+    gated SiLU MLP, grouped-query attention)."""
+    from .model import from_hf_model
 
-    cfg = tiny_config(**overrides)
-    torch.manual_seed(cfg.seed or 0)
-    model = HookedTransformer(cfg, tokenizer=tiny_tokenizer(), move_to_device=False, default_padding_side="right")
-    model.eval()
-    return model
-
-
-def tiny_handle(name: str = "tiny-llama", **overrides):
-    """A ``ModelHandle`` over a tiny random llama-style model."""
-    from .model import from_hooked_transformer
-
-    model = tiny_hooked(**overrides)
-    return from_hooked_transformer(model, model.tokenizer, name=name)
+    model, tok = tiny_hf(arch, seed)
+    return from_hf_model(model, tok, name=name)

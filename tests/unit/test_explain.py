@@ -109,7 +109,7 @@ def test_neuron_page_output_tokens_and_json(planted, store):
     assert rep.promoted[0].logit >= rep.promoted[-1].logit > rep.suppressed[-1].logit
     # the direct effect really is W_out[n] through the unembedding (up to the final norm's scale)
     w = h.W_out(0)[CAT_NEURON].float()
-    direct = (w * h.tl_model.ln_final.w.float()) @ h.W_U().float()
+    direct = (w * h.tl_model.original_model.model.norm.weight.float()) @ h.W_U().float()
     assert h.tokenizer.decode([int(direct.argmax())]) == rep.promoted[0].token
     d = json.loads(rep.model_dump_json())
     assert isinstance(d["explanation"], str) and {"pearson", "shuffled_pearson"} <= set(d["score"])

@@ -235,14 +235,14 @@ def test_bad_inputs_are_refused_with_reasons(setup):
 
 
 def _patch_with_identical_embeddings(h):
-    tl = h.tl_model
+    W_E = h.W_E()
     a, b = h.token_id("cat"), h.token_id("dog")
-    saved = tl.embed.W_E.data[[a, b]].clone()
+    saved = W_E.data[[a, b]].clone()
     try:
-        tl.embed.W_E.data[b] = tl.embed.W_E.data[a]
+        W_E.data[b] = W_E.data[a]
         patch(h, "the cat is", "the dog is", " paris", " rome", kinds=["attn"])
     finally:
-        tl.embed.W_E.data[[a, b]] = saved
+        W_E.data[[a, b]] = saved
 
 
 def test_causal_trace_identities(setup):

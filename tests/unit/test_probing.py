@@ -44,7 +44,7 @@ def planted():
     g = torch.Generator().manual_seed(1)
     u = torch.randn(h.d_model, generator=g)
     u /= u.norm()
-    W_E = h.tl_model.W_E
+    W_E = h.W_E()
     with torch.no_grad():
         strength = 2.0 * W_E.norm(dim=1).mean()
         for w in in_a:
@@ -101,7 +101,7 @@ def test_word_type_control_catches_memorisation():
     few = ["red", "blue", "green", "sun", "moon", "river", "tree", "king", "fire", "water"]
     with torch.no_grad():
         for w in few:  # make word identity dominate the last position's residual
-            h.tl_model.W_E[h.token_id(w)] *= 4
+            h.W_E()[h.token_id(w)] *= 4
     pos = {"red", "sun", "moon", "tree", "water"}
     prefixes = PREFIXES + ["the red", "they ate", "one more", "i see"]
     exs = [
