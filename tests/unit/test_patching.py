@@ -26,13 +26,19 @@ from gnothi.tools.patching import (
     run_specs,
 )
 
+from gnothi.tools.testing import TINY_ARCHS, tiny_handle
+
 CLEAN = "the capital of france is"
 CORR = "the capital of italy is"
 
 
-@pytest.fixture(scope="module")
-def setup(tiny):
-    h = tiny
+@pytest.fixture(scope="module", params=TINY_ARCHS)
+def setup(request):
+    """The tiny model of each architecture (Llama, Gemma 3, GPT-2, Qwen2, GPT-NeoX): the
+    identities below hold on every one. The random Qwen2 of seed 0 barely tells France from
+    Italy (the first test checks that the corruption moves the metric), so it takes seed 1."""
+    arch = request.param
+    h = tiny_handle(name=f"tiny-{arch}", arch=arch, seed=1 if arch == "qwen2" else 0)
     metric = _build_metric(h, " paris", " rome")
     ct, rt, pair = align_prompts(h, CLEAN, CORR)
     names = _names_for(h, ["resid", "attn", "mlp", "heads"])

@@ -8,9 +8,9 @@ HOW_TO_ADD = """How to add a model:
   * a Hugging Face id already in the local HF cache (gnothi never downloads):
       huggingface-cli download Qwen/Qwen2.5-0.5B   # on a machine with network
       gnothi info --model Qwen/Qwen2.5-0.5B
-  Supported architectures are those TransformerLens 3.9 converts (Llama, Mistral, Qwen2/3,
-  Gemma 1-3, GPT-2, GPT-NeoX/Pythia, GPT-J, OPT, Phi, OLMo, Bloom). Pickle checkpoints need
-  --allow-pickle; repositories with their own code need --trust-remote-code."""
+  Any architecture TransformerLens 3.9's TransformerBridge has an adapter for can be loaded
+  (`gnothi models --json` lists all of them). Pickle checkpoints need --allow-pickle;
+  repositories with their own code need --trust-remote-code."""
 
 
 def register(sub):
@@ -23,9 +23,11 @@ def run(args) -> int:
     from gnothi.tools.model import list_models
     from gnothi.ui.cli import print_json
 
+    from gnothi.tools.adapter import TESTED, bridge_architectures
+
     models = list_models()
     if args.json:
-        print_json({"models": models, "how_to_add": HOW_TO_ADD})
+        print_json({"models": models, "tested_architectures": TESTED, "bridge_architectures": bridge_architectures(), "how_to_add": HOW_TO_ADD})
         return 0
     print("Models gnothi can load here:")
     for m in models:
@@ -36,6 +38,13 @@ def run(args) -> int:
             if not m["available"]:
                 extra = f" (not installed: {m['install']})"
         print(f"  {flag}{m['name']:<28} {m['kind']:<9} {m['description']}{extra}")
+    print()
+    print("Architectures tested here (every tool's core checks on the real model; the hook-point")
+    print("and patching identities on the tiny random one):")
+    for arch, how in TESTED.items():
+        print(f"  {arch:<22} {how}")
+    n = len(bridge_architectures())
+    print(f"The bridge claims {n} architectures in all; the others are untested here.")
     print()
     print(HOW_TO_ADD)
     return 0
