@@ -117,7 +117,9 @@ def _named(name: str, fn: Callable) -> Callable:
 class BridgeAdapter:
     """A TransformerLens ``TransformerBridge`` over an HF causal LM, weights unchanged."""
 
-    def __init__(self, hf_model, tokenizer, name: str, device: str, dtype: torch.dtype):
+    def __init__(self, hf_model, tokenizer, source: str, device: str, dtype: torch.dtype):
+        """``source``: the model's folder (or a name for one built in memory); the bridge
+        only records it (a short name could collide with TransformerLens's hub aliases)."""
         from transformer_lens.model_bridge import TransformerBridge
 
         _quiet_tl_logging()
@@ -134,7 +136,7 @@ class BridgeAdapter:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 self.model = TransformerBridge.boot_transformers(
-                    name, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
+                    source, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
                 )
         except (NotImplementedError, ValueError, KeyError, AttributeError) as e:
             near = closest_architecture(arch)

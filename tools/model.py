@@ -553,7 +553,7 @@ def load_model(
             )
         else:
             raise UnknownModelError(f"Could not load {display}: {msg.splitlines()[0]}", "Check the folder holds a complete model.") from None
-    adapter = BridgeAdapter(hf.eval(), tok, display, dev, dt)
+    adapter = BridgeAdapter(hf.eval(), tok, str(folder), dev, dt)
     return ModelHandle(adapter, tok, display, str(folder), dev, dt)
 
 
@@ -573,7 +573,7 @@ def get_handle(name: str | None = None, device: str | None = None, dtype: str | 
 def from_hf_model(hf_model, tokenizer, name: str = "tiny") -> ModelHandle:
     """Wrap an HF causal LM already in memory (tests build tiny random ones this way)."""
     p = next(hf_model.parameters())
-    adapter = BridgeAdapter(hf_model.eval(), tokenizer, name, str(p.device), p.dtype)
+    adapter = BridgeAdapter(hf_model.eval(), tokenizer, f"in-memory-{name}", str(p.device), p.dtype)
     return ModelHandle(adapter, tokenizer, name, "<in memory>", str(p.device), p.dtype)
 
 

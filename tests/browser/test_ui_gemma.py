@@ -1,0 +1,69 @@
+"""The chat on the second bundled model, in headless Chromium: load Gemma 3 270M from
+Settings > Model, then ask a patching and an attention question; both are measured on
+Gemma (its 18 layers, its tokens). Screenshots land in artifacts/browser/."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
+
+
+def wait_text(page, selector: str, pattern: str, timeout: float = 60_000) -> str:
+    page.wait_for_function(
+        "([sel, pat]) => { const e = document.querySelector(sel); return e && new RegExp(pat, 'i').test(e.innerText); }",
+        arg=[selector, pattern],
+        timeout=timeout,
+    )
+    return page.locator(selector).inner_text()
+
+
+@pytest.fixture(scope="module")
+def app_url(bundled, gemma, tmp_path_factory):
+    """The app started on SmolLM2; Gemma is already converted in the cache (the ``gemma``
+    fixture), so loading it from Settings takes seconds."""
+    from gnothi.ui.app import build_app, launch
+
+    from conftest import free_port  # tests/browser/conftest.py
+
+    db = tmp_path_factory.mktemp("gemma-ui") / "conversations.sqlite"
+    demo = build_app(model=bundled, db_path=str(db), preload=True)
+    url = launch(demo, port=free_port(), block=False, quiet=True)
+    yield url
+    demo.close()
+
+
+def test_gemma_from_settings_then_patching_and_attention(chromium, app_url):
+    ctx = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(app_url)
+        page.wait_for_selector("#gn-question textarea")
+        page.get_by_role("tab", name="Settings").click()
+        page.locator("#gn-model-value textarea, #gn-model-value input").first.fill("gemma-3-270m")
+        page.locator("#gn-load-model").click()
+        wait_text(page, "#gn-model-status", r"gemma-3-270m.*Gemma3ForCausalLM.*18 layers", timeout=180_000)
+        page.locator("#gn-question textarea").fill("Why does the model answer ' Paris' after 'The capital of France is'?")
+        page.locator("#gn-ask").click()
+        txt = wait_text(page, "#gn-chat", r"Tool: activation_patching\s*done", timeout=180_000)
+        page.get_by_role("tab", name="Answer JSON").click()
+        js = page.locator("#gn-json").inner_text()
+        assert '"activation_patching"' in js and '"ok": true' in js and "gemma-3-270m" in js
+        assert re.search(r"layer \d+", txt)
+        page.screenshot(path=str(ARTIFACTS / "20-gemma-patching.png"), full_page=True)
+        page.locator("#gn-question textarea").fill("Show me the attention pattern of head 2 in layer 5 for 'The cat sat on the mat'")
+        page.locator("#gn-ask").click()
+        txt = wait_text(page, "#gn-chat", r"head 5\.2: last token attends", timeout=120_000)
+        assert "<bos>" in txt  # Gemma's own BOS token, not SmolLM2's
+        page.screenshot(path=str(ARTIFACTS / "21-gemma-attention.png"), full_page=True)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "FAILED-gemma-ui.png"), full_page=True)
+        raise
+    finally:
+        ctx.close()
