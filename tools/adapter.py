@@ -139,11 +139,16 @@ class BridgeAdapter:
                     source, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
                 )
         except (NotImplementedError, ValueError, KeyError, AttributeError) as e:
+            if arch in bridge_architectures():  # supported, yet this checkpoint did not boot
+                raise UnsupportedArchitectureError(
+                    f"TransformerLens's bridge could not wrap this {arch} model ({type(e).__name__}: {str(e)[:300]}).",
+                    "Check that the folder is a complete save_pretrained checkpoint; `gnothi models` lists what was tested here.",
+                ) from e
             near = closest_architecture(arch)
             raise UnsupportedArchitectureError(
-                f"TransformerLens's bridge has no adapter for a {arch} model ({type(e).__name__}: {str(e)[:200]}).",
+                f"TransformerLens's bridge has no adapter for a {arch} model.",
                 (f"The closest supported architecture is {near}. " if near else "")
-                + "See `gnothi models` for the architectures it supports and those tested here.",
+                + "`gnothi models --json` lists the architectures it supports and those tested here.",
             ) from e
         self.model.eval()
         for p in self.model.parameters():
@@ -173,7 +178,7 @@ class BridgeAdapter:
     def forward(self, tokens: torch.Tensor, stop_at_layer: int | None = None, attention_mask=None) -> torch.Tensor:
         if stop_at_layer is not None:
             return self.run_with_hooks(tokens, (), (), stop_at_layer)
-        return self.model(tokens, attention_mask=attention_mask)
+        return self.model(tokens, attention_mask=attention_mask, use_cache=False)
 
     def _last_fired_stop(self, names: Sequence[str], store: dict) -> list[Hook]:
         want = set(names)
@@ -202,10 +207,10 @@ class BridgeAdapter:
 
                 return fn
 
-            out = self.model.run_with_hooks(tokens, fwd_hooks=[(n, make(n)) for n in names], reset_hooks_end=True)
+            out = self.model.run_with_hooks(tokens, fwd_hooks=[(n, make(n)) for n in names], reset_hooks_end=True, use_cache=False)
             return out, store
         try:
-            self.model.run_with_hooks(tokens, fwd_hooks=self._last_fired_stop(names, store), reset_hooks_end=True)
+            self.model.run_with_hooks(tokens, fwd_hooks=self._last_fired_stop(names, store), reset_hooks_end=True, use_cache=False)
         except _Stop:
             pass
         return None, store
@@ -231,12 +236,12 @@ class BridgeAdapter:
 
             fwd = fwd + [(f"blocks.{n_layers - 1}.hook_resid_post", grab)]
             try:
-                self.model.run_with_hooks(tokens, fwd_hooks=fwd, bwd_hooks=bwd, reset_hooks_end=True)
+                self.model.run_with_hooks(tokens, fwd_hooks=fwd, bwd_hooks=bwd, reset_hooks_end=True, use_cache=False)
             except _Stop:
                 pass
             return box["resid"]
         return self.model.run_with_hooks(
-            tokens, fwd_hooks=fwd, bwd_hooks=bwd, stop_at_layer=stop_at_layer, reset_hooks_end=True
+            tokens, fwd_hooks=fwd, bwd_hooks=bwd, stop_at_layer=stop_at_layer, reset_hooks_end=True, use_cache=False
         )
 
     # ------------------------------------------------------------------ running from a layer

