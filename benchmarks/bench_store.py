@@ -33,7 +33,7 @@ def _current_rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def mem_child(n_tokens: int, layers: str, threads: int) -> None:
+def mem_child(n_tokens: int, layers: str, threads: int, model: str | None = None) -> None:
     """Build a store in this fresh process; report the peak RSS *during the build* (sampled
     every 20 ms) next to the RSS before it. The process-lifetime peak (ru_maxrss) is
     reported too, but model loading sets it, so it says nothing about the build."""
@@ -45,7 +45,7 @@ def mem_child(n_tokens: int, layers: str, threads: int) -> None:
     from gnothi.tools.model import get_handle
     from gnothi.tools.store import build_store
 
-    h = get_handle()
+    h = get_handle(model)
     import gc
 
     gc.collect()
@@ -71,6 +71,7 @@ def mem_child(n_tokens: int, layers: str, threads: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=None, help="bundled name, folder or cached HF id (default: the bundled SmolLM2)")
     ap.add_argument("--tokens", type=int, default=2048, help="tokens for the throughput comparison")
     ap.add_argument("--layers", default="all", help="layers the store records in the throughput comparison")
     ap.add_argument("--batch-size", type=int, default=16)
@@ -81,7 +82,7 @@ def main() -> None:
     ap.add_argument("--mem-child", nargs=2, metavar=("N", "LAYERS"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.mem_child:
-        mem_child(int(a.mem_child[0]), a.mem_child[1], a.threads)
+        mem_child(int(a.mem_child[0]), a.mem_child[1], a.threads, a.model)
         return
     import numpy as np
     import torch
@@ -92,7 +93,7 @@ def main() -> None:
     from gnothi.tools.model import get_handle
     from gnothi.tools.store import ActivationStore, build_store, corpus_windows
 
-    h = get_handle()
+    h = get_handle(a.model)
     out: dict = {"model": h.name, "threads": a.threads, "cpu_count": os.cpu_count()}
     if "throughput" not in skip:
         from transformers import AutoModelForCausalLM
@@ -141,7 +142,8 @@ def main() -> None:
     if "memory" not in skip:
         res = []
         for n in (a.mem_tokens, 10 * a.mem_tokens):
-            p = subprocess.run([sys.executable, __file__, "--mem-child", str(n), a.mem_layers, "--threads", str(a.threads)],
+            p = subprocess.run([sys.executable, __file__, "--mem-child", str(n), a.mem_layers, "--threads", str(a.threads)]
+                + (["--model", a.model] if a.model else []),
                                capture_output=True, text=True, check=True)
             res.append(json.loads(p.stdout.strip().splitlines()[-1]))
         out["memory"] = {

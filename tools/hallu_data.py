@@ -27,8 +27,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-import torch
-
 from . import facts as F
 from .config import model_cache_dir
 from .errors import InputError

@@ -16,10 +16,8 @@ handle can be shared by threads (a chat UI with several users, a batch job).
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
-import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -27,7 +25,7 @@ import torch
 from pydantic import BaseModel
 
 from . import bundled
-from .adapter import HOOK_KINDS, TESTED, BridgeAdapter, bridge_architectures
+from .adapter import HOOK_KINDS, BridgeAdapter, bridge_architectures
 from .config import DEFAULT_MODEL
 from .errors import (
     InputError,

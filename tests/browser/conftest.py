@@ -34,6 +34,16 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
+def wait_text(page, selector: str, pattern: str, timeout: float = 60_000) -> str:
+    """Wait until the element's text matches ``pattern`` (regex); return the text."""
+    page.wait_for_function(
+        "([sel, pat]) => { const e = document.querySelector(sel); return e && new RegExp(pat, 'i').test(e.innerText); }",
+        arg=[selector, pattern],
+        timeout=timeout,
+    )
+    return page.locator(selector).inner_text()
+
+
 
 # ----------------------------------------------------------------------------- a measuring stand-in
 

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import wait_text  # tests/browser/conftest.py
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
 
@@ -32,16 +33,6 @@ def ask(page, text: str) -> None:
 
 def fill(page, elem_id: str, text: str) -> None:
     page.locator(f"#{elem_id} textarea, #{elem_id} input").first.fill(text)
-
-
-def wait_text(page, selector: str, pattern: str, timeout: float = 30_000) -> str:
-    """Wait until the element's text matches ``pattern`` (regex); return the text."""
-    page.wait_for_function(
-        "([sel, pat]) => { const e = document.querySelector(sel); return e && new RegExp(pat, 'i').test(e.innerText); }",
-        arg=[selector, pattern],
-        timeout=timeout,
-    )
-    return page.locator(selector).inner_text()
 
 
 def open_page(page, url: str) -> None:

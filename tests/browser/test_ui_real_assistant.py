@@ -9,20 +9,12 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import wait_text  # tests/browser/conftest.py
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
 STORE_TOKENS = 4096  # 64 windows: enough records for top contexts, a fraction of the default build
-
-
-def wait_text(page, selector: str, pattern: str, timeout: float = 60_000) -> str:
-    page.wait_for_function(
-        "([sel, pat]) => { const e = document.querySelector(sel); return e && new RegExp(pat, 'i').test(e.innerText); }",
-        arg=[selector, pattern],
-        timeout=timeout,
-    )
-    return page.locator(selector).inner_text()
 
 
 @pytest.fixture(scope="module")
