@@ -27,6 +27,7 @@ themselves with the arguments the HF model passed them on a run of the same leng
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import warnings
 from typing import Callable, Sequence
@@ -156,6 +157,8 @@ class BridgeAdapter:
         self.hf = hf_model
         self.architecture = arch
         self._block_args: dict[int, list] = {}
+        self._points = self.model.hook_dict  # name (aliases included) -> HookPoint, built once
+        self._levels = itertools.count(1_000_000)  # hook levels of our own, apart from the bridge's
 
     # ------------------------------------------------------------------ shape
     @property
@@ -163,7 +166,7 @@ class BridgeAdapter:
         return self.model.cfg
 
     def hook_names(self) -> list[str]:
-        return sorted(self.model.hook_dict)
+        return sorted(self._points)
 
     @property
     def logit_soft_cap(self) -> float:
@@ -175,23 +178,40 @@ class BridgeAdapter:
         return self.hf.parameters()
 
     # ------------------------------------------------------------------ runs
+    @contextlib.contextmanager
+    def _hooked(self, fwd_hooks: Sequence[Hook] = (), bwd_hooks: Sequence[Hook] = ()):
+        """Hooks attached to the hook points for the duration (and only these removed after).
+
+        Hook points are looked up in a map built once: the bridge's own ``run_with_hooks``
+        rebuilds its alias table on every call, which cost a quarter of a recording run."""
+        level = next(self._levels)
+        points = []
+        try:
+            for direction, hooks in (("fwd", fwd_hooks), ("bwd", bwd_hooks)):
+                for name, fn in hooks:
+                    point = self._points[name]
+                    point.add_hook(_named(name, fn), dir=direction, level=level)
+                    points.append(point)
+            yield
+        finally:
+            for point in points:
+                point.remove_hooks(dir="both", level=level)
+
+    def _stop_hook(self, stop_at_layer: int, box: dict) -> Hook:
+        """A hook that ends the run with the residual stream entering ``stop_at_layer``."""
+        n_layers = self.cfg.n_layers
+        name = f"blocks.{n_layers - 1}.hook_resid_post" if stop_at_layer >= n_layers else f"blocks.{stop_at_layer}.hook_resid_pre"
+
+        def stop(act, hook):
+            box["resid"] = act
+            raise _Stop()
+
+        return name, stop
+
     def forward(self, tokens: torch.Tensor, stop_at_layer: int | None = None, attention_mask=None) -> torch.Tensor:
         if stop_at_layer is not None:
             return self.run_with_hooks(tokens, (), (), stop_at_layer)
         return self.model(tokens, attention_mask=attention_mask, use_cache=False)
-
-    def _last_fired_stop(self, names: Sequence[str], store: dict) -> list[Hook]:
-        want = set(names)
-
-        def make(name):
-            def fn(act, hook):
-                store[name] = act.detach()
-                if want.issubset(store):
-                    raise _Stop()
-
-            return fn
-
-        return [(n, make(n)) for n in names]
 
     def run_with_cache(self, tokens: torch.Tensor, names: Sequence[str], stop_at_layer: int | None):
         """Run recording only ``names``; returns (logits or None, {name: tensor}).
@@ -199,21 +219,23 @@ class BridgeAdapter:
         With ``stop_at_layer`` set the run ends as soon as every name has been recorded
         (logits ``None``)."""
         store: dict[str, torch.Tensor] = {}
-        if stop_at_layer is None:
+        want = set(names)
+        stop_early = stop_at_layer is not None
 
-            def make(name):
-                def fn(act, hook):
-                    store[name] = act.detach()
+        def make(name):
+            def fn(act, hook):
+                store[name] = act.detach()
+                if stop_early and want.issubset(store):
+                    raise _Stop()
 
-                return fn
+            return fn
 
-            out = self.model.run_with_hooks(tokens, fwd_hooks=[(n, make(n)) for n in names], reset_hooks_end=True, use_cache=False)
-            return out, store
-        try:
-            self.model.run_with_hooks(tokens, fwd_hooks=self._last_fired_stop(names, store), reset_hooks_end=True, use_cache=False)
-        except _Stop:
-            pass
-        return None, store
+        with self._hooked([(n, make(n)) for n in names]):
+            try:
+                out = self.model(tokens, use_cache=False)
+            except _Stop:
+                out = None
+        return out, store
 
     def run_with_hooks(
         self,
@@ -224,25 +246,16 @@ class BridgeAdapter:
     ) -> torch.Tensor:
         """Logits with hooks ``(name, fn(act, hook) -> act | None)``; with ``stop_at_layer`` L,
         the residual stream entering layer L (L = n_layers: the one entering the final norm)."""
-        fwd = [(n, _named(n, f)) for n, f in fwd_hooks]
-        bwd = [(n, _named(n, f)) for n, f in bwd_hooks]
-        n_layers = self.cfg.n_layers
-        if stop_at_layer is not None and stop_at_layer >= n_layers:
-            box: dict = {}
-
-            def grab(act, hook):
-                box["resid"] = act
-                raise _Stop()
-
-            fwd = fwd + [(f"blocks.{n_layers - 1}.hook_resid_post", grab)]
+        fwd = list(fwd_hooks)
+        box: dict = {}
+        if stop_at_layer is not None:
+            fwd = [(n, f) for n, f in fwd if not n.startswith("blocks.") or int(n.split(".")[1]) < stop_at_layer]
+            fwd.append(self._stop_hook(stop_at_layer, box))
+        with self._hooked(fwd, bwd_hooks):
             try:
-                self.model.run_with_hooks(tokens, fwd_hooks=fwd, bwd_hooks=bwd, reset_hooks_end=True, use_cache=False)
+                return self.model(tokens, use_cache=False)
             except _Stop:
-                pass
-            return box["resid"]
-        return self.model.run_with_hooks(
-            tokens, fwd_hooks=fwd, bwd_hooks=bwd, stop_at_layer=stop_at_layer, reset_hooks_end=True, use_cache=False
-        )
+                return box["resid"]
 
     # ------------------------------------------------------------------ running from a layer
     def _block_call_args(self, pos: int) -> list:
@@ -296,8 +309,7 @@ class BridgeAdapter:
         n_layers = self.cfg.n_layers
         stop = n_layers if stop is None else stop
         calls = self._block_call_args(resid.shape[1])
-        hooks = [(n, _named(n, f)) for n, f in fwd_hooks]
-        with self.model.hooks(fwd_hooks=hooks) if hooks else contextlib.nullcontext():
+        with self._hooked(fwd_hooks):
             x = resid
             for i in range(start, stop):
                 args, kwargs = calls[i]
