@@ -3,7 +3,7 @@
 Everything else talks to :class:`BridgeAdapter` (through ``ModelHandle``). The bridge wraps
 the Hugging Face model's own modules with hook points, so activations and log-probs are
 those of the HF checkpoint, weights unchanged (no layer-norm folding or centering), for
-every architecture TransformerLens has a bridge adapter for (about 140: Llama, Gemma 1-3,
+every architecture TransformerLens has a bridge adapter for (157 in 3.9: Llama, Gemma 1-3,
 Qwen 2-3, GPT-2, GPT-NeoX/Pythia, Mistral, Phi, OLMo...).
 
 gnothi names hook points in TransformerLens's convention (``blocks.{L}.hook_resid_post``,
@@ -57,7 +57,7 @@ TESTED = {
     "Gemma3ForCausalLM": "real (Gemma 3 270M) and tiny random",
     "GPT2LMHeadModel": "tiny random",
     "Qwen2ForCausalLM": "tiny random",
-    "GPTNeoXForCausalLM": "tiny random",
+    "GPTNeoXForCausalLM": "tiny random (sequential blocks, and parallel ones as in Pythia)",
 }
 
 

@@ -1,7 +1,8 @@
 """Tiny random models for fast tests (seconds, no network).
 
 ``tiny_handle(arch=...)`` builds a random Hugging Face model of one of several
-architectures (Llama, Gemma 3, GPT-2, Qwen2, GPT-NeoX) from a config, with a word-level
+architectures (Llama, Gemma 3, GPT-2, Qwen2, GPT-NeoX sequential and parallel as in
+Pythia) from a config, with a word-level
 tokenizer, and wraps it in the same TransformerLens bridge a real model gets. Tools are
 tested on it exactly as on a real model; tests may then set weights by hand (the bridge's
 weights are views of the HF parameters) to plant features.
@@ -88,15 +89,17 @@ def _tiny_hf_config(arch: str, vocab: int, tok):
             vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=False, **ids,
         )
-    if arch == "gpt_neox":
+    if arch in ("gpt_neox", "pythia"):
+        # Pythia's blocks are parallel (attention and MLP both read the block's input), so
+        # they have no resid_mid; plain GPT-NeoX here is sequential
         return tf.GPTNeoXConfig(
             vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            max_position_embeddings=64, rotary_pct=0.5, use_parallel_residual=False, **ids,
+            max_position_embeddings=64, rotary_pct=0.5, use_parallel_residual=arch == "pythia", **ids,
         )
     raise ValueError(f"no tiny config for {arch!r}; use one of {', '.join(TINY_ARCHS)}")
 
 
-TINY_ARCHS = ("llama", "gemma3", "gpt2", "qwen2", "gpt_neox")
+TINY_ARCHS = ("llama", "gemma3", "gpt2", "qwen2", "gpt_neox", "pythia")
 
 
 def tiny_hf(arch: str = "llama", seed: int = 0):

@@ -26,11 +26,12 @@ def app_url(bundled, gemma, tmp_path_factory):
     db = tmp_path_factory.mktemp("gemma-ui") / "conversations.sqlite"
     demo = build_app(model=bundled, db_path=str(db), preload=True)
     url = launch(demo, port=free_port(), block=False, quiet=True)
-    yield url
+    yield url, demo.gnothi_backend
     demo.close()
 
 
 def test_gemma_from_settings_then_patching_and_attention(chromium, app_url):
+    app_url, backend = app_url
     ctx = chromium.new_context(viewport={"width": 1400, "height": 1000})
     page = ctx.new_page()
     page.set_default_timeout(60_000)
@@ -41,13 +42,16 @@ def test_gemma_from_settings_then_patching_and_attention(chromium, app_url):
         page.locator("#gn-model-value textarea, #gn-model-value input").first.fill("gemma-3-270m")
         page.locator("#gn-load-model").click()
         wait_text(page, "#gn-model-status", r"gemma-3-270m.*Gemma3ForCausalLM.*18 layers", timeout=180_000)
+        assert backend.handle().name == "gemma-3-270m"
         page.locator("#gn-question textarea").fill("Why does the model answer ' Paris' after 'The capital of France is'?")
         page.locator("#gn-ask").click()
         txt = wait_text(page, "#gn-chat", r"Tool: activation_patching\s*done", timeout=180_000)
         page.get_by_role("tab", name="Answer JSON").click()
-        js = page.locator("#gn-json").inner_text()
-        assert '"activation_patching"' in js and '"ok": true' in js and "gemma-3-270m" in js
-        assert re.search(r"layer \d+", txt)
+        wait_text(page, "#gn-json", r'"activation_patching"', timeout=120_000)  # the finished answer
+        txt = page.locator("#gn-chat").inner_text()
+        # measured on Gemma's 18 layers (SmolLM2's hand-off is at layer 24 of 30)
+        layers = [int(x) for x in re.findall(r"\blayer (\d+)", txt)]
+        assert layers and max(layers) < 18, txt
         page.screenshot(path=str(ARTIFACTS / "20-gemma-patching.png"), full_page=True)
         page.locator("#gn-question textarea").fill("Show me the attention pattern of head 2 in layer 5 for 'The cat sat on the mat'")
         page.locator("#gn-ask").click()

@@ -1,7 +1,7 @@
-"""The model handle's operations on tiny random models of five architectures.
+"""The model handle's operations on tiny random models of six architectures.
 
 Each is a Hugging Face model built from a config in well under a second (Llama, Gemma 3,
-GPT-2, Qwen2, GPT-NeoX) and wrapped in the same TransformerLens bridge a real model gets.
+GPT-2, Qwen2, GPT-NeoX, and GPT-NeoX with Pythia's parallel blocks) and wrapped in the same TransformerLens bridge a real model gets.
 The checks are identities against the HF model itself or against a full run, so a hook
 name mapped to the wrong tensor, a partial run fed the wrong position embeddings or mask,
 or a generation that ignores the padding shows up as a number that differs.
@@ -26,7 +26,7 @@ def h(request):
 @pytest.fixture(scope="module")
 def run(h):
     toks = h.to_tokens(TEXT)
-    names = [h.hook_name(k, l) for l in range(h.n_layers) for k in KINDS]
+    names = [h.hook_name(k, l) for l in range(h.n_layers) for k in KINDS if k in h.hook_points()]
     logits, cache = h.run_with_cache(toks, names, stop_early=False)
     return toks, logits, cache
 
@@ -41,7 +41,12 @@ def test_logits_are_the_hf_models_own(h, run):
 def test_residual_stream_adds_up(h, run):
     _, logits, c = run
     n = lambda k, l: c[h.hook_name(k, l)]  # noqa: E731
+    parallel = "resid_mid" not in h.hook_points()
+    assert parallel == (h.tl_model.cfg.parallel_attn_mlp or False)
     for l in range(h.n_layers):
+        if parallel:  # attention and MLP both read the block's input (Pythia)
+            assert torch.allclose(n("resid_pre", l) + n("attn_out", l) + n("mlp_out", l), n("resid_post", l), atol=1e-5)
+            continue
         assert torch.allclose(n("resid_pre", l) + n("attn_out", l), n("resid_mid", l), atol=1e-5)
         assert torch.allclose(n("resid_mid", l) + n("mlp_out", l), n("resid_post", l), atol=1e-5)
     assert torch.equal(n("resid_post", 0), n("resid_pre", 1))
