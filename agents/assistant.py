@@ -20,6 +20,7 @@ default), ``"env"`` (read ``GNOTHI_LLM_BASE_URL`` / ``GNOTHI_LLM_MODEL`` /
 from __future__ import annotations
 
 import copy
+import re
 import sqlite3
 import threading
 import time
@@ -27,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from gnothi.tools.errors import GnothiError
+from gnothi.tools.errors import GnothiError, InputError
 
 from .graph import RECURSION_LIMIT, Runtime, build_graph
 from .llm import make_llm
@@ -42,6 +43,20 @@ def default_db_path() -> Path:
     from gnothi.tools.config import cache_dir
 
     return cache_dir() / "conversations.sqlite"
+
+
+_THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_thread_id(thread: str) -> str:
+    """A conversation id is a name (figures are filed under it), never a path."""
+    if not isinstance(thread, str) or not _THREAD_ID.fullmatch(thread) or ".." in thread:
+        raise InputError(
+            f"{str(thread)[:80]!r} is not a conversation id.",
+            "Use letters, digits, '-', '_' and '.' (up to 64, no '/' or '..'), e.g. the id an earlier answer printed; "
+            "or leave --thread out to start a new conversation.",
+        )
+    return thread
 
 
 class Assistant:
@@ -142,7 +157,7 @@ class Assistant:
 
     def stream(self, question: str, thread: str | None = None) -> Iterator[Event]:
         """Run one turn, yielding events as they happen; the last one is ``reply`` with the Answer."""
-        thread = thread or uuid.uuid4().hex[:12]
+        thread = check_thread_id(thread) if thread else uuid.uuid4().hex[:12]
         turn = uuid.uuid4().hex[:12]
         t0 = time.perf_counter()
         question = "" if question is None else str(question)
@@ -201,6 +216,7 @@ class Assistant:
 
     def history(self, thread: str) -> list[dict]:
         """Earlier turns of ``thread`` (oldest first): question, reformulated, plan, planner, reply, t."""
+        check_thread_id(thread)
         st = self.graph.get_state({"configurable": {"thread_id": thread}})
         return list((st.values or {}).get("turns") or [])
 

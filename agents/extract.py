@@ -85,6 +85,18 @@ ABBREVIATIONS = {"feats": "features", "feat": "feature", "attn": "attention", "h
                  "lyr": "layer", "lyrs": "layers", "tok": "token", "toks": "tokens", "neur": "neuron", "prob": "probe"}
 
 
+_INVISIBLE = {"Cf"}  # format characters: zero-width space and joiners, BOM, direction marks
+
+
+def strip_invisible(text: str) -> tuple[str, int]:
+    """``text`` without invisible format characters (a zero-width space inside "2.1<ZWSP>5"
+    would otherwise cut a number in two), and how many were removed."""
+    import unicodedata
+
+    out = "".join(ch for ch in text if unicodedata.category(ch) not in _INVISIBLE)
+    return out, len(text) - len(out)
+
+
 def squeeze(text: str) -> str:
     """Runs of spaces and tabs outside quotes as one space, runs of blank lines as one newline: the grammar's
     patterns then never meet long whitespace runs (no pathological backtracking); quoted prompts stay as typed."""
@@ -173,6 +185,7 @@ class Parsed:
     last_layer: bool = False
     k: int | None = None  # "top 5", "10 examples"
     numbers: list[int] = field(default_factory=list)
+    negative_units: list[tuple[int, int]] = field(default_factory=list)  # "-2.5": written with a minus sign
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None and v is not False and v != []}
@@ -419,10 +432,13 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
             break
     if e.head is None:
         for pat in _UNIT_PATTERNS:
-            found = [(m.start(), int(m.group("l")), int(m.group("n"))) for m in pat.finditer(bare if pat is not _UNIT_PATTERNS[0] else text)]
+            src = bare if pat is not _UNIT_PATTERNS[0] else text
+            found = [(m.start(), int(m.group("l")), int(m.group("n"))) for m in pat.finditer(src)]
             if found:
                 e.layer, e.neuron = found[0][1], found[0][2]
                 e.units = [(l, n) for _, l, n in sorted(found)]
+                e.negative_units = [(l, n) for start, l, n in found if src[:start].rstrip().endswith("-")
+                                    and not re.search(r"\d\s*-$", src[:start].rstrip())]  # "-2.5", not "1-2.5"
                 break
         m = _HEAD_RE.search(bare)
         if m:

@@ -53,8 +53,19 @@ class LLMConfig(BaseModel):
             "model": os.environ.get("GNOTHI_LLM_MODEL") or "local",
             "api_key": os.environ.get("GNOTHI_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY") or "none",
         }
-        if os.environ.get("GNOTHI_LLM_TIMEOUT"):
-            kw["timeout"] = float(os.environ["GNOTHI_LLM_TIMEOUT"])
+        raw = os.environ.get("GNOTHI_LLM_TIMEOUT")
+        if raw:
+            try:
+                kw["timeout"] = float(raw)
+            except ValueError:
+                kw["timeout"] = -1.0
+            if not 0 < kw["timeout"] < float("inf"):
+                from gnothi.tools.errors import LLMError
+
+                raise LLMError(
+                    f"GNOTHI_LLM_TIMEOUT is {raw!r}, not a number of seconds.",
+                    "Set it to a positive number, e.g. GNOTHI_LLM_TIMEOUT=30, or unset it (default 60).",
+                )
         kw.update({k: v for k, v in over.items() if v is not None})
         return cls(**kw)
 

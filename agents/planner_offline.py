@@ -20,7 +20,10 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .extract import _QUOTE_RE, extract, fix_typos, is_followup, labelled_fields, looks_like_injection, squeeze, strip_quoted, words_to_digits
+from .extract import (
+    _QUOTE_RE, extract, fix_typos, is_followup, labelled_fields, looks_like_injection, squeeze, strip_invisible, strip_quoted,
+    words_to_digits,
+)
 from .router import get_router
 from .toolkit import TOOLKIT, Query
 from .types import Plan, ToolCall
@@ -155,7 +158,8 @@ class OfflinePlanner:
 
     def plan(self, question: str, ctx: PlanContext | None = None) -> Plan:
         ctx = ctx or PlanContext()
-        q = squeeze((question or "").strip())
+        q, n_invisible = strip_invisible(question or "")
+        q = squeeze(q.strip())
         if not q:
             return Plan(reformulated="", calls=[ToolCall(tool="help", args={"reason": "empty"})], planner=self.name)
         if len(q) > MAX_QUESTION:
@@ -230,6 +234,8 @@ class OfflinePlanner:
         if len(calls) > MAX_CALLS:
             notes.append(f"Planned only the first {MAX_CALLS} of {len(calls)} tool calls.")
             calls = calls[:MAX_CALLS]
+        if n_invisible:
+            notes.append(f"Removed {n_invisible} invisible character{'s' if n_invisible > 1 else ''} (zero-width or direction marks) from the question.")
         plan = Plan(
             reformulated=reformulate(calls, q),
             calls=calls,

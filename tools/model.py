@@ -63,8 +63,14 @@ class ModelShape(BaseModel):
 def pick_device(device: str | None = None) -> str:
     """``device`` if given, else cuda, then mps, then cpu."""
     if device and device != "auto":
+        if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device):
+            raise InputError(f"Unknown device {device!r}.", "Use --device cpu, cuda, cuda:N, mps or auto.")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise InputError("CUDA was requested but no CUDA GPU is visible.", "Use --device cpu, or auto.")
+        if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+            raise InputError(f"There is no {device}: {torch.cuda.device_count()} CUDA GPU(s) are visible.", "Use --device cuda:0, or auto.")
+        if device == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+            raise InputError("MPS (Apple GPU) was requested but it is not available here.", "Use --device cpu, or auto.")
         return device
     if torch.cuda.is_available():
         return "cuda"
@@ -503,10 +509,18 @@ def resolve_model(name: str | None) -> tuple[str, Path]:
                 f"On a machine with network run `huggingface-cli download {name}` (or copy the folder here), "
                 "then use it by id, or pass the folder path.",
             ) from None
+    if re.fullmatch(r"[A-Za-z0-9][\w.\-]*", name):  # a legacy hub id without an owner ("gpt2")?
+        try:
+            from huggingface_hub import snapshot_download
+
+            return name, Path(snapshot_download(name, local_files_only=True))
+        except Exception:
+            pass
     raise UnknownModelError(
-        f"Unknown model {name!r}.",
-        f"Available: {', '.join(m['name'] for m in list_models() if m['available'])}. "
-        "Or pass a local folder of safetensors weights, or a Hugging Face id already in the local cache.",
+        f"Unknown model {name!r}: not a bundled model, not a folder here, and not in the local Hugging Face cache.",
+        f"Bundled: {', '.join(m['name'] for m in list_models() if m['available'])}. "
+        f"For a hub model, run `huggingface-cli download {name}` on a machine with network (gnothi never downloads), "
+        "or pass a local folder of safetensors weights.",
     )
 
 

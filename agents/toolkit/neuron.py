@@ -101,6 +101,9 @@ class NeuronExplainer(ToolAgent):
         return args, None
 
     def extract_all(self, q: Query):
+        if q.parsed.negative_units:
+            l, n = q.parsed.negative_units[0]
+            return [({}, f"Layers and neurons are numbered from 0, so -{l}.{n} names no neuron. Did you mean neuron {l}.{n}?")]
         if len(q.parsed.units) > 1:  # "what do L23N461 and L21N1254 do?": one call per unit
             out = []
             for layer, neuron in q.parsed.units:

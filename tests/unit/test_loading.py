@@ -62,8 +62,9 @@ def test_pickle_checkpoint_refused_unless_allowed(tmp_path):
 
 
 def test_unknown_and_uncached_models():
-    with pytest.raises(UnknownModelError, match="Available"):
-        load_model("no-such-model-name")
+    with pytest.raises(UnknownModelError, match="not in the local Hugging Face cache") as e:
+        load_model("no-such-model-name")  # could be a legacy hub id like "gpt2": both readings answered
+    assert "smollm2-135m-instruct" in e.value.fix and "huggingface-cli download no-such-model-name" in e.value.fix
     with pytest.raises(ModelNotCachedError, match="not in the local Hugging Face cache"):
         load_model("nobody/definitely-not-cached-model")
 
@@ -84,6 +85,27 @@ def test_device_and_dtype_choice():
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="CUDA"):
             pick_device("cuda")
+    for bad in ("tpu", "gpu", "cuda:x", "cpu "):
+        with pytest.raises(InputError, match="Unknown device") as e:
+            pick_device(bad)
+        assert "--device cpu, cuda, cuda:N, mps or auto" in e.value.fix
+    if not (torch.backends.mps.is_available()):
+        with pytest.raises(InputError, match="MPS"):
+            pick_device("mps")
+
+
+def test_bad_llm_timeout_is_a_message(monkeypatch):
+    from gnothi.agents.llm import LLMConfig
+    from gnothi.tools.errors import LLMError
+
+    monkeypatch.setenv("GNOTHI_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    for bad in ("abc", "-5", "0", "inf", "nan"):
+        monkeypatch.setenv("GNOTHI_LLM_TIMEOUT", bad)
+        with pytest.raises(LLMError, match="GNOTHI_LLM_TIMEOUT") as e:
+            LLMConfig.from_env()
+        assert "positive number" in e.value.fix
+    monkeypatch.setenv("GNOTHI_LLM_TIMEOUT", "12.5")
+    assert LLMConfig.from_env().timeout == 12.5
 
 
 def test_damaged_cache_is_detected_and_rebuilt(tmp_path, monkeypatch):

@@ -186,3 +186,20 @@ def test_long_odd_input_plans_promptly(planner, text):
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
     assert p.calls or p.clarify
+
+
+def test_negative_units_are_questioned_not_read_as_positive(planner):
+    for q in ("what does neuron -2.5 do?", "explain neuron - 7.120", "what does -3.40 respond to?"):
+        p = planner.plan(q)
+        assert not p.calls and p.clarify and "numbered from 0" in p.clarify, (q, p)
+    # a range or an arithmetic dash is not a minus sign
+    assert planner.plan("what does neuron 2.5 do?").calls[0].args == {"layer": 2, "neuron": 5}
+    assert extract("layers 0-2.5").negative_units == []
+
+
+def test_invisible_characters_do_not_cut_numbers(planner):
+    for q in ("what does neuron 2.1\u200b5 do?", "what does neuron 2.\u200d15 do?", "\ufeffwhat does neuron 2.15 do\u200e?"):
+        p = planner.plan(q)
+        assert [c.args for c in p.calls] == [{"layer": 2, "neuron": 15}], (q, p)
+        assert any("invisible character" in n for n in p.notes), p.notes
+    assert not any("invisible" in n for n in planner.plan("what does neuron 2.15 do?").notes)

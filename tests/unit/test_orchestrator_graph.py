@@ -186,3 +186,16 @@ def test_damaged_conversation_db_is_a_clear_error(tmp_path):
     assert "delete" in e.value.fix
     with pytest.raises(LLMError):
         Assistant(db_path=":memory:", embedder=None, planner="llm")
+
+
+def test_thread_ids_are_names_not_paths(tiny, tmp_path):
+    from gnothi.tools.errors import InputError
+
+    a = Assistant(model=tiny, db_path=":memory:", embedder=None)
+    for bad in ("../x", "/etc/passwd", "a/b", "..", ".hidden", "x" * 65, "a b", "t\x00"):
+        with pytest.raises(InputError, match="not a conversation id"):
+            a.ask("what can you do?", thread=bad)
+        with pytest.raises(InputError, match="not a conversation id"):
+            a.history(bad)
+    ok = a.ask("what can you do?", thread="my-thread_1.2")
+    assert ok.thread == "my-thread_1.2" and a.history("my-thread_1.2")
