@@ -420,10 +420,11 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
 
 
 def _corrupt(path: Path, what: str) -> SAECorruptError:
-    return SAECorruptError(
-        f"The SAE at {path} is damaged: {what}.",
-        "Delete the folder and train it again (`gnothi sae train --layer L`), or copy an intact one in its place.",
-    )
+    if (path / GNOTHI_MANIFEST).exists():  # a folder gnothi wrote: it may be rebuilt
+        fix = "Train a new one with `gnothi sae train --layer L`, or copy an intact one in its place."
+    else:  # never advise deleting what gnothi did not make
+        fix = "Copy an intact SAE (cfg.json + sae_weights.safetensors) into that folder, or point --sae at another one."
+    return SAECorruptError(f"The SAE at {path} is damaged: {what}.", fix)
 
 
 def _normalize_cfg(raw: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -464,6 +465,11 @@ def load_sae(path: str | Path, device: str | None = None) -> SAE:
         )
     cfg_file, w_file = path / SAE_CFG_FILENAME, path / SAE_WEIGHTS_FILENAME
     missing = [f.name for f in (cfg_file, w_file) if not f.exists()]
+    if len(missing) == 2 and not (path / GNOTHI_MANIFEST).exists():
+        raise SAENotFoundError(
+            f"{path} is not an SAE folder (it has neither {SAE_CFG_FILENAME} nor {SAE_WEIGHTS_FILENAME}).",
+            "Point --sae at a folder in SAELens's layout, or train one with `gnothi sae train --layer L`.",
+        )
     if missing:
         raise _corrupt(path, f"missing {', '.join(missing)}")
     try:

@@ -183,3 +183,23 @@ def test_units_spec_registry(tiny, tmp_path):
     assert " " not in units.id
     with pytest.raises(InputError):
         units_from_spec(tiny, f"sae:{p}", layers="0")
+
+
+def test_a_folder_that_is_no_sae_is_not_called_damaged(tmp_path):
+    """`--sae /etc` or the activation store's folder: "not an SAE folder", and no advice
+    anywhere to delete a folder gnothi did not write."""
+    from gnothi.tools.errors import SAENotFoundError
+
+    other = tmp_path / "somebodys-folder"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(SAENotFoundError, match="not an SAE folder") as ei:
+        load_sae(other)
+    assert "delete" not in ei.value.fix.lower()
+    # a foreign SAE folder with its weights gone: damaged, but the fix keeps the folder
+    p = save_sae(random_sae(), tmp_path / "s")
+    (p / "gnothi_sae.json").unlink(missing_ok=True)
+    (p / "sae_weights.safetensors").unlink()
+    with pytest.raises(SAECorruptError) as ei:
+        load_sae(p)
+    assert "delete" not in ei.value.fix.lower() and "copy an intact" in ei.value.fix.lower()
