@@ -161,6 +161,11 @@ class Assistant:
         turn = uuid.uuid4().hex[:12]
         t0 = time.perf_counter()
         question = "" if question is None else str(question)
+        # bytes that were not UTF-8 reach Python as lone surrogates: they cannot be tokenized,
+        # stored or printed as JSON, so they become U+FFFD, with a warning
+        n_bad = sum(1 for ch in question if "\ud800" <= ch <= "\udfff")
+        if n_bad:
+            question = "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in question)
         cfg = {"configurable": {"thread_id": thread}, "recursion_limit": RECURSION_LIMIT}
         inp = {"question": question, "turn": turn, "force_offline": False, "plan": None, "results": [], "reply": "",
                "writer": "offline", "steps": 0, "replans": 0, "warnings": [], "timings": {}}
@@ -179,6 +184,9 @@ class Assistant:
             state = self.graph.get_state(cfg).values if not failed else {}
             results = self.runtime.sink.pop(turn, [])
         answer = self._answer(question, thread, state, results, time.perf_counter() - t0, failed)
+        if n_bad:
+            answer.warnings.append(f"Replaced {n_bad} character{'s' if n_bad > 1 else ''} that {'are' if n_bad > 1 else 'is'} not valid "
+                                   "Unicode (bytes that were not UTF-8) with \ufffd.")
         yield Event(type="reply", data={"answer": answer.model_dump(mode="json")})
 
     def _answer(self, question: str, thread: str, state: dict, results: list, seconds: float, failed: str | None) -> Answer:

@@ -92,6 +92,17 @@ def pick_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
 _LAYER_RE = re.compile(r"^blocks\.(\d+)\.")
 
 
+def check_unicode(text: str) -> None:
+    """InputError for text holding lone surrogates (bytes that were not UTF-8, as Python
+    decodes them): no tokenizer can read them."""
+    for i, ch in enumerate(text):
+        if "\ud800" <= ch <= "\udfff":
+            raise InputError(
+                f"The text holds a character that is not valid Unicode at position {i} (a lone surrogate, e.g. from bytes that were not UTF-8).",
+                "Pass UTF-8 text (replace such characters, e.g. with U+FFFD).",
+            )
+
+
 class ModelHandle:
     """A loaded model: tokenizer, shape, hook points, and locked operations."""
 
@@ -199,6 +210,8 @@ class ModelHandle:
             texts = [texts]
         if not texts or any(not isinstance(t, str) or t == "" for t in texts):
             raise InputError("No text given (empty string).", "Pass a non-empty string or list of strings.")
+        for t in texts:
+            check_unicode(t)
         ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         if prepend_bos and self.bos_token_id is not None:
             ids = [[self.bos_token_id] + x for x in ids]
@@ -225,6 +238,7 @@ class ModelHandle:
 
     def token_id(self, text: str) -> int:
         """The id of ``text`` if it is exactly one token, else InputError."""
+        check_unicode(text)
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) != 1:
             raise InputError(
@@ -332,6 +346,7 @@ class ModelHandle:
         """Greedy (or sampled) continuation of ``prompt``; returns only the new text."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise InputError("Empty prompt.", "Give a question or text to continue.")
+        check_unicode(prompt)
         text = self.chat_prompt(prompt) if chat else prompt
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         templated = chat and getattr(self.tokenizer, "chat_template", None)

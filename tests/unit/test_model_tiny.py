@@ -80,3 +80,11 @@ def test_thread_safety(tiny):
     [t.start() for t in ts]
     [t.join() for t in ts]
     assert not errs
+
+
+def test_text_that_is_not_unicode_is_refused_with_a_message(tiny):
+    bad = "the cat \udce9 is"  # how Python decodes a byte that is not UTF-8 (surrogateescape)
+    for call in (lambda: tiny.to_tokens(bad), lambda: tiny.token_id("\ud800"), lambda: tiny.generate(bad)):
+        with pytest.raises(InputError, match="not valid Unicode"):
+            call()
+    tiny.to_tokens("the cat is")  # plain text is fine

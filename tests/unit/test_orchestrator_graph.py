@@ -199,3 +199,11 @@ def test_thread_ids_are_names_not_paths(tiny, tmp_path):
             a.history(bad)
     ok = a.ask("what can you do?", thread="my-thread_1.2")
     assert ok.thread == "my-thread_1.2" and a.history("my-thread_1.2")
+
+
+def test_a_question_with_bytes_that_are_not_utf8_is_answered_and_printable(tiny):
+    a = Assistant(model=tiny, db_path=":memory:", embedder=None)
+    ans = a.ask("what can you \udcff do?")
+    assert "\ufffd" in ans.question and any("not valid Unicode" in w for w in ans.warnings)
+    ans.model_dump_json().encode("utf-8")  # valid UTF-8 JSON
+    assert a.history(ans.thread)[-1]["question"] == ans.question
