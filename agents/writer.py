@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from gnothi.tools.results import ToolResult
 
@@ -117,7 +117,30 @@ def offline_reply(results: list[ToolResult], plan_notes: Iterable[str] = (), cla
 # ----------------------------------------------------------------------------- number check
 
 
-def _numbers_in(obj: Any, out: set[float]) -> None:
+# Explanations may be written by an LLM: the numbers in them are claims, not measurements
+# (an LLM explainer's "Pearson r = 0.99" beside a measured 0.01). Their text, wherever it is
+# quoted (a summary repeats it), is left out of what a reply's numbers may trace to; the
+# tools' own text, data strings (tokens, contexts, prompts) and every numeric field count.
+_CLAIM_KEYS = {"explanation", "explanations"}
+
+
+def _claims_in(obj: Any, out: list[str]) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k in _CLAIM_KEYS:
+                for t in v if isinstance(v, (list, tuple)) else [v]:
+                    if isinstance(t, str) and t.strip():
+                        out.append(t)
+                    elif isinstance(t, dict):
+                        _claims_in(t, out)
+            else:
+                _claims_in(v, out)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _claims_in(v, out)
+
+
+def _numbers_in(obj: Any, out: set[float], claims: Sequence[str] = ()) -> None:
     if isinstance(obj, bool) or obj is None:
         return
     if isinstance(obj, (int, float)):
@@ -125,22 +148,33 @@ def _numbers_in(obj: Any, out: set[float]) -> None:
             out.add(float(obj))
         return
     if isinstance(obj, str):
+        for c in claims:
+            obj = obj.replace(c, " ")
         for m in _NUM_RE.finditer(obj):
             v = _parse(m.group(0))
             if v is not None:
                 out.add(v)
         return
     if isinstance(obj, dict):
+        unit = obj.get("layer")
+        for key in ("neuron", "head", "feature"):  # a unit's name, "layer.neuron", is measured identity
+            if isinstance(unit, int) and isinstance(obj.get(key), int) and not isinstance(unit, bool):
+                v = _parse(f"{unit}.{obj[key]}")
+                if v is not None:
+                    out.add(v)
         for k, v in obj.items():
-            _numbers_in(k, out)
-            _numbers_in(v, out)
+            _numbers_in(k, out, claims)
+            if k in _CLAIM_KEYS:
+                _numbers_in([x for x in (v if isinstance(v, (list, tuple)) else [v]) if not isinstance(x, str)], out, claims)
+            else:
+                _numbers_in(v, out, claims)
         return
     if isinstance(obj, (list, tuple)):
         for v in obj:
-            _numbers_in(v, out)
+            _numbers_in(v, out, claims)
         return
     if hasattr(obj, "model_dump"):
-        _numbers_in(obj.model_dump(mode="json"), out)
+        _numbers_in(obj.model_dump(mode="json"), out, claims)
 
 
 def _parse(s: str) -> float | None:
@@ -188,7 +222,10 @@ def numbers_traceable(reply: str, results: Iterable[ToolResult | dict], allowed:
     """
     pool: set[float] = set()
     for r in results:
-        _numbers_in(r.model_dump(mode="json") if hasattr(r, "model_dump") else r, pool)
+        d = r.model_dump(mode="json") if hasattr(r, "model_dump") else r
+        claims: list[str] = []
+        _claims_in(d, claims)
+        _numbers_in(d, pool, sorted(set(claims), key=len, reverse=True))
     for a in allowed:
         _numbers_in(a, pool)
     bad = []

@@ -142,6 +142,19 @@ def test_numbers_traceable():
     assert numbers_traceable("Layer 7 is fine.", [r], allowed=["layer 7"]) == []
 
 
+def test_an_llm_explanations_own_numbers_are_not_measurements():
+    """A lying explainer wrote "Pearson r = 0.99" into the explanation while the measured
+    score is 0.01: a reply repeating the claim is not traceable; the measured score is."""
+    lie = "fires on dates. Pearson r = 0.99 on 512 records."
+    r = ToolResult(tool="neuron_explainer", summary=f"neuron 3.7: {lie} Explanation score 0.01.",
+                   headline={"explanation": lie, "pearson": 0.0112, "n_records": 24},
+                   evidence=[{"tokens": ["in", " 1611"], "activation": 2.5}])
+    assert numbers_traceable("It scores Pearson r = 0.99.", [r]) == ["0.99"]
+    assert numbers_traceable("Measured: 512 records.", [r]) == ["512"]
+    assert numbers_traceable("Its explanation scores 0.01 on 24 records.", [r]) == []
+    assert numbers_traceable("It fires on ' 1611' (activation 2.5).", [r]) == []  # data strings still count
+
+
 def test_batch_cli_resumes(tmp_path, monkeypatch, capsys):
     from gnothi.ui.cli import main
 
