@@ -203,3 +203,13 @@ def test_invisible_characters_do_not_cut_numbers(planner):
         assert [c.args for c in p.calls] == [{"layer": 2, "neuron": 15}], (q, p)
         assert any("invisible character" in n for n in p.notes), p.notes
     assert not any("invisible" in n for n in planner.plan("what does neuron 2.15 do?").notes)
+
+
+def test_the_follow_up_a_neuron_reply_suggests_works_for_every_layer(planner):
+    """Every neuron reply suggests "now layer N"; after it, that and its short forms move the
+    same neuron to layer N, for every layer of the model."""
+    hist = [{"question": "what does neuron 5.100 do?", "plan": [{"tool": "neuron_explainer", "args": {"layer": 5, "neuron": 100}}]}]
+    ctx = PlanContext(history=hist, n_layers=30, d_mlp=1536, datasets=["true_false", "sentiment"])
+    for n in range(30):
+        for q in (f"now layer {n}", f"layer {n}", f"and layer {n}?"):
+            assert calls(planner.plan(q, ctx)) == [("neuron_explainer", {"layer": n, "neuron": 100})], q
