@@ -73,6 +73,8 @@ def get_mlp_store(handle, ctx: SuiteContext, log: Callable[[str], None] | None =
     corpus = ctx.options.get("store_corpus")  # a Corpus or a path; default: the default corpus
     if corpus is not None and not isinstance(corpus, str):
         path = path.with_name(path.name + f"-{corpus.fingerprint()}")
+    if n_tokens != QUICK_STORE_TOKENS:  # other sizes sit beside the default one (a build never replaces a finished store)
+        path = path.with_name(path.name + f"-{n_tokens}")
     rep = st_mod.build_store(handle, "mlp", corpus, n_tokens=n_tokens, layers=quick_layers(handle.n_layers), path=path,
                              seed=0, progress=True)
     note = f"quick store: layers {quick_layers(handle.n_layers)}, {rep.n_tokens} tokens ({'reused' if rep.seconds < 5 else f'built in {rep.seconds:.0f} s'})"

@@ -418,8 +418,7 @@ class ActivationStore:
             c = self.meta.config
             raise OutOfRangeError(
                 f"Layer {layer} is not in the {c.units_id} store (it covers layers {_fmt_layers(self.layers)}).",
-                f"Pick one of those layers, or index it: `gnothi index --layers {layer}"
-                + ("" if c.units_id == "mlp" else f" --units {c.units_id}") + "`.",
+                f"Pick one of those layers, or add it to the store (the layers there are kept): `{_index_command(c, [layer])}`.",
             )
 
     def check_unit(self, layer: int, unit: int) -> None:
@@ -747,6 +746,7 @@ class BuildReport(BaseModel):
     resumed_from_tokens: int = 0
     size_mb: float
     reused: bool = False
+    added_layers: list[int] = []  # layers added to an existing store (the others were kept)
 
     def to_tool_result(self):
         from .results import ToolResult
@@ -760,6 +760,82 @@ class BuildReport(BaseModel):
             data=self.model_dump(),
             timings={"build_s": self.seconds},
         )
+
+
+# what makes two builds the same run (the same windows and samples): all but the layers
+_RUN_FIELDS = ("model", "units_id", "units_kind", "corpus", "corpus_fingerprint", "n_tokens", "window", "seed", "top_k",
+               "n_quantile", "n_random")
+
+
+def _same_run(a: "StoreConfig", b: "StoreConfig") -> bool:
+    return all(getattr(a, f) == getattr(b, f) for f in _RUN_FIELDS)
+
+
+def _index_command(c: "StoreConfig", layers: Sequence[int]) -> str:
+    """The `gnothi index` command that adds ``layers`` to the store with config ``c``."""
+    cmd = f"gnothi index --layers {','.join(str(l) for l in sorted(set(layers) - set(c.layers)) or sorted(set(layers)))} --tokens {c.n_tokens}"
+    if c.window != DEFAULT_WINDOW:
+        cmd += f" --window {c.window}"
+    if c.seed:
+        cmd += f" --seed {c.seed}"
+    if c.corpus != "default":
+        cmd += f" --corpus {c.corpus}"
+    if c.units_id != "mlp":
+        cmd += f" --units {c.units_id}"
+    return cmd
+
+
+def _add_layers(handle, units, corpus, st: "ActivationStore", missing: list[int], window, top_k, n_quantile, n_random,
+                chunk_tokens, batch_size, seed, progress, final: Path, t0: float) -> "BuildReport":
+    """Build only ``missing`` layers over the same windows, then merge them into the finished
+    store ``st`` (a new folder swapped in when complete: the old store stays whole until then)."""
+    from safetensors.torch import load_file
+
+    old_cfg = st.config
+    add_dir = final.with_name(final.name + ".add")
+    part = _build_store(handle, units_from_spec(handle, "mlp", missing) if units.kind == "mlp" else units, corpus, old_cfg.n_tokens,
+                        missing, window, top_k, n_quantile, n_random, chunk_tokens, batch_size, seed, True, progress, add_dir, None)
+    new = ActivationStore(add_dir, verify=False)
+    if st.meta.files.get("windows.npz", {}).get("sha256") != new.meta.files.get("windows.npz", {}).get("sha256"):
+        shutil.rmtree(add_dir, ignore_errors=True)
+        raise StoreError("The new layers were built over other windows than the store's (the corpus changed?).",
+                         f"Rebuild the whole store: `{_index_command(old_cfg, sorted(set(old_cfg.layers) | set(missing)))} --force`.")
+    merged = final.with_name(final.name + ".merge")
+    shutil.rmtree(merged, ignore_errors=True)
+    merged.mkdir()
+    for src in (final, add_dir):
+        for f in src.iterdir():
+            if f.is_file() and f.name.startswith("layer_") and not (merged / f.name).exists():
+                try:
+                    os.link(f, merged / f.name)
+                except OSError:
+                    shutil.copy2(f, merged / f.name)
+    shutil.copy2(final / "windows.npz", merged / "windows.npz")
+    summ = {**load_file(str(final / "summary.safetensors")), **load_file(str(add_dir / "summary.safetensors"))}
+    _save_tensors(merged / "summary.safetensors", summ)
+    layers = sorted(set(old_cfg.layers) | set(missing))
+    cfg = old_cfg.model_copy(update={
+        "layers": layers,
+        "n_units": {**old_cfg.n_units, **new.config.n_units},
+        "hook_names": {**old_cfg.hook_names, **new.config.hook_names},
+    })
+    files = {name: {"size": (merged / name).stat().st_size, "sha256": _sha256(merged / name)}
+             for name in sorted(p.name for p in merged.iterdir() if p.is_file())}
+    meta = st.meta.model_copy(update={"config": cfg, "files": files, "created": time.time(),
+                                      "build_seconds": round(st.meta.build_seconds + new.meta.build_seconds, 2)})
+    _atomic_write_json(merged / "meta.json", json.loads(meta.model_dump_json()))
+    old = final.with_name(final.name + f".old-{os.getpid()}")
+    os.replace(final, old)
+    os.replace(merged, final)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(add_dir, ignore_errors=True)
+    with _OPEN_LOCK:
+        for k in [k for k in _OPEN if k[0] == str(final)]:
+            _OPEN.pop(k, None)
+    size = sum(f["size"] for f in files.values()) / 2**20
+    return BuildReport(path=str(final), units_id=units.id, layers=layers, n_tokens=st.n_tokens, n_windows=st.meta.n_windows,
+                       seconds=round(time.perf_counter() - t0, 2), tokens_per_second=part.tokens_per_second, size_mb=round(size, 1),
+                       added_layers=missing)
 
 
 def _build_store(
@@ -814,16 +890,33 @@ def _build_store(
         chunk_tokens=chunk_tokens,
         batch_size=batch_size,
     )
-    # reuse a finished identical store
+    # a finished store is never replaced without force: reuse it, add the missing layers to
+    # it, or refuse
     if not force and (final / "meta.json").exists():
         try:
             st = ActivationStore(final, verify=False)
-            if st.config.key() == cfg.key():
+        except StoreError:
+            st = None  # damaged: rebuilt below
+        if st is not None:
+            old_cfg = st.config
+            if old_cfg.key() == cfg.key() or (_same_run(old_cfg, cfg) and set(cfg.layers) <= set(old_cfg.layers)):
                 return BuildReport(path=str(final), units_id=units.id, layers=st.layers, n_tokens=st.n_tokens, n_windows=st.meta.n_windows,
                                    seconds=round(time.perf_counter() - t0, 2), tokens_per_second=st.meta.tokens_per_second,
                                    size_mb=st.describe()["size_mb"], reused=True)
-        except StoreError:
-            pass
+            if not _same_run(old_cfg, cfg):
+                differ = [f"{f} {getattr(old_cfg, f)} vs {getattr(cfg, f)}" for f in _RUN_FIELDS if getattr(old_cfg, f) != getattr(cfg, f)]
+                if set(cfg.layers) <= set(old_cfg.layers):
+                    keep = f"It already covers layers {_fmt_layers(cfg.layers)}: use it as it is, or add --force to replace it."
+                else:
+                    keep = f"Add --force to replace it, or add the layers to it with its own settings: `{_index_command(old_cfg, cfg.layers)}`."
+                raise StoreError(
+                    f"A finished {units.id} store is at {final} (layers {_fmt_layers(old_cfg.layers)}, {old_cfg.n_tokens} tokens); "
+                    f"this build differs from it ({'; '.join(differ)}) and would replace it.",
+                    keep,
+                )
+            missing = [l for l in cfg.layers if l not in old_cfg.layers]
+            return _add_layers(handle, units, corpus, st, missing, window, top_k, n_quantile, n_random, chunk_tokens,
+                               batch_size, seed, progress, final, t0)
     # resume or start fresh
     prog_p = partial / "progress.json"
     progress_rec = None

@@ -270,3 +270,37 @@ def test_second_concurrent_build_is_refused(tmp_path, monkeypatch):
     lock.write_text("999999999")  # a stale lock (no such process) is taken over
     rep = build_store(h, "mlp", synthetic_corpus(), n_tokens=256, window=WINDOW, progress=False)
     assert rep.n_tokens == 256 and not lock.exists()
+
+
+def test_a_build_never_replaces_a_finished_store_and_adds_layers_to_it(tmp_path):
+    """A build that differs from a finished store refuses without force, naming a command
+    that keeps the store; a build of other layers with the same settings adds them, and the
+    store then answers for both, each layer as a build of all of them would."""
+    from gnothi.tools.errors import OutOfRangeError, StoreError
+    from gnothi.tools.store import ActivationStore, build_store
+
+    h = planted_handle()
+    corpus = synthetic_corpus(80)
+    p = tmp_path / "mlp"
+    kw = dict(n_tokens=1024, window=WINDOW, chunk_tokens=512, batch_size=8, progress=False, path=p)
+    build_store(h, "mlp", corpus, layers=[0], **kw)
+    before = ActivationStore(p, verify=True)
+    top0 = [r.window for r in before.top_records(0, CAT_NEURON)]
+    with pytest.raises(OutOfRangeError) as e:
+        before.check_layer(1)
+    assert "--layers 1 --tokens 1024" in e.value.fix and "kept" in e.value.fix
+    with pytest.raises(StoreError, match="would replace it") as e:
+        build_store(h, "mlp", corpus, layers=[1], **{**kw, "n_tokens": 512})
+    assert "--force" in e.value.fix and "--tokens 1024" in e.value.fix
+    assert ActivationStore(p, verify=True).layers == [0]  # untouched
+    rep = build_store(h, "mlp", corpus, layers=[1], **kw)
+    assert rep.added_layers == [1] and rep.layers == [0, 1]
+    after = ActivationStore(p, verify=True)
+    assert after.layers == [0, 1] and [r.window for r in after.top_records(0, CAT_NEURON)] == top0
+    both = build_store(h, "mlp", corpus, layers=[0, 1], **{**kw, "path": tmp_path / "both"})
+    ref = ActivationStore(tmp_path / "both", verify=True)
+    assert torch.equal(ref.max_activations(1), after.max_activations(1))
+    assert both.layers == [0, 1]
+    assert build_store(h, "mlp", corpus, layers=[1], **kw).reused  # a subset of what is there: reused
+    build_store(h, "mlp", corpus, layers=[1], force=True, **{**kw, "n_tokens": 512})  # force replaces
+    assert ActivationStore(p, verify=True).layers == [1]

@@ -58,6 +58,9 @@ def run(args) -> int:
         print_json(rep)
         return 0
     verb = "Reused the existing" if rep.reused else "Built the"
+    if rep.added_layers:
+        print(f"Added layers {', '.join(map(str, rep.added_layers))} to the existing {rep.units_id} store (its other layers kept).")
+        verb = "Now the"
     print(f"{verb} {rep.units_id} store: {rep.n_tokens} tokens, layers {rep.layers[0]}-{rep.layers[-1]} ({len(rep.layers)}), "
           f"{rep.size_mb:.0f} MB, {rep.tokens_per_second:.0f} tokens/s" + (f", resumed after {rep.resumed_from_tokens} tokens" if rep.resumed_from_tokens else ""))
     print(f"  at {rep.path}")
