@@ -171,6 +171,8 @@ class Assistant:
                "writer": "offline", "steps": 0, "replans": 0, "warnings": [], "timings": {}}
         with self._lock:
             failed: str | None = None
+            if self.llm is not None:
+                self.llm.begin_turn()  # a fresh circuit breaker, and the turn's deadline for LLM calls
             try:
                 for chunk in self.graph.stream(inp, cfg, stream_mode="custom"):
                     if isinstance(chunk, dict) and chunk.get("type"):

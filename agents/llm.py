@@ -38,6 +38,7 @@ class LLMConfig(BaseModel):
     api_key: str = "none"
     timeout: float = 60.0
     retries: int = 1  # extra attempts after the first, on connection errors and timeouts
+    turn_deadline: float = 120.0  # seconds a turn may spend on LLM calls in all (GNOTHI_TURN_DEADLINE); 0 = none
     max_tokens: int = 512
     temperature: float = 0.0
     planner_mode: str = "json"  # "json" (JSON-schema response_format) or "tools" (tool calling)
@@ -53,21 +54,27 @@ class LLMConfig(BaseModel):
             "model": os.environ.get("GNOTHI_LLM_MODEL") or "local",
             "api_key": os.environ.get("GNOTHI_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY") or "none",
         }
-        raw = os.environ.get("GNOTHI_LLM_TIMEOUT")
-        if raw:
-            try:
-                kw["timeout"] = float(raw)
-            except ValueError:
-                kw["timeout"] = -1.0
-            if not 0 < kw["timeout"] < float("inf"):
-                from gnothi.tools.errors import LLMError
-
-                raise LLMError(
-                    f"GNOTHI_LLM_TIMEOUT is {raw!r}, not a number of seconds.",
-                    "Set it to a positive number, e.g. GNOTHI_LLM_TIMEOUT=30, or unset it (default 60).",
-                )
+        for var, key in (("GNOTHI_LLM_TIMEOUT", "timeout"), ("GNOTHI_TURN_DEADLINE", "turn_deadline")):
+            _seconds_from_env(var, key, kw)
         kw.update({k: v for k, v in over.items() if v is not None})
         return cls(**kw)
+
+
+def _seconds_from_env(var: str, key: str, kw: dict) -> None:
+    """``kw[key]`` from environment variable ``var`` (a positive number of seconds), or LLMError."""
+    raw = os.environ.get(var)
+    if not raw:
+        return
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise LLMError(
+            f"{var} is {raw!r}, not a number of seconds.",
+            f"Set it to a positive number, e.g. {var}=30, or unset it (default {LLMConfig.model_fields[key].default:g}).",
+        )
+    kw[key] = value
 
 
 class LLMClient:
@@ -78,6 +85,15 @@ class LLMClient:
         self._client = None
         self.calls = 0
         self.seconds = 0.0
+        self.down: str | None = None  # why the endpoint is treated as down for the rest of this turn
+        self.deadline: float | None = None  # time.monotonic() by which this turn's calls must end
+
+    def begin_turn(self, seconds: float | None = None) -> None:
+        """A new turn: the endpoint gets a fresh chance, and every call of the turn must end
+        within ``seconds`` (default: ``turn_deadline``) of now."""
+        self.down = None
+        limit = self.config.turn_deadline if seconds is None else seconds
+        self.deadline = time.monotonic() + limit if limit and limit > 0 else None
 
     @property
     def name(self) -> str:
@@ -94,14 +110,29 @@ class LLMClient:
         return self._client
 
     def chat(self, messages: list[dict], **kw) -> Any:
-        """One chat completion (the raw ``ChatCompletion``), retried on connection errors and timeouts."""
+        """One chat completion (the raw ``ChatCompletion``), retried on connection errors and timeouts.
+
+        Circuit breaker: once the endpoint has failed to answer (down, hanging, server errors)
+        it is not asked again in this turn, so a turn that would call it hundreds of times
+        (explaining and simulating many records) costs one timeout, not hundreds; the callers
+        fall back to their offline methods. No call outlives the turn's deadline."""
         import openai
 
+        if self.down:
+            raise _LLMFail(f"The LLM endpoint {self.config.base_url} is not asked again in this turn: {self.down}.",
+                           "Start or fix the server; until then the offline methods answer.", "down")
         last: Exception | None = None
         for attempt in range(self.config.retries + 1):
             t0 = time.perf_counter()
+            timeout = self.config.timeout
+            if self.deadline is not None:
+                timeout = min(timeout, self.deadline - time.monotonic())
+                if timeout <= 0.05:
+                    self.down = f"the turn's deadline of {self.config.turn_deadline:g} s has passed"
+                    raise _LLMFail(f"The turn's deadline ({self.config.turn_deadline:g} s) has passed; the LLM endpoint is not asked again.",
+                                   "Raise GNOTHI_TURN_DEADLINE or use a faster endpoint; the offline methods answered the rest.", "deadline")
             try:
-                r = self._openai().chat.completions.create(
+                r = self._openai().with_options(timeout=timeout).chat.completions.create(
                     model=self.config.model,
                     messages=messages,
                     max_tokens=kw.pop("max_tokens", self.config.max_tokens),
@@ -136,6 +167,7 @@ class LLMClient:
         timeout = last is not None and "Timeout" in type(last).__name__
         server = last is not None and type(last).__name__ == "InternalServerError"
         what = "timed out" if timeout else "failed with a server error" if server else "could not be reached"
+        self.down = f"it {what} ({type(last).__name__})"
         raise _LLMFail(
             f"The LLM endpoint {self.config.base_url} {what} after {self.config.retries + 1} attempt(s) ({type(last).__name__}).",
             "Start the server or fix GNOTHI_LLM_BASE_URL; or run without an LLM (the offline planner and writer are the default).",

@@ -254,3 +254,64 @@ def test_llm_plan_missing_arguments_still_plans(server):
     script.reply = lambda req: (200, chat_body(json.dumps(plan)), 0)
     p = planner(url).plan("where does head 3 look on 'The cat sat'?", CTX)
     assert p.calls and p.calls[0].tool == "attention" and "head 3" in p.reformulated
+
+
+def _counting_runner(calls: int, outcomes: list):
+    """A tool run that asks the LLM ``calls`` times, each failure caught (as the explainer does)."""
+
+    def run(h, a, llm):
+        for _ in range(calls):
+            try:
+                llm.complete("explain this unit")
+                outcomes.append("ok")
+            except LLMError as e:
+                outcomes.append(getattr(e, "kind", "error"))
+        return ToolResult(tool="neuron_explainer", summary=f"Neuron {a.layer}.{a.neuron} measured offline.",
+                          headline={"layer": a.layer, "neuron": a.neuron})
+
+    return run
+
+
+def test_a_hanging_endpoint_costs_one_timeout_per_turn_not_one_per_call(server, tiny):
+    """Circuit breaker: the endpoint hangs; the planner's call times out (two attempts), and the
+    tool's 200 LLM calls and the writer do not ask it again; the turn ends with an offline
+    answer and a note. The next turn gives the endpoint a fresh chance."""
+    from gnothi.agents import Assistant
+
+    script, url = server
+    script.requests.clear()
+    script.reply = lambda req: (200, chat_body("late"), 3.0)
+    outcomes: list = []
+    llm = LLMClient(LLMConfig(base_url=url, timeout=0.5, retries=1))
+    a = Assistant(model=tiny, db_path=":memory:", embedder=None, llm=llm, runners={"neuron_explainer": _counting_runner(200, outcomes)})
+    a.offline_planner.warm()  # the fallback's router is trained before the clock starts
+    t0 = time.perf_counter()
+    ans = a.ask("what does neuron 1.5 do?")
+    took = time.perf_counter() - t0
+    assert ans.results and ans.results[0].ok and ans.reply
+    assert len(script.requests) == 2, len(script.requests)  # the planner's two attempts, nothing after
+    assert outcomes == ["down"] * 200
+    assert took < 5.0, took
+    assert any("LLM" in w for w in ans.warnings), ans.warnings
+    script.requests.clear()
+    a.ask("what does neuron 1.6 do?")
+    assert len(script.requests) == 2  # a new turn asks again (and finds it still hanging)
+
+
+def test_a_slow_endpoint_stops_being_asked_at_the_turns_deadline(server, tiny):
+    from gnothi.agents import Assistant
+
+    script, url = server
+    script.requests.clear()
+    script.reply = lambda req: (200, chat_body("an explanation"), 0.3)
+    outcomes: list = []
+    llm = LLMClient(LLMConfig(base_url=url, timeout=5.0, retries=0, turn_deadline=1.5))
+    a = Assistant(model=tiny, db_path=":memory:", embedder=None, llm=llm, planner="offline",
+                  runners={"neuron_explainer": _counting_runner(40, outcomes)})
+    t0 = time.perf_counter()
+    ans = a.ask("what does neuron 1.5 do?")
+    took = time.perf_counter() - t0
+    assert ans.results[0].ok and took < 4.0, took
+    first = next(i for i, o in enumerate(outcomes) if o != "ok")
+    assert 2 <= first <= 6 and outcomes[first] in ("timeout", "deadline"), outcomes  # the call the deadline cut short
+    assert outcomes[first + 1:] == ["down"] * (len(outcomes) - first - 1)
