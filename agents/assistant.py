@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from gnothi.tools.errors import GnothiError, InputError
+from gnothi.tools.errors import GnothiError, InputError, describe_failure
 
 from .graph import RECURSION_LIMIT, Runtime, build_graph
 from .llm import make_llm
@@ -180,7 +180,7 @@ class Assistant:
             except GnothiError as e:
                 failed = f"{e.message} {e.fix}".strip()
             except Exception as e:  # never a traceback for the user: say what happened
-                failed = f"The assistant hit an internal error ({type(e).__name__}: {str(e)[:200]})."
+                failed = f"The assistant hit an internal error ({describe_failure(e)})."
             if failed:
                 yield Event(type="error", data={"message": failed})
             state = self.graph.get_state(cfg).values if not failed else {}

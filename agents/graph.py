@@ -22,7 +22,7 @@ from typing import Annotated, Any, Callable, TypedDict
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 
-from gnothi.tools.errors import GnothiError, InputError
+from gnothi.tools.errors import GnothiError, InputError, describe_failure
 from gnothi.tools.results import ToolResult
 
 from .planner_offline import PlanContext
@@ -156,7 +156,7 @@ def build_graph(rt: Runtime, checkpointer=None):
                     try:
                         tr = agent.run(handle if agent.needs_model else (handle or None), call.args, llm=rt.llm)
                     except Exception as e:  # a tool bug: report it, do not crash the turn
-                        tr = error_result(call.tool, GnothiError(f"The {call.tool} tool failed unexpectedly ({type(e).__name__}: {str(e)[:200]}).",
+                        tr = error_result(call.tool, GnothiError(f"The {call.tool} tool failed unexpectedly ({describe_failure(e)}).",
                                                                  "Try other arguments; if it persists, report it with the question you asked."))
             dt = time.perf_counter() - t1
             tm[f"tool:{call.tool}_s"] = round(tm.get(f"tool:{call.tool}_s", 0.0) + dt, 4)

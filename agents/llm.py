@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gnothi.tools.errors import LLMError
+from gnothi.tools.errors import LLMError, describe_failure, shorten
 
 
 class _LLMFail(LLMError):
@@ -152,7 +152,7 @@ class LLMClient:
                     continue
             except openai.APIStatusError as e:
                 raise _LLMFail(
-                    f"The LLM endpoint {self.config.base_url} refused the request (HTTP {e.status_code}: {str(e)[:160]}).",
+                    f"The LLM endpoint {self.config.base_url} refused the request (HTTP {e.status_code}: {shorten(str(e), 160)}).",
                     "Check GNOTHI_LLM_MODEL and the API key, or run without an LLM.",
                     "status",
                 ) from None
@@ -160,7 +160,7 @@ class LLMClient:
                 raise
             except Exception as e:  # garbage that the client cannot parse, and the like
                 raise _LLMFail(
-                    f"The LLM endpoint {self.config.base_url} sent an unusable answer ({type(e).__name__}: {str(e)[:160]}).",
+                    f"The LLM endpoint {self.config.base_url} sent an unusable answer ({describe_failure(e, 160)}).",
                     "Check that GNOTHI_LLM_BASE_URL points at an OpenAI-compatible /v1 endpoint.",
                     "garbage",
                 ) from None

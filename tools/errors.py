@@ -107,6 +107,23 @@ class NoAnswerError(GnothiError):
     code = "no_answer"
 
 
+def shorten(text: str, limit: int = 200) -> str:
+    """``text`` cut at a word boundary to at most ``limit`` characters, with an ellipsis when cut."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
+
+
+def describe_failure(e: BaseException, limit: int = 200) -> str:
+    """What went wrong, for a message: a gnothi error's own message, else its type and text."""
+    if isinstance(e, GnothiError):
+        return shorten(e.message, limit)
+    return shorten(f"{type(e).__name__}: {e}", limit)
+
+
 def check_range(what: str, value: int, n: int) -> int:
     """Raise :class:`OutOfRangeError` unless ``0 <= value < n``; return ``value``."""
     if not isinstance(value, int) or isinstance(value, bool):

@@ -40,7 +40,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
-from .errors import InputError
+from .errors import InputError, describe_failure
 from .store import ActivationRecord, ActivationStore, UnitStats
 from .units import unit_label
 
@@ -385,7 +385,7 @@ def llm_explain(llm: LLM, records: Sequence[ActivationRecord], unit_max: float, 
     except Exception as e:  # a dead endpoint must not sink the report
         fb = fallback.model_copy()
         fb.explainer = "offline (llm fallback)"
-        fb.warnings = fb.warnings + [f"The LLM explainer failed ({type(e).__name__}: {str(e)[:120]}); used the offline explanation."]
+        fb.warnings = fb.warnings + [f"The LLM explainer failed ({describe_failure(e)}); used the offline explanation."]
         return fb
     text = _parse_llm_explanation(raw)
     if text is None:
@@ -669,7 +669,7 @@ def explain_unit(
     sc = score_explanation(ce.text, ho_top, ho_rand, simulator) if ce.text else {"pearson": 0.0, "fallbacks": 0}
     warnings = list(expl.warnings)
     if s["fallbacks"] or sc["fallbacks"]:
-        warnings.append(f"The LLM simulator's answer was unreadable for {s['fallbacks'] + sc['fallbacks']} record(s); the offline simulator filled in.")
+        warnings.append(f"The LLM simulator gave no usable answer for {s['fallbacks'] + sc['fallbacks']} record(s) (unreachable or unreadable); the offline simulator filled in.")
     if ce.warnings:
         warnings.extend(w.replace("explanation", "control explanation", 1) for w in ce.warnings)
     score = ScoreResult(
@@ -687,7 +687,7 @@ def explain_unit(
             mres = find_modes(train, ho_top, ho_rand, rtrain, st.max if st.max > 0 else 1.0, score.pearson, method=mode_method,
                               explainer=explainer, simulator=simulator, label=label)
         except Exception as e:  # clustering must not sink the report
-            warnings.append(f"Mode analysis failed ({type(e).__name__}: {str(e)[:100]}).")
+            warnings.append(f"Mode analysis failed ({describe_failure(e)}).")
     t_modes = time.perf_counter()
     top = store.top_records(layer, unit)[:n_contexts]
     return UnitReport(

@@ -34,3 +34,14 @@ def test_check_range_messages():
     with pytest.raises(errors.OutOfRangeError, match="integer"):
         errors.check_range("layer", "3", 30)
     assert errors.check_range("layer", 0, 30) == 0
+
+
+def test_messages_are_cut_at_a_word_never_mid_word():
+    from gnothi.tools.errors import GnothiError, describe_failure, shorten
+
+    long = "The LLM endpoint http://127.0.0.1:9/v1 could not be reached after 2 attempts because the connection was refused " * 3
+    out = shorten(long, 80)
+    assert len(out) <= 80 and out.endswith("…") and long.startswith(out[:-1]) and long[len(out) - 1] == " "
+    assert shorten("short text", 80) == "short text"
+    assert describe_failure(GnothiError("A gnothi message.", "fix")) == "A gnothi message."
+    assert describe_failure(ValueError("bad value")) == "ValueError: bad value"
