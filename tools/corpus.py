@@ -30,7 +30,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import CorpusError
+from .errors import CorpusError, InputError
 
 DEFAULT_WINDOW = 64
 
@@ -235,9 +235,41 @@ def default_corpus() -> Corpus:
 # ----------------------------------------------------------------------------- user files
 
 
-def _read_jsonl(path: Path) -> list[Document]:
+MAX_CORPUS_BYTES = 64 * 2**20  # read at most this much of a user's corpus unless a caller asks for less
+
+
+def _check_text_file(path: Path) -> None:
+    """CorpusError for a file that is not text (NUL bytes in its first 8 KB: an image, an
+    archive, a file of zeros)."""
+    with open(path, "rb") as f:
+        head = f.read(8192)
+    if b"\x00" in head:
+        raise CorpusError(
+            f"{path.name} looks binary (it holds NUL bytes), not text.",
+            "Pass a UTF-8 .txt, .md or .jsonl file (or a folder of them).",
+        )
+
+
+def _read_capped(path: Path, budget: list[int]) -> str:
+    """Up to ``budget[0]`` bytes of ``path`` as text (the budget shrinks by what was read):
+    a corpus far larger than the tokens asked for is never read, or held, whole."""
+    _check_text_file(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        data = f.read(max(0, budget[0]))
+    budget[0] -= len(data)
+    if len(data) < size:
+        print(f"[gnothi] read the first {len(data) / 2**20:.1f} MB of {path.name} ({size / 2**20:.1f} MB): "
+              "more than the tokens asked for need", file=sys.stderr)
+    return data.decode("utf-8", errors="replace")
+
+
+def _read_jsonl(path: Path, budget: list[int]) -> list[Document]:
     docs = []
-    for i, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+    lines = _read_capped(path, budget).splitlines()
+    if budget[0] <= 0 and lines:
+        lines = lines[:-1]  # the last line may be cut short
+    for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
@@ -260,33 +292,44 @@ def _read_jsonl(path: Path) -> list[Document]:
     return docs
 
 
-def _read_file(path: Path) -> list[Document]:
+def _read_file(path: Path, budget: list[int]) -> list[Document]:
     suf = path.suffix.lower()
     if suf == ".jsonl":
-        return _read_jsonl(path)
+        return _read_jsonl(path, budget)
     if suf in (".txt", ".md", ".text"):
-        return [Document(p, path.stem) for p in _split_paragraphs(path.read_text(encoding="utf-8", errors="replace"), 200)]
+        return [Document(p, path.stem) for p in _split_paragraphs(_read_capped(path, budget), 200)]
     raise CorpusError(f"Unsupported corpus file type: {path.name}.", "Use a .txt, .md or .jsonl file, or a folder of them.")
 
 
-def load_corpus(spec: str | Path | None = None) -> Corpus:
-    """Load ``"default"`` (or ``None``), a ``.txt``/``.jsonl`` file, or a folder of them."""
+def load_corpus(spec: str | Path | None = None, max_bytes: int | None = None) -> Corpus:
+    """Load ``"default"`` (or ``None``), a ``.txt``/``.jsonl`` file, or a folder of them.
+
+    At most ``max_bytes`` of a user's files are read (default ``MAX_CORPUS_BYTES``; callers
+    that know how many tokens they need ask for less); binary files are refused."""
     if spec is None or str(spec) == "default":
         return default_corpus()
     path = Path(spec).expanduser()
     if not path.exists():
         raise CorpusError(f"Corpus {str(spec)!r} not found.", "Pass 'default', or the path of a .txt/.jsonl file or a folder of them.")
+    budget = [int(max_bytes or MAX_CORPUS_BYTES)]
     if path.is_dir():
         docs: list[Document] = []
         for f in sorted(path.rglob("*")):
+            if budget[0] <= 0:
+                break
             if f.is_file() and f.suffix.lower() in (".txt", ".md", ".text", ".jsonl"):
-                docs.extend(_read_file(f))
+                docs.extend(_read_file(f, budget))
     else:
-        docs = _read_file(path)
+        docs = _read_file(path, budget)
     docs = [d for d in docs if d.text.strip()]
     if not docs:
         raise CorpusError(f"Corpus {str(spec)!r} holds no text.", "Give a file or folder with at least one non-empty document.")
     return Corpus(path.name, docs)
+
+
+def bytes_for_tokens(n_tokens: int) -> int:
+    """A generous byte budget for ``n_tokens`` tokens of text (about 4 bytes a token, times 8)."""
+    return max(2**20, 32 * int(n_tokens))
 
 
 # ----------------------------------------------------------------------------- windows
@@ -308,7 +351,7 @@ def token_windows(
     interleaved round-robin. ``n_tokens`` caps the total (rounded up to whole windows).
     """
     if window < 2:
-        raise CorpusError(f"Window of {window} tokens is too short.", "Use a window of at least 2 tokens.")
+        raise InputError(f"A window of {window} token(s) is too short.", "Use --window 2 or more (the default is 64).")
     body = window - (1 if bos_token_id is not None else 0)
     eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
     per_source: dict[str, list[np.ndarray]] = {}

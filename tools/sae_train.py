@@ -154,9 +154,9 @@ def _bar(total, desc, unit, enabled):
 
 def training_windows(handle, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """``(train_windows, eval_windows)`` token ids ``[n, window]`` with a BOS each; disjoint."""
-    from .corpus import load_corpus, token_windows
+    from .corpus import bytes_for_tokens, load_corpus, token_windows
 
-    corpus = load_corpus(cfg.corpus)
+    corpus = load_corpus(cfg.corpus, max_bytes=bytes_for_tokens(cfg.n_tokens + cfg.eval_tokens))
     per = cfg.window - 1  # non-BOS tokens per window
     n_train = max(1, math.ceil(cfg.n_tokens / per))
     n_eval = max(1, math.ceil(cfg.eval_tokens / per))

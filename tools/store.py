@@ -46,7 +46,7 @@ import torch
 from pydantic import BaseModel, Field
 
 from .config import model_cache_dir
-from .corpus import Corpus, load_corpus, token_windows
+from .corpus import Corpus, bytes_for_tokens, load_corpus, token_windows
 from .errors import InputError, OutOfRangeError, StoreError, check_range
 from .units import MLPUnits, UnitSource, check_units, parse_layers, units_from_spec
 
@@ -868,7 +868,7 @@ def _build_store(
     if top_k < 3 or n_random < 2 or n_quantile < 1:
         raise InputError("top_k must be >= 3, n_random >= 2, n_quantile >= 1.", "Use the defaults.")
     if not isinstance(corpus, Corpus):
-        corpus = load_corpus(corpus)
+        corpus = load_corpus(corpus, max_bytes=bytes_for_tokens(n_tokens))
     final = Path(path) if path else store_path(handle.name, units.id)
     final.parent.mkdir(parents=True, exist_ok=True)
     partial = final.with_name(final.name + ".partial")
