@@ -77,6 +77,9 @@ def _seconds_from_env(var: str, key: str, kw: dict) -> None:
     kw[key] = value
 
 
+BREAKER_RETRY_S = 60.0  # outside a turn, a failed endpoint is asked again after this long
+
+
 class LLMClient:
     """A small wrapper over ``openai.OpenAI`` with timeouts, retries and clear errors."""
 
@@ -86,6 +89,7 @@ class LLMClient:
         self.calls = 0
         self.seconds = 0.0
         self.down: str | None = None  # why the endpoint is treated as down for the rest of this turn
+        self.down_at = 0.0
         self.deadline: float | None = None  # time.monotonic() by which this turn's calls must end
 
     def begin_turn(self, seconds: float | None = None) -> None:
@@ -118,6 +122,8 @@ class LLMClient:
         fall back to their offline methods. No call outlives the turn's deadline."""
         import openai
 
+        if self.down and self.deadline is None and time.monotonic() - self.down_at > BREAKER_RETRY_S:
+            self.down = None  # outside a turn (evals, scripts): try the endpoint again after a while
         if self.down:
             raise _LLMFail(f"The LLM endpoint {self.config.base_url} is not asked again in this turn: {self.down}.",
                            "Start or fix the server; until then the offline methods answer.", "down")
@@ -128,7 +134,7 @@ class LLMClient:
             if self.deadline is not None:
                 timeout = min(timeout, self.deadline - time.monotonic())
                 if timeout <= 0.05:
-                    self.down = f"the turn's deadline of {self.config.turn_deadline:g} s has passed"
+                    self.down, self.down_at = f"the turn's deadline of {self.config.turn_deadline:g} s has passed", time.monotonic()
                     raise _LLMFail(f"The turn's deadline ({self.config.turn_deadline:g} s) has passed; the LLM endpoint is not asked again.",
                                    "Raise GNOTHI_TURN_DEADLINE or use a faster endpoint; the offline methods answered the rest.", "deadline")
             try:
@@ -167,7 +173,7 @@ class LLMClient:
         timeout = last is not None and "Timeout" in type(last).__name__
         server = last is not None and type(last).__name__ == "InternalServerError"
         what = "timed out" if timeout else "failed with a server error" if server else "could not be reached"
-        self.down = f"it {what} ({type(last).__name__})"
+        self.down, self.down_at = f"it {what} ({type(last).__name__})", time.monotonic()
         raise _LLMFail(
             f"The LLM endpoint {self.config.base_url} {what} after {self.config.retries + 1} attempt(s) ({type(last).__name__}).",
             "Start the server or fix GNOTHI_LLM_BASE_URL; or run without an LLM (the offline planner and writer are the default).",
