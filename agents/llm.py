@@ -116,8 +116,8 @@ class LLMClient:
     def chat(self, messages: list[dict], **kw) -> Any:
         """One chat completion (the raw ``ChatCompletion``), retried on connection errors and timeouts.
 
-        Circuit breaker: once the endpoint has failed to answer (down, hanging, server errors)
-        it is not asked again in this turn, so a turn that would call it hundreds of times
+        Circuit breaker: once the endpoint has failed to answer (unreachable, or hanging past
+        the timeout) it is not asked again in this turn, so a turn that would call it hundreds of times
         (explaining and simulating many records) costs one timeout, not hundreds; the callers
         fall back to their offline methods. No call outlives the turn's deadline."""
         import openai
@@ -173,7 +173,8 @@ class LLMClient:
         timeout = last is not None and "Timeout" in type(last).__name__
         server = last is not None and type(last).__name__ == "InternalServerError"
         what = "timed out" if timeout else "failed with a server error" if server else "could not be reached"
-        self.down, self.down_at = f"it {what} ({type(last).__name__})", time.monotonic()
+        if not server:  # unreachable or hanging; a server that answers with errors is still up (another format may work)
+            self.down, self.down_at = f"it {what} ({type(last).__name__})", time.monotonic()
         raise _LLMFail(
             f"The LLM endpoint {self.config.base_url} {what} after {self.config.retries + 1} attempt(s) ({type(last).__name__}).",
             "Start the server or fix GNOTHI_LLM_BASE_URL; or run without an LLM (the offline planner and writer are the default).",
