@@ -154,6 +154,12 @@ def build_graph(rt: Runtime, checkpointer=None):
                     tr = error_result(call.tool, handle_error)
                 else:
                     try:
+                        note = agent.notice(handle, call.args)
+                    except Exception:  # a notice never stops the run
+                        note = None
+                    if note:
+                        _emit("notice", index=i, tool=call.tool, message=note)
+                    try:
                         tr = agent.run(handle if agent.needs_model else (handle or None), call.args, llm=rt.llm)
                     except Exception as e:  # a tool bug: report it, do not crash the turn
                         tr = error_result(call.tool, GnothiError(f"The {call.tool} tool failed unexpectedly ({describe_failure(e)}).",

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from gnothi.tools.results import Figure, ToolResult
 
-EventType = Literal["planned", "tool_started", "tool_finished", "reply", "error", "clarify"]
+EventType = Literal["planned", "tool_started", "notice", "tool_finished", "reply", "error", "clarify"]
 
 
 class ToolCall(BaseModel):

@@ -22,7 +22,7 @@ Bad input (wrong model path, unreachable endpoint, an uploaded pickle, a huge pa
 error inside a tool) becomes a message in the UI; the app keeps running.
 
 The app talks to the orchestrator only through ``Assistant.stream(question, thread)``
-(events ``planned``, ``tool_started``, ``tool_finished``, ``clarify``, ``error``,
+(events ``planned``, ``tool_started``, ``notice``, ``tool_finished``, ``clarify``, ``error``,
 ``reply``), ``.threads()`` and ``.history(thread)``.
 """
 
@@ -336,6 +336,10 @@ class TurnView:
                 }
             )
             self._steps[key] = len(self.messages) - 1
+        elif etype == "notice":
+            i = self._steps.get(self._step_key(data))
+            if i is not None:  # a long first-use build: said in the running step, before it starts
+                self.messages[i]["content"] += f"\n\n**Note:** {data.get('message', '')}"
         elif etype == "tool_finished":
             self._finished(data, t)
         elif etype == "clarify":

@@ -145,6 +145,10 @@ class ToolAgent:
     def execute(self, handle, a: BaseModel, llm=None) -> ToolResult:
         raise NotImplementedError
 
+    def notice(self, handle, args: dict[str, Any]) -> str | None:
+        """Said before the run when it will take long (a first-use build), with an estimate."""
+        return None
+
     def validate(self, args: dict[str, Any]) -> BaseModel:
         return self.Args.model_validate(args or {})
 

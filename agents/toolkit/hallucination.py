@@ -112,6 +112,12 @@ class HallucinationDetector(ToolAgent):
         return (f"Put {a.get('question')!r} to the model{ctx} and score whether it is making up its answer{ans}, from its confidence, "
                 "the consistency of resampled answers and a probe on its activations.")
 
+    def notice(self, handle, args):
+        if handle is None or hallucination.load_detector(handle.name) is not None:
+            return None
+        return (f"No hallucination detector for {handle.name} yet: I train it first on the built-in fact table, once for this "
+                "model (about 4 minutes on two CPU cores for the bundled models; later questions take seconds).")
+
     def execute(self, handle, a: HalluArgs, llm=None) -> ToolResult:
         if not a.question:
             raise InputError("Which question and answer should I check?", 'Quote them: is the model making it up on "Who wrote Hamlet?" answer "Dickens"?')

@@ -220,3 +220,26 @@ def test_a_question_with_bytes_that_are_not_utf8_is_answered_and_printable(tiny)
     assert "\ufffd" in ans.question and any("not valid Unicode" in w for w in ans.warnings)
     ans.model_dump_json().encode("utf-8")  # valid UTF-8 JSON
     assert a.history(ans.thread)[-1]["question"] == ans.question
+
+
+def test_a_long_first_use_build_is_announced_before_it_runs(tiny, tmp_path, monkeypatch):
+    """No detector yet for this model: the turn says, before the tool runs, that it will
+    train one first and about how long that takes; once one exists, nothing is said."""
+    monkeypatch.setenv("GNOTHI_CACHE_DIR", str(tmp_path))
+    seen = []
+
+    def fake_detect(h, a, llm):
+        seen.append("ran")
+        return ToolResult(tool="hallucination_detector", summary="Hallucination risk 0.2 (low).", headline={"risk": 0.2})
+
+    a = Assistant(model=tiny, db_path=":memory:", embedder=None, runners={"hallucination_detector": fake_detect})
+    q = "Is the model making it up when it answers 'Who wrote Hamlet?'"
+    events = list(a.stream(q))
+    kinds = [e.type for e in events]
+    assert "notice" in kinds and kinds.index("notice") < kinds.index("tool_finished") and seen == ["ran"]
+    note = next(e for e in events if e.type == "notice").data["message"]
+    assert "No hallucination detector for tiny-llama" in note and "minutes" in note
+    from gnothi.tools import hallucination as H
+
+    monkeypatch.setattr(H, "load_detector", lambda name: object())
+    assert "notice" not in [e.type for e in a.stream(q)]

@@ -202,6 +202,8 @@ def test_turn_view_steps_go_pending_to_done_with_duration(tiny, tmp_path):
     tv.apply(Event(type="tool_started", data={"index": 0, "tool": "neuron_explainer", "args": {"layer": 1, "neuron": 5}}, t=t0))
     step = tv.messages[-1]
     assert step["metadata"]["status"] == "pending" and tv.pending() == [len(tv.messages) - 1]
+    tv.apply(Event(type="notice", data={"index": 0, "tool": "neuron_explainer", "message": "Building the store first (about 2 min)."}, t=t0))
+    assert "**Note:** Building the store first (about 2 min)." in step["content"] and step["metadata"]["status"] == "pending"
     # the orchestrator's tool_finished carries ok/summary/seconds (no result)
     tv.apply(Event(type="tool_finished", data={"index": 0, "tool": "neuron_explainer", "ok": True, "summary": r.summary, "seconds": 0.42}, t=t0 + 0.5))
     assert step["metadata"]["status"] == "done" and step["metadata"]["duration"] == 0.42 and tv.pending() == []

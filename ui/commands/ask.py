@@ -62,6 +62,8 @@ def _print_event(ev) -> None:
         print(f"[planned] {d['plan'].get('reformulated', '')} -> {calls}", file=sys.stderr)
     elif ev.type == "tool_started":
         print(f"[running] {d['tool']} ...", file=sys.stderr)
+    elif ev.type == "notice":
+        print(f"[note] {d['message']}", file=sys.stderr)
     elif ev.type == "tool_finished":
         print(f"[done {d['seconds']:.2f}s] {d['tool']}: {'ok' if d['ok'] else 'failed'}", file=sys.stderr)
     elif ev.type == "clarify":
@@ -97,7 +99,7 @@ def run(args) -> int:
     a = _assistant(args)
     ans = None
     for ev in a.stream(args.question, thread=args.thread):
-        if args.stream:
+        if args.stream or ev.type == "notice":  # a long first-use build is announced either way
             _print_event(ev)
         elif ev.type == "planned" and not args.json and ev.data["plan"].get("reformulated"):
             print(f"What I will measure: {ev.data['plan']['reformulated']}", file=sys.stderr, flush=True)
