@@ -181,6 +181,9 @@ class Assistant:
                 failed = f"{e.message} {e.fix}".strip()
             except Exception as e:  # never a traceback for the user: say what happened
                 failed = f"The assistant hit an internal error ({describe_failure(e)})."
+            finally:
+                if self.llm is not None:
+                    self.llm.end_turn()
             if failed:
                 yield Event(type="error", data={"message": failed})
             state = self.graph.get_state(cfg).values if not failed else {}

@@ -99,6 +99,11 @@ class LLMClient:
         limit = self.config.turn_deadline if seconds is None else seconds
         self.deadline = time.monotonic() + limit if limit and limit > 0 else None
 
+    def end_turn(self) -> None:
+        """The turn is over: its deadline no longer applies (a tripped breaker then retries
+        after a while, as outside turns)."""
+        self.deadline = None
+
     @property
     def name(self) -> str:
         return f"{self.config.model} @ {self.config.base_url}"

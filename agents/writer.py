@@ -121,15 +121,20 @@ def offline_reply(results: list[ToolResult], plan_notes: Iterable[str] = (), cla
 # (an LLM explainer's "Pearson r = 0.99" beside a measured 0.01). Their text, wherever it is
 # quoted (a summary repeats it), is left out of what a reply's numbers may trace to; the
 # tools' own text, data strings (tokens, contexts, prompts) and every numeric field count.
-_CLAIM_KEYS = {"explanation", "explanations"}
+_CLAIM_SUFFIXES = ("explanation", "explanations")  # explanation, control_explanation, ...
+_MIN_CLAIM = 8  # shorter texts are not cut out of others (a claim "1" would split "12")
+
+
+def _is_claim_key(k: Any) -> bool:
+    return isinstance(k, str) and k.endswith(_CLAIM_SUFFIXES)
 
 
 def _claims_in(obj: Any, out: list[str]) -> None:
     if isinstance(obj, dict):
         for k, v in obj.items():
-            if k in _CLAIM_KEYS:
+            if _is_claim_key(k):
                 for t in v if isinstance(v, (list, tuple)) else [v]:
-                    if isinstance(t, str) and t.strip():
+                    if isinstance(t, str) and len(t.strip()) >= _MIN_CLAIM:
                         out.append(t)
                     elif isinstance(t, dict):
                         _claims_in(t, out)
@@ -164,7 +169,7 @@ def _numbers_in(obj: Any, out: set[float], claims: Sequence[str] = ()) -> None:
                     out.add(v)
         for k, v in obj.items():
             _numbers_in(k, out, claims)
-            if k in _CLAIM_KEYS:
+            if _is_claim_key(k):
                 _numbers_in([x for x in (v if isinstance(v, (list, tuple)) else [v]) if not isinstance(x, str)], out, claims)
             else:
                 _numbers_in(v, out, claims)

@@ -32,7 +32,7 @@ from .config import model_cache_dir
 from .errors import InputError
 
 MAX_NEW_TOKENS = 32
-PROMPT_VERSION = "chat-v3"  # bump when the prompt format changes (invalidates cached answers)
+PROMPT_VERSION = "chat-v4"  # bump when the prompt format changes (invalidates cached answers)
 
 
 @dataclass

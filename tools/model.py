@@ -92,6 +92,20 @@ def pick_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
 _LAYER_RE = re.compile(r"^blocks\.(\d+)\.")
 
 
+_NEWLINE_IDS: dict[int, list[int]] = {}
+
+
+def _newline_ids(tokenizer) -> list[int]:
+    """Ids of the tokens whose text holds a newline ("\n", "\n\n", ".\n" ...): where a base
+    model's answer in the question-answer frame ends. Read off the vocabulary once."""
+    key = id(tokenizer)
+    if key not in _NEWLINE_IDS:
+        unk = getattr(tokenizer, "unk_token_id", None)
+        special = set(getattr(tokenizer, "all_special_ids", []) or [])
+        _NEWLINE_IDS[key] = [i for i in range(len(tokenizer)) if i != unk and i not in special and "\n" in tokenizer.decode([i])]
+    return _NEWLINE_IDS[key]
+
+
 def check_unicode(text: str) -> None:
     """InputError for text holding lone surrogates (bytes that were not UTF-8, as Python
     decodes them): no tokenizer can read them."""
@@ -367,9 +381,7 @@ class ModelHandle:
         eos = self.tokenizer.eos_token_id
         out = [eos] if eos is not None else []
         if chat and not getattr(self.tokenizer, "chat_template", None):
-            nl = self.tokenizer("\n", add_special_tokens=False)["input_ids"]
-            if len(nl) == 1 and nl[0] != getattr(self.tokenizer, "unk_token_id", None) and nl[0] not in out:
-                out.append(nl[0])
+            out += [t for t in _newline_ids(self.tokenizer) if t not in out]
         if chat:
             for t in ("<|im_end|>", "<end_of_turn>", "<|eot_id|>"):
                 tid = self.tokenizer.convert_tokens_to_ids(t)
@@ -438,6 +450,10 @@ class ModelHandle:
         """Run layers ``start .. stop-1`` (default: to the end) on ``resid``, the residual
         stream entering layer ``start``; returns the residual stream after them (before the
         final norm when run to the end). Hooks on those layers fire as in a full run."""
+        check_range("layer", start, self.n_layers)
+        if stop is not None and not start < stop <= self.n_layers:
+            raise OutOfRangeError(f"stop layer {stop} is not after {start} and at most {self.n_layers}.",
+                                  f"Use a stop from {start + 1} to {self.n_layers}, or none (to the end).")
         self._validate([n for n, _ in fwd_hooks])
         with self.lock, torch.inference_mode():
             return self.adapter.run_blocks(resid, start, stop, fwd_hooks)

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
-from .config import model_cache_dir
+from .config import DEFAULT_MODEL, model_cache_dir
 from .corpus import Corpus, bytes_for_tokens, load_corpus, token_windows
 from .errors import InputError, OutOfRangeError, StoreError, check_range
 from .units import MLPUnits, UnitSource, check_units, parse_layers, units_from_spec
@@ -779,9 +779,11 @@ def _index_command(c: "StoreConfig", layers: Sequence[int]) -> str:
     if c.seed:
         cmd += f" --seed {c.seed}"
     if c.corpus != "default":
-        cmd += f" --corpus {c.corpus}"
+        cmd += f" --corpus PATH/{c.corpus}"  # the store keeps the corpus's name, not where it lies
     if c.units_id != "mlp":
-        cmd += f" --units {c.units_id}"
+        cmd += " --units sae:PATH"  # the SAE's folder
+    if c.model != DEFAULT_MODEL:
+        cmd += f" --model {c.model}"
     return cmd
 
 
@@ -803,14 +805,13 @@ def _add_layers(handle, units, corpus, st: "ActivationStore", missing: list[int]
     merged = final.with_name(final.name + ".merge")
     shutil.rmtree(merged, ignore_errors=True)
     merged.mkdir()
-    for src in (final, add_dir):
-        for f in src.iterdir():
-            if f.is_file() and f.name.startswith("layer_") and not (merged / f.name).exists():
+    for src, keep in ((add_dir, lambda n: n.startswith("layer_")), (final, lambda n: n not in ("meta.json", "summary.safetensors"))):
+        for f in src.iterdir():  # the old store's files (vocab, windows ...) all come along
+            if f.is_file() and keep(f.name) and not (merged / f.name).exists():
                 try:
                     os.link(f, merged / f.name)
                 except OSError:
                     shutil.copy2(f, merged / f.name)
-    shutil.copy2(final / "windows.npz", merged / "windows.npz")
     summ = {**load_file(str(final / "summary.safetensors")), **load_file(str(add_dir / "summary.safetensors"))}
     _save_tensors(merged / "summary.safetensors", summ)
     layers = sorted(set(old_cfg.layers) | set(missing))
@@ -892,7 +893,14 @@ def _build_store(
     )
     # a finished store is never replaced without force: reuse it, add the missing layers to
     # it, or refuse
-    if not force and (final / "meta.json").exists():
+    prog_p = partial / "progress.json"
+    resuming = False
+    if prog_p.exists():  # an interrupted build of exactly this: it resumes (it was allowed to start)
+        try:
+            resuming = json.loads(prog_p.read_text()).get("key") == cfg.key()
+        except Exception:
+            resuming = False
+    if not force and not resuming and (final / "meta.json").exists():
         try:
             st = ActivationStore(final, verify=False)
         except StoreError:
@@ -917,10 +925,9 @@ def _build_store(
             missing = [l for l in cfg.layers if l not in old_cfg.layers]
             return _add_layers(handle, units, corpus, st, missing, window, top_k, n_quantile, n_random, chunk_tokens,
                                batch_size, seed, progress, final, t0)
-    # resume or start fresh
-    prog_p = partial / "progress.json"
+    # resume or start fresh (force allows replacing a finished store; it does not throw away progress)
     progress_rec = None
-    if prog_p.exists() and not force:
+    if prog_p.exists():
         try:
             progress_rec = json.loads(prog_p.read_text())
             if progress_rec.get("key") != cfg.key():

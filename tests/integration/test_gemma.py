@@ -36,6 +36,10 @@ def test_knows_paris_and_answers(gemma):
     lp = gemma.log_probs("The capital of France is")[0, -1]
     assert lp[gemma.token_id(" Paris")] > lp[gemma.token_id(" Rome")]
     assert "Paris" in gemma.generate("What is the capital of France?", max_new_tokens=12)
+    # a base model's answer ends at the first newline token, whichever: "\n", "\n\n" ...
+    stops = set(gemma.stop_ids())
+    nl = {gemma.tokenizer("\n", add_special_tokens=False)["input_ids"][0], gemma.tokenizer("\n\n", add_special_tokens=False)["input_ids"][0]}
+    assert len(nl) == 2 and nl <= stops
 
 
 def test_hook_identities_early_stop_and_run_from(gemma):

@@ -91,7 +91,12 @@ def test_early_stop_equals_the_full_run(h, run):
 
 
 def test_running_from_a_layer_reproduces_the_full_run(h, run):
+    from gnothi.tools.errors import OutOfRangeError
+
     toks, _, c = run
+    for start, stop in ((-1, None), (h.n_layers, None), (1, 1), (0, h.n_layers + 1)):
+        with pytest.raises(OutOfRangeError):
+            h.run_from(c[h.hook_name("resid_pre", 0)], start, stop)
     for start in range(h.n_layers):
         out = h.run_from(c[h.hook_name("resid_pre", start)], start)
         assert torch.allclose(out, c[h.hook_name("resid_post", h.n_layers - 1)], atol=1e-5), start

@@ -225,7 +225,10 @@ def test_a_question_with_bytes_that_are_not_utf8_is_answered_and_printable(tiny)
 def test_a_long_first_use_build_is_announced_before_it_runs(tiny, tmp_path, monkeypatch):
     """No detector yet for this model: the turn says, before the tool runs, that it will
     train one first and about how long that takes; once one exists, nothing is said."""
+    from gnothi.tools import hallucination as H
+
     monkeypatch.setenv("GNOTHI_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(H, "_LOADED", {})  # detectors other tests trained stay out of it
     seen = []
 
     def fake_detect(h, a, llm):
@@ -239,7 +242,5 @@ def test_a_long_first_use_build_is_announced_before_it_runs(tiny, tmp_path, monk
     assert "notice" in kinds and kinds.index("notice") < kinds.index("tool_finished") and seen == ["ran"]
     note = next(e for e in events if e.type == "notice").data["message"]
     assert "No hallucination detector for tiny-llama" in note and "minutes" in note
-    from gnothi.tools import hallucination as H
-
     monkeypatch.setattr(H, "load_detector", lambda name: object())
     assert "notice" not in [e.type for e in a.stream(q)]

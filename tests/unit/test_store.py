@@ -293,8 +293,10 @@ def test_a_build_never_replaces_a_finished_store_and_adds_layers_to_it(tmp_path)
         build_store(h, "mlp", corpus, layers=[1], **{**kw, "n_tokens": 512})
     assert "--force" in e.value.fix and "--tokens 1024" in e.value.fix
     assert ActivationStore(p, verify=True).layers == [0]  # untouched
+    old_files = {f.name for f in p.iterdir()} - {"meta.json", "summary.safetensors"}
     rep = build_store(h, "mlp", corpus, layers=[1], **kw)
     assert rep.added_layers == [1] and rep.layers == [0, 1]
+    assert old_files <= {f.name for f in p.iterdir()}  # nothing of the old store is left behind
     after = ActivationStore(p, verify=True)
     assert after.layers == [0, 1] and [r.window for r in after.top_records(0, CAT_NEURON)] == top0
     both = build_store(h, "mlp", corpus, layers=[0, 1], **{**kw, "path": tmp_path / "both"})
