@@ -196,6 +196,11 @@ class BridgeAdapter:
         finally:
             for point in points:
                 point.remove_hooks(dir="both", level=level)
+            # a run ended early can leave the bridge's per-run state set: the batch size its
+            # learned position embedding (GPT-2) expands to, read and cleared later in the run
+            pos = self.model._modules.get("pos_embed")
+            if pos is not None and getattr(pos, "_current_batch_size", None) is not None:
+                pos._current_batch_size = None
 
     def _stop_hook(self, stop_at_layer: int, box: dict) -> Hook:
         """A hook that ends the run with the residual stream entering ``stop_at_layer``."""

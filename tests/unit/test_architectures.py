@@ -156,3 +156,16 @@ def test_an_architecture_the_bridge_lacks_names_the_closest():
     with pytest.raises(UnsupportedArchitectureError) as e:
         from_hf_model(BioGptForCausalLM(cfg), tok, name="tiny-biogpt")
     assert "BioGptForCausalLM" in e.value.message and "closest supported architecture is" in e.value.fix
+
+
+def test_a_run_stopped_early_leaves_nothing_behind(h):
+    """A batch recorded with an early stop at the embedding, then one prompt: the same logits
+    and generation as on a handle that never stopped early (GPT-2's learned position
+    embedding once kept the stopped run's batch size)."""
+    fresh = tiny_handle(name="fresh", arch=h.name.removeprefix("tiny-"))
+    first = "hook_embed" if "hook_embed" in h.all_hook_names() else h.hook_name("resid_pre", 0)
+    h.run_with_cache(h.to_tokens(["the cat is", "a dog", "the king of france"]), [first])
+    p = h.to_tokens("the cat")[0].tolist()
+    assert torch.allclose(h.logits(torch.tensor([p])), fresh.logits(torch.tensor([p])), atol=1e-5)
+    h.run_with_cache(h.to_tokens(["the cat is", "a dog", "the king of france"]), [first])
+    assert h.generate_ids([p], 4) == fresh.generate_ids([p], 4)
