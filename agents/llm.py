@@ -176,8 +176,9 @@ class LLMClient:
                     "garbage",
                 ) from None
         timeout = last is not None and "Timeout" in type(last).__name__
-        server = last is not None and type(last).__name__ == "InternalServerError"
-        what = "timed out" if timeout else "failed with a server error" if server else "could not be reached"
+        server = last is not None and type(last).__name__ in ("InternalServerError", "RateLimitError")
+        what = ("timed out" if timeout else "was rate-limited" if type(last).__name__ == "RateLimitError"
+                else "failed with a server error" if server else "could not be reached")
         if not server:  # unreachable or hanging; a server that answers with errors is still up (another format may work)
             self.down, self.down_at = f"it {what} ({type(last).__name__})", time.monotonic()
         raise _LLMFail(

@@ -315,3 +315,19 @@ def test_a_slow_endpoint_stops_being_asked_at_the_turns_deadline(server, tiny):
     first = next(i for i, o in enumerate(outcomes) if o != "ok")
     assert 2 <= first <= 6 and outcomes[first] in ("timeout", "deadline"), outcomes  # the call the deadline cut short
     assert outcomes[first + 1:] == ["down"] * (len(outcomes) - first - 1)
+
+
+def test_rate_limits_and_server_errors_do_not_count_as_an_outage(server):
+    """A server that answers 429 or 500 is up: the next call of the turn still reaches it
+    (another format, or a moment later, may work), and the message says what happened."""
+    script, url = server
+    llm = LLMClient(LLMConfig(base_url=url, timeout=2.0, retries=0))
+    llm.begin_turn()
+    for status, word in ((429, "rate-limited"), (500, "server error")):
+        script.requests.clear()
+        script.reply = lambda req, s=status: (s, b'{"error": {"message": "busy"}}', 0)
+        with pytest.raises(LLMError, match=word):
+            llm.complete("hi")
+        assert llm.down is None and len(script.requests) == 1
+    script.reply = lambda req: (200, chat_body("fine"), 0)
+    assert llm.complete("hi") == "fine"
