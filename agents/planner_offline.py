@@ -259,8 +259,9 @@ class OfflinePlanner:
         for label, p in sorted(ranked.items(), key=lambda kv: -kv[1]):
             if label == tool or p < ALT_RATIO * p_tool:
                 continue
-            if help_call(label) is not None:
-                return [help_call(label)]
+            call = help_call(label)
+            if call is not None:
+                return [call]
             other = replace(query, tool=label, followup=False, last_args={})
             readings = TOOLKIT[label].extract_all(other)
             if readings and not any(need for _, need in readings):

@@ -143,21 +143,16 @@ def _abbrev_end(text: str) -> bool:
     return bool(re.search(r"(\b[A-Z]|\b[A-Z][a-z]|St|Dr|Mr)\.$", text))
 
 
-_SENT_END_CACHE: dict[int, list[int]] = {}
-
-
 def _sentence_end_ids(handle) -> list[int]:
     """Vocabulary ids of pure punctuation tokens that end a sentence (".", "?", ".\n" ...)."""
-    key = id(handle.tokenizer)
-    if key not in _SENT_END_CACHE:
-        ids = []
-        for tid in range(len(handle.tokenizer)):
-            t = handle.tokenizer.decode([tid])
-            st = t.strip()
-            if st and any(c in st for c in ".!?") and all(c in ".!?\"')" for c in st) and "..." not in st:
-                ids.append(tid)
-        _SENT_END_CACHE[key] = ids
-    return _SENT_END_CACHE[key]
+    from .model import decoded_vocab
+
+    ids = []
+    for tid, t in enumerate(decoded_vocab(handle.tokenizer)):
+        st = t.strip()
+        if st and any(c in st for c in ".!?") and all(c in ".!?\"')" for c in st) and "..." not in st:
+            ids.append(tid)
+    return ids
 
 
 def _bar(total: int, desc: str, enabled: bool):

@@ -92,18 +92,24 @@ def pick_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
 _LAYER_RE = re.compile(r"^blocks\.(\d+)\.")
 
 
-_NEWLINE_IDS: dict[int, list[int]] = {}
+_VOCAB: dict[int, tuple[object, list[str]]] = {}
+
+
+def decoded_vocab(tokenizer) -> list[str]:
+    """Every token id's text, decoded once per tokenizer (the stop and sentence-end sets are
+    read off it)."""
+    hit = _VOCAB.get(id(tokenizer))
+    if hit is None or hit[0] is not tokenizer:
+        hit = _VOCAB[id(tokenizer)] = (tokenizer, tokenizer.batch_decode([[i] for i in range(len(tokenizer))]))
+    return hit[1]
 
 
 def _newline_ids(tokenizer) -> list[int]:
     """Ids of the tokens whose text holds a newline ("\n", "\n\n", ".\n" ...): where a base
-    model's answer in the question-answer frame ends. Read off the vocabulary once."""
-    key = id(tokenizer)
-    if key not in _NEWLINE_IDS:
-        unk = getattr(tokenizer, "unk_token_id", None)
-        special = set(getattr(tokenizer, "all_special_ids", []) or [])
-        _NEWLINE_IDS[key] = [i for i in range(len(tokenizer)) if i != unk and i not in special and "\n" in tokenizer.decode([i])]
-    return _NEWLINE_IDS[key]
+    model's answer in the question-answer frame ends."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    return [i for i, t in enumerate(decoded_vocab(tokenizer)) if "\n" in t and i != unk and i not in special]
 
 
 def check_unicode(text: str) -> None:

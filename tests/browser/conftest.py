@@ -34,6 +34,16 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
+def open_app(chromium, url: str):
+    """A fresh browser context on the app at ``url``, once its question box is there: (context, page)."""
+    ctx = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    page.wait_for_selector("#gn-question textarea")
+    return ctx, page
+
+
 def wait_text(page, selector: str, pattern: str, timeout: float = 60_000) -> str:
     """Wait until the element's text matches ``pattern`` (regex); return the text."""
     page.wait_for_function(

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import wait_text  # tests/browser/conftest.py
+from conftest import open_app, wait_text  # tests/browser/conftest.py
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -32,12 +32,8 @@ def app_url(bundled, gemma, tmp_path_factory):
 
 def test_gemma_from_settings_then_patching_and_attention(chromium, app_url):
     app_url, backend = app_url
-    ctx = chromium.new_context(viewport={"width": 1400, "height": 1000})
-    page = ctx.new_page()
-    page.set_default_timeout(60_000)
+    ctx, page = open_app(chromium, app_url)
     try:
-        page.goto(app_url)
-        page.wait_for_selector("#gn-question textarea")
         page.get_by_role("tab", name="Settings").click()
         page.locator("#gn-model-value textarea, #gn-model-value input").first.fill("gemma-3-270m")
         page.locator("#gn-load-model").click()

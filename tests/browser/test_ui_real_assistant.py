@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import wait_text  # tests/browser/conftest.py
+from conftest import open_app, wait_text  # tests/browser/conftest.py
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -43,12 +43,8 @@ def real_app(bundled, tmp_path_factory):
 
 
 def test_real_assistant_in_the_browser(chromium, real_app):
-    ctx = chromium.new_context(viewport={"width": 1400, "height": 1000})
-    page = ctx.new_page()
-    page.set_default_timeout(60_000)
+    ctx, page = open_app(chromium, real_app)
     try:
-        page.goto(real_app)
-        page.wait_for_selector("#gn-question textarea")
         wait_text(page, "#gn-thread", r"ui-[0-9a-f]{12}")
         # "What can you do?" is answered by the help tool, as a step of its own
         page.locator("#gn-what").click()
