@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from gnothi.tools.errors import GnothiError, InputError, describe_failure
+from gnothi.tools.errors import SURROGATE_RE, GnothiError, InputError, describe_failure
 
 from .graph import RECURSION_LIMIT, Runtime, build_graph
 from .llm import make_llm
@@ -163,9 +163,7 @@ class Assistant:
         question = "" if question is None else str(question)
         # bytes that were not UTF-8 reach Python as lone surrogates: they cannot be tokenized,
         # stored or printed as JSON, so they become U+FFFD, with a warning
-        n_bad = sum(1 for ch in question if "\ud800" <= ch <= "\udfff")
-        if n_bad:
-            question = "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in question)
+        question, n_bad = SURROGATE_RE.subn("\ufffd", question)
         cfg = {"configurable": {"thread_id": thread}, "recursion_limit": RECURSION_LIMIT}
         inp = {"question": question, "turn": turn, "force_offline": False, "plan": None, "results": [], "reply": "",
                "writer": "offline", "steps": 0, "replans": 0, "warnings": [], "timings": {}}

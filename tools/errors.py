@@ -8,6 +8,8 @@ catalogue lists every subclass (``tests/unit/test_errors.py`` checks that it doe
 
 from __future__ import annotations
 
+import re
+
 
 class GnothiError(Exception):
     """Base class: an expected problem with a message and a fix."""
@@ -105,6 +107,19 @@ class NoAnswerError(GnothiError):
     """The model produced no answer to score (empty generation)."""
 
     code = "no_answer"
+
+
+SURROGATE_RE = re.compile("[\ud800-\udfff]")  # lone surrogates: how Python decodes bytes that were not UTF-8
+
+
+def check_unicode(text: str) -> None:
+    """InputError for text holding lone surrogates: no tokenizer can read them."""
+    m = SURROGATE_RE.search(text)
+    if m:
+        raise InputError(
+            f"The text holds a character that is not valid Unicode at position {m.start()} (a lone surrogate, e.g. from bytes that were not UTF-8).",
+            "Pass UTF-8 text (replace such characters, e.g. with U+FFFD).",
+        )
 
 
 def shorten(text: str, limit: int = 200) -> str:

@@ -35,6 +35,7 @@ from .errors import (
     UnknownModelError,
     UnsafeWeightsError,
     check_range,
+    check_unicode,
 )
 
 DTYPES = {
@@ -110,17 +111,6 @@ def _newline_ids(tokenizer) -> list[int]:
     unk = getattr(tokenizer, "unk_token_id", None)
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     return [i for i, t in enumerate(decoded_vocab(tokenizer)) if "\n" in t and i != unk and i not in special]
-
-
-def check_unicode(text: str) -> None:
-    """InputError for text holding lone surrogates (bytes that were not UTF-8, as Python
-    decodes them): no tokenizer can read them."""
-    for i, ch in enumerate(text):
-        if "\ud800" <= ch <= "\udfff":
-            raise InputError(
-                f"The text holds a character that is not valid Unicode at position {i} (a lone surrogate, e.g. from bytes that were not UTF-8).",
-                "Pass UTF-8 text (replace such characters, e.g. with U+FFFD).",
-            )
 
 
 class ModelHandle:
