@@ -9,7 +9,7 @@ import pytest
 from gnothi.agents.toolkit import TOOLKIT
 from gnothi.evals.suite_routing import DEV, HELDOUT, TUNING, arg_matches, load_rows
 
-FROZEN_SHA256 = "cf7dafd058b9eee741bda7d5fb593747f50585f03f80a64933942b3d4102d00e"  # routing/FROZEN.md
+FROZEN_SHA256 = "d6ea927a9c023579f115e2a3b7056d9493c8f79dadb3cc3b090135ab88ee01a7"  # routing/FROZEN.md
 CATEGORIES = {"neuron", "sae", "probing", "patching", "hallucination", "attention", "help", "off_topic", "injection", "not_yet",
               "followup", "multi", "clarify_answer", "clarify", "guard"}
 
