@@ -130,23 +130,25 @@ def fix_typos(text: str) -> str:
 
     out, pos = [], 0
     for m in _QUOTE_RE.finditer(text):  # quoted prompts stay exactly as typed
-        out.append(re.sub(r"[A-Za-z]{3,}", fix, text[pos:m.start()]))
+        out.append(re.sub(_TYPO_WORD, fix, text[pos:m.start()]))
         out.append(m.group(0))
         pos = m.end()
-    out.append(re.sub(r"[A-Za-z]{3,}", fix, text[pos:]))
+    out.append(re.sub(_TYPO_WORD, fix, text[pos:]))
     return "".join(out)
 
 
+_TYPO_WORD = r"(?<![\w=])[A-Za-z]{3,}(?![\w=])"  # a whole word: not part of an identifier ("code_vs_prose") or a key ("pos=")
 _KW = set(KEYWORDS)
 # ordinary words that sit close to a keyword and must stay as they are
 _COMMON = {"player", "players", "later", "layered", "heard", "heat", "heap", "held", "help", "head", "prove", "proves", "probed",
            "nature", "future", "features", "fixture", "creature", "sentient", "statements", "questions", "latest", "talent",
            "explains", "explained", "explainer", "patchy", "batch", "match", "watch", "patches", "patched", "heads", "ahead", "lawyer",
            "prayer", "slayer", "mayer", "payer", "laser", "least", "plurals", "singer", "single", "causes", "caused", "cause",
-           "casual", "racing", "tracking", "trading", "active", "actively", "action", "tension", "intention", "attend", "attended"}
+           "casual", "racing", "tracking", "trading", "active", "actively", "action", "tension", "intention", "attend", "attended",
+           "train", "trains", "trained", "training", "prose", "probes", "string", "strings", "pose", "posed", "rose", "nose"}
 
 
-_QUOTE_RE = re.compile(r"\"([^\"]+)\"|“([^”]+)”|«([^»]+)»|‘([^’]+)’|(?<![A-Za-z0-9])'((?:[^']|'(?=[a-z]))+?)'(?![A-Za-z0-9])|`([^`]+)`")
+_QUOTE_RE = re.compile(r"\"([^\"]+)\"|“([^”]+)”|«([^»]+)»|‘([^’]+)’|(?<![A-Za-z0-9])'((?:[^']|(?<=[A-Za-z])'(?=[A-Za-z]))+?)'(?![A-Za-z0-9])|`([^`]+)`")
 
 
 def quoted(text: str) -> list[str]:
@@ -186,6 +188,7 @@ class Parsed:
     k: int | None = None  # "top 5", "10 examples"
     numbers: list[int] = field(default_factory=list)
     negative_units: list[tuple[int, int]] = field(default_factory=list)  # "-2.5": written with a minus sign
+    noted: dict[str, list[str]] = field(default_factory=dict)  # "ans=Mary alt=John k=10": arguments named by key, in order
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None and v is not False and v != []}
@@ -214,6 +217,7 @@ _HEAD_PATTERNS = [
     re.compile(r"\bhead\s*(?P<l>\d{1,3})[.:/](?P<h>\d{1,3})\b", re.I),  # head 5.3
     re.compile(r"\bh(?:ead)?\s*(?P<h>\d+)\s*[,/ ]?\s*(?:of|in|at)?\s*l(?:ayer)?\s*(?P<l>\d+)\b", re.I),  # h1 l2
     re.compile(r"(?<![\w.])(?P<l>\d{1,3})[.:/](?P<h>\d{1,3})\s+head\b", re.I),  # 5.3 head
+    re.compile(r"\b(?:attn|attention)\s+(?:(?:head|pattern|map)s?\s+)?(?:of\s+|for\s+|at\s+)?(?P<l>\d{1,3})[.:/](?P<h>\d{1,3})\b", re.I),  # attn 12:4
 ]
 _HEAD_RE = re.compile(r"\bhead\s*#?(?P<h>\d+)\b", re.I)
 _LAYER_RE = [
@@ -222,18 +226,26 @@ _LAYER_RE = [
     re.compile(r"\blayer\s+number\s+(?P<l>\d+)\b", re.I),
 ]
 _LAYER_RANGE_RE = re.compile(r"\b(?:layers?(?:\s+from)?|from\s+layers?|l)\s*(?P<a>\d+)\s*(?:-|–|to|through|thru|\.\.|until|up to)\s*(?:layer\s+|l)?(?P<b>\d+)\b", re.I)
-_LAYER_LIST_RE = re.compile(r"\blayers\s+(?P<list>\d+(?:\s*(?:,|and|&|or|\s)\s*\d+)+)\b", re.I)
-_NEURON_RE = re.compile(r"\b(?:neuron|unit)\s*(?:number\s+|no\.?\s*)?#?(?P<n>\d+)\b", re.I)
-_FEATURE_RE = re.compile(r"\b(?:sae\s+)?(?:feature|latent|f)\s*(?:no\.?\s*|number\s+)?#?(?P<f>\d+)\b", re.I)
+_LAYER_LIST_RE = re.compile(r"\blayers?\s+(?P<list>\d+(?:\s*(?:,|and|&|or|\s)\s*\d+)+)\b", re.I)
+_NEURON_RE = re.compile(r"\b(?:neuron|unit)\s*(?:number\s+|no\.?\s*|index\s+|idx\s*)?#?(?P<n>\d+)\b|(?<![\w=.])[nN](?P<n2>\d{1,5})\b"
+                        r"|\b(?:neuron|unit)\b[^.?!]{0,30}?\b(?:index|idx|number|no\.?|#)\s*(?P<n3>\d+)\b", re.I)
+_FEATURE_RE = re.compile(r"\b(?:sae\s+)?(?:feature|latent|f)\s*(?:no\.?\s*|number\s+|index\s+|id\s+)?#?(?P<f>\d+)\b", re.I)
 _LAST_LAYER_RE = re.compile(r"\b(?:last|final|top|output)\s+layer\b", re.I)
 _PENULT_RE = re.compile(r"\b(?:penultimate|(?:second|2nd)[- ]to[- ]last|next[- ]to[- ]last|one before the (?:last|final))\s+layer\b", re.I)
 _EDGE_LAYERS_RE = re.compile(r"\b(?P<side>last|final|top|first|bottom|early|earliest)\s+(?P<n>\d{1,2})\s+layers\b", re.I)
 _PARITY_RE = re.compile(r"\b(?:every\s+)?(?P<par>even|odd)(?:-numbered)?\s+layers?\s+(?:between|from)\s+(?P<a>\d+)\s+(?:and|to)\s+(?P<b>\d+)\b", re.I)
-_K_RE = re.compile(r"\btop[\s-]*(\d{1,2})\b|\b(\d{1,2})\s+(?:top\s+|best\s+|strongest\s+|most\s+\w+\s+)?(?:examples|contexts|features|neurons|results|snippets|activations|latents|hits)\b", re.I)
+_K_NOUN = r"(?:examples|contexts|features|neurons|results|snippets|activations|latents|hits|excerpts|passages|sentences|samples)"
+_TOP_K_RE = re.compile(r"\btop[\s-]*(\d{1,2})\b", re.I)
+_K_RE = re.compile(
+    rf"\btop[\s-]*(\d{{1,2}})\b|\b(\d{{1,2}})\s+(?:of\s+(?:its|the|their)\s+)?(?:[\w-]+\s+){{0,2}}?{_K_NOUN}\b"
+    rf"|\b{_K_NOUN}\s*(?:[:=]\s*)?(\d{{1,2}})\b(?!\s*(?:layers?|neurons?|\.|:|/))"
+    rf"|\b(?:more\s+){_K_NOUN}\b[^.?!]{{0,30}}?\b(?:like|say|maybe|about|around)\s+(\d{{1,2}})\b",
+    re.I,
+)
 
-_Q = r"\"[^\"]+\"|“[^”]+”|'(?:[^']|'(?=[a-z]))+'|‘[^’]+’"
+_Q = r"\"[^\"]+\"|“[^”]+”|'(?:[^']|(?<=[A-Za-z])'(?=[A-Za-z]))+'|‘[^’]+’"
 # a quoted prompt: two words or more, not starting with a space (" Paris" is an answer token)
-_QP = r"\"(?! )[^\"\s]+\s[^\"]+\"|“(?! )[^”\s]+\s[^”]+”|'(?! )(?:[^'\s]|'(?=[a-z]))+\s(?:[^']|'(?=[a-z]))+'|‘(?! )[^’\s]+\s[^’]+’"
+_QP = r"\"(?! )[^\"\s]+\s[^\"]+\"|“(?! )[^”\s]+\s[^”]+”|'(?! )(?:[^'\s]|'(?=[a-z]))+\s(?:[^']|(?<=[A-Za-z])'(?=[A-Za-z]))+'|‘(?! )[^’\s]+\s[^’]+’"
 _CLEAN_CORRUPT = [
     re.compile(rf"clean(?:\s+prompt)?\s*[:=]?\s*(?P<q1>{_Q}).*?(?:corrupt(?:ed|ion)?|counterfactual|dirty)(?:\s+prompt)?\s*[:=]?\s*(?P<q2>{_Q})", re.I | re.S),
     re.compile(rf"(?:corrupt(?:ed|ion)?|counterfactual|dirty)(?:\s+prompt)?\s*[:=]?\s*(?P<q2>{_Q}).*?clean(?:\s+prompt)?\s*[:=]?\s*(?P<q1>{_Q})", re.I | re.S),
@@ -266,12 +278,13 @@ _PROMPT_AFTER_RE = re.compile(
     r"(?:the\s+(?:prompt|text|sentence|input)\s+)?[:]?\s*(?P<p>(?:The|A|An|In|My|Our|His|Her|Their|Its|[A-Z][a-z]+)\b[^?!]{8,}?)"
     r"\s*(?=\?|$|,|;|\s+(?:and\s+)?(?:the model|it)\s+(?:says|said|answers|answered|outputs|predicts|gives|keeps saying|replies)\b)",
 )
-_LABELLED_TEXT_RE = re.compile(r"\b(?:text|sentence|prompt|input|string|phrase|on|for)\s*:\s*(?P<p>[^\n]+?)\s*$", re.I)
+_LABELLED_TEXT_RE = re.compile(r"\b(?:text|sentence|prompt|input|string|phrase|on|for)\s*(?:is|was|reads)?\s*:\s*(?P<p>[^\n]+?)\s*$", re.I)
+_FOR_SENTENCE_RE = re.compile(r"\b(?:for|on|in)\s+the\s+(?:sentence|text|phrase|input|prompt)\s+(?P<p>[A-Z0-9][^,;?!\n]{6,}?)\s*,\s*(?=(?:which|what|how|show|list|find|tell|give)\b)", re.I)
 _UNQUOTED_PAIR_RE = re.compile(
     r"(?:\bpatch(?:ing)?\b|\bbetween\b|:)\s+(?P<a>[A-Z][^?\n]{6,}?)\s+(?:versus|vs\.?|against)\s+(?P<b>[A-Z][^?\n]{6,}?)\s*[?.]?\s*$"
 )
 _QWORD = r"(?:who|what|when|where|which|how\s+(?:many|much|old|tall|long|far|big)|in\s+what|in\s+which|on\s+what|name\s+the|is|are|was|were|does|did|do|can|has|have)"
-_ABOUT_MODEL = re.compile(r"\b(?:the\s+model|it|you|the\s+llm|smollm\w*|neurons?|layers?|features?|heads?|hallucinat\w*|making|made\s+up|probe|patch\w*|this thing|lie|lies|lying|invent\w*|confabulat\w*|guess\w*)\b", re.I)
+_ABOUT_MODEL = re.compile(r"\b(?:the\s+model|it|you|the\s+llm|smollm\w*|neurons?|layers?|features?|heads?|hallucinat\w*|making|made\s+up|probe|patch\w*|this thing|lie|lies|lying|(?<!who\s)invent\w*|confabulat\w*|guess\w*)\b", re.I)
 _TELLS_RE = re.compile(
     r"\b(?:tells?|told|says?|said|gives?|gave|answers?|answered|names?|named|claims?|claimed|reports?|when\s+asked(?:\s+about)?|asked\s+about|about|ask(?:ed)?\s+(?:it|the model)\s+(?:for|about))\s+(?:me|us|you)?\s*(?:about\s+|that\s+)?"
     r"(?P<x>(?:the|who|what|when|where|which|how)\b[^?!.,;]{4,}?)\s*(?:[?!.,;]|\s--|$)",
@@ -282,8 +295,8 @@ _TELLS_RE = re.compile(
 def _unq(s: str | None) -> str | None:
     if s is None:
         return None
-    s = s.strip() if not (len(s) >= 2 and s[0] in "\"'“‘«" and s[-1] in "\"'”’»") else s
-    if len(s) >= 2 and s[0] in "\"'“‘«" and s[-1] in "\"'”’»":
+    s = s.strip() if not (len(s) >= 2 and s[0] in "\"'“‘«`" and s[-1] in "\"'”’»`") else s
+    if len(s) >= 2 and s[0] in "\"'“‘«`" and s[-1] in "\"'”’»`":
         s = s[1:-1]
     return s
 
@@ -294,6 +307,8 @@ def as_continuation(word: str | None) -> str | None:
     if word is None:
         return None
     w = word.rstrip()
+    if len(w.strip()) > 1 and w[-1] in ".,;:!?" and w.strip()[:-1].strip():
+        w = w[:-1].rstrip()  # "it outputs 38." -> " 38"
     if not w.strip():
         return None
     if w[:1].isspace() or not (w[:1].isalnum()):
@@ -310,12 +325,12 @@ _INLINE_Q = re.compile(
 _CLAIM = re.compile(
     r"\b(?:says?|said|claims?|claimed|told\s+(?:me|us)|tells\s+(?:me|us)|answered|replied|insists?|thinks?)\s+(?:that\s+)?"
     r"(?P<s>(?:the\s+)?[\w'’ -]{3,}?)\s+(?P<v>is|was|are|were)\s+(?:(?P<pp>[a-z]+ed|written|born|built|made|painted|sung|drawn|given|won|found|known)\s+by\s+)?"
-    r"(?P<a>[^,;!?\n]+?)\s*(?=[,;!?\n]|\.(?:\s|$)|$)",
+    r"(?P<a>(?:[^,;!?\n]|(?<=\d),(?=\d))+?)\s*(?=[,;!?\n]|\.(?:\s|$)|$|\s+(?:when|if|after|once|because)\s+(?:i|we|you|someone|asked|prompted)\b)",
     re.I,
 )
-_FIELD_KEYS = r"context|passage|text|source|document|question|q|model answer|model's answer|answer it gave|its answer|answer|a|clean|corrupted|corrupt|alternative|alt"
+_FIELD_KEYS = r"context|passage|text|source|document|doc|question|q|model answer|model's answer|answer it gave|its answer|answer|ans|a|clean|corrupted|corrupt|alternative|alt"
 _FIELD = re.compile(
-    rf"(?:^|\n|(?<=[\s.?!]))(?P<k>{_FIELD_KEYS})\s*(?:[:=]?\s*(?P<qv>\"[^\"]+\"|“[^”]+”|'(?:[^']|'(?=[a-z]))+')|:\s*(?P<v>.+?)(?=\s+(?:{_FIELD_KEYS})\s*:|\n|$))",
+    rf"(?:^|\n|(?<=[\s.?!]))(?P<k>{_FIELD_KEYS})\s*(?:[:=]?\s*(?P<qv>\"[^\"]+\"|“[^”]+”|'(?:[^']|(?<=[A-Za-z])'(?=[A-Za-z]))+')|:\s*(?P<v>.+?)(?=\s+(?:{_FIELD_KEYS})\s*:|\n|$))",
     re.I,
 )
 
@@ -323,7 +338,7 @@ _FIELD = re.compile(
 def labelled_fields(text: str) -> dict[str, str]:
     """``Context: ...`` / ``Question: ...`` / ``Answer: ...`` fields, one per line or in a row."""
     out: dict[str, str] = {}
-    names = {"passage": "context", "text": "context", "source": "context", "document": "context", "q": "question", "model answer": "answer",
+    names = {"passage": "context", "text": "context", "source": "context", "document": "context", "doc": "context", "ans": "answer", "q": "question", "model answer": "answer",
              "model's answer": "answer", "answer it gave": "answer", "its answer": "answer", "a": "answer", "corrupt": "corrupted", "alt": "alternative"}
     for m in _FIELD.finditer(text):
         k = names.get(m.group("k").lower(), m.group("k").lower())
@@ -332,7 +347,7 @@ def labelled_fields(text: str) -> dict[str, str]:
             continue
         v = m.group("v").strip()
         if v[:1] in "\"“'`":  # "Question: "..."": the quoted value
-            qm = re.match(r"\"[^\"]+\"|“[^”]+”|'(?:[^']|'(?=[a-z]))+'|`[^`]+`", v)
+            qm = re.match(r"\"[^\"]+\"|“[^”]+”|'(?:[^']|(?<=[A-Za-z])'(?=[A-Za-z]))+'|`[^`]+`", v)
             v = qm.group(0) if qm else v
             if v[:1] == "`":
                 v = v[1:-1]
@@ -400,8 +415,8 @@ def _good_claim(masked: str) -> re.Match | None:
 
 
 _SAID_RE = re.compile(
-    r"\b(?:it|the model|smollm\w*|they)\s+(?:had\s+|has\s+|would have\s+)?(?:said|says|answered|answers|replied|replies|told me|gave|gives|came back with|responded with|claimed)\s+"
-    r"(?:that\s+)?(?:it(?:'s| is| was)\s+)?(?P<a>[^.,;!?\n]+?)\s*(?=[.,;!?\n]|\s--|\s+(?:is|was)\s+(?:it|that|this)\b|\s+(?:but|and)\s|\s+(?:to|for|when)\s+(?:who|what|when|where|which|how|the question)\b|$)",
+    r"\b(?:it|the model|smollm\w*|they)\s+(?:had\s+|has\s+|would have\s+|should\s+|would\s+|will\s+)?(?:said|says|say|answered|answers|answer|replied|replies|told me|gave|gives|give|came back with|responded with|claimed|outputs?|predicts?|produces?)\s+"
+    r"(?:that\s+)?(?:it(?:'s| is| was)\s+)?(?P<a>(?:[^.,;!?\n]|(?<=\d)[.,](?=\d))+?)\s*(?=[.,;!?\n]|\s--|\s+(?:is|was)\s+(?:it|that|this)\b|\s+(?:but|and)\s|\s+(?:to|for|when)\s+(?:who|what|when|where|which|how|the question)\b|$)",
     re.I,
 )
 
@@ -425,6 +440,8 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
     e = Parsed()
     e.quotes = quoted(text)
     bare = words_to_digits(fix_typos(strip_quoted(text)))
+    bare = re.sub(r"\b(layer|neuron|unit|head|feature|latent)[-_](\d)", r"\1 \2", bare, flags=re.I)  # "layer-3 neuron-5"
+    bare = re.sub(r"\b(index|idx|neuron|unit|feature|latent|#)(\s*)(\d{1,3}),(\d{3})\b(?!,\d)", r"\1\2\3\4", bare, flags=re.I)  # "index 1,024"
     for pat in _HEAD_PATTERNS:
         m = pat.search(bare)
         if m:
@@ -475,13 +492,13 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
     if e.neuron is None and e.head is None:
         m = _NEURON_RE.search(bare)
         if m:
-            e.neuron = int(m.group("n"))
+            e.neuron = int(m.group("n") or m.group("n2") or m.group("n3"))
     e.features = [int(m.group("f")) for m in _FEATURE_RE.finditer(bare) if not re.search(r"\bl\s*\d", m.group(0), re.I)]
     if e.features:
         e.feature = e.features[0]
-    m = _K_RE.search(bare)
+    m = _TOP_K_RE.search(bare) or _K_RE.search(bare)  # "top 6" first: "features 4 medicine pls top 6"
     if m:
-        e.k = int(m.group(1) or m.group(2))
+        e.k = int(next(g for g in m.groups() if g))
     e.numbers = [int(x) for x in re.findall(r"(?<![\w.])\d+(?![\w])", bare)]
     # clean vs corrupted
     for pat in _CLEAN_CORRUPT:
@@ -534,7 +551,7 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
         if m:
             e.clean, e.corrupted = m.group("a").strip(), m.group("b").strip()
     if not e.quotes:
-        m = _LABELLED_TEXT_RE.search(text)
+        m = _LABELLED_TEXT_RE.search(text) or _FOR_SENTENCE_RE.search(text)
         if m and len(m.group("p").split()) >= 2:
             e.prompt = m.group("p").strip().rstrip("?.!").strip()
     if not e.quotes and e.prompt is None:
@@ -545,17 +562,101 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
                 p = p[: -len(e.answer.strip())].rstrip()
             if len(p.split()) >= 3:
                 e.prompt = p
-    m = re.search(rf"(?<![\w'])(?P<a>{_STOPWORD}[A-Za-z][\w'-]*)\s+(?:vs\.?|versus|/|or)\s+(?P<b>{_STOPWORD}[A-Za-z][\w'-]*)(?![\w'])", strip_quoted(text))
-    if m and not {m.group("a").lower(), m.group("b").lower()} & {"quoted", "prose", "statement", "statements", "false", "true", "plural",
-                                                               "singular", "negative", "positive", "code", "question", "questions"}:
-        e.pair = (m.group("a"), m.group("b"))
+    for m in re.finditer(rf"(?<![\w'])(?P<a>{_STOPWORD}[A-Za-z][\w'-]*)\s+(?:vs\.?|versus|/|or)\s+(?P<b>{_STOPWORD}[A-Za-z][\w'-]*)(?![\w'])", strip_quoted(text)):
+        if not {m.group("a").lower(), m.group("b").lower()} & {"quoted", "prose", "statement", "statements", "false", "true", "plural",
+                                                             "singular", "negative", "positive", "code", "question", "questions"}:
+            e.pair = (m.group("a"), m.group("b"))
+            break
     e.embedded_question = embedded_question(text)
+    _apply_notations(e, text)
     return e
+
+
+# ------------------------------------------------------------------ key = value notation
+
+# the keys people write arguments under ("ans=Mary", "k=10", "pos=mean", "alt soccer"), and the argument each names
+NOTATION_KEYS = {
+    "answer": "answer", "ans": "answer", "target": "answer", "expected": "answer",
+    "alternative": "alternative", "alt": "alternative", "foil": "alternative", "contrast": "alternative", "distractor": "alternative",
+    "k": "k", "topk": "k", "top_k": "k", "top-k": "k", "n_examples": "k",
+    "layer": "layer", "lyr": "layer", "layers": "layers", "neuron": "neuron", "unit": "neuron", "head": "head",
+    "feature": "feature", "latent": "feature", "query": "query", "topic": "query", "concept": "query", "search": "query",
+    "pos": "position", "position": "position", "pooling": "position", "mode": "mode", "component": "mode", "components": "mode",
+    "dataset": "dataset", "task": "dataset", "property": "dataset", "prompt": "prompt", "text": "text", "sentence": "text",
+    "clean": "clean", "corrupt": "corrupted", "corrupted": "corrupted", "question": "question", "context": "context",
+}
+_NV = r"\"[^\"]*\"|“[^”]*”|'(?:[^']|(?<=[A-Za-z])'(?=[A-Za-z]))*'|`[^`]*`"
+_KEYS_ALT = "|".join(sorted(map(re.escape, NOTATION_KEYS), key=len, reverse=True))
+_NOTATION_RE = re.compile(rf"(?<![\w-])(?P<k>{_KEYS_ALT})\s*=\s*(?P<v>{_NV}|[^\s,;]+)", re.I)
+# an answer or alternative named by its key without "=": "ans blue alt green", "(answer Au)", "answer Spanish, alternative Portuguese"
+_NOT_A_VALUE = r"(?!(?:is|was|to|of|the|a|an|token|tokens|prompt|prompts|for|with|it|that|this|and|or|should|would|will|be|being|i|we|you|they|in|on|at|as|from|by|me|my|changes|change|probability|logit|side|one|ones|question|questions)\b)"
+_KEYED_WORD_RE = re.compile(
+    rf"(?<![\w-])(?P<k>ans|answer|alt|alternative|foil|target)\b\s*(?::\s*|(?P<cop>is|should be|would be)\s+)?(?P<v>{_NV}|{_NOT_A_VALUE}[\w'-]+)"
+    rf"(?=\s*(?:[,;.)!?\n]|$|\s+(?:alt|alternative|ans|answer|mode|and|vs\.?|versus|against|rather|instead|over|to\s+the|then|please|pls)\b))",
+    re.I,
+)
+
+
+def notations(text: str) -> dict[str, list[str]]:
+    """Arguments written under their key, in order: ``clean='...' ans=Mary alt=John k=10 pos=mean``,
+    ``ans blue alt green``, ``(answer Au) ... (answer Ag)``. Values keep their text; quotes are removed."""
+    out: dict[str, list[str]] = {}
+    seen: list[tuple[int, int]] = []
+    for m in _NOTATION_RE.finditer(text):
+        out.setdefault(NOTATION_KEYS[m.group("k").lower()], []).append(_unq(m.group("v")) or "")
+        seen.append(m.span())
+    for m in _KEYED_WORD_RE.finditer(text):
+        if any(a <= m.start() < b for a, b in seen):
+            continue
+        k, v = m.group("k").lower(), m.group("v")
+        if k in ("answer", "target") and v[:1].islower() and not m.group("cop"):
+            # "answer" as a verb before a lower-case word ("answer correctly") is no notation, unless it reads "(answer x)"
+            # or an alternative follows ("answer hot, alternative cold")
+            if text[:m.start()].rstrip()[-1:] not in "(,;:" and not re.search(r"\b(?:alt|alternative)\b", text[m.end():m.end() + 24], re.I):
+                continue
+        out.setdefault(NOTATION_KEYS[m.group("k").lower()], []).append(_unq(m.group("v")) or "")
+    return {k: [v for v in vs if v.strip()] for k, vs in out.items() if any(v.strip() for v in vs)}
+
+
+def _apply_notations(e: Parsed, text: str) -> None:
+    """Keyed arguments win over what the free grammar guessed: they are what the user typed under that key."""
+    e.noted = notations(text)
+    used: list[int] = []
+    for key in ("k", "layer", "neuron", "head", "feature"):
+        v = (e.noted.get(key) or [None])[0]
+        if v is not None and re.fullmatch(r"\d{1,6}", v.strip()):
+            setattr(e, key, int(v))
+            used.append(int(v))
+            if key == "feature":
+                e.features = [int(v)] + [f for f in e.features if f != int(v)]
+    if e.noted.get("layers"):
+        ls = [int(x) for x in re.findall(r"\d+", " ".join(e.noted["layers"]))]
+        if ls:
+            e.layers = ls
+    if "k" in e.noted:  # "k=3" is a count, not a neuron, layer or feature
+        e.numbers = [n for n in e.numbers if n not in used or n == e.neuron or n == e.layer]
+        kv = (e.noted.get("k") or [""])[0]
+        if e.features and kv.strip().isdigit() and e.features[0] == int(kv) and "feature" not in e.noted:
+            e.features, e.feature = e.features[1:], (e.features[1] if len(e.features) > 1 else None)
+    ans, alt = e.noted.get("answer") or [], e.noted.get("alternative") or []
+    if ans:
+        e.answer = as_continuation(ans[0]) if not (ans[0][:1].isspace()) else ans[0]
+        if alt:
+            e.alternative = as_continuation(alt[0]) if not alt[0][:1].isspace() else alt[0]
+        elif len(ans) > 1 and ans[1] != ans[0]:  # "(answer Au) versus '...' (answer Ag)": the second is the alternative
+            e.alternative = as_continuation(ans[1])
+    elif alt:
+        e.alternative = as_continuation(alt[0]) if not alt[0][:1].isspace() else alt[0]
+    if e.noted.get("clean"):
+        e.clean = e.noted["clean"][0]
+        if e.noted.get("corrupted"):
+            e.corrupted = e.noted["corrupted"][0]
 
 
 _FOLLOWUP_RE = re.compile(
     r"^\s*(?:ok(?:ay)?[,.]?\s+|and\s+|so\s+|then\s+|great[,.!]?\s+|thanks[,.!]?\s+)?"
-    r"(?:now\b|what about\b|how about\b|and\s+(?:for|in|at|with)\b|same\b|again\b|instead\b|try\b|do the same\b|repeat\b|also\b|and layer\b|and neuron\b)",
+    r"(?:now\b|what about\b|how about\b|and\s+(?:for|in|at|with)\b|same\b|again\b|instead\b|try\b|do the same\b|repeat\b|also\b|and layer\b|and neuron\b"
+    r"|(?:swap|switch|flip|reverse|exchange)\s+(?:them|the (?:two|prompts|roles|order)|it|those)\b|the other way (?:round|around)\b)",
     re.I,
 )
 

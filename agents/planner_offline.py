@@ -35,6 +35,7 @@ MAX_CALLS = 4
 ALT_RATIO = 0.2
 ALT_MAX_P = 0.9  # ... unless the router is at least this sure of the tool: then ask for what is missing
 MULTI_MIN_P = 0.5  # a clause is a request of its own when the router is at least this sure of its tool
+MULTI_SURE_P = 0.9  # ... and a two-word clause ("probe sentiment") when it is this sure
 INJECTION_CLAUSE_P = 0.8  # one clause read as an injection this surely declines the whole message
 REFUSE_P = 0.6  # an off-topic or injection reading less sure than this gives way to a tool reading ...
 REFUSE_ALT_P = 0.15  # ... that has at least this probability
@@ -139,14 +140,17 @@ class OfflinePlanner:
         (three or more words outside quotes), route to different tools; otherwise the
         sentences are one request with its context ("Who wrote Hamlet? Is it making that up?")."""
         whole = self.route(q, last_tool)
-        clauses = split_clauses(q) if len(labelled_fields(q)) < 2 else [q]  # "Context: ... Question: ...": one request
+        fields = labelled_fields(q)
+        clauses = split_clauses(q) if len(fields) < 2 or not {"context", "question"} & set(fields) else [q]  # "Context: ... Question: ...": one request
         if len(clauses) > 1:
             routed = [(c, self.route(c, last_tool)) for c in clauses]
             if any(lab == "help:injection" and p >= INJECTION_CLAUSE_P for _, (lab, p) in routed):
                 return [(q, "help:injection")]  # an instruction hidden in one clause declines the whole message
+            def words(c: str) -> int:
+                return len([w for w in strip_quoted(c).split() if w != "QUOTED"])
+
             real = [(c, lab) for c, (lab, p) in routed if lab in TOOLKIT and lab != "help" and p >= MULTI_MIN_P
-                    and (len([w for w in strip_quoted(c).split() if w != "QUOTED"]) >= 3 or _names_a_unit(c)
-                         or (len([w for w in strip_quoted(c).split() if w != "QUOTED"]) >= 2 and "QUOTED" in strip_quoted(c)))]
+                    and (words(c) >= 3 or _names_a_unit(c) or (words(c) >= 2 and ("QUOTED" in strip_quoted(c) or p >= MULTI_SURE_P)))]
             if len({lab for _, lab in real}) >= 2 or (len(real) >= 2 and all(_names_a_unit(c) for c, _ in real)):
                 return real
             strong = [lab for _, (lab, p) in routed if lab in TOOLKIT and lab != "help" and p >= MULTI_MIN_P]
@@ -302,16 +306,25 @@ _SPLIT_RE = re.compile(
     r"|,?\s+and\s+(?=(?:please\s+)?(?:find|search|show|probe|explain|describe|check|patch|look|tell|is|are|does|do|what|which|why|how|where|can|could|run|trace|list|give)\b)"
     r"|,?\s+and\s+(?=(?:sae\s+)?(?:neuron|feature|head|latent)\s+#?\d|L\d+[NH]\d)"
     r"|\s+[+&]\s+|\s+(?:n|&|and|,)?\s*then\s+"
-    r"|(?:^|\s)\d\)\s*)\s*",
+    r"|(?:^|\s)\(?\d{1,2}\)\s*|(?:^|\n)\s*[-*•]\s+|\s[-–]\s+(?=then\b))\s*",
     re.I,
 )
+
+
+_LETTER_ITEM_RE = re.compile(r"(?:^|\s)\(?(?P<l>[a-fA-F])\)\s+")
 
 
 def split_clauses(q: str) -> list[str]:
     """Split on clause connectors outside quotes ("X; and then Y")."""
     masked = _QUOTE_RE.sub(lambda m: "\0" * len(m.group(0)), q)  # the grammar's own quotes (apostrophes are not quotes)
     parts, start = [], 0
-    for m in _SPLIT_RE.finditer(masked):
+    seps = list(_SPLIT_RE.finditer(masked))
+    letters = list(_LETTER_ITEM_RE.finditer(masked))
+    if [m.group("l").lower() for m in letters][:2] == ["a", "b"]:  # "a) ... b) ...": lettered items, when they run a, b, ...
+        seps = sorted(seps + letters, key=lambda m: m.start())
+    for m in seps:
+        if m.start() < start:
+            continue
         if m.start() > start:
             parts.append(q[start:m.start()])
         start = m.end()

@@ -46,6 +46,12 @@ def as_question(text: str, quoted: bool = False) -> str:
     return t[0].upper() + t[1:] + "?" if t else t
 
 
+def _question_like(text: str) -> bool:
+    """A quoted text that can be put to the model as a question (not a one- or two-word answer)."""
+    t = text.strip()
+    return t.endswith("?") or bool(_QSTART.match(t)) or len(t.split()) >= 4
+
+
 @register
 class HallucinationDetector(ToolAgent):
     name = "hallucination_detector"
@@ -82,8 +88,10 @@ class HallucinationDetector(ToolAgent):
                 args["question"] = q.whole.embedded_question
             elif found["question"] and len(found["question"][0].split()) >= 3:  # a learned reading, when it is a real question
                 args["question"] = as_question(*found["question"])
-            elif q.quotes:
-                args["question"] = q.quotes[0]
+            elif any(_question_like(x) for x in q.quotes):
+                args["question"] = next(x for x in q.quotes if _question_like(x))
+            elif q.quotes and not found["answer"]:  # "is the answer 'Canberra' made up?": a quoted word is an answer, not a question
+                found["answer"] = (q.quotes[0], True)
             elif q.referred_prompt():
                 args["question"] = q.referred_prompt()
             claim = None if (quoted_qs and found["answer"] and found["answer"][1]) else claimed_answer(q.question)
@@ -92,12 +100,18 @@ class HallucinationDetector(ToolAgent):
             if fields.get("context"):
                 args["context"] = fields["context"]
                 found["context"] = None
+            noted = q.parsed.noted.get("answer")
+            if noted and not (found["answer"] and found["answer"][1]):
+                found["answer"] = (noted[0], True)  # "ans Room C", "the answer 1889"
             if not found["answer"] and q.parsed.answer and q.parsed.answer.strip().lower() not in str(args.get("question", "")).lower():
                 found["answer"] = (q.parsed.answer.strip(), False)  # "what if it had said Istanbul?"
             for k in ("context", "answer"):
                 hit = found[k]
                 if hit and hit[0].strip() and hit[0].strip().lower() not in {str(v).strip().lower() for v in args.values()}:
                     args[k] = hit[0].strip()
+        noted = q.parsed.noted.get("answer")
+        if noted and not args.get("answer") and noted[0].strip().lower() not in str(args.get("question", "")).lower():
+            args["answer"] = noted[0].strip()  # "verify the answer 1889 to the question '...'"
         if not args.get("question"):
             return args, ('Which question (and answer) should I check? Ask it in your message: "Who wrote Hamlet? Is the model making '
                           'that up?", or quote them: is it making it up on "Who wrote Hamlet?" answer "Dickens"?')

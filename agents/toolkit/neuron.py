@@ -29,7 +29,8 @@ class NeuronArgs(Args):
         return check_text(v, info.field_name)
 
 
-_TOKEN_CUE = re.compile(r"\b(?:token|word|fire|fires|firing|activate|activates|active|respond|responds|light up|lights up|promot\w*|push\w*|boost\w*)\b", re.I)
+_TOKEN_CUE = re.compile(r"\b(?:token|word|fire|fires|firing|activate|activates|active|respond|responds|light up|lights up|promot\w*|push\w*|boost\w*)\b"
+                        r"|\bneurons\s+(?:for|on|about)\b", re.I)
 
 
 @register
@@ -84,6 +85,8 @@ class NeuronExplainer(ToolAgent):
                 args["token"] = tok
                 if text:
                     args["text"] = text
+                elif e.prompt and tok.strip().lower() in e.prompt.lower():
+                    args["text"] = e.prompt  # "... for the word dog when the text is: the dog barked"
         if q.followup and args.get("layer") is not None and e.neuron is None and e.layer is None and q.bare_number() is not None:
             args["neuron"] = q.bare_number()  # "and 341?" after neuron 7.340
         if "token" in args and not args.get("text") and q.referred_prompt():

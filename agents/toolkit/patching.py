@@ -11,7 +11,7 @@ from gnothi.tools import patching
 from gnothi.tools.errors import InputError
 from gnothi.tools.results import ToolResult
 
-from ..extract import _SAID_RE, as_continuation, labelled_fields, strip_quoted
+from ..extract import _SAID_RE, _STOP_ANSWERS, as_continuation, labelled_fields, strip_quoted
 from .base import Args, Query, ToolAgent, adopt, check_text, register
 
 
@@ -37,8 +37,26 @@ _MODE_WORDS = [
     ("mlp", r"\bmlps?\b|\bfeed[- ]?forward\b"),
     ("attn", r"\battention[- ](?:layers?|outputs?|blocks?|sublayers?)\b|\battn\b"),
     ("resid", r"\bresid(?:ual)?(?:[- ]stream)?\b|\bpositions?\b|\blayer (?:by|x|×) position\b"),
-    ("trace", r"\bcausal(?:ly)?\s+trac\w*|\btrac(?:e|ing)\b|\bnois(?:e|ing)\b|\brome\b"),
+    ("trace", r"\bcausal(?:ly)?\s+trac\w*|\btrac(?:e|ing)\b|\bnois(?:e|ing)\b|(?-i:\bROME\b)"),  # ROME the method, not the city
 ]
+
+
+_MODE_VALUES = {"all": "all", "resid": "resid", "residual": "resid", "residual_stream": "resid", "attn": "attn", "attention": "attn",
+                "mlp": "mlp", "mlps": "mlp", "heads": "heads", "head": "heads", "trace": "trace", "tracing": "trace"}
+# one answer per prompt: "answer Tokyo for 'A' but Seoul for 'B'", "say Monday after 'A' but Saturday after 'B'"
+_PER_PROMPT_RE = re.compile(
+    r"(?P<a>[\w'-]+)\s+(?:for|after|with|given|from|on)\s+QUOTED\b.*?\b(?:but|and|while|whereas|yet)\s+(?:it\s+)?(?:says?\s+|gives?\s+|answers?\s+)?"
+    r"(?P<b>[\w'-]+)\s+(?:for|after|with|given|from|on)\s+QUOTED\b", re.I | re.S)
+# a bare lower-case answer at the end of a clause: "... lead the model to say yellow."
+_SAY_END_RE = re.compile(r"\b(?:say|says|said|output|outputs|predict|predicts|produce|produces|give|gives|answer|answers)\s+(?P<a>[a-z][\w'-]*)\s*(?=[.?!,;]|$)")
+_OVER_RE = re.compile(r"\b(?:decides?|yields?|produces?|prefers?|picks?|chooses?|gives?|says?|predicts?|outputs?|favou?rs?|makes? it say)\s+"
+                      r"(?P<a>[\w'-]+)\s+(?:over|rather than|instead of|and not|but not|vs\.?|versus)\s+(?P<b>[\w'-]+)", re.I)
+_DIFF_RE = re.compile(r"\b(?:logit|log[- ]prob(?:ability)?|probability|prob)\s+(?:diff(?:erence)?|gap|margin|ratio)\s+(?:between|of)\s+"
+                      r"(?P<a>[\w'-]+)\s+(?:and|vs\.?|versus|over|minus)\s+(?P<b>[\w'-]+)", re.I)
+_SWAP_RE = re.compile(r"\b(?:swap|switch|flip|reverse|exchange)\b.{0,40}\b(?:them|prompts|clean|corrupted|roles|order|around)\b|\bthe other way (?:round|around)\b", re.I)
+
+
+_STOP = _STOP_ANSWERS | {"and", "or", "but", "not", "to", "of", "for", "with", "up", "then", "here", "now", "more", "less", "first", "second"}
 
 
 def _prompt_like(s: str) -> bool:
@@ -73,8 +91,12 @@ class ActivationPatching(ToolAgent):
                 args["corrupted"] = fields["corrupted"]
             ans = as_continuation(fields["answer"]) if fields.get("answer") else ans
             alt = as_continuation(fields["alternative"]) if fields.get("alternative") else alt
+        noted = {k: bool(e.noted.get(k) or w.noted.get(k)) for k in ("answer", "alternative")}
+        if not fields.get("answer") and (e.noted.get("answer") or w.noted.get("answer")):  # "ans=Mary", "(answer Au)"
+            src = e if e.noted.get("answer") else w
+            ans, alt = src.answer, src.alternative or alt
         pair = ans is not None and alt is not None  # "X rather than Y": the grammar's pair is the stronger reading
-        learned = {} if pair else {k: q.span(k) for k in ("answer", "alternative")}
+        learned = {} if pair else {k: q.span(k) for k in ("answer", "alternative") if not noted[k]}
         for k, hit in learned.items():
             if hit is None:
                 continue
@@ -88,6 +110,17 @@ class ActivationPatching(ToolAgent):
                 alt = v
         if alt == ans:
             alt = None
+        masked = strip_quoted(q.clause)
+        if ans is None or alt is None:
+            m = _PER_PROMPT_RE.search(masked)
+            if m and len(q.quotes) >= 2 and m.group("a").lower() not in _STOP and m.group("b").lower() not in _STOP:
+                ans, alt = ans or as_continuation(m.group("a")), alt or as_continuation(m.group("b"))
+        if ans is None and len(q.quotes) >= 2:  # "which components decide avocado over chickpeas", "logit diff between Honolulu and Hamburg"
+            m = _OVER_RE.search(masked) or _DIFF_RE.search(masked)
+            if m and m.group("a").lower() not in _STOP and m.group("b").lower() not in _STOP:
+                ans, alt = as_continuation(m.group("a")), as_continuation(m.group("b"))
+        elif ans is not None and alt is None and (m := _DIFF_RE.search(masked)) and as_continuation(m.group("a")) == ans:
+            alt = as_continuation(m.group("b"))
         if ans is None and (e.pair or w.pair):  # "... - yen vs rupee"
             a, b = e.pair or w.pair
             ans, alt = as_continuation(a), as_continuation(b)
@@ -96,7 +129,15 @@ class ActivationPatching(ToolAgent):
             ans = as_continuation(said[0])
         if alt is None and len(said) >= 2 and len(said[1].split()) <= 2 and as_continuation(said[1]) != ans:
             alt = as_continuation(said[1])  # "with 'A' it says sugar. With 'B' it says honey"
-        if fields.get("clean"):
+        if ans is None and (m := _SAY_END_RE.search(masked)) and m.group("a").lower() not in _STOP:
+            ans = as_continuation(m.group("a"))  # "... lead the model to say yellow"
+        if alt is not None and _prompt_like(alt) and len(alt.split()) > 3:  # a quoted prompt read as the alternative is the corrupted prompt
+            alt = None
+        if e.noted.get("clean") and not fields.get("clean"):  # clean='...' corrupt='...'
+            args["clean"] = e.clean
+            if e.corrupted:
+                args["corrupted"] = e.corrupted
+        elif fields.get("clean"):
             pass  # the labelled fields said it
         elif e.clean or w.clean:
             src = e if e.clean else w
@@ -122,12 +163,18 @@ class ActivationPatching(ToolAgent):
         if alt:
             args["alternative"] = alt
         low = q.clause
-        if re.search(r"\ball components\b|\bfull patching\b|\beverything\b", low, re.I):
-            args["mode"] = "all"
-        for mode, pat in _MODE_WORDS:
-            if re.search(pat, low, re.I):
-                args["mode"] = mode
-                break
+        named = [mode for mode, pat in _MODE_WORDS if re.search(pat, low, re.I)]
+        noted_mode = _MODE_VALUES.get((e.noted.get("mode") or [""])[0].lower().strip())
+        if noted_mode:
+            args["mode"] = noted_mode  # "mode=heads"
+        elif re.search(r"\ball components\b|\bfull patching\b|\beverything\b|\ball (?:component|kind|type)s?\b", low, re.I) or len(named) >= 3:
+            args["mode"] = "all"  # "over all component types (resid, attn and mlp together)"
+        elif named:
+            args["mode"] = named[0]
+        if q.followup and _SWAP_RE.search(low) and args.get("clean") and args.get("corrupted") and not q.quotes:
+            args["clean"], args["corrupted"] = args["corrupted"], args["clean"]  # "swap them"
+            if args.get("answer") and args.get("alternative"):
+                args["answer"], args["alternative"] = args["alternative"], args["answer"]
         args = {k: v for k, v in args.items() if v is not None}
         if not args.get("clean"):
             return args, ('Which prompt should I explain? Quote it, and a second prompt to compare if you have one: why does the model '

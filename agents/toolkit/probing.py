@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -51,7 +52,17 @@ _LABEL_WORD = r"[A-Za-z][\w-]{0,24}"
 _Q = r"\"([^\"]+)\"|“([^”]+)”|'([^']+)'"
 # "great movie" (positive) / "great movie" -> positive / "great movie" = positive / "great movie": positive
 _PAIR_RE = re.compile(rf"(?:{_Q})\s*(?:\(\s*(?P<l1>{_LABEL_WORD})\s*\)|(?:->|=>|→|=|:|is|as|labelled|labeled)\s+(?P<l2>{_LABEL_WORD})\b|(?P<l3>{_LABEL_WORD})(?=\s*(?:[,;.]|$|\s+and\b)))")
-_ARROW_RE = re.compile(rf"(?:^|[,;:\n]|\band\b)\s*(?P<text>[^,;:\n\"'“”]+?)\s*(?:->|=>|→)\s*(?P<label>{_LABEL_WORD})\b")
+_ARROW_RE = re.compile(rf"(?:^|[,;:?!\n]|\band\b)\s*(?P<text>[^,;:?!\n\"'“”]+?)\s*(?:->|=>|→)\s*(?P<label>{_LABEL_WORD})\b")
+# unquoted: I am furious (anger), what a lovely surprise (joy)
+_PAREN_RE = re.compile(rf"(?:^|[,;:?!\n]|\band\b)\s*(?P<text>[^,;:?!\n()\"“”]+?)\s*\(\s*(?P<label>{_LABEL_WORD})\s*\)")
+# a table: Paris | city (one row a line, or "text | label" header first)
+_PIPE_RE = re.compile(rf"^\s*\|?\s*(?P<text>[^|\n]+?)\s*\|\s*(?P<label>{_LABEL_WORD})\s*\|?\s*$", re.M)
+# label=en text=good morning; text=... label=...
+_KEYED_RE = re.compile(r"\blabel\s*[=:]\s*(?P<l1>[\w-]{1,24})[\s,]+text\s*[=:]\s*(?P<t1>[^;\n]+?)\s*(?=;|\n|$|\blabel\s*[=:])"
+                       r"|\btext\s*[=:]\s*(?P<t2>[^;\n]+?)[\s,]+label\s*[=:]\s*(?P<l2>[\w-]{1,24})", re.I)
+# inline labels: "1: you are an idiot 0: have a nice day" (each label used at least twice)
+_INLINE_LABEL_RE = re.compile(r"(?:^|(?<=\s))(?P<label>[\w-]{1,12}):\s+(?P<text>.+?)\s*(?=\s[\w-]{1,12}:\s|$)", re.S)
+_TRAILING_ASK = re.compile(r"[\s.?]+(?:which|what|where|how|does|can|could|probe|please|find|show|tell)\b.*$", re.I)
 # positive: "a", "b"; negative: "c" / positive examples "a", "b" and negative ones "c"
 _GROUP_RE = re.compile(rf"(?P<label>{_LABEL_WORD})(?:\s+(?:examples?|ones|sentences|texts|statements|class))?\s*(?::|=|are|is|like|such as|e\.g\.)?\s*(?P<items>(?:(?:{_Q})\s*(?:,|and|or|;)?\s*)+)", re.I)
 _ITEM_RE = re.compile(_Q)
@@ -61,6 +72,12 @@ _BRACKET_RE = re.compile(rf"(?:^|[,;:\n])\s*(?P<text>[^,;:\n\[\]]+?)\s*\[(?P<lab
 
 
 _LINE_RE = re.compile(rf"^\s*(?P<label>{_LABEL_WORD})\s*:\s*(?P<text>[^\n]+?)\s*$", re.M)
+
+
+def _strip_request(t: str) -> str:
+    """An example's text without the request typed before it ("Train a probe on: I am furious" -> "I am furious")."""
+    t = t.strip().strip("\"'“”`")
+    return re.sub(r"^(?:train|fit|run|probe|make)\b[^:]*:\s*", "", t, flags=re.I).strip()
 
 
 def user_examples(text: str) -> list[dict]:
@@ -83,6 +100,14 @@ def user_examples(text: str) -> list[dict]:
              if m.group("label").lower() not in _SKIP_LABELS | {"examples", "example"}]
     if len(lines) >= 2 and len({x["label"] for x in lines}) >= 2 and "\n" in text:
         return lines
+    keyed = [{"text": (m.group("t1") or m.group("t2")).strip().strip("\"'“”"), "label": (m.group("l1") or m.group("l2")).lower()}
+             for m in _KEYED_RE.finditer(text)]
+    if len(keyed) >= 2 and len({x["label"] for x in keyed}) >= 2:
+        return keyed
+    piped = [{"text": m.group("text").strip().strip("\"'“”"), "label": m.group("label").lower()} for m in _PIPE_RE.finditer(text)]
+    piped = [x for x in piped if not (x["text"].lower() in ("text", "sentence", "example", "input") and x["label"] in ("label", "class", "tag"))]
+    if len(piped) >= 2 and len({x["label"] for x in piped}) >= 2:
+        return piped
     pairs = []
     for m in _PAIR_RE.finditer(text):
         t = next(g for g in m.groups()[:3] if g is not None)
@@ -91,9 +116,12 @@ def user_examples(text: str) -> list[dict]:
             pairs.append({"text": t, "label": lab.lower()})
     if len(pairs) >= 2 and len({p["label"] for p in pairs}) >= 2:
         return pairs
-    arrows = [{"text": m.group("text").strip(), "label": m.group("label").lower()} for m in _ARROW_RE.finditer(text)]
-    if len(arrows) >= 2 and len({a["label"] for a in arrows}) >= 2:
-        return arrows
+    for pat in (_ARROW_RE, _PAREN_RE):
+        found = [{"text": _strip_request(m.group("text")), "label": m.group("label").lower()} for m in pat.finditer(text)
+                 if pat is _ARROW_RE or m.group("label").lower() not in _SKIP_LABELS]  # "-> text" names its label
+        found = [x for x in found if x["text"]]
+        if len(found) >= 2 and len({a["label"] for a in found}) >= 2:
+            return found
     groups = []
     for m in _GROUP_RE.finditer(text):
         lab = m.group("label").lower()
@@ -103,6 +131,14 @@ def user_examples(text: str) -> list[dict]:
         groups.extend({"text": t, "label": lab} for t in items)
     if len({g["label"] for g in groups}) >= 2:
         return groups
+    body = re.sub(r"^[^:]*?\b\w+\s*=\s*\w+(?:\s*,\s*\w+\s*=\s*\w+)*\s*[.;]\s*", "", text)  # a legend first: "1 = toxic, 0 = fine."
+    inline = [{"text": m.group("text").strip(" ,;.\"'“”"), "label": m.group("label").lower()}
+              for m in _INLINE_LABEL_RE.finditer(body) if m.group("label").lower() not in _SKIP_LABELS]
+    if inline:  # the request typed after the last example is not part of it
+        inline[-1]["text"] = _TRAILING_ASK.sub("", inline[-1]["text"]).strip(" ,;.\"'“”")
+    counts = Counter(x["label"] for x in inline)
+    if len(inline) >= 4 and len(counts) >= 2 and min(counts.values()) >= 2 and all(x["text"] for x in inline):
+        return inline
     return []
 
 
@@ -151,7 +187,10 @@ class Probing(ToolAgent):
             args["layers"] = e.layers
         elif e.layer is not None:
             args["layers"] = [e.layer]
-        if re.search(r"\b(?:mean|averag\w*)(?:d|-pooled|\s+pool(?:ed|ing)?)?\b|\ball (?:the )?(?:tokens|positions)\b", q.clause, re.I):
+        noted_pos = (e.noted.get("position") or [""])[0].lower()
+        if noted_pos in ("mean", "last"):
+            args["position"] = noted_pos
+        elif re.search(r"\b(?:mean|averag\w*)(?:d|-pooled|\s+pool(?:ed|ing)?)?\b|\ball (?:the )?(?:tokens|positions)\b", q.clause, re.I):
             args["position"] = "mean"
         elif re.search(r"\b(?:last|final|end)[- ](?:token|tok)\b|\b(?:last|final) (?:token )?position\b", q.clause, re.I):
             args["position"] = "last"

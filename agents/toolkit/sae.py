@@ -31,7 +31,7 @@ class SAEArgs(Args):
 
 _ON_TEXT = re.compile(r"\b(?:fire|fires|firing|fired|active|activate[sd]?|light(?:s)? up|lit up|present|on (?:this|the|my) (?:text|sentence|prompt|input)|in (?:this|the|my) (?:text|sentence)|when (?:it|the model) reads)\b", re.I)
 _ON_UNQUOTED = re.compile(r"\b(?:fire|fires|firing|active|activate[sd]?|light(?:s)? up)\s+(?:on|for|in)\s*:?\s*(?!(?:that|this|the same|it)\b)(?P<t>.{3,}?)\s*\??\s*$", re.I)
-_TOPIC_AFTER = r"features?:|latents?:|about|for|related to|relating to|representing|that (?:detects?|represents?|tracks?|responds? to|encodes?|captures?|fires? on|reacts? to)|on|regarding|concerning|involving|to do with|tied to|linked to|covering|capturing|encoding|detecting|tracking"
+_TOPIC_AFTER = r"features?:|latents?:|about|for|related to|relating to|representing|(?:that |which )?(?:detects?|represents?|tracks?|responds? to|encodes?|captures?|fires? on|reacts? to)|on|regarding|concerning|involving|to do with|tied to|linked to|covering|capturing|encoding|detecting|tracking"
 _NOT_TOPIC = re.compile(r"^(?:(?:it|this|that|them|these|those|the same|the|its|any|some|a|an)\s*)*(?:sae\s+)?(?:features?|latents?|ones?|sae|the sae|directions?)?$", re.I)
 
 
@@ -98,6 +98,10 @@ class SAEFeatureSearch(ToolAgent):
         elif not q.quotes and "feature" not in args and q.referred_prompt() and _ON_TEXT.search(q.clause):
             args["text"] = q.referred_prompt()  # "... active on that sentence"
             args.pop("query", None)
+        elif "feature" not in args and (e.noted.get("query") or e.noted.get("text")):  # "query=negation", "text='...'"
+            key = "query" if e.noted.get("query") else "text"
+            args[key] = e.noted[key][0]
+            args.pop("text" if key == "query" else "query", None)
         elif "feature" not in args:
             hit = q.span("query")
             phrase = topic_after(q.clause)

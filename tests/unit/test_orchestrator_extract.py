@@ -213,3 +213,113 @@ def test_the_follow_up_a_neuron_reply_suggests_works_for_every_layer(planner):
     for n in range(30):
         for q in (f"now layer {n}", f"layer {n}", f"and layer {n}?"):
             assert calls(planner.plan(q, ctx)) == [("neuron_explainer", {"layer": n, "neuron": 100})], q
+
+
+# ---------------------------------------------------------------- key = value and keyed-word notations
+
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        ("clean='When Mary and John went' corrupt='When Mary went' ans=Mary alt=John mode=heads",
+         {"clean": "When Mary and John went", "corrupted": "When Mary went", "answer": " Mary", "alternative": " John"}),
+        ("patch clean=`2 + 2 =` corrupt=`2 + 3 =` ans=4 alt=5", {"clean": "2 + 2 =", "corrupted": "2 + 3 =", "answer": " 4", "alternative": " 5"}),
+        ("patch 'the sky is' vs 'grass is' ans blue alt green", {"answer": " blue", "alternative": " green"}),
+        ("clean 'In Spain, people speak', corrupted 'In Brazil, people speak', answer Spanish, alternative Portuguese",
+         {"answer": " Spanish", "alternative": " Portuguese"}),
+        ('"The symbol for gold is" (answer Au) versus "The symbol for silver is" (answer Ag)', {"answer": " Au", "alternative": " Ag"}),
+        ("k=20", {"k": 20}),
+        ("layer=12 head=4", {"layer": 12, "head": 4}),
+    ],
+)
+def test_keyed_notations(text, want):
+    e = extract(text)
+    assert {k: getattr(e, k) for k in want} == want
+
+
+def test_answer_as_a_verb_is_no_notation():
+    assert extract("why does it answer correctly here").noted == {}
+    assert extract("the model outputs 38.").noted == {}
+
+
+@pytest.mark.parametrize(
+    "text,layer,neuron",
+    [("layer-3 neuron-5?", 3, 5), ("explain the neuron at layer twenty-one, index 1,024", 21, 1024), ("N9", None, 9)],
+)
+def test_more_unit_notations(text, layer, neuron):
+    e = extract(text, n_layers=30)
+    assert (e.layer, e.neuron) == (layer, neuron)
+
+
+def test_counts_layers_and_heads_in_more_forms():
+    assert extract("maybe show me like 8 of its top examples?").k == 8
+    assert extract("examples 5 please").k == 5
+    assert extract("fnd sae features 4 medicine pls top 6").k == 6  # "top N" wins over a stray number
+    assert extract("probe positive vs negative at layer 5 and 6").layers == [5, 6]
+    e = extract("show attn 12:4 for 'The quick brown fox'")
+    assert (e.layer, e.head, e.neuron) == (12, 4, None)
+    assert quoted("Noise the subject in 'Shaquille O'Neal plays the sport of' now") == ["Shaquille O'Neal plays the sport of"]
+
+
+def test_split_lists_of_requests():
+    assert split_clauses("Two things: (1) is it making up 'Who won?' (2) which SAE features fire on 'cup'?") == [
+        "Two things:", "is it making up 'Who won?'", "which SAE features fire on 'cup'?"]
+    assert split_clauses("a) find SAE latents for anger b) probe sentiment") == ["find SAE latents for anger", "probe sentiment"]
+    assert split_clauses("what does head 3 do in a) layer 2") == ["what does head 3 do in a) layer 2"]  # no b): not a list
+    assert split_clauses("- patch 'a b' vs 'c d'\n- then check 'Who?'") == ["patch 'a b' vs 'c d'", "then check 'Who?'"]
+
+
+def test_probe_examples_in_more_layouts():
+    from gnothi.agents.toolkit.probing import user_examples
+
+    animals = user_examples("Which layers separate these? dog -> animal, truck -> vehicle, cat -> animal")
+    assert animals[0] == {"text": "dog", "label": "animal"} and len(animals) == 3
+    table = user_examples("text | label\nParis | city\nFrance | country\nTokyo | city")
+    assert [x["text"] for x in table] == ["Paris", "France", "Tokyo"]
+    paren = user_examples("Train a probe on: I am furious (anger), I am so happy (joy), this makes me mad (anger)")
+    assert paren[0] == {"text": "I am furious", "label": "anger"} and len(paren) == 3
+    inline = user_examples("1 = toxic, 0 = fine. 1: you are an idiot 0: have a nice day 1: shut up 0: thanks a lot which layers see it?")
+    assert [x["text"] for x in inline] == ["you are an idiot", "have a nice day", "shut up", "thanks a lot"]
+    keyed = user_examples("label=en text=good morning; label=de text=guten Morgen; label=en text=thank you")
+    assert keyed[1] == {"text": "guten Morgen", "label": "de"}
+
+
+def test_typos_leave_identifiers_and_real_words():
+    from gnothi.agents.extract import fix_typos
+
+    assert fix_typos("probe code_vs_prose pos=mean") == "probe code_vs_prose pos=mean"
+    assert fix_typos("train -> vehicle, nueron 5") == "train -> vehicle, neuron 5"
+
+
+@pytest.mark.parametrize(
+    "question,expected",
+    [
+        ("Between 'The main dish in Spain is' and 'The main dish in Japan is', which components decide paella over sushi?",
+         {"answer": " paella", "alternative": " sushi"}),
+        ("why does it say Monday after 'The day after Sunday is' but Saturday after 'The day after Friday is'? patch it",
+         {"answer": " Monday", "alternative": " Saturday"}),
+        ("patch clean='Obama was born in' vs corrupted='Merkel was born in', logit diff between Honolulu and Hamburg",
+         {"answer": " Honolulu", "alternative": " Hamburg"}),
+        ("patch over all component types (resid, attn and mlp together) for 'The big planet is' vs 'The small planet is'", {"mode": "all"}),
+        ("why does the model say Rome after 'The Colosseum is located in the city of'?", {"answer": " Rome", "mode": None}),
+    ],
+)
+def test_patching_answers_and_modes(planner, question, expected):
+    (tool, args), = calls(planner.plan(question, CTX))
+    assert tool == "activation_patching" and {k: args.get(k) for k in expected} == expected
+
+
+def test_hallucination_answers_and_questions(planner):
+    (tool, args), = calls(planner.plan("Verify the answer 1889 to the question 'In what year was the Eiffel Tower completed?'", CTX))
+    assert args == {"question": "In what year was the Eiffel Tower completed?", "answer": "1889"}
+    # a quoted word is an answer, not a question: without a question there is nothing to put to the model
+    p = planner.plan("check whether the answer 'Canberra' is made up", CTX)
+    assert p.clarify and not p.calls
+    (tool, args), = calls(planner.plan("I'm curious if the model makes stuff up when you ask it who invented the zipper.", CTX))
+    assert "zipper" in args["question"]
+
+
+def test_swap_follow_up(planner):
+    hist = [{"question": "patch 'The Eiffel Tower is in' vs 'The Colosseum is in'", "plan": [
+        {"tool": "activation_patching", "args": {"clean": "The Eiffel Tower is in", "corrupted": "The Colosseum is in"}}]}]
+    (tool, args), = calls(planner.plan("Swap them: use the corrupted one as the clean prompt", PlanContext(history=hist, n_layers=30)))
+    assert (args["clean"], args["corrupted"]) == ("The Colosseum is in", "The Eiffel Tower is in")
