@@ -82,7 +82,7 @@ KEYWORDS = ["neuron", "neurons", "layer", "layers", "feature", "features", "late
 
 
 ABBREVIATIONS = {"feats": "features", "feat": "feature", "attn": "attention", "halluc": "hallucination", "hallu": "hallucination",
-                 "lyr": "layer", "lyrs": "layers", "tok": "token", "toks": "tokens", "neur": "neuron", "prob": "probe"}
+                 "lyr": "layer", "lyrs": "layers", "hd": "head", "hds": "heads", "tok": "token", "toks": "tokens", "neur": "neuron", "prob": "probe"}
 
 
 _INVISIBLE = {"Cf"}  # format characters: zero-width space and joiners, BOM, direction marks
@@ -123,10 +123,12 @@ def fix_typos(text: str) -> str:
         low = w.lower()
         if low in ABBREVIATIONS:
             return ABBREVIATIONS[low]
-        if low in _KW or len(low) < 4 or low in _COMMON:
+        if low in _KW or len(low) < 4 or low in _COMMON or low[:-1] in _KW:  # "activations": a plural is no typo
             return w
-        hit = difflib.get_close_matches(low, KEYWORDS, n=1, cutoff=0.8)
-        return hit[0] if hit else w
+        for hit in difflib.get_close_matches(low, KEYWORDS, n=3, cutoff=0.75):
+            if _edits(low, hit) <= (1 if len(low) <= 6 else 2):  # "nueron", "layr", "halucination"; not "euro" -> "neuron"
+                return hit
+        return w
 
     out, pos = [], 0
     for m in _QUOTE_RE.finditer(text):  # quoted prompts stay exactly as typed
@@ -137,7 +139,18 @@ def fix_typos(text: str) -> str:
     return "".join(out)
 
 
-_TYPO_WORD = r"(?<![\w=])[A-Za-z]{3,}(?![\w=])"  # a whole word: not part of an identifier ("code_vs_prose") or a key ("pos=")
+def _edits(a: str, b: str) -> int:
+    """Edit distance with adjacent transpositions (optimal string alignment)."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[-1][-1]
+
+
+_TYPO_WORD = r"(?<![\w=])[A-Za-z]{2,}(?![\w=])"  # a whole word: not part of an identifier ("code_vs_prose") or a key ("pos=")
 _KW = set(KEYWORDS)
 # ordinary words that sit close to a keyword and must stay as they are
 _COMMON = {"player", "players", "later", "layered", "heard", "heat", "heap", "held", "help", "head", "prove", "proves", "probed",
@@ -239,7 +252,9 @@ _TOP_K_RE = re.compile(r"\btop[\s-]*(\d{1,2})\b", re.I)
 _K_RE = re.compile(
     rf"\btop[\s-]*(\d{{1,2}})\b|\b(\d{{1,2}})\s+(?:of\s+(?:its|the|their)\s+)?(?:[\w-]+\s+){{0,2}}?{_K_NOUN}\b"
     rf"|\b{_K_NOUN}\s*(?:[:=]\s*)?(\d{{1,2}})\b(?!\s*(?:layers?|neurons?|\.|:|/))"
-    rf"|\b(?:more\s+){_K_NOUN}\b[^.?!]{{0,30}}?\b(?:like|say|maybe|about|around)\s+(\d{{1,2}})\b",
+    rf"|\b(?:more\s+){_K_NOUN}\b[^.?!]{{0,30}}?\b(?:like|say|maybe|about|around)\s+(\d{{1,2}})\b"
+    rf"|\b(?:give\s+me|show(?:\s+me)?|list|return|get)\s+(?:the\s+)?(\d{{1,2}})\b(?!\s*(?:[.:/]\d|layers?\b|neurons?\b|heads?\b|features?\s*#?\d))"
+    rf"|\b(\d{{1,2}})\s+of\s+them\b",
     re.I,
 )
 
@@ -279,12 +294,14 @@ _PROMPT_AFTER_RE = re.compile(
     r"\s*(?=\?|$|,|;|\s+(?:and\s+)?(?:the model|it)\s+(?:says|said|answers|answered|outputs|predicts|gives|keeps saying|replies)\b)",
 )
 _LABELLED_TEXT_RE = re.compile(r"\b(?:text|sentence|prompt|input|string|phrase|on|for)\s*(?:is|was|reads)?\s*:\s*(?P<p>[^\n]+?)\s*$", re.I)
-_FOR_SENTENCE_RE = re.compile(r"\b(?:for|on|in)\s+the\s+(?:sentence|text|phrase|input|prompt)\s+(?P<p>[A-Z0-9][^,;?!\n]{6,}?)\s*,\s*(?=(?:which|what|how|show|list|find|tell|give)\b)", re.I)
+_AFTER_COLON_RE = re.compile(r"^[^:\n]*?[^\s:]\s*(?::|\s[-—–])\s+(?P<p>[^\n]{6,}?)\s*$")
+_THE_PROMPT_RE = re.compile(r"\b(?:the\s+)?(?:prompt|text|sentence|input|string)\s+(?:is\s+)?(?P<p>[A-Z0-9][^\n]{5,}?)\s*[?!]?\s*$")
+_FOR_SENTENCE_RE = re.compile(r"\b(?:for|on|in)\s+the\s+(?:sentence|text|phrase|input|prompt)\s+(?P<p>[A-Z0-9][^,;?!\n]{6,}?)\s*,\s*(?=(?:which|what|how|show|list|find|tell|give)\b(?:\s+\w+){0,3}?\s+(?:neurons?|features?|latents?|layers?|heads?|units?|sae)\b)", re.I)
 _UNQUOTED_PAIR_RE = re.compile(
     r"(?:\bpatch(?:ing)?\b|\bbetween\b|:)\s+(?P<a>[A-Z][^?\n]{6,}?)\s+(?:versus|vs\.?|against)\s+(?P<b>[A-Z][^?\n]{6,}?)\s*[?.]?\s*$"
 )
 _QWORD = r"(?:who|what|when|where|which|how\s+(?:many|much|old|tall|long|far|big)|in\s+what|in\s+which|on\s+what|name\s+the|is|are|was|were|does|did|do|can|has|have)"
-_ABOUT_MODEL = re.compile(r"\b(?:the\s+model|it|you|the\s+llm|smollm\w*|neurons?|layers?|features?|heads?|hallucinat\w*|making|made\s+up|probe|patch\w*|this thing|lie|lies|lying|(?<!who\s)invent\w*|confabulat\w*|guess\w*)\b", re.I)
+_ABOUT_MODEL = re.compile(r"\b(?:the\s+model|it|you|the\s+llm|smollm\w*|neurons?|layers?|features?|heads?|hallucinat\w*|making|made\s+up|probe|patch\w*|this thing|lie|lies|lying|(?<!who\s)(?<!was\s)(?<!were\s)invent\w*|confabulat\w*|guess\w*)\b", re.I)
 _TELLS_RE = re.compile(
     r"\b(?:tells?|told|says?|said|gives?|gave|answers?|answered|names?|named|claims?|claimed|reports?|when\s+asked(?:\s+about)?|asked\s+about|about|ask(?:ed)?\s+(?:it|the model)\s+(?:for|about))\s+(?:me|us|you)?\s*(?:about\s+|that\s+)?"
     r"(?P<x>(?:the|who|what|when|where|which|how)\b[^?!.,;]{4,}?)\s*(?:[?!.,;]|\s--|$)",
@@ -324,11 +341,12 @@ _INLINE_Q = re.compile(
 )
 _CLAIM = re.compile(
     r"\b(?:says?|said|claims?|claimed|told\s+(?:me|us)|tells\s+(?:me|us)|answered|replied|insists?|thinks?)\s+(?:that\s+)?"
-    r"(?P<s>(?:the\s+)?[\w'’ -]{3,}?)\s+(?P<v>is|was|are|were)\s+(?:(?P<pp>[a-z]+ed|written|born|built|made|painted|sung|drawn|given|won|found|known)\s+by\s+)?"
-    r"(?P<a>(?:[^,;!?\n]|(?<=\d),(?=\d))+?)\s*(?=[,;!?\n]|\.(?:\s|$)|$|\s+(?:when|if|after|once|because)\s+(?:i|we|you|someone|asked|prompted)\b)",
+    r"(?P<s>(?:the\s+)?[\w'’ -]{3,}?)\s+(?P<v>is|was|are|were)\s+(?:(?P<pp>[a-z]+ed|written|born|built|made|painted|sung|drawn|given|won|found|known)\s+by\s+|(?P<pp2>[a-z]+ed|born|built|held|founded|signed|made)\s+(?:in|on|at)\s+)?"
+    r"(?P<a>(?:[^,;!?()\n]|(?<=\d),(?=\d))+?)\s*(?=[,;!?()\n]|\.(?:\s|$)|$|\s+(?:when|if|after|once|because)\s+(?:i|we|you|someone|asked|prompted)\b)",
     re.I,
 )
-_FIELD_KEYS = r"context|passage|text|source|document|doc|question|q|model answer|model's answer|answer it gave|its answer|answer|ans|a|clean|corrupted|corrupt|alternative|alt"
+_FIELD_KEYS = (r"context|passage|text|source|document|doc|retrieved chunk|chunk|question|query|q|model answer|model's answer|answer it gave|its answer|"
+               r"generated answer|candidate completion|candidate answer|completion|model output|output|a\s*\(model\)|answer|ans|a|clean|corrupted|corrupt|alternative|alt")
 _FIELD = re.compile(
     rf"(?:^|\n|(?<=[\s.?!]))(?P<k>{_FIELD_KEYS})\s*(?:[:=]?\s*(?P<qv>\"[^\"]+\"|“[^”]+”|'(?:[^']|(?<=[A-Za-z])'(?=[A-Za-z]))+')|:\s*(?P<v>.+?)(?=\s+(?:{_FIELD_KEYS})\s*:|\n|$))",
     re.I,
@@ -338,10 +356,13 @@ _FIELD = re.compile(
 def labelled_fields(text: str) -> dict[str, str]:
     """``Context: ...`` / ``Question: ...`` / ``Answer: ...`` fields, one per line or in a row."""
     out: dict[str, str] = {}
-    names = {"passage": "context", "text": "context", "source": "context", "document": "context", "doc": "context", "ans": "answer", "q": "question", "model answer": "answer",
+    names = {"passage": "context", "text": "context", "source": "context", "document": "context", "doc": "context", "ans": "answer", "q": "question", "query": "question", "retrieved chunk": "context", "chunk": "context",
+             "generated answer": "answer", "candidate completion": "answer", "candidate answer": "answer", "completion": "answer",
+             "model output": "answer", "output": "answer", "model answer": "answer",
              "model's answer": "answer", "answer it gave": "answer", "its answer": "answer", "a": "answer", "corrupt": "corrupted", "alt": "alternative"}
     for m in _FIELD.finditer(text):
-        k = names.get(m.group("k").lower(), m.group("k").lower())
+        k = re.sub(r"\s+", " ", m.group("k").lower())
+        k = "answer" if k.startswith("a (") or k.startswith("a(") else names.get(k, k)
         if m.group("qv"):
             out.setdefault(k, m.group("qv")[1:-1])
             continue
@@ -354,7 +375,7 @@ def labelled_fields(text: str) -> dict[str, str]:
         elif k == "question" and "?" in v:
             v = v[: v.index("?") + 1]
         elif k in ("answer", "alternative", "clean", "corrupted"):
-            v = re.split(r"\.\s+(?=\w)", v)[0]
+            v = re.split(r"\.\s+(?=\w)|\s+(?=(?:answer|ans|alt|alternative|mode)\s+\w)|\s+(?=is (?:that|this|it)\b)", v)[0]
         elif k == "context":  # a passage ends where the question about it begins
             sents = re.split(r"(?<=[.!])\s+(?=[A-Z])", v)
             keep = []
@@ -441,6 +462,10 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
     e.quotes = quoted(text)
     bare = words_to_digits(fix_typos(strip_quoted(text)))
     bare = re.sub(r"\b(layer|neuron|unit|head|feature|latent)[-_](\d)", r"\1 \2", bare, flags=re.I)  # "layer-3 neuron-5"
+    bare = re.sub(r"\b(?:transformer\s+|mlp\s+)?block\s*#?(\d)", r"layer \1", bare, flags=re.I)  # "in block 14": a layer
+    bare = re.sub(r"\b(last|final|penultimate|second[- ]to[- ]last|next[- ]to[- ]last)\s+(?:mlp\s+)?(?:block|mlp)\b", r"\1 layer", bare, flags=re.I)
+    bare = re.sub(r"\bmlp\.neurons?\s*\[\s*(\d+)\s*\]", r"neuron \1", bare, flags=re.I)  # "mlp.neuron[1190]"
+    bare = re.sub(r"\b(head|layer|neuron|unit|feature)\s+(?:number|no\.?)\s*(\d)", r"\1 \2", bare, flags=re.I)  # "head number four"
     bare = re.sub(r"\b(index|idx|neuron|unit|feature|latent|#)(\s*)(\d{1,3}),(\d{3})\b(?!,\d)", r"\1\2\3\4", bare, flags=re.I)  # "index 1,024"
     for pat in _HEAD_PATTERNS:
         m = pat.search(bare)
@@ -551,9 +576,16 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
         if m:
             e.clean, e.corrupted = m.group("a").strip(), m.group("b").strip()
     if not e.quotes:
-        m = _LABELLED_TEXT_RE.search(text) or _FOR_SENTENCE_RE.search(text)
+        m = _LABELLED_TEXT_RE.search(text) or _FOR_SENTENCE_RE.search(text) or _THE_PROMPT_RE.search(text)
+        if not m:
+            m = _AFTER_COLON_RE.search(text)
+            if m and (re.search(r"\b(?:and|then|also)\b.*\?\s*$", m.group("p")) or "=" in text[:m.start("p")]
+                      or re.search(r"\b(?:prompts?|clean|corrupt\w*|layers?|heads?|neurons?|features?|probes?|patch\w*)\b", m.group("p"), re.I)):
+                m = None  # "a: x and is it ...?" is a request, "k=3: ..." a notation, "swap them: use the clean prompt" an instruction
         if m and len(m.group("p").split()) >= 2:
-            e.prompt = m.group("p").strip().rstrip("?.!").strip()
+            e.prompt = m.group("p").strip().rstrip("?!").strip()
+            if e.prompt.endswith(".") and not e.prompt.endswith(".."):
+                e.prompt = e.prompt[:-1].rstrip()
     if not e.quotes and e.prompt is None:
         m = _PROMPT_AFTER_RE.search(text)
         if m:
@@ -578,6 +610,7 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
 NOTATION_KEYS = {
     "answer": "answer", "ans": "answer", "target": "answer", "expected": "answer",
     "alternative": "alternative", "alt": "alternative", "foil": "alternative", "contrast": "alternative", "distractor": "alternative",
+    "competitor": "alternative",
     "k": "k", "topk": "k", "top_k": "k", "top-k": "k", "n_examples": "k",
     "layer": "layer", "lyr": "layer", "layers": "layers", "neuron": "neuron", "unit": "neuron", "head": "head",
     "feature": "feature", "latent": "feature", "query": "query", "topic": "query", "concept": "query", "search": "query",
@@ -587,11 +620,13 @@ NOTATION_KEYS = {
 }
 _NV = r"\"[^\"]*\"|“[^”]*”|'(?:[^']|(?<=[A-Za-z])'(?=[A-Za-z]))*'|`[^`]*`"
 _KEYS_ALT = "|".join(sorted(map(re.escape, NOTATION_KEYS), key=len, reverse=True))
+_TEXT_KEYS = {"prompt", "text", "clean", "corrupted", "question", "context"}
 _NOTATION_RE = re.compile(rf"(?<![\w-])(?P<k>{_KEYS_ALT})\s*=\s*(?P<v>{_NV}|[^\s,;]+)", re.I)
+_NEXT_KEY = rf"\s+(?:{_KEYS_ALT})\s*=|\s*[;\n]|\.\s|\.?\s*$|,?\s+(?:model|it)\s+(?:said|says|answered|gave)\b"
 # an answer or alternative named by its key without "=": "ans blue alt green", "(answer Au)", "answer Spanish, alternative Portuguese"
 _NOT_A_VALUE = r"(?!(?:is|was|to|of|the|a|an|token|tokens|prompt|prompts|for|with|it|that|this|and|or|should|would|will|be|being|i|we|you|they|in|on|at|as|from|by|me|my|changes|change|probability|logit|side|one|ones|question|questions)\b)"
 _KEYED_WORD_RE = re.compile(
-    rf"(?<![\w-])(?P<k>ans|answer|alt|alternative|foil|target)\b\s*(?::\s*|(?P<cop>is|should be|would be)\s+)?(?P<v>{_NV}|{_NOT_A_VALUE}[\w'-]+)"
+    rf"(?<![\w-])(?P<k>ans|answer|alt|alternative|foil|target|expected|competitor|distractor|contrast)\b\s*(?::\s*|(?P<cop>is|should be|would be)\s+)?(?P<v>{_NV}|{_NOT_A_VALUE}[\w'-]+)"
     rf"(?=\s*(?:[,;.)!?\n]|$|\s+(?:alt|alternative|ans|answer|mode|and|vs\.?|versus|against|rather|instead|over|to\s+the|then|please|pls)\b))",
     re.I,
 )
@@ -603,18 +638,27 @@ def notations(text: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     seen: list[tuple[int, int]] = []
     for m in _NOTATION_RE.finditer(text):
-        out.setdefault(NOTATION_KEYS[m.group("k").lower()], []).append(_unq(m.group("v")) or "")
-        seen.append(m.span())
+        key, v, end = NOTATION_KEYS[m.group("k").lower()], m.group("v"), m.end()
+        if key in _TEXT_KEYS and v[:1] not in "\"'“`":  # an unquoted text runs to the next key or the end of the sentence
+            rest = re.match(rf"(?P<t>.+?)(?={_NEXT_KEY})", text[m.start("v"):], re.S)
+            if rest:
+                v, end = rest.group("t").strip(), m.start("v") + rest.end("t")
+        out.setdefault(key, []).append(_unq(v) or "")
+        seen.append((m.start(), end))
     for m in _KEYED_WORD_RE.finditer(text):
         if any(a <= m.start() < b for a, b in seen):
             continue
         k, v = m.group("k").lower(), m.group("v")
+        if k in ("expected", "competitor", "contrast") and not re.match(r"\s*:", text[m.end("k"):]):
+            continue  # "the expected answer", "a competitor": only "expected: pound" names one
         if k in ("answer", "target") and v[:1].islower() and not m.group("cop"):
             # "answer" as a verb before a lower-case word ("answer correctly") is no notation, unless it reads "(answer x)"
             # or an alternative follows ("answer hot, alternative cold")
             if text[:m.start()].rstrip()[-1:] not in "(,;:" and not re.search(r"\b(?:alt|alternative)\b", text[m.end():m.end() + 24], re.I):
                 continue
-        out.setdefault(NOTATION_KEYS[m.group("k").lower()], []).append(_unq(m.group("v")) or "")
+        out.setdefault(NOTATION_KEYS[k], []).append(_unq(v) or "")
+        if NOTATION_KEYS[k] == "answer" and (m2 := re.match(rf"\s+(?:vs\.?|versus|not|over|rather than|instead of)\s+(?P<b>{_NV}|[\w'-]+)", text[m.end():])):
+            out.setdefault("alternative", []).append(_unq(m2.group("b")) or "")  # "answer meow vs woof"
     return {k: [v for v in vs if v.strip()] for k, vs in out.items() if any(v.strip() for v in vs)}
 
 
@@ -655,7 +699,7 @@ def _apply_notations(e: Parsed, text: str) -> None:
 
 _FOLLOWUP_RE = re.compile(
     r"^\s*(?:ok(?:ay)?[,.]?\s+|and\s+|so\s+|then\s+|great[,.!]?\s+|thanks[,.!]?\s+)?"
-    r"(?:now\b|what about\b|how about\b|and\s+(?:for|in|at|with)\b|same\b|again\b|instead\b|try\b|do the same\b|repeat\b|also\b|and layer\b|and neuron\b"
+    r"(?:now\b|what about\b|how about\b|and\s+(?:for|in|at|with|on)\b|same\b|again\b|instead\b|try\b|do the same\b|repeat\b|also\b|and layer\b|and neuron\b"
     r"|(?:swap|switch|flip|reverse|exchange)\s+(?:them|the (?:two|prompts|roles|order)|it|those)\b|the other way (?:round|around)\b)",
     re.I,
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -24,6 +26,17 @@ class AttentionArgs(Args):
     @classmethod
     def _t(cls, v, info):
         return check_text(v, info.field_name)
+
+
+_UNIT_WORDS = re.compile(r"\b(?:layers?|heads?|lyr|hd|l\d+|h\d+|attention|attn|pattern|map|weights?)\b|\d", re.I)
+
+
+def _trailing_text(clause: str) -> str | None:
+    """An unquoted prompt typed last, as on a phone: "show me layer 3 head 6 attention for the boy and his dog"."""
+    m = re.search(r"\b(?:for|on|of|in)\s+(?P<p>[^?!\n]{6,}?)\s*[?.!]?\s*$", clause, re.I)
+    if m and len(m.group("p").split()) >= 3 and not _UNIT_WORDS.search(m.group("p")):
+        return m.group("p").strip()
+    return None
 
 
 @register
@@ -50,8 +63,10 @@ class Attention(ToolAgent):
             args["head"] = e.head
         if q.followup and e.head is None and e.layer is None and q.bare_number() is not None:
             args["head"] = q.bare_number()  # "and 7?" after head 3
-        prompt = max(q.parsed.quotes, key=len) if q.parsed.quotes else (q.parsed.prompt or q.referred_prompt() or q.whole.prompt
-                                                                          or (max(q.whole.quotes, key=len) if q.whole.quotes else None))
+        noted = e.noted.get("prompt") or e.noted.get("text")
+        prompt = max(q.parsed.quotes, key=len) if q.parsed.quotes else (
+            (noted[0] if noted else None) or q.parsed.prompt or q.referred_prompt() or q.whole.prompt
+            or (max(q.whole.quotes, key=len) if q.whole.quotes else None) or _trailing_text(q.clause))
         if prompt:
             args["prompt"] = prompt
         if args.get("layer") is None:

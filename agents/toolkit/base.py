@@ -83,6 +83,9 @@ class Query:
             return None
         own = set(self.parsed.quotes)
         others = [x for x in self.message_quotes if x not in own]
+        role = re.search(r"\b(?P<r>clean|first|original|corrupted|corrupt|second|other)\s+(?:prompt|sentence|one|text)\b", self.clause, re.I)
+        if role and len(others) >= 2:  # "... on the clean prompt": the message's prompts in the order given
+            return others[0] if role.group("r").lower() in ("clean", "first", "original") else others[1]
         if others:
             return max(others, key=len)
         return self.entities.get("prompt")

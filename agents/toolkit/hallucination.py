@@ -74,6 +74,9 @@ class HallucinationDetector(ToolAgent):
         m_q = _QA_RE.search(q.question)
         if fields.get("question"):  # "Context: ... Question: ... Answer: ..."
             args.update({k: v for k, v in fields.items() if k in ("question", "answer", "context")})
+            claim = None if args.get("answer") else claimed_answer(q.question)
+            if claim and "QUOTED" not in claim and claim.lower() not in args["question"].lower():
+                args["answer"] = claim  # "Q: What is the capital of Canada? It answered Toronto."
         elif m_q:  # "q: ... a: ..."
             args["question"], args["answer"] = m_q.group(1).strip(" \"'“”"), m_q.group(2).strip(" \"'“”")
         else:
@@ -100,7 +103,7 @@ class HallucinationDetector(ToolAgent):
             if fields.get("context"):
                 args["context"] = fields["context"]
                 found["context"] = None
-            noted = q.parsed.noted.get("answer")
+            noted = [fields["answer"]] if fields.get("answer") else q.parsed.noted.get("answer")
             if noted and not (found["answer"] and found["answer"][1]):
                 found["answer"] = (noted[0], True)  # "ans Room C", "the answer 1889"
             if not found["answer"] and q.parsed.answer and q.parsed.answer.strip().lower() not in str(args.get("question", "")).lower():
@@ -109,6 +112,11 @@ class HallucinationDetector(ToolAgent):
                 hit = found[k]
                 if hit and hit[0].strip() and hit[0].strip().lower() not in {str(v).strip().lower() for v in args.values()}:
                     args[k] = hit[0].strip()
+        for k in ("question", "context"):  # "context = The meeting was moved ... question = what day is it"
+            if q.parsed.noted.get(k) and len(q.parsed.noted[k][0].split()) >= 2 and (not args.get(k) or len(str(args[k]).split()) < 2):
+                args[k] = as_question(q.parsed.noted[k][0]) if k == "question" else q.parsed.noted[k][0]
+        if isinstance(args.get("answer"), str) and len(args["answer"]) > 1 and args["answer"][-1] in ".;,":
+            args["answer"] = args["answer"][:-1].rstrip()  # "Candidate completion: helicase."
         noted = q.parsed.noted.get("answer")
         if noted and not args.get("answer") and noted[0].strip().lower() not in str(args.get("question", "")).lower():
             args["answer"] = noted[0].strip()  # "verify the answer 1889 to the question '...'"

@@ -11,6 +11,8 @@ from gnothi.tools import neurons
 from gnothi.tools.errors import InputError
 from gnothi.tools.results import ToolResult
 
+from ..extract import _AFTER_COLON_RE, strip_quoted
+
 from .base import Args, Query, ToolAgent, adopt, check_text, register
 
 
@@ -79,7 +81,10 @@ class NeuronExplainer(ToolAgent):
                 longer = [x for x in q.quotes if x != tok and tok and tok.strip() in x]
                 text = longer[0] if longer else None
             if tok is None:
-                m = re.search(r"\b(?:token|word)\s+([A-Za-z][\w'-]*)", q.clause) or re.search(r"\b(?:on|for|by)\s+(?:the\s+)?([A-Z][\w'-]*)\s*\??\s*$", q.clause)
+                m = re.search(r"\b(?:token|word)\s+(\w[\w'-]*)", q.clause) or re.search(r"\b(?:on|for|by)\s+(?:the\s+)?([A-Z][\w'-]*)\s*\??\s*$", q.clause)
+                if m is None and e.prompt:  # "In the sentence The quantum computer overheated, ... most active on quantum?"
+                    m = re.search(r"\b(?:on|for|by)\s+(?:the\s+)?(\w[\w'-]*)\s*\??\s*$", q.clause)
+                    m = m if m and m.group(1).lower() in e.prompt.lower().split() else None
                 tok = m.group(1) if m else None
             if tok:
                 args["token"] = tok
@@ -87,7 +92,13 @@ class NeuronExplainer(ToolAgent):
                     args["text"] = text
                 elif e.prompt and tok.strip().lower() in e.prompt.lower():
                     args["text"] = e.prompt  # "... for the word dog when the text is: the dog barked"
-        if q.followup and args.get("layer") is not None and e.neuron is None and e.layer is None and q.bare_number() is not None:
+                elif (m := _AFTER_COLON_RE.search(strip_quoted(q.clause))) and "QUOTED" not in m.group("p") and tok.strip().lower() in m.group("p").lower():
+                    args["text"] = m.group("p").strip()  # "which neurons light up for 'def' here: def parse(args): return args"
+        if q.followup and args.get("token") and q.quotes and not e.neuron and q.last_args.get("token"):
+            longer = [x for x in q.quotes if args["token"].strip().lower() in x.lower() and x != args["token"]]
+            if longer:
+                args["text"] = longer[0]  # "what about in 'we fished from the bank'": the same token in a new text
+        if q.followup and args.get("layer") is not None and e.neuron is None and e.layer is None and not e.k and q.bare_number() is not None:
             args["neuron"] = q.bare_number()  # "and 341?" after neuron 7.340
         if "token" in args and not args.get("text") and q.referred_prompt():
             args["text"] = q.referred_prompt()  # "... on 'pizza' in that sentence"

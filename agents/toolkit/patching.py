@@ -53,6 +53,12 @@ _OVER_RE = re.compile(r"\b(?:decides?|yields?|produces?|prefers?|picks?|chooses?
                       r"(?P<a>[\w'-]+)\s+(?:over|rather than|instead of|and not|but not|vs\.?|versus)\s+(?P<b>[\w'-]+)", re.I)
 _DIFF_RE = re.compile(r"\b(?:logit|log[- ]prob(?:ability)?|probability|prob)\s+(?:diff(?:erence)?|gap|margin|ratio)\s+(?:between|of)\s+"
                       r"(?P<a>[\w'-]+)\s+(?:and|vs\.?|versus|over|minus)\s+(?P<b>[\w'-]+)", re.I)
+_BEATS_RE = re.compile(r"(?P<a>(?<![\w'-])[\w'-]+)\s*,?\s*(?:beats?|should\s+(?:win|beat)(?:\s+over)?|wins?\s+over|wins?\s+against|>|not|rather than|instead of)\s+(?P<b>[\w'-]+)(?![\w'-])", re.I)
+# unquoted prompts typed on a phone: "patch the sky is vs the grass is, blue vs green"
+_LOWER_PAIR_RE = re.compile(r"\bpatch\w*\s+(?:pls\s+|please\s+)?(?P<a>[a-z][^,;?\n]{4,}?)\s+(?:vs\.?|versus|against)\s+(?P<b>[a-z][^,;?\n]{4,}?)\s*(?:,|\?|$)", re.I)
+_LOWER_AFTER_RE = re.compile(r"\b(?:after|finish(?:es)?|complete[sd]?|for)\s+(?P<p>(?:the|a|an|people|my|our|his|her|in)\s+[a-z][^?!,;\n]{6,}?)(?:\s+with\s+(?P<a>[\w'-]+))?\s*(?:[?,]|$)", re.I)
+# the fact a trace is about, stated in words: "... the fact that the Prado is in Madrid", "recall that insulin is made by the pancreas"
+_FACT_RE = re.compile(r"\b(?:fact|recall\w*|know\w*|stor\w*)\s+that\s+[^?.,;]{3,60}?\s+(?:is|was|are|were)\s+(?:(?:made|produced|written|built|located|found|played|spoken)\s+(?:by|in|at)\s+|in\s+|at\s+)?(?:the\s+)?(?P<a>[\w'-]+)\s*(?=[?.,;]|$)", re.I)
 _SWAP_RE = re.compile(r"\b(?:swap|switch|flip|reverse|exchange)\b.{0,40}\b(?:them|prompts|clean|corrupted|roles|order|around)\b|\bthe other way (?:round|around)\b", re.I)
 
 
@@ -121,6 +127,13 @@ class ActivationPatching(ToolAgent):
                 ans, alt = as_continuation(m.group("a")), as_continuation(m.group("b"))
         elif ans is not None and alt is None and (m := _DIFF_RE.search(masked)) and as_continuation(m.group("a")) == ans:
             alt = as_continuation(m.group("b"))
+        if ans is not None and alt is None and (e.pair or w.pair):  # "..., cold vs down": the pair that starts with the answer
+            a, b = e.pair or w.pair
+            if as_continuation(a) == ans and b.lower() not in _STOP:
+                alt = as_continuation(b)
+        if (ans is None or alt is None) and (m := _BEATS_RE.search(masked)) and m.group("a").lower() not in _STOP and m.group("b").lower() not in _STOP:
+            if ans is None or as_continuation(m.group("a")) == ans:  # "where Shakespeare beats Wordsworth", "(puppy, not kitten)", "bees > wasps"
+                ans, alt = as_continuation(m.group("a")), as_continuation(m.group("b"))
         if ans is None and (e.pair or w.pair):  # "... - yen vs rupee"
             a, b = e.pair or w.pair
             ans, alt = as_continuation(a), as_continuation(b)
@@ -129,6 +142,8 @@ class ActivationPatching(ToolAgent):
             ans = as_continuation(said[0])
         if alt is None and len(said) >= 2 and len(said[1].split()) <= 2 and as_continuation(said[1]) != ans:
             alt = as_continuation(said[1])  # "with 'A' it says sugar. With 'B' it says honey"
+        if ans is None and (m := _FACT_RE.search(masked)) and m.group("a").lower() not in _STOP:
+            ans = as_continuation(m.group("a"))  # "where is the fact stored that the Prado is in Madrid?"
         if ans is None and (m := _SAY_END_RE.search(masked)) and m.group("a").lower() not in _STOP:
             ans = as_continuation(m.group("a"))  # "... lead the model to say yellow"
         if alt is not None and _prompt_like(alt) and len(alt.split()) > 3:  # a quoted prompt read as the alternative is the corrupted prompt
@@ -153,6 +168,13 @@ class ActivationPatching(ToolAgent):
                     args.pop("corrupted", None)
             elif e.prompt or w.prompt:
                 args["clean"] = e.prompt or w.prompt
+            elif (m := _LOWER_PAIR_RE.search(masked)) and "QUOTED" not in masked:
+                args["clean"], args["corrupted"] = m.group("a").strip(), m.group("b").strip()
+            elif (m := _LOWER_AFTER_RE.search(masked)) and "QUOTED" not in masked and not re.search(r"\b(?:layers?|heads?|neurons?)\b", m.group("p"), re.I):
+                args["clean"] = m.group("p").strip()
+                if m.group("a") and ans is None:
+                    ans = as_continuation(m.group("a"))
+                    args["answer"] = ans
             elif q.referred_prompt():
                 args["clean"] = q.referred_prompt()
         if ans:
@@ -167,7 +189,7 @@ class ActivationPatching(ToolAgent):
         noted_mode = _MODE_VALUES.get((e.noted.get("mode") or [""])[0].lower().strip())
         if noted_mode:
             args["mode"] = noted_mode  # "mode=heads"
-        elif re.search(r"\ball components\b|\bfull patching\b|\beverything\b|\ball (?:component|kind|type)s?\b", low, re.I) or len(named) >= 3:
+        elif re.search(r"\ball components\b|\bfull patching\b|\beverything\b|\b(?:all|every|each) (?:component|kind|type)s?\b", low, re.I) or len(named) >= 3:
             args["mode"] = "all"  # "over all component types (resid, attn and mlp together)"
         elif named:
             args["mode"] = named[0]

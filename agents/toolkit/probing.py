@@ -52,14 +52,16 @@ _LABEL_WORD = r"[A-Za-z][\w-]{0,24}"
 _Q = r"\"([^\"]+)\"|“([^”]+)”|'([^']+)'"
 # "great movie" (positive) / "great movie" -> positive / "great movie" = positive / "great movie": positive
 _PAIR_RE = re.compile(rf"(?:{_Q})\s*(?:\(\s*(?P<l1>{_LABEL_WORD})\s*\)|(?:->|=>|→|=|:|is|as|labelled|labeled)\s+(?P<l2>{_LABEL_WORD})\b|(?P<l3>{_LABEL_WORD})(?=\s*(?:[,;.]|$|\s+and\b)))")
-_ARROW_RE = re.compile(rf"(?:^|[,;:?!\n]|\band\b)\s*(?P<text>[^,;:?!\n\"'“”]+?)\s*(?:->|=>|→)\s*(?P<label>{_LABEL_WORD})\b")
+_ARROW_RE = re.compile(rf"(?:^|[,;:?!|\n]|\band\b)\s*(?P<text>[^,;:?!|\n\"'“”]+?)\s*(?:->|=>|→)\s*(?P<label>{_LABEL_WORD})\b")
 # unquoted: I am furious (anger), what a lovely surprise (joy)
 _PAREN_RE = re.compile(rf"(?:^|[,;:?!\n]|\band\b)\s*(?P<text>[^,;:?!\n()\"“”]+?)\s*\(\s*(?P<label>{_LABEL_WORD})\s*\)")
 # a table: Paris | city (one row a line, or "text | label" header first)
 _PIPE_RE = re.compile(rf"^\s*\|?\s*(?P<text>[^|\n]+?)\s*\|\s*(?P<label>{_LABEL_WORD})\s*\|?\s*$", re.M)
 # label=en text=good morning; text=... label=...
-_KEYED_RE = re.compile(r"\blabel\s*[=:]\s*(?P<l1>[\w-]{1,24})[\s,]+text\s*[=:]\s*(?P<t1>[^;\n]+?)\s*(?=;|\n|$|\blabel\s*[=:])"
-                       r"|\btext\s*[=:]\s*(?P<t2>[^;\n]+?)[\s,]+label\s*[=:]\s*(?P<l2>[\w-]{1,24})", re.I)
+_KEYED_RE = re.compile(r"\blabel\d*\s*[=:]\s*(?P<l1>[\w-]{1,24})[\s,]+text\d*\s*[=:]\s*(?P<t1>\"[^\"]+\"|'[^']+'|[^;,\n]+?)\s*(?=[;,]|\n|$|\blabel\d*\s*[=:])"
+                       r"|\btext\d*\s*[=:]\s*(?P<t2>\"[^\"]+\"|'[^']+'|[^;\n]+?)[\s,]+label\d*\s*[=:]\s*(?P<l2>[\w-]{1,24})", re.I)
+# "Group A (sarcastic): 'a', 'b'. Group B (sincere): 'c'"
+_PAREN_GROUP_RE = re.compile(rf"\((?P<label>{_LABEL_WORD})\)\s*:\s*(?P<items>(?:(?:{_Q})\s*(?:,|and|or|;)?\s*)+)")
 # inline labels: "1: you are an idiot 0: have a nice day" (each label used at least twice)
 _INLINE_LABEL_RE = re.compile(r"(?:^|(?<=\s))(?P<label>[\w-]{1,12}):\s+(?P<text>.+?)\s*(?=\s[\w-]{1,12}:\s|$)", re.S)
 _TRAILING_ASK = re.compile(r"[\s.?]+(?:which|what|where|how|does|can|could|probe|please|find|show|tell)\b.*$", re.I)
@@ -116,6 +118,11 @@ def user_examples(text: str) -> list[dict]:
             pairs.append({"text": t, "label": lab.lower()})
     if len(pairs) >= 2 and len({p["label"] for p in pairs}) >= 2:
         return pairs
+    groups = []  # "Group A (sarcastic): 'a', 'b'"
+    for m in _PAREN_GROUP_RE.finditer(text):
+        groups.extend({"text": next(g for g in x.groups() if g is not None), "label": m.group("label").lower()} for x in _ITEM_RE.finditer(m.group("items")))
+    if len({g["label"] for g in groups}) >= 2:
+        return groups
     for pat in (_ARROW_RE, _PAREN_RE):
         found = [{"text": _strip_request(m.group("text")), "label": m.group("label").lower()} for m in pat.finditer(text)
                  if pat is _ARROW_RE or m.group("label").lower() not in _SKIP_LABELS]  # "-> text" names its label

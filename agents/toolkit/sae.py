@@ -29,9 +29,9 @@ class SAEArgs(Args):
         return check_text(v, info.field_name)
 
 
-_ON_TEXT = re.compile(r"\b(?:fire|fires|firing|fired|active|activate[sd]?|light(?:s)? up|lit up|present|on (?:this|the|my) (?:text|sentence|prompt|input)|in (?:this|the|my) (?:text|sentence)|when (?:it|the model) reads)\b", re.I)
+_ON_TEXT = re.compile(r"\b(?:fire|fires|firing|fired|active|activate[sd]?|light(?:s)? up|lit up|present|decompos\w*|over this (?:sentence|text|prompt)|encode this|on (?:this|the|my) (?:text|sentence|prompt|input)|in (?:this|the|my) (?:text|sentence)|when (?:it|the model) reads)\b", re.I)
 _ON_UNQUOTED = re.compile(r"\b(?:fire|fires|firing|active|activate[sd]?|light(?:s)? up)\s+(?:on|for|in)\s*:?\s*(?!(?:that|this|the same|it)\b)(?P<t>.{3,}?)\s*\??\s*$", re.I)
-_TOPIC_AFTER = r"features?:|latents?:|about|for|related to|relating to|representing|(?:that |which )?(?:detects?|represents?|tracks?|responds? to|encodes?|captures?|fires? on|reacts? to)|on|regarding|concerning|involving|to do with|tied to|linked to|covering|capturing|encoding|detecting|tracking"
+_TOPIC_AFTER = r"features?:|latents?:|about|for|related (?:to|with)|relating to|representing|(?:that |which )?(?:detects?|represents?|tracks?|responds? to|encodes?|captures?|fires? on|reacts? to)|on|regarding|concerning|involving|to do with|tied to|linked to|covering|capturing|encoding|detecting|tracking"
 _NOT_TOPIC = re.compile(r"^(?:(?:it|this|that|them|these|those|the same|the|its|any|some|a|an)\s*)*(?:sae\s+)?(?:features?|latents?|ones?|sae|the sae|directions?)?$", re.I)
 
 
@@ -47,6 +47,8 @@ def topic_after(t: str, words: str = _TOPIC_AFTER) -> str | None:
             break
         p = q
     p = re.sub(r"^(?:the\s+)?(?:concept|idea|topic|notion|theme|subject)s?\s+(?:of\s+)?", "", p, flags=re.I)
+    p = re.sub(r"^the\s+(.+?)\s+(?:topic|theme|concept|subject|domain)\b.*$", r"\1", p, flags=re.I)  # "the finance topic, ten of them"
+    p = re.sub(r",\s*(?:\d+|top \d+)\s+of\s+them\s*$|,?\s*(?:show|give)\s+\d+.*$", "", p, flags=re.I)
     p = re.sub(r"\s+(?:in|at|on|from)\s+(?:the\s+)?(?:layer|l)\s*\d+.*$|\s+(?:in|from)\s+the\s+(?:sae|sparse autoencoder|dictionary).*$", "", p, flags=re.I)
     p = re.sub(r",?\s*(?:please|pls|thanks|thank you)\s*$", "", p, flags=re.I)
     p = re.sub(r"\s+(?:at all|if any|if there are any|in (?:the|this) model)\s*$", "", p, flags=re.I)
@@ -86,6 +88,8 @@ class SAEFeatureSearch(ToolAgent):
         if q.followup and e.feature is None and q.bare_number() is not None:
             args["feature"] = q.bare_number()  # "and 812?" after feature 811
         sentences = [x for x in q.quotes if len(x.split()) >= 4]  # a quoted sentence is a text to decompose, not a topic
+        if q.followup and q.last_args.get("text") and q.quotes and "feature" not in args:
+            sentences = sentences or list(q.quotes)  # "and on 'I hate jazz'?" after features on a text: a new text
         if q.quotes and (_ON_TEXT.search(q.clause) or sentences) and "feature" not in args:
             args["text"] = max(q.quotes, key=len)
             args.pop("query", None)

@@ -323,3 +323,65 @@ def test_swap_follow_up(planner):
         {"tool": "activation_patching", "args": {"clean": "The Eiffel Tower is in", "corrupted": "The Colosseum is in"}}]}]
     (tool, args), = calls(planner.plan("Swap them: use the corrupted one as the clean prompt", PlanContext(history=hist, n_layers=30)))
     assert (args["clean"], args["corrupted"]) == ("The Colosseum is in", "The Eiffel Tower is in")
+
+
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        ("Pull the max-activating exemplars for MLP unit 812 in block 14.", {"layer": 14, "neuron": 812}),
+        ("What's the explanation for mlp.neuron[1190] at layer 22?", {"layer": 22, "neuron": 1190}),
+        ("Give the 25 strongest activations of neuron 999 in the second-to-last MLP block", {"layer": 28, "neuron": 999, "k": 25}),
+        ("Please show the attention of head number four in layer number seventeen", {"layer": 17, "head": 4}),
+        ("show me lyr 3 hd 6 attention", {"layer": 3, "head": 6}),
+        ("same but give me 15", {"k": 15}),
+        ("finance features, ten of them", {"k": 10}),
+    ],
+)
+def test_jargon_and_phone_notations(text, want):
+    e = extract(text, n_layers=30)
+    assert {k: getattr(e, k) for k in want} == want
+
+
+def test_typos_need_few_edits():
+    from gnothi.agents.extract import fix_typos
+
+    assert fix_typos("expected: pound, competitor: euro") == "expected: pound, competitor: euro"  # not "neuron"
+    assert fix_typos("layr 3 patchng halucination") == "layer 3 patching hallucination"
+
+
+def test_unquoted_texts_to_the_end():
+    e = extract("att pattern l4 h4 prompt = 1 2 3 1 2 3")
+    assert e.noted["prompt"] == ["1 2 3 1 2 3"]
+    assert extract("head 7 layer 11 attn map: i like turtles").prompt == "i like turtles"
+    assert extract("show the attention for layer 10 head 0 on the prompt Twinkle twinkle little star, how I wonder").prompt == (
+        "Twinkle twinkle little star, how I wonder")
+    assert extract("Swap them: use the corrupted one as the clean prompt").prompt is None  # an instruction, not a text
+
+
+@pytest.mark.parametrize(
+    "question,expected",
+    [
+        ("Patch only the MLP outputs: clean 'The Statue of Liberty is in New', corrupted 'The Golden Gate Bridge is in San', York vs Francisco",
+         {"answer": " York", "alternative": " Francisco", "mode": "mlp"}),
+        ("for the prompt 'Romeo and Juliet was written by William' i want to see where Shakespeare beats Wordsworth",
+         {"answer": " Shakespeare", "alternative": " Wordsworth"}),
+        ("Patch 'A baby dog is called a' (puppy, not kitten)", {"answer": " puppy", "alternative": " kitten"}),
+        ("patch the sky is vs the grass is, blue vs green", {"clean": "the sky is", "corrupted": "the grass is", "answer": " blue", "alternative": " green"}),
+        ("act patching pls clean: the cat says corrupted: the dog says answer meow vs woof",
+         {"clean": "the cat says", "corrupted": "the dog says", "answer": " meow", "alternative": " woof"}),
+        ("trace which hidden states recall that insulin is made by the pancreas, prompt 'Insulin is produced by the'",
+         {"answer": " pancreas", "mode": "trace"}),
+    ],
+)
+def test_patching_answers_written_many_ways(planner, question, expected):
+    (tool, args), = calls(planner.plan(question, CTX))
+    assert tool == "activation_patching" and {k: args.get(k) for k in expected} == expected
+
+
+def test_hallucination_fields_written_many_ways(planner):
+    (_, args), = calls(planner.plan("Q: What is the capital of Canada? It answered Toronto. hallucination?", CTX))
+    assert args == {"question": "What is the capital of Canada?", "answer": "Toronto"}
+    (_, args), = calls(planner.plan("grounding check. context = The meeting was moved to Thursday. question = what day is the meeting. model said Tuesday", CTX))
+    assert args["context"] == "The meeting was moved to Thursday" and args["answer"] == "Tuesday"
+    (_, args), = calls(planner.plan("Factuality check on: Which enzyme unwinds DNA during replication? Candidate completion: helicase.", CTX))
+    assert args["answer"] == "helicase"
