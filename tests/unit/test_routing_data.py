@@ -9,7 +9,7 @@ import pytest
 from gnothi.agents.toolkit import TOOLKIT
 from gnothi.evals.suite_routing import DEV, HELDOUT, TUNING, arg_matches, load_rows
 
-FROZEN_SHA256 = "d6ea927a9c023579f115e2a3b7056d9493c8f79dadb3cc3b090135ab88ee01a7"  # routing/FROZEN.md
+FROZEN_SHA256 = "03e34dd21466f1e4c1e3e3606b77b3094892933db50072f819005af74da7ddf4"  # routing/FROZEN.md
 CATEGORIES = {"neuron", "sae", "probing", "patching", "hallucination", "attention", "help", "off_topic", "injection", "not_yet",
               "followup", "multi", "clarify_answer", "clarify", "guard"}
 
