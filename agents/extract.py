@@ -200,6 +200,7 @@ class Parsed:
     last_layer: bool = False
     k: int | None = None  # "top 5", "10 examples"
     numbers: list[int] = field(default_factory=list)
+    layer_delta: int | None = None  # "one layer up": the layer relative to the previous call's
     negative_units: list[tuple[int, int]] = field(default_factory=list)  # "-2.5": written with a minus sign
     noted: dict[str, list[str]] = field(default_factory=dict)  # "ans=Mary alt=John k=10": arguments named by key, in order
 
@@ -246,6 +247,11 @@ _FEATURE_RE = re.compile(r"\b(?:sae\s+)?(?:feature|latent|f)\s*(?:no\.?\s*|numbe
 _LAST_LAYER_RE = re.compile(r"\b(?:last|final|top|output)\s+layer\b", re.I)
 _PENULT_RE = re.compile(r"\b(?:penultimate|(?:second|2nd)[- ]to[- ]last|next[- ]to[- ]last|one before the (?:last|final))\s+layer\b", re.I)
 _EDGE_LAYERS_RE = re.compile(r"\b(?P<side>last|final|top|first|bottom|early|earliest)\s+(?P<n>\d{1,2})\s+layers\b", re.I)
+_STEP_RE = re.compile(r"\bevery\s+(?P<k>\d{1,2})(?:st|nd|rd|th)?\s+layers?(?:\s+(?:starting\s+)?(?:from|at)\s+(?:layer\s+)?(?P<a>\d+))?(?:\s+(?:to|until|through)\s+(?:layer\s+)?(?P<b>\d+))?", re.I)
+_OTHER_RE = re.compile(r"\bevery\s+other\s+layer(?:\s+(?:starting\s+)?(?:from|at)\s+(?:layer\s+)?(?P<a>\d+))?", re.I)
+# a layer relative to the last one: "one layer up", "the next layer", "two layers earlier"
+_DELTA_RE = re.compile(r"\b(?:(?P<n>\d{1,2})\s+layers?\s+(?P<dir>up|higher|later|deeper|down|lower|earlier|back|before|after|on)"
+                       r"|the\s+(?P<dir2>next|previous|following|preceding|prior)\s+layer|a\s+layer\s+(?P<dir3>up|higher|later|deeper|down|lower|earlier|back))\b", re.I)
 _PARITY_RE = re.compile(r"\b(?:every\s+)?(?P<par>even|odd)(?:-numbered)?\s+layers?\s+(?:between|from)\s+(?P<a>\d+)\s+(?:and|to)\s+(?P<b>\d+)\b", re.I)
 _K_NOUN = r"(?:examples|contexts|features|neurons|results|snippets|activations|latents|hits|excerpts|passages|sentences|samples)"
 _TOP_K_RE = re.compile(r"\btop[\s-]*(\d{1,2})\b", re.I)
@@ -375,7 +381,7 @@ def labelled_fields(text: str) -> dict[str, str]:
         elif k == "question" and "?" in v:
             v = v[: v.index("?") + 1]
         elif k in ("answer", "alternative", "clean", "corrupted"):
-            v = re.split(r"\.\s+(?=\w)|\s+(?=(?:answer|ans|alt|alternative|mode)\s+\w)|\s+(?=is (?:that|this|it)\b)", v)[0]
+            v = re.split(r"\.\s+(?=\w)|\s+(?=(?:answer|ans|alt|alternative|mode)\s+\w)|\s+(?=is (?:that|this|it)\b)|\s+[-–—]+\s+", v)[0]
         elif k == "context":  # a passage ends where the question about it begins
             sents = re.split(r"(?<=[.!])\s+(?=[A-Z])", v)
             keep = []
@@ -467,6 +473,12 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
     bare = re.sub(r"\bmlp\.neurons?\s*\[\s*(\d+)\s*\]", r"neuron \1", bare, flags=re.I)  # "mlp.neuron[1190]"
     bare = re.sub(r"\b(head|layer|neuron|unit|feature)\s+(?:number|no\.?)\s*(\d)", r"\1 \2", bare, flags=re.I)  # "head number four"
     bare = re.sub(r"\b(index|idx|neuron|unit|feature|latent|#)(\s*)(\d{1,3}),(\d{3})\b(?!,\d)", r"\1\2\3\4", bare, flags=re.I)  # "index 1,024"
+    m = _DELTA_RE.search(bare)
+    if m:
+        n = int(m.group("n") or 1)
+        d = (m.group("dir") or m.group("dir2") or m.group("dir3")).lower()
+        e.layer_delta = -n if d in ("down", "lower", "earlier", "back", "before", "previous", "preceding", "prior") else n
+        bare = bare[:m.start()] + " " + bare[m.end():]  # its number is no unit
     for pat in _HEAD_PATTERNS:
         m = pat.search(bare)
         if m:
@@ -510,6 +522,14 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
     if m and n_layers and not e.layers:
         k = min(int(m.group("n")), n_layers)
         e.layers = list(range(n_layers - k, n_layers)) if m.group("side").lower() in ("last", "final", "top") else list(range(k))
+    m = _STEP_RE.search(bare) or _OTHER_RE.search(bare)
+    if m and n_layers:
+        k = int(m.groupdict().get("k") or 2)
+        a = int(m.group("a") or 0)
+        b = int(m.groupdict().get("b") or n_layers - 1)
+        if k >= 1:
+            e.layers = list(range(a, min(b, n_layers - 1) + 1, k))
+            e.layer = None
     m = _PARITY_RE.search(bare)
     if m:
         a, b = int(m.group("a")), int(m.group("b"))

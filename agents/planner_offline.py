@@ -206,11 +206,11 @@ class OfflinePlanner:
                           last_args=dict(last["args"]) if (last and followup) else {}, entities=ctx.entities(),
                           n_layers=ctx.n_layers, d_mlp=ctx.d_mlp, datasets=ctx.datasets, taggers=self.taggers, tool=tool,
                           message_quotes=whole.quotes)
-            readings = agent.extract_all(query)
+            readings = _shift_layers(agent.extract_all(query), parsed, last if followup else None)
             if tool == last_tool and not followup and all(need for _, need in readings):
                 # not marked as a follow-up, but incomplete on its own: the previous call supplies the rest
                 query.followup, query.last_args = True, dict(last["args"]) if last else {}
-                readings = agent.extract_all(query)
+                readings = _shift_layers(agent.extract_all(query), parsed, last)
             if all(need for _, need in readings):
                 other = self._runnable_instead(clause, tool, last_tool, query)
                 if other is not None:  # nothing to measure for this tool, and another reading the router rates close can run
@@ -280,8 +280,13 @@ class OfflinePlanner:
         agent = TOOLKIT[pend["tool"]]
         missing = pend.get("missing")
         m = BARE_ANSWER_RE.match(words_to_digits(q))
-        if m and missing and missing not in TEXT_ANSWERS:  # "7" in answer to "which layer?"
+        quotes = _QUOTE_RE.findall(q)
+        if missing == "layer" and ctx.n_layers and re.match(r"^\s*(?:the\s+)?(?:last|final|top)(?:\s+(?:one|layer))?\s*[.!]?\s*$", q, re.I):
+            args = {**(pend.get("args") or {}), "layer": ctx.n_layers - 1}  # "the last one"
+        elif m and missing and missing not in TEXT_ANSWERS:  # "7" in answer to "which layer?"
             args = {**(pend.get("args") or {}), missing: int(m.group(1))}
+        elif missing in TEXT_ANSWERS and len(quotes) == 1 and len(strip_quoted(q).split()) <= 4 and not q.rstrip().endswith("?"):
+            args = {**(pend.get("args") or {}), missing: next(g for g in quotes[0] if g)}  # "use 'Serena Williams plays the sport of'"
         elif missing in TEXT_ANSWERS and not q.rstrip().endswith("?") and self.route(q, agent.name)[0] in (agent.name, "help:off_topic"):
             args = {**(pend.get("args") or {}), missing: q.strip().strip("\"'“”‘’`")}  # "The Arc de Triomphe stands in"
         else:
@@ -306,7 +311,7 @@ _SPLIT_RE = re.compile(
     r"|,?\s+and\s+(?=(?:please\s+)?(?:find|search|show|probe|explain|describe|check|patch|look|tell|is|are|does|do|what|which|why|how|where|can|could|run|trace|list|give)\b)"
     r"|,?\s+and\s+(?=(?:sae\s+)?(?:neuron|feature|head|latent)\s+#?\d|L\d+[NH]\d)"
     r"|\s+[+&]\s+|\s+(?:n|&|and|,)?\s*then\s+"
-    r"|(?:^|\s)\(?\d{1,2}\)\s*|(?:^|\n)\s*[-*•]\s+|\s[-–]\s+(?=then\b))\s*",
+    r"|(?:^|\s)\(?\d{1,2}\)\s*|(?:^|\n)\s*[-*•]\s+|\s[-–]\s+(?=then\b)|^\s*first(?:ly)?\b,?|[,;]?\s+(?:second(?:ly)?|third(?:ly)?|finally|lastly)\b,?)\s*",
     re.I,
 )
 
@@ -331,6 +336,17 @@ def split_clauses(q: str) -> list[str]:
     parts.append(q[start:])
     parts = [p.strip(" ,.;") for p in parts if p.strip(" ,.;")]
     return parts or [q]
+
+
+def _shift_layers(readings: list, parsed, last: dict | None) -> list:
+    """"One layer up" in a follow-up: the previous call's layer moved by the delta the grammar read."""
+    if parsed.layer_delta is None or parsed.layer is not None or not last or not isinstance((last.get("args") or {}).get("layer"), int):
+        return readings
+    out = []
+    for args, need in readings:
+        args = {**args, "layer": last["args"]["layer"] + parsed.layer_delta}
+        out.append((args, need))
+    return out
 
 
 def help_call(label: str) -> ToolCall | None:

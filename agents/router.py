@@ -34,7 +34,7 @@ ROUTING = Path(__file__).resolve().parent.parent / "evals" / "data" / "routing"
 DEV = ROUTING / "dev.jsonl"
 # what the router and the taggers learn from (never heldout.jsonl): the dev corpus and earlier held-out sets, each
 # studied after its one measurement
-TRAIN = (DEV, *(ROUTING / f"tuning{i}.jsonl" for i in range(1, 5)))
+TRAIN = (DEV, *(ROUTING / f"tuning{i}.jsonl" for i in range(1, 6)))
 FOLLOWUP = "followup"
 C = 8.0  # inverse regularization; chosen by family-grouped cross-validation on the dev corpus (see evals/suite_routing.py)
 EMB_WEIGHT = 1.0
@@ -76,6 +76,8 @@ def label_of(row: dict) -> list[tuple[str, str]]:
 
     exp = row["expect"]
     tools, args = exp.get("tools") or [], exp.get("args") or []
+    if not tools and exp.get("route"):  # a clarifying question is asked by the tool it is for
+        tools, args = [exp["route"]], [{}]
     q = row.get("question") or ""
     if not tools or not q.strip() or len(q) > 8000:
         return []

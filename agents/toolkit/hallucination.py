@@ -77,6 +77,9 @@ class HallucinationDetector(ToolAgent):
             claim = None if args.get("answer") else claimed_answer(q.question)
             if claim and "QUOTED" not in claim and claim.lower() not in args["question"].lower():
                 args["answer"] = claim  # "Q: What is the capital of Canada? It answered Toronto."
+            rest = [x for x in q.quotes if x not in (args.get("question"), args.get("context")) and not _question_like(x)]
+            if not args.get("answer") and rest:
+                args["answer"] = rest[0]  # "is 'Dr. Patel' supported by the context '...' for the question '...'"
         elif m_q:  # "q: ... a: ..."
             args["question"], args["answer"] = m_q.group(1).strip(" \"'“”"), m_q.group(2).strip(" \"'“”")
         else:
@@ -84,7 +87,7 @@ class HallucinationDetector(ToolAgent):
             quoted_qs = [x for x in q.quotes if x.rstrip().endswith("?")]
             if quoted_qs:  # a quoted question is the question; another quote, the answer to check
                 args["question"] = quoted_qs[0]
-                rest = [x for x in q.quotes if x != quoted_qs[0] and (not found["context"] or x != found["context"][0])]
+                rest = [x for x in q.quotes if x != quoted_qs[0] and (not found["context"] or x != found["context"][0]) and x != fields.get("context")]
                 if rest:
                     found["answer"] = (rest[0], True)
             elif q.whole.embedded_question:  # the grammar's reading of an unquoted one

@@ -31,8 +31,8 @@ class NeuronArgs(Args):
         return check_text(v, info.field_name)
 
 
-_TOKEN_CUE = re.compile(r"\b(?:token|word|fire|fires|firing|activate|activates|active|respond|responds|light up|lights up|promot\w*|push\w*|boost\w*)\b"
-                        r"|\bneurons\s+(?:for|on|about)\b", re.I)
+_TOKEN_CUE = re.compile(r"\b(?:token|word|fire|fires|firing|activate|activates|active|respond|responds|light up|lights up|promot\w*|push\w*|boost\w*|excit\w*)\b"
+                        r"|\bneurons\s+(?:for|on|about|by)\b|\bneurons\b.{0,30}\b(?:on|by|for)\s+QUOTED", re.I)
 
 
 @register
@@ -68,7 +68,7 @@ class NeuronExplainer(ToolAgent):
         if "neuron" not in args and q.entities.get("neuron") is not None and re.search(r"\b(?:that|this|the same|it|its)\b", q.clause, re.I):
             args["neuron"] = q.entities["neuron"]
             args.setdefault("layer", q.entities.get("layer"))
-        if "neuron" not in args and _TOKEN_CUE.search(q.clause):
+        if "neuron" not in args and _TOKEN_CUE.search(strip_quoted(q.clause)):
             tok, text = None, None
             hit = q.span("token")
             if hit:

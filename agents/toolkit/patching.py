@@ -35,7 +35,7 @@ class PatchArgs(Args):
 _MODE_WORDS = [
     ("heads", r"\bheads?\b"),
     ("mlp", r"\bmlps?\b|\bfeed[- ]?forward\b"),
-    ("attn", r"\battention[- ](?:layers?|outputs?|blocks?|sublayers?)\b|\battn\b"),
+    ("attn", r"\battention[- ](?:layers?|outputs?|blocks?|sublayers?|only)\b|\battn\b"),
     ("resid", r"\bresid(?:ual)?(?:[- ]stream)?\b|\bpositions?\b|\blayer (?:by|x|×) position\b"),
     ("trace", r"\bcausal(?:ly)?\s+trac\w*|\btrac(?:e|ing)\b|\bnois(?:e|ing)\b|(?-i:\bROME\b)"),  # ROME the method, not the city
 ]
@@ -56,13 +56,17 @@ _DIFF_RE = re.compile(r"\b(?:logit|log[- ]prob(?:ability)?|probability|prob)\s+(
 _BEATS_RE = re.compile(r"(?P<a>(?<![\w'-])[\w'-]+)\s*,?\s*(?:beats?|should\s+(?:win|beat)(?:\s+over)?|wins?\s+over|wins?\s+against|>|not|rather than|instead of)\s+(?P<b>[\w'-]+)(?![\w'-])", re.I)
 # unquoted prompts typed on a phone: "patch the sky is vs the grass is, blue vs green"
 _LOWER_PAIR_RE = re.compile(r"\bpatch\w*\s+(?:pls\s+|please\s+)?(?P<a>[a-z][^,;?\n]{4,}?)\s+(?:vs\.?|versus|against)\s+(?P<b>[a-z][^,;?\n]{4,}?)\s*(?:,|\?|$)", re.I)
+# unquoted prompts named by their role: "clean prompt Dogs say X vs corrupted Dogs say Y", "prompt is A, corrupted is B"
+_ROLE_PAIR_RE = re.compile(r"\b(?:clean|prompt)(?:\s+prompt)?\s+(?:is\s+|=\s*|:\s*)?(?P<a>[A-Za-z0-9][^\n]{4,}?)\s*(?:,|;|\bvs\.?|\bversus|\band)?\s+"
+                           r"(?:the\s+)?corrupt(?:ed|ion)?(?:\s+(?:prompt|one))?\s+(?:is\s+|=\s*|:\s*)?(?P<b>[A-Za-z0-9][^\n]{4,}?)\s*[?.]?\s*$", re.I)
 _LOWER_AFTER_RE = re.compile(r"\b(?:after|finish(?:es)?|complete[sd]?|for)\s+(?P<p>(?:the|a|an|people|my|our|his|her|in)\s+[a-z][^?!,;\n]{6,}?)(?:\s+with\s+(?P<a>[\w'-]+))?\s*(?:[?,]|$)", re.I)
 # the fact a trace is about, stated in words: "... the fact that the Prado is in Madrid", "recall that insulin is made by the pancreas"
 _FACT_RE = re.compile(r"\b(?:fact|recall\w*|know\w*|stor\w*)\s+that\s+[^?.,;]{3,60}?\s+(?:is|was|are|were)\s+(?:(?:made|produced|written|built|located|found|played|spoken)\s+(?:by|in|at)\s+|in\s+|at\s+)?(?:the\s+)?(?P<a>[\w'-]+)\s*(?=[?.,;]|$)", re.I)
 _SWAP_RE = re.compile(r"\b(?:swap|switch|flip|reverse|exchange)\b.{0,40}\b(?:them|prompts|clean|corrupted|roles|order|around)\b|\bthe other way (?:round|around)\b", re.I)
 
 
-_STOP = _STOP_ANSWERS | {"and", "or", "but", "not", "to", "of", "for", "with", "up", "then", "here", "now", "more", "less", "first", "second"}
+_STOP = _STOP_ANSWERS | {"and", "or", "but", "not", "to", "of", "for", "with", "up", "then", "here", "now", "more", "less", "first", "second",
+                         "clean", "corrupted", "corrupt", "prompt", "prompts", "say", "says"}
 
 
 def _prompt_like(s: str) -> bool:
@@ -129,7 +133,7 @@ class ActivationPatching(ToolAgent):
             alt = as_continuation(m.group("b"))
         if ans is not None and alt is None and (e.pair or w.pair):  # "..., cold vs down": the pair that starts with the answer
             a, b = e.pair or w.pair
-            if as_continuation(a) == ans and b.lower() not in _STOP:
+            if as_continuation(a) == ans and b.lower() not in _STOP and a.lower() not in _STOP:
                 alt = as_continuation(b)
         if (ans is None or alt is None) and (m := _BEATS_RE.search(masked)) and m.group("a").lower() not in _STOP and m.group("b").lower() not in _STOP:
             if ans is None or as_continuation(m.group("a")) == ans:  # "where Shakespeare beats Wordsworth", "(puppy, not kitten)", "bees > wasps"
@@ -166,6 +170,8 @@ class ActivationPatching(ToolAgent):
                     args["corrupted"] = prompts[1]
                 elif not q.followup:
                     args.pop("corrupted", None)
+            elif (m := _ROLE_PAIR_RE.search(masked)) and "QUOTED" not in masked:
+                args["clean"], args["corrupted"] = m.group("a").strip(" ,"), m.group("b").strip(" ,")
             elif e.prompt or w.prompt:
                 args["clean"] = e.prompt or w.prompt
             elif (m := _LOWER_PAIR_RE.search(masked)) and "QUOTED" not in masked:

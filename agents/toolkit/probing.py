@@ -199,7 +199,7 @@ class Probing(ToolAgent):
             args["position"] = noted_pos
         elif re.search(r"\b(?:mean|averag\w*)(?:d|-pooled|\s+pool(?:ed|ing)?)?\b|\ball (?:the )?(?:tokens|positions)\b", q.clause, re.I):
             args["position"] = "mean"
-        elif re.search(r"\b(?:last|final|end)[- ](?:token|tok)\b|\b(?:last|final) (?:token )?position\b", q.clause, re.I):
+        elif re.search(r"\b(?:last|final|end)[- ](?:token|tok)\b|\b(?:last|final)[- ](?:token[- ])?position\b", q.clause, re.I):
             args["position"] = "last"
         if not args.get("dataset") and not args.get("examples"):
             names = ", ".join(q.datasets or datasets.dataset_names())

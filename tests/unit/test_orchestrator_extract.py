@@ -385,3 +385,36 @@ def test_hallucination_fields_written_many_ways(planner):
     assert args["context"] == "The meeting was moved to Thursday" and args["answer"] == "Tuesday"
     (_, args), = calls(planner.plan("Factuality check on: Which enzyme unwinds DNA during replication? Candidate completion: helicase.", CTX))
     assert args["answer"] == "helicase"
+
+
+def test_layers_relative_and_stepped():
+    assert extract("do the same head one layer later").layer_delta == 1
+    assert extract("and two layers earlier?").layer_delta == -2
+    assert extract("do the same head one layer later").head is None  # "one" moves the layer; it names no head
+    assert extract("for true vs false, probe every fifth layer starting from 0", n_layers=30).layers == [0, 5, 10, 15, 20, 25]
+    assert extract("probe every other layer", n_layers=6).layers == [0, 2, 4]
+
+
+def test_relative_layer_follow_up(planner):
+    hist = [{"question": "L13H4 on 'if x > 0: return x'", "plan": [{"tool": "attention", "args": {"prompt": "if x > 0: return x", "layer": 13, "head": 4}}]}]
+    (tool, args), = calls(planner.plan("do the same head one layer later", PlanContext(history=hist, n_layers=30)))
+    assert (tool, args) == ("attention", {"prompt": "if x > 0: return x", "layer": 14, "head": 4})
+
+
+def test_clarifying_answers_in_words(planner):
+    p = planner.plan("what does neuron 900 do?", CTX)
+    hist = [{"question": "what does neuron 900 do?", "plan": [], "clarify": p.clarify, "pending": p.pending}]
+    assert calls(planner.plan("the last one", PlanContext(history=hist, n_layers=30))) == [("neuron_explainer", {"neuron": 900, "layer": 29})]
+    hist = [{"question": "causal tracing please", "plan": [], "clarify": "Which prompt?",
+             "pending": {"tool": "activation_patching", "args": {"mode": "trace"}, "missing": "clean"}}]
+    assert calls(planner.plan("use 'Serena Williams plays the sport of'", PlanContext(history=hist, n_layers=30))) == [
+        ("activation_patching", {"mode": "trace", "clean": "Serena Williams plays the sport of"})]
+
+
+def test_unquoted_prompts_named_by_role(planner):
+    (_, args), = calls(planner.plan("patching pls: prompt is My favourite fruit is the banana because it is, corrupted is My favourite fruit is the lemon because it is", CTX))
+    assert (args["clean"], args["corrupted"]) == ("My favourite fruit is the banana because it is", "My favourite fruit is the lemon because it is")
+
+
+def test_ordinal_lists_split():
+    assert split_clauses("first L6H6 on 'zig zag zig zag', second L6N6") == ["L6H6 on 'zig zag zig zag'", "L6N6"]

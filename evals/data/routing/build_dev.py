@@ -356,8 +356,12 @@ def ask(question, *calls, clarify=False, history=None):
             "tools": [c[0] for c in calls], "args": [c[1] for c in calls], "clarify": clarify}
 
 
-def CLAR(question, history=None):
-    return ask(question, clarify=True, history=history)
+def CLAR(question, history=None, route=None):
+    """A question that needs a clarifying question; ``route``: the tool it is for (it asks for what that tool lacks)."""
+    x = ask(question, clarify=True, history=history)
+    if route:
+        x["route"] = route
+    return x
 
 
 def NE(**a):
@@ -1689,7 +1693,7 @@ def _(r):
     return ask(t.format(t=topic), OT)
 
 
-@family("off_topic", "advice-and-news", 12)
+@family("off_topic", "advice-and-news", 11)
 def _(r):
     return ask(pick(r, ["what's the weather tomorrow in London?", "who won the football match last night?",
                         "should I buy bitcoin?", "what laptop should I buy?", "how do I lose weight fast?",
@@ -2581,7 +2585,7 @@ def _(r):
     return CLAR(pick(r, ["so what does this neuron actually do?", "explain that neuron", f"what does neuron {n} do?",
                          "what is this unit detecting?", f"tell me about neuron {n}", "what does the neuron respond to?",
                          f"neuron {n}?", "which contexts activate this neuron?", f"explain neuron #{n}",
-                         "describe the neuron please"]))
+                         "describe the neuron please"]), route="neuron_explainer")
 
 
 @family("clarify", "probe-without-examples", 10)
@@ -2589,7 +2593,7 @@ def _(r):
     p = pick(r, CUSTOM_PROPS)
     t = pick(r, ["probe for {p}", "which layer encodes {p}?", "train a probe for {p}", "where is {p} represented?",
                  "does the model know {p}? probe it"])
-    return CLAR(t.format(p=p))
+    return CLAR(t.format(p=p), route="probing")
 
 
 @family("clarify", "patching-without-prompt", 10)
@@ -2598,7 +2602,7 @@ def _(r):
     return CLAR(pick(r, ["why did it say that, do you think?", f"why did the model answer {w(a)}?", "which layers caused that answer?",
                          f"what made it say {w(a)}?", "run activation patching", "why would it say that?",
                          f"why does it keep saying {w(a)}?", "which heads are responsible for that output?",
-                         "do causal tracing", "patch it"]))
+                         "do causal tracing", "patch it"]), route="activation_patching")
 
 
 @family("clarify", "hallucination-without-question", 10)
@@ -2607,7 +2611,7 @@ def _(r):
     return CLAR(pick(r, ["is it making this up or not?", "is the model hallucinating here?", "was that a hallucination?",
                          f"is the answer {x[3]} made up?", "check for hallucination", "is it confabulating?",
                          "can I trust that answer?", "did it just invent that?", "hallucination check please",
-                         f"it said {x[3]}, is that real?"]))
+                         f"it said {x[3]}, is that real?"]), route="hallucination_detector")
 
 
 # =========================================================================== guard (<1%)
@@ -2817,7 +2821,7 @@ def build():
                 "category": category,
                 "question": x["question"],
                 "history": x["history"],
-                "expect": {"tools": x["tools"], "args": x["args"], "clarify": x["clarify"]},
+                "expect": {"tools": x["tools"], "args": x["args"], "clarify": x["clarify"], **({"route": x["route"]} if x.get("route") else {})},
             })
     return rows
 
