@@ -213,6 +213,7 @@ class Assistant:
             thread=thread,
             warnings=list(dict.fromkeys(warnings)),
             clarify=plan.clarify,
+            suggestions=list(state.get("suggestions") or []),
         )
 
     def ask(self, question: str, thread: str | None = None) -> Answer:

@@ -50,6 +50,7 @@ class TurnState(TypedDict, total=False):
     replans: int
     warnings: list[str]
     timings: dict[str, float]
+    suggestions: list[str]
     turns: Annotated[list[dict], keep_last_turns]
 
 
@@ -187,7 +188,7 @@ def build_graph(rt: Runtime, checkpointer=None):
         return {"force_offline": True, "replans": int(state.get("replans") or 0) + 1}
 
     def reply(state: TurnState) -> dict:
-        from .writer import write_reply
+        from .writer import suggestions, write_reply
 
         t0 = time.perf_counter()
         turn = state.get("turn", "")
@@ -206,8 +207,9 @@ def build_graph(rt: Runtime, checkpointer=None):
             warnings.append("Stopped planning after the step limit.")
         text, writer, wwarn = write_reply(
             state.get("question", ""), plan.reformulated, results, notes=plan.notes, clarify=plan.clarify,
-            llm=rt.llm, model_name=rt.shape().get("name", "the model"), allowed=[c.args for c in plan.calls],
+            llm=rt.llm, model_name=rt.shape().get("name", "the model"), allowed=[c.args for c in plan.calls], calls=plan.calls,
         )
+        nexts = suggestions(results, plan.calls) if not plan.clarify else []
         warnings.extend(wwarn)
         calls = [c.model_dump(mode="json") for c in plan.calls]
         comp = state.get("results") or []
@@ -226,7 +228,7 @@ def build_graph(rt: Runtime, checkpointer=None):
         }
         tm = dict(state.get("timings") or {})
         tm["reply_s"] = round(time.perf_counter() - t0, 4)
-        return {"reply": text, "writer": writer, "warnings": warnings, "timings": tm, "turns": [turn_rec]}
+        return {"reply": text, "writer": writer, "warnings": warnings, "timings": tm, "turns": [turn_rec], "suggestions": nexts}
 
     g = StateGraph(TurnState)
     g.add_node("understand", understand)

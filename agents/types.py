@@ -61,3 +61,4 @@ class Answer(BaseModel):
     thread: str = ""
     warnings: list[str] = Field(default_factory=list)
     clarify: str | None = None
+    suggestions: list[str] = Field(default_factory=list)  # follow-up questions the chat offers as buttons

@@ -17,7 +17,9 @@ from typing import Any, Iterable, Sequence
 from gnothi.tools.results import ToolResult
 
 from .toolkit import TOOLKIT
+from .toolkit.base import Row
 
+TRY_NEXT = "**Try next:**"  # the heading of the follow-up questions that end a reply
 _NUM_RE = re.compile(r"(?<![\w.])[-+−]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?%?(?![\w])", re.I)
 
 
@@ -37,36 +39,40 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _evidence_line(ev: dict) -> str:
-    parts = []
-    for k, v in list(ev.items())[:5]:
-        if isinstance(v, str) and len(v) > 120:
-            v = v[:117] + "..."
-        if isinstance(v, str):
-            parts.append(f"{k}: {v!r}" if k in ("text", "context", "prompt", "example") else f"{k}: {v}")
-        else:
-            parts.append(f"{k}: {_fmt(v)}")
-    return "; ".join(parts)
-
-
-_CONF_KEYS = ("confidence", "score", "accuracy", "auc", "auroc", "explanation_score", "correlation", "probability", "recovered", "fraction")
+_CONF_KEYS = ("confidence", "score", "accuracy", "auc", "auroc", "explanation_score", "correlation", "probability", "recovered", "fraction", "pearson")
 
 
 def confidence_line(r: ToolResult) -> str:
-    """How sure, in words, from the result's own numbers (never invented)."""
+    """How sure, in words, from the result's own numbers (shown in its table) and its caveats; never invented."""
+    caveats = (" Caveats: " + "; ".join(w.rstrip(".") for w in r.warnings) + ".") if r.warnings else ""
     for k, v in r.headline.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             continue
-        if any(c in k.lower() for c in _CONF_KEYS) and 0.0 <= float(v) <= 1.0:
-            level = "high" if v >= 0.8 else "moderate" if v >= 0.6 else "low"
-            return f"How sure: {level} ({k} = {_fmt(v)})." + (" Caveats: " + "; ".join(r.warnings) + "." if r.warnings else "")
+        if any(c in k.lower() for c in _CONF_KEYS) and -1.0 <= float(v) <= 1.0:
+            level = "fairly sure" if v >= 0.8 else "moderately sure" if v >= 0.6 else "not very sure" if v >= 0.3 else "not sure at all"
+            return f"**How sure:** {level}, judged by the {k.replace('_', ' ')} against its control in the table.{caveats}"
     if r.warnings:
-        return "How sure: take with care: " + "; ".join(r.warnings) + "."
-    return "How sure: a single measurement on this model; treat it as indicative and check it with a follow-up."
+        return "**How sure:** take it with care." + caveats
+    return "**How sure:** one measurement on this model: indicative; check it with one of the follow-ups."
+
+
+def table_markdown(rows: Sequence[Row]) -> str:
+    """A compact Markdown table: what was measured, its value, what it is compared with."""
+    def cell(x: str) -> str:
+        return str(x).replace("|", "\\|").replace("\n", " ")
+
+    rows = [r for r in rows if r.value not in ("", "n/a", "None")]
+    if not rows:
+        return ""
+    if any(r.control for r in rows):
+        lines = ["| Measured | Value | Compared with |", "|---|---|---|"] + [f"| {cell(r.what)} | {cell(r.value)} | {cell(r.control)} |" for r in rows]
+    else:
+        lines = ["| Measured | Value |", "|---|---|"] + [f"| {cell(r.what)} | {cell(r.value)} |" for r in rows]
+    return "\n".join(lines)
 
 
 def render_result(r: ToolResult, max_evidence: int = 3) -> str:
-    """Markdown for one result: title, summary, numbers, evidence."""
+    """Markdown for one result: its table of numbers beside their controls, then the evidence."""
     agent = TOOLKIT.get(r.tool)
     title = agent.title if agent else r.tool
     if not r.ok:
@@ -75,40 +81,56 @@ def render_result(r: ToolResult, max_evidence: int = 3) -> str:
         return f"**{title}** could not run: {err.get('message') or r.summary}" + (f"\n  What to do: {fix}" if fix else "")
     if r.tool == "help":
         return r.summary + "\n\n" + "Ask me about:\n" + (r.data.get("tools") or "")
-    out = [f"**{title}**: {r.summary}"]
-    nums = [(k, v) for k, v in r.headline.items() if v is not None][:8]
-    if nums:
-        out.append("Numbers: " + "; ".join(f"{k} = {_fmt(v)}" for k, v in nums) + ".")
-    if r.evidence:
-        out.append("Evidence:")
-        out.extend(f"- {_evidence_line(ev)}" for ev in r.evidence[:max_evidence])
-    return "\n".join(out)
+    out = [f"**{title}**"]
+    table = table_markdown(agent.table(r) if agent else [])
+    if table:
+        out.append(table)
+    ev = (agent.evidence(r) if agent else [])[:max_evidence]
+    if ev:
+        out.append("Evidence:\n" + "\n".join(f"- {x}" for x in ev))
+    return "\n\n".join(out)
 
 
-def offline_reply(results: list[ToolResult], plan_notes: Iterable[str] = (), clarify: str | None = None) -> str:
-    """The careful-analyst reply, from the results alone."""
+def direct_answer(results: Sequence[ToolResult]) -> str:
+    """The answer in plain sentences, one per result that ran."""
+    return " ".join(TOOLKIT[r.tool].answer(r) if r.tool in TOOLKIT else r.summary for r in results if r.ok and r.tool != "help")
+
+
+def suggestions(results: Sequence[ToolResult], calls: Sequence[Any] = ()) -> list[str]:
+    """Two or three follow-up questions, from the tools that ran (the chat shows them as buttons)."""
+    out: list[str] = []
+    for i, r in enumerate(results):
+        agent = TOOLKIT.get(r.tool)
+        if not r.ok or agent is None or r.tool == "help":
+            continue
+        c = calls[i] if i < len(calls) else None
+        args = (c.args if hasattr(c, "args") else (c or {}).get("args", {})) if c is not None else {}
+        try:
+            out.extend(agent.suggestions(r, dict(args or {})))
+        except Exception:  # a suggestion is never worth a failed reply
+            continue
+    return list(dict.fromkeys(out))[:3]
+
+
+def offline_reply(results: list[ToolResult], plan_notes: Iterable[str] = (), clarify: str | None = None,
+                  calls: Sequence[Any] = ()) -> str:
+    """The analyst's reply, from the results alone: the direct answer, each result's table and evidence, how sure, what next."""
     notes = [n for n in plan_notes if n]
     if clarify:
         return "\n".join([*notes, clarify]) if notes else clarify
     if not results:
         return "\n".join(notes) or "I had nothing to measure for that question."
     blocks = []
-    real = [r for r in results if r.tool != "help"]
-    if real:
-        ok = [r for r in real if r.ok]
-        if ok:
-            blocks.append("In short: " + " ".join(r.summary.rstrip(".") + "." for r in ok))
+    direct = direct_answer(results)
+    if direct:
+        blocks.append(direct)
     for r in results:
         blocks.append(render_result(r))
         if r.ok and r.tool != "help":
             blocks.append(confidence_line(r))
-    nexts = []
-    for r in real:
-        if r.ok:
-            agent = TOOLKIT.get(r.tool)
-            nexts.extend(agent.next_steps(r)[:2] if agent else [])
+    nexts = suggestions(results, calls)
     if nexts:
-        blocks.append("Next, you could " + "; or ".join(dict.fromkeys(nexts)) + ".")
+        blocks.append(TRY_NEXT + "\n" + "\n".join(f"- {x}" for x in nexts))
     if notes:
         blocks.insert(0, "Note: " + " ".join(notes))
     return "\n\n".join(blocks)
@@ -225,6 +247,7 @@ def numbers_traceable(reply: str, results: Iterable[ToolResult | dict], allowed:
     (``0.8731`` -> "0.87"), or as a percentage ("87%"). Returns the offending number strings;
     an empty list means every number is traceable.
     """
+    reply = reply.split(TRY_NEXT, 1)[0]  # the follow-up questions offered at the end are questions, not claims
     pool: set[float] = set()
     for r in results:
         d = r.model_dump(mode="json") if hasattr(r, "model_dump") else r
@@ -294,10 +317,11 @@ def write_reply(
     llm=None,
     model_name: str = "the model",
     allowed: Iterable[Any] = (),
+    calls: Sequence[Any] = (),
 ) -> tuple[str, str, list[str]]:
     """(reply, writer name, warnings). The LLM draft is used only when every number in it is traceable."""
     notes = list(notes)
-    base = offline_reply(results, notes, clarify)
+    base = offline_reply(results, notes, clarify, calls)
     if llm is None or clarify or not results or all(r.tool == "help" for r in results):
         return base, "offline", []
     try:
@@ -315,4 +339,6 @@ def write_reply(
         return base, "offline", [f"The LLM writer's draft cited numbers not in the results ({', '.join(bad[:5])}); this is the offline reply."]
     details = "\n\n".join(render_result(r) for r in results)
     head = ("Note: " + " ".join(notes) + "\n\n") if notes else ""
-    return f"{head}{draft}\n\n---\nMeasured:\n\n{details}", "llm", []
+    nexts = suggestions(results, calls)
+    tail = ("\n\n" + TRY_NEXT + "\n" + "\n".join(f"- {x}" for x in nexts)) if nexts else ""
+    return f"{head}{draft}\n\n{details}{tail}", "llm", []

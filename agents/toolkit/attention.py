@@ -12,7 +12,7 @@ from gnothi.tools import attention
 from gnothi.tools.errors import InputError
 from gnothi.tools.results import ToolResult
 
-from .base import Args, Query, ToolAgent, adopt, check_text, register
+from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
 
 
 class AttentionArgs(Args):
@@ -87,6 +87,41 @@ class Attention(ToolAgent):
             raise InputError("The prompt is empty.", "Quote a prompt to look at.")
         rep = attention.attention_view(handle, a.prompt, layer=a.layer, heads=[a.head] if a.head is not None else None)
         return adopt(rep.to_tool_result(), self.name)
+
+
+    def answer(self, r):
+        tops = [(e.get("head"), (e.get("last_token_top") or [{}])[0]) for e in r.evidence if e.get("last_token_top")]
+        if not tops:
+            return super().answer(r)
+        head, t = tops[0]
+        more = f" ({len(tops) - 1} more heads in the table)" if len(tops) > 1 else ""
+        return f"Head {head}: the last token attends most to {t.get('token')!r}{more}."
+
+    def table(self, r):
+        rows = []
+        for e in r.evidence[:9]:
+            top = e.get("last_token_top") or []
+            if top:
+                rows.append(Row(f"Head {e.get('head')}: attention of the last token on {top[0].get('token')!r}", num(top[0].get("weight")),
+                                f"{num(e.get('bos_weight_last'))} on the first token (a resting place)" if e.get("bos_weight_last") is not None else ""))
+        return rows or super().table(r)
+
+    def evidence(self, r):
+        out = []
+        for e in r.evidence[:1]:
+            top = e.get("last_token_top") or []
+            if len(top) > 1:
+                out.append("next most attended: " + ", ".join(f"{t.get('token')!r} ({num(t.get('weight'))})" for t in top[1:4]))
+        return out
+
+    def suggestions(self, r, args):
+        l, h = args.get("layer"), args.get("head")
+        if not isinstance(l, int) or not args.get("prompt"):
+            return []
+        out = [f"head {(h or 0) + 1} of layer {l} on '{args['prompt']}'"]
+        if l > 0:
+            out.append(f"head {h or 0} of layer {l - 1} on '{args['prompt']}'")
+        return out
 
     def entities(self, args, result):
         return {"head": args.get("head"), "layer": args.get("layer"), "prompt": args.get("prompt")} if args.get("layer") is not None else {}

@@ -110,6 +110,75 @@ def adopt(tr: ToolResult, tool: str) -> ToolResult:
     return tr
 
 
+# ---------------------------------------------------------------------------- reading numbers
+
+def num(v: Any, digits: int = 2) -> str:
+    """A measured value rounded for reading ("0.93", "3.9", "1,204", "12%"); the answer JSON keeps full precision."""
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")):
+            return str(v)
+        a = abs(v)
+        if a >= 1000:
+            return f"{v:,.0f}"
+        if a >= 100:
+            return f"{v:.0f}"
+        if a >= 10:
+            return f"{v:.1f}"
+        if a != 0 and a < 0.01:
+            return f"{v:.1e}"
+        return f"{v:.{digits}f}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(num(x, digits) for x in v[:6]) + (" ..." if len(v) > 6 else "")
+    return str(v)
+
+
+def pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.0f}%" if abs(v) >= 0.01 else f"{100 * v:.1f}%"
+
+
+def context_lines(result: ToolResult, n: int = 3) -> list[str]:
+    """The top activating contexts of a result's token spans, the strongest token in bold: «... the **cat** sat ...» (3.9)."""
+    out = []
+    for sp in result.spans[:n]:
+        if not sp.tokens or not sp.values:
+            continue
+        i = max(range(len(sp.values)), key=lambda j: sp.values[j])
+        lo, hi = max(0, i - 8), min(len(sp.tokens), i + 4)
+        tok = sp.tokens[i]
+        lead, core = tok[: len(tok) - len(tok.lstrip())], tok.strip() or tok
+        text = "".join(sp.tokens[lo:i]) + lead + "**" + core + "**" + ("" if not tok.endswith(" ") else " ") + "".join(sp.tokens[i + 1:hi])
+        text = " ".join(text.split())
+        out.append(f"«{'…' if lo else ''}{text}{'…' if hi < len(sp.tokens) else ''}» ({num(float(sp.values[i]))})")
+    return out
+
+
+def described(explanation: Any) -> str:
+    """An explanation as the rest of a sentence about a unit: "fires on 'of' ..." or "responds to dates"."""
+    e = str(explanation or "no clear pattern").strip().rstrip(".")
+    if re.match(r"^(?:fires|responds|activates|detects|tracks|is|marks|encodes|predicts|promotes)\b", e, re.I):
+        return e[0].lower() + e[1:]
+    return "responds to " + (e[0].lower() + e[1:] if e[:2] != e[:2].upper() else e)
+
+
+@dataclass
+class Row:
+    """One line of a reply's table: what was measured, its value, and what it is compared with."""
+
+    what: str
+    value: str
+    control: str = ""
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ").strip().capitalize()
+
+
 class ToolAgent:
     """One tool agent. Subclasses set the class attributes and implement ``extract`` and ``execute``."""
 
@@ -174,6 +243,33 @@ class ToolAgent:
 
     def next_steps(self, result: ToolResult) -> list[str]:
         return list(self.next_steps_text)
+
+    def answer(self, result: ToolResult) -> str:
+        """The direct answer to the question, in one or two plain sentences (the numbers go in :meth:`table`)."""
+        return result.summary
+
+    def table(self, result: ToolResult) -> list[Row]:
+        """The numbers that carry the answer, each beside its control or baseline."""
+        rows = []
+        for k, v in result.headline.items():
+            if v is None or isinstance(v, (dict, list)) and not v:
+                continue
+            rows.append(Row(_label(k), num(v)))
+        return rows[:8]
+
+    def evidence(self, result: ToolResult) -> list[str]:
+        """A few lines of evidence a reader can check (contexts, tokens, signals), in words."""
+        out = []
+        for ev in result.evidence[:3]:
+            parts = [f"{_label(k).lower()} {num(v) if not isinstance(v, str) else repr(v[:100])}" for k, v in list(ev.items())[:4]
+                     if v is not None and not isinstance(v, (dict, list)) and k != "kind"]
+            if parts:
+                out.append(", ".join(parts))
+        return out
+
+    def suggestions(self, result: ToolResult, args: dict[str, Any]) -> list[str]:
+        """Two or three follow-up questions the chat offers as buttons, written the way a user would ask them."""
+        return []
 
     def entities(self, args: dict[str, Any], result: dict | None) -> dict[str, Any]:
         """What a follow-up may point back to ("that neuron"), from the call and its compact result."""

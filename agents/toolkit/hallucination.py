@@ -12,7 +12,7 @@ from gnothi.tools.errors import InputError
 from gnothi.tools.results import ToolResult
 
 from ..extract import claimed_answer, labelled_fields
-from .base import Args, Query, ToolAgent, adopt, check_text, register
+from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
 
 
 class HalluArgs(Args):
@@ -148,3 +148,36 @@ class HallucinationDetector(ToolAgent):
             raise InputError("Which question and answer should I check?", 'Quote them: is the model making it up on "Who wrote Hamlet?" answer "Dickens"?')
         rep = hallucination.detect(handle, question=a.question, answer=a.answer, context=a.context)
         return adopt(rep.to_tool_result(), self.name)
+
+
+    def answer(self, r):
+        h = r.headline
+        if "risk" not in h:
+            return super().answer(r)
+        level = str(h.get("level") or "")
+        verdict = {"high": "is probably making it up", "medium": "may be making it up", "low": "is probably not making it up"}.get(level, "cannot be judged")
+        calib = "" if h.get("detector") == "trained" else " (an uncalibrated fallback judged this; take it as a hint)"
+        return f"For the answer {str(h.get('answer') or '').strip()!r}, the model {verdict}{calib}."
+
+    def table(self, r):
+        h = r.headline
+        if "risk" not in h:
+            return super().table(r)
+        rows = [Row("Risk that the answer is wrong or made up", num(h.get("risk")), f"{h.get('level')}; 0.5 would be a coin toss")]
+        if h.get("heldout_auroc") is not None:
+            rows.append(Row("Detector's AUROC on held-out questions", num(h.get("heldout_auroc")), "0.5 = chance"))
+        for e in r.evidence[:4]:
+            if e.get("signal") and e.get("value") is not None:
+                rows.append(Row(f"Signal: {str(e['signal']).replace('_', ' ')}", num(e.get("value")),
+                                f"alone separates held-out answers at AUROC {num(e['heldout_auroc'])}" if e.get("heldout_auroc") is not None else ""))
+        return rows
+
+    def evidence(self, r):
+        return [str(e["meaning"]) for e in r.evidence if e.get("meaning")][:3]
+
+    def suggestions(self, r, args):
+        out = []
+        if args.get("question") and not args.get("context"):
+            out.append(f"check '{args['question']}' again with a context passage")
+        out.append("is it making up the answer to 'Who wrote Hamlet?'")
+        return out[:3]

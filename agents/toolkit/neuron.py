@@ -13,7 +13,7 @@ from gnothi.tools.results import ToolResult
 
 from ..extract import _AFTER_COLON_RE, strip_quoted
 
-from .base import Args, Query, ToolAgent, adopt, check_text, register
+from .base import Args, Query, Row, ToolAgent, adopt, check_text, context_lines, described, num, pct, register
 
 
 class NeuronArgs(Args):
@@ -152,6 +152,64 @@ class NeuronExplainer(ToolAgent):
             raise InputError("Which neuron? I need a layer and a neuron index.", "Say e.g. 'what does neuron 340 in layer 7 do?' (or 'L7 N340', '7.340').")
         rep = neurons.explain_neuron(handle, layer, a.neuron, llm=llm, n_contexts=a.k)
         return adopt(rep.to_tool_result(handle=handle), self.name)
+
+
+    def answer(self, r):
+        h = r.headline
+        if "pearson" not in h and "top" not in h:
+            return super().answer(r)
+        if "pearson" not in h:  # neurons ranked on a token
+            top = h.get("top") or []
+            return (f"Neuron {top[0]} fires most on that token; {len(r.evidence)} neurons are ranked by "
+                    f"{'activation relative to their own maximum' if h.get('ranked_by') == 'relative' else 'raw activation'}." if top
+                    else "No neuron fires above zero on that token.")
+        label = r.provenance.get("unit") or ""
+        p, c = h.get("pearson"), h.get("shuffled_pearson")
+        fit = ("predicts its activations well" if p >= 0.5 else "predicts its activations moderately" if p >= 0.3
+               else "predicts its activations only weakly" if p >= 0.15 else "barely predicts its activations") if isinstance(p, float) else ""
+        beats = " (far better than a shuffled explanation)" if isinstance(c, float) and isinstance(p, float) and p - c >= 0.1 else ""
+        who = f"Neuron {r.provenance.get('layer')}.{label}" if label != "" else "The neuron"
+        return f"{who} {described(h.get('explanation'))}. That explanation {fit} on held-out text{beats}."
+
+    def table(self, r):
+        h = r.headline
+        if "pearson" not in h and "top" not in h:
+            return super().table(r)
+        if "pearson" not in h:
+            return [Row(f"Neuron {e.get('layer')}.{e.get('neuron')}", num(e.get("activation")),
+                        f"{pct(e.get('relative'))} of its maximum" if e.get("relative") is not None else "")
+                    for e in r.evidence[:6] if e.get("kind") == "neuron"]
+        rows = [Row("Explanation score (Pearson r, simulated vs real activations, held-out)", num(h.get("pearson")),
+                    f"{num(h.get('shuffled_pearson'))} for a shuffled explanation")]
+        if h.get("max_activation") is not None:
+            rows.append(Row("Largest activation in the store", num(h.get("max_activation"))))
+        if h.get("frequency") is not None:
+            rows.append(Row("Fires on", pct(h.get("frequency")) + " of tokens"))
+        if h.get("promotes"):
+            rows.append(Row("Output tokens it promotes", ", ".join(repr(t) for t in h["promotes"][:5]),
+                            "suppresses " + ", ".join(repr(t) for t in (h.get("suppresses") or [])[:5])))
+        if h.get("n_modes"):
+            rows.append(Row(f"{h['n_modes']} modes together (Pearson r)", num(h.get("modes_pearson")),
+                            "better than one explanation" if h.get("modes_beat_single") else "no better than one explanation"))
+        return rows
+
+    def evidence(self, r):
+        return context_lines(r)
+
+    def suggestions(self, r, args):
+        if args.get("neuron") is None:
+            top = (r.headline.get("top") or [None])[0]
+            return [f"explain neuron {top}"] if top else []
+        l, n = args.get("layer"), args.get("neuron")
+        out = [f"explain neuron {n} in layer {l + 1}"] if isinstance(l, int) and l >= 0 else []
+        toks = [e for e in r.spans[:1] if e.tokens]
+        if toks:
+            best = max(range(len(toks[0].values)), key=lambda i: toks[0].values[i])
+            word = toks[0].tokens[best].strip()
+            if word:
+                out.append(f"which neurons fire on the token '{word}'?")
+        out.append(f"show the top 20 examples of neuron {l}.{n}")
+        return out[:3]
 
     def entities(self, args, result):
         if args.get("neuron") is not None:

@@ -12,7 +12,7 @@ from gnothi.tools.errors import InputError
 from gnothi.tools.results import ToolResult
 
 from ..extract import _SAID_RE, _STOP_ANSWERS, as_continuation, labelled_fields, strip_quoted
-from .base import Args, Query, ToolAgent, adopt, check_text, register
+from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
 
 
 class PatchArgs(Args):
@@ -241,6 +241,61 @@ class ActivationPatching(ToolAgent):
             kinds = patching.KINDS if a.mode == "all" else [a.mode]
             rep = patching.patch_or_trace(handle, a.clean, corrupted=a.corrupted, answer=a.answer, alternative=a.alternative, kinds=kinds)
         return adopt(rep.to_tool_result(), self.name)
+
+
+    def answer(self, r):
+        h = r.headline
+        if "p_clean" in h:  # causal tracing
+            peaks = [(k, v) for k, v in h.items() if k.startswith("peak_") and not k.endswith("_effect")]
+            where = peaks[0][1] if peaks else "no single state"
+            return (f"Noising the subject makes the model lose the answer, and restoring the hidden state at {where} brings it back most: "
+                    "that is where the fact is read out.")
+        if "clean_metric" not in h:
+            return super().answer(r)
+        top = h.get("top_component")
+        a, b = r.data.get("answer_token"), r.data.get("alternative_token")
+        what = f"The answer {a!r} (against {b!r})" if a and b else "The answer"
+        return (f"{what} is carried most by {top}: patching it alone moves the logit difference furthest toward the clean run."
+                if top else f"No single component moves {what[4:] if what != 'The answer' else 'the answer'} on its own.")
+
+    def table(self, r):
+        h = r.headline
+        if "p_clean" in h:
+            rows = [Row("Probability of the answer, clean run", num(h.get("p_clean")), f"{num(h.get('p_corrupted'))} with the subject noised")]
+            for k, v in h.items():
+                if k.startswith("peak_") and not k.endswith("_effect"):
+                    word = {"peak_resid": "hidden state", "peak_mlp": "MLP output", "peak_attn": "attention output"}.get(k, k)
+                    rows.append(Row(f"Best {word} to restore", str(v), f"recovers {num(h.get(k + '_effect'))} of the drop"))
+            return rows
+        if "clean_metric" not in h:
+            return super().table(r)
+        rows = [Row("Logit difference (answer minus alternative), clean prompt", num(h.get("clean_metric")),
+                    f"{num(h.get('corrupted_metric'))} on the corrupted prompt")]
+        if h.get("top_component"):
+            rows.append(Row(f"Effect of patching {h['top_component']}", num(h.get("top_effect")), "1 = restores the clean answer fully, 0 = none"))
+        for k, v in h.items():
+            if k.startswith("attribution_vs_exact_r_"):
+                rows.append(Row(f"Attribution vs exact patching ({k.rsplit('_', 1)[-1]})", num(v), "Pearson r; 1 = the fast estimate agrees"))
+        return rows
+
+    def evidence(self, r):
+        out = []
+        for e in r.evidence[:3]:
+            if e.get("name") is not None and e.get("effect") is not None:
+                out.append(f"{e['name']}: effect {num(e['effect'])}" + (f" ({e['method']})" if e.get("method") else ""))
+            elif e.get("layer") is not None and e.get("token") is not None:
+                out.append(f"{e.get('kind', 'state')} at layer {e['layer']} on {e['token']!r}: effect {num(e.get('effect'))}")
+        return out
+
+    def suggestions(self, r, args):
+        out = []
+        if args.get("mode") != "heads":
+            out.append(f"which heads matter for '{args.get('clean')}'?")
+        if args.get("mode") != "mlp":
+            out.append(f"patch only the MLPs for '{args.get('clean')}'")
+        if args.get("mode") != "trace":
+            out.append(f"causal tracing on '{args.get('clean')}'")
+        return out[:3] if args.get("clean") else []
 
     def entities(self, args, result):
         return {"prompt": args.get("clean")} if args.get("clean") else {}

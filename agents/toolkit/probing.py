@@ -12,7 +12,7 @@ from gnothi.tools import datasets, probing
 from gnothi.tools.errors import InputError, check_range
 from gnothi.tools.results import ToolResult
 
-from .base import Args, Query, ToolAgent, adopt, register
+from .base import Args, Query, Row, ToolAgent, adopt, num, register
 
 
 class LabeledText(BaseModel):
@@ -226,3 +226,51 @@ class Probing(ToolAgent):
             raise InputError("Which property should the probes look for?", f"Name a dataset: {', '.join(datasets.dataset_names())}, or give labelled examples.")
         rep = probing.run_probe(handle, data, layers=a.layers, position=a.position, save=not a.examples)
         return adopt(rep.to_tool_result(), self.name)
+
+
+    def answer(self, r):
+        h = r.headline
+        if "best_accuracy" not in h:
+            return super().answer(r)
+        sel = h.get("selectivity")
+        if sel is None and isinstance(h.get("control_accuracy"), float):
+            sel = h["best_accuracy"] - h["control_accuracy"]
+        verdict = ("clearly above the control task, so the layer encodes the property rather than the probe memorising labels"
+                   if isinstance(sel, float) and sel >= 0.1 else
+                   "only a little above the control task: weak evidence that the layer encodes it" if isinstance(sel, float) and sel > 0.02
+                   else "no better than the control task: no layer shows that it encodes the property")
+        first = h.get("first_layer_near_best")
+        early = f" It is readable almost as well from layer {first} on." if isinstance(first, int) and first != h.get("best_layer") else ""
+        return f"Layer {h.get('best_layer')} encodes it best: a linear probe reads it there {verdict}.{early}"
+
+    def table(self, r):
+        h = r.headline
+        if "best_accuracy" not in h:
+            return super().table(r)
+        ci = h.get("ci") or [None, None]
+        rows = [Row(f"Probe accuracy at layer {h.get('best_layer')} (held-out)", f"{num(h.get('best_accuracy'))} (95% CI {num(ci[0])}–{num(ci[1])})",
+                    f"{num(h.get('control_accuracy'))} with shuffled labels (control task); chance {num(h.get('chance'))}"),
+                Row("Selectivity (accuracy minus control)", num(h.get("selectivity")), "0 means no better than the control")]
+        if h.get("best_selectivity_layer") is not None and h.get("best_selectivity_layer") != h.get("best_layer"):
+            rows.append(Row("Most selective layer", f"layer {h['best_selectivity_layer']}"))
+        if h.get("n_test"):
+            rows.append(Row("Held-out examples", num(h.get("n_test"))))
+        return rows
+
+    def evidence(self, r):
+        out = []
+        for e in r.evidence:
+            x = e.get("example")
+            if isinstance(x, dict) and x.get("text") is not None:
+                out.append(f"{x['text']!r} ({x.get('label')})")
+            elif isinstance(x, str):
+                out.append(repr(x))
+        return out[:3]
+
+    def suggestions(self, r, args):
+        b = r.headline.get("best_layer")
+        out = [f"probe layers {max(0, b - 2)} to {b + 2} with mean pooling"] if isinstance(b, int) else []
+        other = next((d for d in ("true_false", "sentiment", "question_vs_statement") if d != args.get("dataset")), None)
+        if other:
+            out.append(f"probe {other.replace('_', ' ')} for comparison")
+        return out[:3]

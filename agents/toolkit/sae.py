@@ -11,7 +11,7 @@ from gnothi.tools import features
 from gnothi.tools.errors import InputError, OutOfRangeError, check_range
 from gnothi.tools.results import ToolResult
 
-from .base import Args, Query, ToolAgent, adopt, check_text, register
+from .base import Args, Query, Row, ToolAgent, adopt, check_text, context_lines, described, num, pct, register
 
 
 class SAEArgs(Args):
@@ -156,6 +156,54 @@ class SAEFeatureSearch(ToolAgent):
         else:
             raise InputError("What should the features be about?", "Say e.g. 'find features about French' or quote a text: 'which features fire on \"...\"'.")
         return adopt(rep.to_tool_result(handle=handle), self.name)
+
+
+    def answer(self, r):
+        h = r.headline
+        if "top_similarity" in h:
+            e = r.evidence[0] if r.evidence else {}
+            return (f"Feature {h.get('top_feature')} matches best: {str(e.get('explanation') or '').rstrip('.')}." if h.get("top_feature") is not None
+                    else "No feature's explanation matches that topic.")
+        if "top_activation" in h:
+            e = r.evidence[0] if r.evidence else {}
+            what = f" ({str(e['explanation']).rstrip('.')})" if e.get("explanation") else ""
+            return (f"Feature {h.get('top_feature')}{what} fires most on this text, at {e.get('token')!r}." if h.get("top_feature") is not None
+                    else "No SAE feature fires on this text.")
+        if "pearson" in h:
+            p, c = h.get("pearson"), h.get("shuffled_pearson")
+            fit = "well" if p >= 0.5 else "moderately" if p >= 0.3 else "weakly" if p >= 0.15 else "barely"
+            beats = " (far better than a shuffled explanation)" if isinstance(c, float) and p - c >= 0.1 else ""
+            return (f"Feature {r.provenance.get('unit', '')} {described(h.get('explanation'))}. "
+                    f"That explanation predicts its activations {fit} on held-out text{beats}.")
+        return super().answer(r)
+
+    def table(self, r):
+        h = r.headline
+        if "top_similarity" in h:
+            return [Row(f"Feature {e.get('id')}: {str(e.get('explanation') or '')[:60]}", num(e.get("similarity")), "cosine similarity to your topic")
+                    for e in r.evidence[:5]]
+        if "top_activation" in h:
+            rows = [Row(f"Feature {e.get('id')}" + (f": {str(e['explanation'])[:50]}" if e.get("explanation") else ""), num(e.get("activation")),
+                        f"on {e.get('token')!r}" + (f"; fires on {pct(e['frequency'])} of tokens" if e.get("frequency") is not None else ""))
+                    for e in r.evidence[:5]]
+            if h.get("explained_variance") is not None:
+                rows.append(Row("Variance of the activations the SAE reconstructs", num(h["explained_variance"]), "1 = all of it"))
+            return rows
+        if "pearson" in h:
+            return [Row("Explanation score (Pearson r, simulated vs real, held-out)", num(h.get("pearson")),
+                        f"{num(h.get('shuffled_pearson'))} for a shuffled explanation"),
+                    Row("Fires on", pct(h.get("frequency")) + " of tokens" if h.get("frequency") is not None else "n/a")]
+        return super().table(r)
+
+    def evidence(self, r):
+        return context_lines(r)
+
+    def suggestions(self, r, args):
+        top = r.headline.get("top_feature")
+        out = [f"what does SAE feature {top} do?"] if top is not None and args.get("feature") is None else []
+        if args.get("query"):
+            out.append(f"find 20 SAE features about {args['query']}")
+        return out[:3]
 
     def entities(self, args, result):
         if args.get("feature") is not None:
