@@ -71,11 +71,13 @@ class Assistant:
         planner: str | Any = "auto",
         embedder: Any = "auto",
         runners: dict[str, Callable] | None = None,
+        sae: str | Path | None = None,
     ):
         """
         ``planner``: "auto" (LLM planner when ``llm`` is set, else offline), "offline", "llm", or an object with ``plan``.
         ``embedder``: for the offline router: "auto" (bundled MiniLM), ``None`` (rules only), or an object with ``encode``.
         ``runners``: replace tool agents' run functions, ``{name: fn(handle, args_model, llm) -> ToolResult}`` (tests, plugins).
+        ``sae``: an SAE folder (SAELens layout) or name that feature questions use instead of the model's default SAE.
         """
         from langgraph.checkpoint.sqlite import SqliteSaver
 
@@ -108,6 +110,11 @@ class Assistant:
             agent = copy.copy(base)
             agent.execute = fn  # the replacement takes (handle, validated args, llm) like ToolAgent.execute
             self.agents[name] = agent
+        self.sae = str(sae) if sae else None
+        if self.sae:  # this assistant's feature agent answers with the chosen SAE
+            agent = copy.copy(self.agents["sae_feature_search"])
+            agent.sae = self.sae
+            self.agents["sae_feature_search"] = agent
 
         self.db_path = str(db_path) if db_path is not None else str(default_db_path())
         if self.db_path != ":memory:":

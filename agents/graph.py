@@ -208,8 +208,9 @@ def build_graph(rt: Runtime, checkpointer=None):
         text, writer, wwarn = write_reply(
             state.get("question", ""), plan.reformulated, results, notes=plan.notes, clarify=plan.clarify,
             llm=rt.llm, model_name=rt.shape().get("name", "the model"), allowed=[c.args for c in plan.calls], calls=plan.calls,
+            n_layers=rt.shape().get("n_layers"),
         )
-        nexts = suggestions(results, plan.calls) if not plan.clarify else []
+        nexts = suggestions(results, plan.calls, rt.shape().get("n_layers")) if not plan.clarify else []
         warnings.extend(wwarn)
         calls = [c.model_dump(mode="json") for c in plan.calls]
         comp = state.get("results") or []

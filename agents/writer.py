@@ -23,22 +23,6 @@ TRY_NEXT = "**Try next:**"  # the heading of the follow-up questions that end a 
 _NUM_RE = re.compile(r"(?<![\w.])[-+−]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?%?(?![\w])", re.I)
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        if math.isnan(v) or math.isinf(v):
-            return str(v)
-        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
-            return f"{v:.3g}"
-        return f"{v:.4g}" if abs(v) < 1000 else f"{v:.1f}"
-    if isinstance(v, (list, tuple)):
-        return ", ".join(_fmt(x) for x in v[:8]) + (" ..." if len(v) > 8 else "")
-    if isinstance(v, dict):
-        return ", ".join(f"{k} {_fmt(x)}" for k, x in list(v.items())[:6])
-    return str(v)
-
-
 _CONF_KEYS = ("confidence", "score", "accuracy", "auc", "auroc", "explanation_score", "correlation", "probability", "recovered", "fraction", "pearson")
 
 
@@ -96,7 +80,7 @@ def direct_answer(results: Sequence[ToolResult]) -> str:
     return " ".join(TOOLKIT[r.tool].answer(r) if r.tool in TOOLKIT else r.summary for r in results if r.ok and r.tool != "help")
 
 
-def suggestions(results: Sequence[ToolResult], calls: Sequence[Any] = ()) -> list[str]:
+def suggestions(results: Sequence[ToolResult], calls: Sequence[Any] = (), n_layers: int | None = None) -> list[str]:
     """Two or three follow-up questions, from the tools that ran (the chat shows them as buttons)."""
     out: list[str] = []
     for i, r in enumerate(results):
@@ -106,14 +90,14 @@ def suggestions(results: Sequence[ToolResult], calls: Sequence[Any] = ()) -> lis
         c = calls[i] if i < len(calls) else None
         args = (c.args if hasattr(c, "args") else (c or {}).get("args", {})) if c is not None else {}
         try:
-            out.extend(agent.suggestions(r, dict(args or {})))
+            out.extend(agent.suggestions(r, dict(args or {}), n_layers))
         except Exception:  # a suggestion is never worth a failed reply
             continue
     return list(dict.fromkeys(out))[:3]
 
 
 def offline_reply(results: list[ToolResult], plan_notes: Iterable[str] = (), clarify: str | None = None,
-                  calls: Sequence[Any] = ()) -> str:
+                  calls: Sequence[Any] = (), n_layers: int | None = None) -> str:
     """The analyst's reply, from the results alone: the direct answer, each result's table and evidence, how sure, what next."""
     notes = [n for n in plan_notes if n]
     if clarify:
@@ -128,7 +112,7 @@ def offline_reply(results: list[ToolResult], plan_notes: Iterable[str] = (), cla
         blocks.append(render_result(r))
         if r.ok and r.tool != "help":
             blocks.append(confidence_line(r))
-    nexts = suggestions(results, calls)
+    nexts = suggestions(results, calls, n_layers)
     if nexts:
         blocks.append(TRY_NEXT + "\n" + "\n".join(f"- {x}" for x in nexts))
     if notes:
@@ -318,10 +302,11 @@ def write_reply(
     model_name: str = "the model",
     allowed: Iterable[Any] = (),
     calls: Sequence[Any] = (),
+    n_layers: int | None = None,
 ) -> tuple[str, str, list[str]]:
     """(reply, writer name, warnings). The LLM draft is used only when every number in it is traceable."""
     notes = list(notes)
-    base = offline_reply(results, notes, clarify, calls)
+    base = offline_reply(results, notes, clarify, calls, n_layers)
     if llm is None or clarify or not results or all(r.tool == "help" for r in results):
         return base, "offline", []
     try:
@@ -339,6 +324,6 @@ def write_reply(
         return base, "offline", [f"The LLM writer's draft cited numbers not in the results ({', '.join(bad[:5])}); this is the offline reply."]
     details = "\n\n".join(render_result(r) for r in results)
     head = ("Note: " + " ".join(notes) + "\n\n") if notes else ""
-    nexts = suggestions(results, calls)
+    nexts = suggestions(results, calls, n_layers)
     tail = ("\n\n" + TRY_NEXT + "\n" + "\n".join(f"- {x}" for x in nexts)) if nexts else ""
     return f"{head}{draft}\n\n{details}{tail}", "llm", []

@@ -169,5 +169,59 @@ def render_png(fig: Figure, dpi: int = 110) -> bytes:
     return buf.getvalue()
 
 
+def render_plotly(fig: Figure, height: int | None = None):
+    """An interactive plotly figure for the chat (hover shows each cell's token, layer and value), or None for
+    token rows (the chat highlights those as text). Titles say what is plotted; axes keep the prompt's tokens."""
+    if fig.kind == "tokens":
+        return None
+    import plotly.graph_objects as go
+
+    d = fig.data
+    if fig.kind == "heatmap":
+        z = d["z"]
+        x = [f"{i}:{v}" for i, v in enumerate(d["x"])] if d.get("x") is not None else None  # position:token, unique per column
+        y = [str(v) for v in d["y"]] if d.get("y") is not None else None
+        kw = {}
+        if d.get("center") is not None:
+            import numpy as np
+
+            c = float(d["center"])
+            m = float(np.nanmax(np.abs(np.asarray(z, dtype=float) - c))) or 1.0
+            kw = {"colorscale": "RdBu", "reversescale": True, "zmid": c, "zmin": c - m, "zmax": c + m}
+        trace = go.Heatmap(z=z, x=x, y=y, hovertemplate="%{y}<br>%{x}<br>%{z:.3f}<extra></extra>", **kw)
+        rows = len(z)
+        h = height or max(360, min(900, 120 + 22 * rows))
+    elif fig.kind == "line":
+        traces = []
+        xs = d.get("x")
+        for name, ys in d.get("series", {}).items():
+            xx = xs if xs is not None else list(range(len(ys)))
+            band = (d.get("band") or {}).get(name)
+            if band:
+                lo, hi = [b[0] for b in band], [b[1] for b in band]
+                traces.append(go.Scatter(x=list(xx) + list(xx)[::-1], y=hi + lo[::-1], fill="toself", opacity=0.2, line={"width": 0},
+                                         name=f"{name} 95% CI", hoverinfo="skip", showlegend=True))
+            traces.append(go.Scatter(x=xx, y=ys, mode="lines+markers", name=name))
+        trace, h = traces, height or 420
+    elif fig.kind == "bar":
+        trace = go.Bar(x=[str(v) for v in d.get("labels", [])], y=d.get("values", []), marker_color="#4c78a8")
+        h = height or 400
+    elif fig.kind == "histogram":
+        e = d["edges"]
+        trace = go.Bar(x=[(e[i] + e[i + 1]) / 2 for i in range(len(e) - 1)], y=d["counts"], width=[e[i + 1] - e[i] for i in range(len(e) - 1)],
+                       marker_color="#4c78a8")
+        h = height or 380
+    else:  # pragma: no cover
+        raise ValueError(fig.kind)
+    f = go.Figure(data=trace if isinstance(trace, list) else [trace])
+    f.update_layout(title={"text": fig.title, "font": {"size": 15}}, height=h, margin={"l": 60, "r": 20, "t": 60, "b": 90},
+                    xaxis_title=d.get("xlabel"), yaxis_title=d.get("ylabel"), template="plotly_white")
+    if fig.kind == "histogram" and d.get("log"):
+        f.update_yaxes(type="log")
+    if fig.kind == "heatmap":
+        f.update_yaxes(autorange="reversed")
+    return f
+
+
 def render_png_b64(fig: Figure) -> str:
     return base64.b64encode(render_png(fig)).decode()

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import inspect
 import json
 import os
 import queue
@@ -277,11 +276,11 @@ class TurnView:
         self.fig_dir = Path(fig_dir)
         self.messages: list[dict] = [{"role": "user", "content": question}]
         self.answer = None  # Answer once the reply arrives
+        self._tool_errors: list[str] = []  # a failed tool's message, with what to do
         self._steps: dict[str, int] = {}  # step key -> index in messages
         self._started: dict[str, float] = {}
         self._n = 0
         self._clarified: str | None = None
-        self._has_numbers: set[int] = set()  # step messages that already list headline numbers
 
     # -- helpers
     def _step_key(self, data: dict) -> str:
@@ -311,6 +310,7 @@ class TurnView:
             md = self.messages[i]["metadata"]
             md["status"] = "done"
             md["log"] = note
+        self.messages.extend({"role": "assistant", "content": t} for t in self._tool_errors)
         self.messages.append({"role": "assistant", "content": "**Stopped.** The steps that finished are shown above; ask again, or ask something smaller."})
 
     # -- events
@@ -395,13 +395,8 @@ class TurnView:
                 summary = f"Failed: {err.get('message', summary)}" + (f" — {err['fix']}" if err.get("fix") else "")
             else:
                 summary = f"Failed: {err}"
-        head = res.get("headline") or {}
-        bits = [summary or "done"]
-        if head:
-            self._has_numbers.add(i)
-            bits.append("\n".join(f"- {k}: {_fmt(v)}" for k, v in list(head.items())[:8]))
         msg = self.messages[i]
-        msg["content"] = "\n\n".join(bits)
+        msg["content"] = summary or "done"  # the tool's own sentence; its numbers are in the reply's table
         msg["metadata"].update({"status": "done", "duration": round(float(dur), 2), "log": "done" if ok else "failed"})
 
     def _error(self, data: dict) -> None:
@@ -412,6 +407,9 @@ class TurnView:
             fix = ((fix or "") + " In this app: Settings > Activation store > Build.").strip()
         for i in self.pending():
             self.messages[i]["metadata"].update({"status": "done", "log": "failed"})
+        if data.get("tool"):
+            self._tool_errors.append(error_text(GnothiError(msg, fix or "")))  # shown once, in the reply, unless no reply comes
+            return
         self.messages.append({"role": "assistant", "content": error_text(GnothiError(msg, fix or ""))})
 
     def _reply(self, data: dict) -> None:
@@ -422,12 +420,14 @@ class TurnView:
         self.answer = ans
         for i in self.pending():
             self.messages[i]["metadata"].update({"status": "done"})
-        self._add_headlines(ans)
         if self._clarified and ans.reply.strip() in ("", self._clarified.strip()) and not ans.results:
             return  # the clarifying question is already on screen
-        text = ans.reply or (ans.clarify and f"**A question back:** {ans.clarify}") or "(no reply)"
-        if ans.warnings:
-            text += "\n\n" + "\n".join(f"> Warning: {w}" for w in ans.warnings)
+        text = ans.reply or (ans.clarify and f"**A question back:** {ans.clarify}") or "\n\n".join(self._tool_errors) or "(no reply)"
+        if any(not r.ok and (r.error or {}).get("error") == "store_error" for r in ans.results):
+            text += "\n\nIn this app: press **Build the activation store now** below the question (or Settings > Activation store > Build)."
+        extra = [w for w in ans.warnings if w.rstrip(".") not in text]  # a caveat the reply already gives is not repeated
+        if extra:
+            text += "\n\n" + "\n".join(f"> Warning: {w}" for w in extra)
         self.messages.append({"role": "assistant", "content": text})
         for path in self.figure_files(ans):
             self.messages.append({"role": "assistant", "content": {"path": str(path)}})
@@ -441,16 +441,6 @@ class TurnView:
                 for s in rows
             )
             self.messages.append({"role": "assistant", "content": f'<div class="gn-spans"><b>Top contexts</b> (red = high activation)\n{body}</div>'})
-
-    def _add_headlines(self, ans) -> None:
-        """Put each result's headline numbers into its (collapsed) step message."""
-        for i, r in zip(sorted(self._steps.values()), ans.results):
-            msg = self.messages[i]
-            if not r.headline or i in self._has_numbers or not msg["metadata"].get("title", "").endswith(r.tool):
-                continue
-            self._has_numbers.add(i)
-            nums = "\n".join(f"- {k}: {_fmt(v)}" for k, v in list(r.headline.items())[:8])
-            msg["content"] = f"{msg['content']}\n\n{nums}"
 
     def figure_files(self, ans) -> list[Path]:
         """Render the answer's figures (its own, then its results') to PNG files once each."""
@@ -505,14 +495,6 @@ def pump_events(assistant, question: str, thread: str, out: "queue.Queue", stop:
             except Exception:
                 traceback.print_exc()
         out.put(("end", None))
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, (list, dict)):
-        return json.dumps(v, ensure_ascii=False)[:120]
-    return str(v)
 
 
 def history_to_messages(turns: list) -> list[dict]:
@@ -615,29 +597,13 @@ class Backend:
         except ImportError:
             return llm["base_url"].strip()
 
-    def accepts(self, name: str) -> bool:
-        """Whether the Assistant takes keyword ``name`` (e.g. ``sae``)."""
-        try:
-            params = inspect.signature(self.factory()).parameters
-        except (TypeError, ValueError):
-            return False
-        return name in params
-
     def assistant(self, llm: dict | None = None, sae: str | None = None):
         """The Assistant for these LLM / SAE settings (built once, shared by every session using them)."""
-        sae = sae if self.accepts("sae") else None
         key = (self.model_name(), json.dumps(llm or {}, sort_keys=True), sae)
         with self._lock:
             a = self._assistants.get(key)
             if a is None:
-                f = self.factory()
-                kw = {"model": self.model, "llm": self.llm_arg(llm)}
-                if sae:
-                    kw["sae"] = sae
-                params = inspect.signature(f).parameters
-                if "db_path" in params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
-                    kw["db_path"] = self.db_path
-                a = f(**kw)
+                a = self.factory()(model=self.model, llm=self.llm_arg(llm), db_path=self.db_path, sae=sae or None)
                 self._assistants[key] = a
             return a
 
@@ -729,7 +695,28 @@ def run_store_build(handle, on_progress: Callable[[float, str], None], n_tokens:
 
 # ============================================================================ the app
 
+N_FIGURES = 4  # interactive figure slots beside the chat (the last answer's figures)
+N_SUGGESTIONS = 3
+# Enter sends the question, Shift+Enter starts a new line (captured before the textarea's own handler)
+ENTER_JS = """
+() => {
+  const inBox = (e) => e.key === 'Enter' && !e.isComposing && e.target && e.target.closest && e.target.closest('#gn-question');
+  document.addEventListener('keydown', (e) => {
+    if (!inBox(e)) return;
+    e.stopPropagation();  // the textarea's own Enter handling never sees it
+    if (e.shiftKey) return;  // Shift+Enter: the browser inserts the new line
+    e.preventDefault();
+    const b = document.querySelector('#gn-ask');
+    if (b) b.click();
+  }, true);
+  // Gradio's multi-line textbox sends on Shift+Enter (keypress): that is the new line here
+  document.addEventListener('keypress', (e) => { if (inBox(e)) e.stopPropagation(); }, true);
+}
+"""
 CSS = """
+#gn-chat img { width: 100% !important; max-width: 100% !important; height: auto !important; max-height: none !important; }
+#gn-chat table { font-size: 0.92em; }
+.gn-sug { text-align: left; }
 .gn-spans { font-size: 0.85em; line-height: 1.9; }
 .gn-row { margin: 2px 0; font-family: ui-monospace, monospace; white-space: normal; }
 .gn-tok { border-radius: 3px; padding: 0 1px; }
@@ -778,7 +765,8 @@ def build_app(
                 chatbot = gr.Chatbot(
                     label="Conversation",
                     elem_id="gn-chat",
-                    height=620,
+                    height="72vh",
+                    autoscroll=True,
                     buttons=["copy", "copy_all"],
                     feedback_options=None,
                     placeholder="Ask about a neuron, a layer, a prompt or a feature. Try an example below.",
@@ -801,12 +789,19 @@ def build_app(
                     attach = gr.UploadButton("Attach text file", file_count="single", size="sm", elem_id="gn-attach")
                     capabilities = gr.Button("What can you do?", size="sm", elem_id="gn-what")
                     new_conv = gr.Button("New conversation", size="sm", elem_id="gn-new")
+                with gr.Row():
+                    sug_btns = [gr.Button("", visible=False, size="sm", elem_classes="gn-sug", elem_id=f"gn-sug-{i}") for i in range(N_SUGGESTIONS)]
+                fix_btn = gr.Button("", visible=False, variant="primary", size="sm", elem_id="gn-fix")
                 notice = gr.Markdown("", elem_id="gn-notice")
                 thread_md = gr.Markdown("", elem_id="gn-thread")
                 gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[question], label="Example questions")
 
             # ------------------------------------------------------------ side column
             with gr.Column(scale=2):
+                with gr.Tab("Figures", elem_id="gn-figures-tab"):
+                    figs_md = gr.Markdown("The last answer's figures appear here, interactive: hover for each cell's token, layer and value.",
+                                          elem_id="gn-figures-status")
+                    fig_plots = [gr.Plot(visible=False, elem_id=f"gn-plot-{i}", show_label=False) for i in range(N_FIGURES)]
                 with gr.Tab("Answer JSON"):
                     answer_pick = gr.Dropdown(label="Answer", choices=[], value=None, interactive=True, elem_id="gn-answer-pick")
                     answer_json = gr.Code(label="JSON of the answer (copy with the button)", language="json", value="", buttons=["copy", "download"], elem_id="gn-json", max_lines=30)
@@ -828,7 +823,7 @@ def build_app(
                     with gr.Accordion("SAE folder", open=False):
                         sae_dir = gr.Textbox(label="Folder with cfg.json + .safetensors (SAELens layout)", elem_id="gn-sae-dir")
                         sae_btn = gr.Button("Use this SAE", size="sm", elem_id="gn-sae-use")
-                        sae_md = gr.Markdown("No SAE selected: questions about features use MLP neurons.", elem_id="gn-sae-status")
+                        sae_md = gr.Markdown("No SAE chosen: feature questions use the model's default SAE (trained on first use).", elem_id="gn-sae-status")
                     with gr.Accordion("LLM endpoint (optional; offline without one)", open=True):
                         llm_url = gr.Textbox(label="Base URL", placeholder="http://127.0.0.1:8080/v1", elem_id="gn-llm-url")
                         llm_model = gr.Textbox(label="Model", placeholder="(first model the server lists)", elem_id="gn-llm-model")
@@ -1036,8 +1031,8 @@ def build_app(
                 traceback.print_exc()
                 return error_text(e), st
             st["sae"] = info["folder"]
-            used = "feature questions in this session use it" if backend.accepts("sae") else "checked; feature tools here still use the model's default SAE"
-            return "SAE ready (" + used + "): " + ", ".join(f"{k} {v}" for k, v in info.items() if v is not None), st
+            return ("**SAE in use for this session**: feature questions now answer with it. "
+                    + ", ".join(f"{k} {v}" for k, v in info.items() if v is not None)), st
 
         def on_llm_test(url: str, model_name: str, key: str):
             try:
@@ -1119,13 +1114,72 @@ def build_app(
             finally:
                 stop_flag.set()  # finished, or the page went away: the worker stops at its next report
 
+        def last_answer(st: dict):
+            from gnothi.agents.types import Answer
+
+            return Answer.model_validate(st["answers"][-1]) if st.get("answers") else None
+
+        def show_figures(st: dict):
+            """The last answer's figures as interactive plots, large, with the prompt's tokens on their axes."""
+            from gnothi.tools.results import render_plotly
+
+            ans = last_answer(st)
+            figs = []
+            if ans is not None:
+                seen = set()
+                for f in [*ans.figures, *(f for r in ans.results for f in r.figures)]:
+                    k = f.model_dump_json()
+                    if k in seen or f.kind == "tokens":
+                        continue
+                    seen.add(k)
+                    figs.append(f)
+            plots = []
+            for i in range(N_FIGURES):
+                if i < len(figs):
+                    try:
+                        plots.append(gr.update(value=render_plotly(figs[i]), visible=True))
+                        continue
+                    except Exception:  # a figure that cannot be drawn is left out, never the reply
+                        traceback.print_exc()
+                plots.append(gr.update(value=None, visible=False))
+            note = (f"{len(figs)} figure{'s' if len(figs) != 1 else ''} of the last answer" + (f" (first {N_FIGURES} shown)" if len(figs) > N_FIGURES else "")
+                    + "; hover for values.") if figs else "The last answer has no figures."
+            return [note, *plots]
+
+        def show_next(st: dict):
+            """The follow-up buttons of the last answer, and a fix button when it lacked the activation store."""
+            ans = last_answer(st)
+            sugs = list(ans.suggestions) if ans is not None else []
+            ups = [gr.update(value=sugs[i], visible=True) if i < len(sugs) else gr.update(value="", visible=False) for i in range(N_SUGGESTIONS)]
+            missing_store = ans is not None and any(not r.ok and (r.error or {}).get("error") == "store_error" for r in ans.results)
+            fix = gr.update(value="Build the activation store now, then ask again", visible=True) if missing_store else gr.update(visible=False)
+            return [*ups, fix]
+
+        def last_question(st: dict):
+            return st["answers"][-1]["question"] if st.get("answers") else gr.skip()
+
         # ================================================================ wiring
         model_events = dict(concurrency_id="model", concurrency_limit=1)
         demo.load(init_session, inputs=[state], outputs=[state, thread_md, model_md, store_md])
         outs = [chatbot, state, question, notice, answer_json, answer_pick, highlights, thread_md]
-        ask_a = send.click(respond, [question, state], outs, **model_events, show_progress="minimal")
-        ask_b = question.submit(respond, [question, state], outs, **model_events, show_progress="minimal")
-        ask_c = capabilities.click(lambda: WHAT_CAN_YOU_DO, None, question).then(respond, [question, state], outs, **model_events, show_progress="minimal")
+        after = [(show_figures, [state], [figs_md, *fig_plots]), (show_next, [state], [*sug_btns, fix_btn])]
+
+        def then_after(ev):
+            for fn, ins, outs_ in after:
+                ev = ev.then(fn, ins, outs_, queue=False)
+            return ev
+
+        then_after(send.click(respond, [question, state], outs, **model_events, show_progress="minimal"))
+        then_after(question.submit(respond, [question, state], outs, **model_events, show_progress="minimal"))
+        then_after(capabilities.click(lambda: WHAT_CAN_YOU_DO, None, question).then(respond, [question, state], outs, **model_events, show_progress="minimal"))
+        for b in sug_btns:  # a follow-up button asks its question
+            then_after(b.click(lambda text: text, b, question, queue=False).then(respond, [question, state], outs, **model_events, show_progress="minimal"))
+        # the fix button: build what the last answer lacked (the activation store), then ask that question again
+        then_after(fix_btn.click(lambda: gr.update(visible=False), None, fix_btn, queue=False)
+                   .then(on_store_build, [store_tokens], [notice, store_bar], **model_events)
+                   .then(on_store_refresh, None, store_md, queue=False)
+                   .then(last_question, [state], question, queue=False)
+                   .then(respond, [question, state], outs, **model_events, show_progress="minimal"))
         stop.click(on_stop, [state], [chatbot, notice], queue=False)
         answer_pick.change(show_answer, [answer_pick, state], answer_json)
         attach.upload(on_attach, [attach, question], [question, notice])
@@ -1162,6 +1216,7 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = 7860, block: bool =
         quiet=quiet,
         show_error=True,
         css=CSS,
+        js=ENTER_JS,
         footer_links=["api"],
     )
     return url

@@ -114,7 +114,7 @@ class Attention(ToolAgent):
                 out.append("next most attended: " + ", ".join(f"{t.get('token')!r} ({num(t.get('weight'))})" for t in top[1:4]))
         return out
 
-    def suggestions(self, r, args):
+    def suggestions(self, r, args, n_layers=None):
         l, h = args.get("layer"), args.get("head")
         if not isinstance(l, int) or not args.get("prompt"):
             return []

@@ -267,8 +267,9 @@ class ToolAgent:
                 out.append(", ".join(parts))
         return out
 
-    def suggestions(self, result: ToolResult, args: dict[str, Any]) -> list[str]:
-        """Two or three follow-up questions the chat offers as buttons, written the way a user would ask them."""
+    def suggestions(self, result: ToolResult, args: dict[str, Any], n_layers: int | None = None) -> list[str]:
+        """Two or three follow-up questions the chat offers as buttons, written the way a user would ask them
+        (``n_layers``: the model's, so that no suggestion names a layer it lacks)."""
         return []
 
     def entities(self, args: dict[str, Any], result: dict | None) -> dict[str, Any]:

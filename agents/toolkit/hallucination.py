@@ -175,7 +175,7 @@ class HallucinationDetector(ToolAgent):
     def evidence(self, r):
         return [str(e["meaning"]) for e in r.evidence if e.get("meaning")][:3]
 
-    def suggestions(self, r, args):
+    def suggestions(self, r, args, n_layers=None):
         out = []
         if args.get("question") and not args.get("context"):
             out.append(f"check '{args['question']}' again with a context passage")

@@ -196,12 +196,12 @@ class NeuronExplainer(ToolAgent):
     def evidence(self, r):
         return context_lines(r)
 
-    def suggestions(self, r, args):
+    def suggestions(self, r, args, n_layers=None):
         if args.get("neuron") is None:
             top = (r.headline.get("top") or [None])[0]
             return [f"explain neuron {top}"] if top else []
         l, n = args.get("layer"), args.get("neuron")
-        out = [f"explain neuron {n} in layer {l + 1}"] if isinstance(l, int) and l >= 0 else []
+        out = [f"explain neuron {n} in layer {l + 1}"] if isinstance(l, int) and l >= 0 and (n_layers is None or l + 1 < n_layers) else []
         toks = [e for e in r.spans[:1] if e.tokens]
         if toks:
             best = max(range(len(toks[0].values)), key=lambda i: toks[0].values[i])

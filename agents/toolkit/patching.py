@@ -287,7 +287,7 @@ class ActivationPatching(ToolAgent):
                 out.append(f"{e.get('kind', 'state')} at layer {e['layer']} on {e['token']!r}: effect {num(e.get('effect'))}")
         return out
 
-    def suggestions(self, r, args):
+    def suggestions(self, r, args, n_layers=None):
         out = []
         if args.get("mode") != "heads":
             out.append(f"which heads matter for '{args.get('clean')}'?")

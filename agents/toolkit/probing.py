@@ -267,9 +267,10 @@ class Probing(ToolAgent):
                 out.append(repr(x))
         return out[:3]
 
-    def suggestions(self, r, args):
+    def suggestions(self, r, args, n_layers=None):
         b = r.headline.get("best_layer")
-        out = [f"probe layers {max(0, b - 2)} to {b + 2} with mean pooling"] if isinstance(b, int) else []
+        top = b + 2 if n_layers is None else min(n_layers - 1, b + 2)
+        out = [f"probe layers {max(0, b - 2)} to {top} with mean pooling"] if isinstance(b, int) else []
         other = next((d for d in ("true_false", "sentiment", "question_vs_statement") if d != args.get("dataset")), None)
         if other:
             out.append(f"probe {other.replace('_', ' ')} for comparison")

@@ -142,17 +142,20 @@ class SAEFeatureSearch(ToolAgent):
             return f"List the SAE features{where} that fire most on {a['text']!r}."
         return f"Search the SAE features{where} whose explanations are closest in meaning to {a.get('query')!r}."
 
+    sae: str | None = None  # an SAE chosen for the session (Assistant(sae=...)); None: the model's default SAE
+
     def execute(self, handle, a: SAEArgs, llm=None) -> ToolResult:
         if a.layer is not None:
             check_range("layer", a.layer, handle.n_layers)
+        sae = self.sae if a.layer is None else None  # a layer named in the question picks that layer's SAE
         if a.text and a.feature is None and not a.query:
-            rep = features.features_on_text(handle, text=a.text, k=a.k, layer=a.layer)
+            rep = features.features_on_text(handle, text=a.text, sae=sae, k=a.k, layer=a.layer)
         elif a.feature is not None and not a.query:
             if a.feature < 0:
                 raise OutOfRangeError(f"feature {a.feature} is negative.", "Use a feature index from 0 up.")
-            rep = features.explain_feature(handle, a.feature, layer=a.layer, llm=llm, k=a.k)
+            rep = features.explain_feature(handle, a.feature, sae=sae, layer=a.layer, llm=llm, k=a.k)
         elif a.query:
-            rep = features.search_features(handle, query=a.query, k=a.k, layer=a.layer)
+            rep = features.search_features(handle, query=a.query, sae=sae, k=a.k, layer=a.layer)
         else:
             raise InputError("What should the features be about?", "Say e.g. 'find features about French' or quote a text: 'which features fire on \"...\"'.")
         return adopt(rep.to_tool_result(handle=handle), self.name)
@@ -178,6 +181,13 @@ class SAEFeatureSearch(ToolAgent):
         return super().answer(r)
 
     def table(self, r):
+        rows = self._table(r)
+        sae = r.provenance.get("sae")
+        if sae and rows:
+            rows.append(Row("SAE that answered", str(sae).rstrip("/").rsplit("/", 1)[-1], f"layer {r.provenance['layer']}" if r.provenance.get("layer") is not None else ""))
+        return rows
+
+    def _table(self, r):
         h = r.headline
         if "top_similarity" in h:
             return [Row(f"Feature {e.get('id')}: {str(e.get('explanation') or '')[:60]}", num(e.get("similarity")), "cosine similarity to your topic")
@@ -198,7 +208,7 @@ class SAEFeatureSearch(ToolAgent):
     def evidence(self, r):
         return context_lines(r)
 
-    def suggestions(self, r, args):
+    def suggestions(self, r, args, n_layers=None):
         top = r.headline.get("top_feature")
         out = [f"what does SAE feature {top} do?"] if top is not None and args.get("feature") is None else []
         if args.get("query"):

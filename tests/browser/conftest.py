@@ -66,7 +66,7 @@ class TinyAssistant:
     maximum. A question containing "slow" sleeps 1.5 s per step (to test Stop).
     """
 
-    def __init__(self, model=None, llm=None, db_path=None):
+    def __init__(self, model=None, llm=None, db_path=None, sae=None):
         from gnothi.tools.testing import tiny_handle
 
         self.handle = model if (model is not None and not isinstance(model, str)) else tiny_handle()

@@ -244,3 +244,31 @@ def test_a_long_first_use_build_is_announced_before_it_runs(tiny, tmp_path, monk
     assert "No hallucination detector for tiny-llama" in note and "minutes" in note
     monkeypatch.setattr(H, "load_detector", lambda name: object())
     assert "notice" not in [e.type for e in a.stream(q)]
+
+
+def test_the_chosen_sae_answers_feature_questions(tiny, tmp_path):
+    """Assistant(sae=folder): the feature agent uses that SAE, and another folder gives another SAE (the control)."""
+    from gnothi.tools.sae import SAE, sae_config, save_sae
+
+    names = {}
+    for tag, d_sae in (("a", 48), ("b", 64)):
+        folder = tmp_path / f"sae-{tag}"
+        save_sae(SAE(sae_config(tiny.d_model, d_sae, "blocks.1.hook_resid_post", tiny.name, k=8)), folder)
+        a = Assistant(model=tiny, db_path=tmp_path / f"c-{tag}.sqlite", embedder=None, sae=str(folder))
+        ans = a.ask("which features fire on 'the dog runs home'?")
+        a.close()
+        (r,) = ans.results
+        assert r.ok, r.summary
+        names[tag] = str(r.provenance.get("sae"))
+    assert names["a"] != names["b"]
+    assert "sae-a" in names["a"] and "sae-b" in names["b"]
+
+
+def test_reply_reads_as_an_answer_with_table_and_follow_ups(assistant):
+    ans = assistant.ask("what does L1 N5 do?", thread="t-reply")
+    first = ans.reply.split("\n\n")[0]
+    assert first.startswith("Neuron 1.5 fires on the word 'dog'")  # the direct answer comes first
+    assert "| Measured | Value |" in ans.reply and "| Max activation | 2.55 |" in ans.reply
+    assert "None" not in ans.reply and "kind:" not in ans.reply  # no field dumps
+    assert ans.suggestions and all(isinstance(s, str) and s for s in ans.suggestions)
+    assert ans.reply.rstrip().endswith(ans.suggestions[-1])  # offered at the end of the reply, and as buttons in the chat

@@ -211,7 +211,7 @@ def test_turn_view_steps_go_pending_to_done_with_duration(tiny, tmp_path):
     ans = Answer(question="what does neuron 1.5 do?", results=[r], reply=f"It peaks at {r.headline['max_activation']:.3f}.", figures=r.figures)
     tv.apply(Event(type="reply", data={"answer": ans.model_dump(mode="json")}))
     assert tv.answer is not None and tv.answer.reply == ans.reply
-    assert "max_activation" in step["content"]  # headline numbers folded into the step
+    assert step["content"] == r.summary  # the step says what the tool found; its numbers are in the reply's table, not dumped here
     files = [m["content"]["path"] for m in tv.messages if isinstance(m["content"], dict)]
     assert len(files) == 2  # answer figures and result figures are the same two: rendered once each
     for f in files:
@@ -234,6 +234,8 @@ def test_turn_view_duration_from_event_times_and_failures(tmp_path):
     tv.apply({"type": "tool_started", "data": {"index": 1, "tool": "activation_patching"}, "t": 103.0})
     tv.apply({"type": "error", "data": {"tool": "activation_patching", "error": {"error": "bad_input", "message": "Prompts differ in length.", "fix": "Use prompts of equal length."}}})
     assert tv.pending() == []
+    assert not any("Prompts differ" in str(m["content"]) for m in tv.messages)  # said once, with the reply
+    tv.apply({"type": "reply", "data": {"answer": {"question": "q", "reply": ""}}})
     assert "Prompts differ in length." in tv.messages[-1]["content"] and "Use prompts of equal length." in tv.messages[-1]["content"]
 
 
