@@ -188,7 +188,7 @@ def render_plotly(fig: Figure, height: int | None = None):
             c = float(d["center"])
             m = float(np.nanmax(np.abs(np.asarray(z, dtype=float) - c))) or 1.0
             kw = {"colorscale": "RdBu", "reversescale": True, "zmid": c, "zmin": c - m, "zmax": c + m}
-        trace = go.Heatmap(z=z, x=x, y=y, hovertemplate="%{y}<br>%{x}<br>%{z:.3f}<extra></extra>", **kw)
+        trace = go.Heatmap(z=z, x=x, y=y, hovertemplate="%{y}<br>%{x}<br>%{z:.3f}<extra></extra>", colorbar={"thickness": 12}, **kw)
         rows = len(z)
         h = height or max(360, min(900, 120 + 22 * rows))
     elif fig.kind == "line":
@@ -214,7 +214,7 @@ def render_plotly(fig: Figure, height: int | None = None):
     else:  # pragma: no cover
         raise ValueError(fig.kind)
     f = go.Figure(data=trace if isinstance(trace, list) else [trace])
-    f.update_layout(title={"text": fig.title, "font": {"size": 15}}, height=h, margin={"l": 60, "r": 20, "t": 60, "b": 90},
+    f.update_layout(title={"text": fig.title, "font": {"size": 15}}, height=h, autosize=True, margin={"l": 60, "r": 30, "t": 60, "b": 90},
                     xaxis_title=d.get("xlabel"), yaxis_title=d.get("ylabel"), template="plotly_white")
     if fig.kind == "histogram" and d.get("log"):
         f.update_yaxes(type="log")

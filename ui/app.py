@@ -716,6 +716,8 @@ ENTER_JS = """
 CSS = """
 #gn-chat img { width: 100% !important; max-width: 100% !important; height: auto !important; max-height: none !important; }
 #gn-chat table { font-size: 0.92em; }
+#gn-chat td:nth-child(2), #gn-chat th:nth-child(2) { white-space: nowrap; }
+[id^=gn-plot-] .js-plotly-plot, [id^=gn-plot-] .plot-container { width: 100% !important; }
 .gn-sug { text-align: left; }
 .gn-spans { font-size: 0.85em; line-height: 1.9; }
 .gn-row { margin: 2px 0; font-family: ui-monospace, monospace; white-space: normal; }

@@ -1,7 +1,9 @@
 """The chat app with the real Assistant on the bundled model (offline planner, no LLM), in
 headless Chromium: "What can you do?", a question that needs the activation store, building
 a small store from Settings with its progress bar, then the neuron question again with its
-figures and highlighted top contexts. Screenshots land in artifacts/browser/."""
+figures and highlighted top contexts, then one question each for patching, probing and
+attention (direct answer, numbers beside their controls, a readable figure, follow-ups).
+Screenshots land in artifacts/browser/."""
 
 from __future__ import annotations
 
@@ -14,6 +16,14 @@ from conftest import open_app, wait_text  # tests/browser/conftest.py
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
+# (question, its direct answer, a number beside its control) for the tools that need no first-use training
+TOOL_QUESTIONS = [
+    ("Why does the model answer ' Paris' after 'The capital of France is'?", r"The answer ' Paris' \(against '[^']+'\) is carried most by",
+     r"Logit difference .*clean prompt\s+-?\d+(?:\.\d+)?\s+-?\d+(?:\.\d+)? on the corrupted prompt"),
+    ("Which layers know whether a statement is true?", r"Layer \d+ encodes it best", r"with shuffled labels \(control task\)"),
+    ("Show the attention pattern of head 3 in layer 5 for 'The cat sat on the mat because it was tired'",
+     r"Head 5\.3: the last token attends most to", r"on the first token"),
+]
 STORE_TOKENS = 4096  # 64 windows: enough records for top contexts, a fraction of the default build
 
 
@@ -74,8 +84,27 @@ def test_real_assistant_in_the_browser(chromium, real_app):
         txt = page.locator("#gn-chat").inner_text()
         assert re.search(r"Tool: neuron_explainer\s*done\s*\(", txt), txt
         page.screenshot(path=str(ARTIFACTS / "11-real-neuron-answer.png"), full_page=True)
+        page.get_by_role("tab", name="Answer JSON").click()
         js = page.locator("#gn-json").inner_text()
         assert '"neuron_explainer"' in js and '"ok": true' in js
+        # one question per tool: a direct answer, the numbers beside their controls, a readable figure, follow-ups
+        for i, (q, answer_re, control_re) in enumerate(TOOL_QUESTIONS, start=12):
+            n_tables = page.locator("#gn-chat table").count()
+            page.locator("#gn-question textarea").fill(q)
+            page.locator("#gn-question textarea").press("Enter")
+            page.wait_for_function(f"() => document.querySelectorAll('#gn-chat table').length > {n_tables}", timeout=180_000)
+            page.wait_for_timeout(2500)
+            reply = page.locator("#gn-chat").inner_text().split(q)[-1]
+            assert re.search(answer_re, reply), reply[:1500]
+            assert re.search(control_re, reply), reply[:1500]
+            assert "Try next" in reply and page.locator("#gn-sug-0").is_visible()
+            page.get_by_role("tab", name="Figures").click()
+            page.locator("#gn-plot-0").wait_for(state="visible")
+            w, h = page.evaluate("() => { const r = document.querySelector('#gn-plot-0').getBoundingClientRect(); return [r.width, r.height]; }")
+            assert w >= 450 and h >= 300, (q, w, h)
+            page.evaluate("""() => { const bots = [...document.querySelectorAll('#gn-chat .bot, #gn-chat [data-testid=bot]')];
+                                     const last = bots.reverse().find(b => b.querySelector('table')); if (last) last.scrollIntoView({block: 'start'}); }""")
+            page.screenshot(path=str(ARTIFACTS / f"{i}-real-{q.split()[0].lower()}-answer.png"), full_page=False)
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "FAILED-real-assistant.png"), full_page=True)
         raise
