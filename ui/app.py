@@ -425,6 +425,8 @@ class TurnView:
         text = ans.reply or (ans.clarify and f"**A question back:** {ans.clarify}") or "\n\n".join(self._tool_errors) or "(no reply)"
         if any(not r.ok and (r.error or {}).get("error") == "store_error" for r in ans.results):
             text += "\n\nIn this app: press **Build the activation store now** below the question (or Settings > Activation store > Build)."
+        if any(not r.ok and (r.error or {}).get("error") == "sae_not_found" for r in ans.results):
+            text += "\n\nIn this app: press **Train and index an SAE now** below the question; it asks again when done."
         extra = [w for w in ans.warnings if w.rstrip(".") not in text]  # a caveat the reply already gives is not repeated
         if extra:
             text += "\n\n" + "\n".join(f"> Warning: {w}" for w in extra)
@@ -711,6 +713,14 @@ ENTER_JS = """
   }, true);
   // Gradio's multi-line textbox sends on Shift+Enter (keypress): that is the new line here
   document.addEventListener('keypress', (e) => { if (inBox(e)) e.stopPropagation(); }, true);
+}
+"""
+# when a reply arrives, the question it answers goes to the top of the chat: the collapsed steps and the
+# reply's first lines (the direct answer) are in view, not the reply's end
+SCROLL_JS = """
+() => {
+  const users = document.querySelectorAll('#gn-chat .user, #gn-chat [data-testid=user]');
+  if (users.length) users[users.length - 1].scrollIntoView({block: 'start', behavior: 'instant'});
 }
 """
 CSS = """
@@ -1153,9 +1163,70 @@ def build_app(
             ans = last_answer(st)
             sugs = list(ans.suggestions) if ans is not None else []
             ups = [gr.update(value=sugs[i], visible=True) if i < len(sugs) else gr.update(value="", visible=False) for i in range(N_SUGGESTIONS)]
-            missing_store = ans is not None and any(not r.ok and (r.error or {}).get("error") == "store_error" for r in ans.results)
-            fix = gr.update(value="Build the activation store now, then ask again", visible=True) if missing_store else gr.update(visible=False)
+            codes = {(r.error or {}).get("error") for r in (ans.results if ans is not None else []) if not r.ok}
+            label = ("Build the activation store now, then ask again" if "store_error" in codes
+                     else "Train and index an SAE now, then ask again" if "sae_not_found" in codes else None)
+            fix = gr.update(value=label, visible=True) if label else gr.update(visible=False)
             return [*ups, fix]
+
+        def on_sae_build(st: dict):
+            """Train the default SAE if there is none, then index its features (explanations to search by meaning),
+            in a worker thread; yield the elapsed time beside the estimate."""
+            from gnothi.tools.errors import SAENotFoundError
+            from gnothi.tools.features import estimate_index_seconds, index_features
+            from gnothi.tools.sae import default_sae, human_seconds, resolve_sae
+            from gnothi.tools.sae_train import TrainConfig, estimate_train_seconds, train_sae
+
+            try:
+                h = backend.handle()
+                try:
+                    sae = resolve_sae(h, st.get("sae")) if st.get("sae") else default_sae(h)
+                    cfg = None
+                except SAENotFoundError:
+                    sae, cfg = None, TrainConfig(layer=max(1, h.n_layers // 5), window=min(TrainConfig.model_fields["window"].default, h.shape.n_ctx))
+            except GnothiError as e:
+                yield error_text(e), 0
+                return
+            est = (estimate_train_seconds(h, cfg) if cfg else 0.0)
+            what = f"Training an SAE at layer {cfg.layer}, then indexing its features" if cfg else f"Indexing the features of SAE {sae.name}"
+            q: queue.Queue = queue.Queue()
+
+            def work():
+                try:
+                    s = train_sae(h, cfg, progress=False).sae if cfg else sae
+                    q.put(("indexing", s))
+                    q.put(("done", index_features(h, s, progress=False)))
+                except BaseException as e:  # noqa: BLE001 - reported in the UI
+                    q.put(("error", e))
+
+            threading.Thread(target=work, daemon=True, name="gnothi-sae-build").start()
+            t0 = time.time()
+            stage = what
+            while True:
+                try:
+                    kind, val = q.get(timeout=1.0)
+                except queue.Empty:
+                    yield f"{stage} … {human_seconds(time.time() - t0)} so far" + (f" (training about {human_seconds(est)})" if cfg else ""), 0
+                    continue
+                if kind == "indexing":
+                    stage = f"Indexing the features of SAE {val.name} (about {human_seconds(estimate_index_seconds(h, val))})"
+                elif kind == "done":
+                    yield val.to_tool_result(h).summary, 100
+                    return
+                else:
+                    if not isinstance(val, GnothiError):
+                        print("".join(traceback.format_exception(val)), file=sys.stderr)
+                    yield error_text(val), 0
+                    return
+
+        def on_fix(st: dict, n_tok):
+            """Build what the last answer lacked: the activation store, or an SAE and its feature index."""
+            ans = last_answer(st)
+            codes = {(r.error or {}).get("error") for r in (ans.results if ans is not None else []) if not r.ok}
+            if "store_error" in codes:
+                yield from on_store_build(n_tok)
+            elif "sae_not_found" in codes:
+                yield from on_sae_build(st)
 
         def last_question(st: dict):
             return st["answers"][-1]["question"] if st.get("answers") else gr.skip()
@@ -1169,7 +1240,7 @@ def build_app(
         def then_after(ev):
             for fn, ins, outs_ in after:
                 ev = ev.then(fn, ins, outs_, queue=False)
-            return ev
+            return ev.then(None, None, None, js=SCROLL_JS)
 
         then_after(send.click(respond, [question, state], outs, **model_events, show_progress="minimal"))
         then_after(question.submit(respond, [question, state], outs, **model_events, show_progress="minimal"))
@@ -1178,7 +1249,7 @@ def build_app(
             then_after(b.click(lambda text: text, b, question, queue=False).then(respond, [question, state], outs, **model_events, show_progress="minimal"))
         # the fix button: build what the last answer lacked (the activation store), then ask that question again
         then_after(fix_btn.click(lambda: gr.update(visible=False), None, fix_btn, queue=False)
-                   .then(on_store_build, [store_tokens], [notice, store_bar], **model_events)
+                   .then(on_fix, [state, store_tokens], [notice, store_bar], **model_events)
                    .then(on_store_refresh, None, store_md, queue=False)
                    .then(last_question, [state], question, queue=False)
                    .then(respond, [question, state], outs, **model_events, show_progress="minimal"))

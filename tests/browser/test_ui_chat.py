@@ -3,7 +3,8 @@ model: Enter sends and Shift+Enter makes a new line; a question that needs the a
 store offers a button that builds it and asks again; the reply opens with a direct answer,
 then a table of the numbers beside their controls; the figures beside the chat are
 interactive and large enough to read (their rendered size is checked); a follow-up button
-asks its question; the SAE chosen in Settings is the one that answers feature questions.
+asks its question; a missing SAE is trained and indexed from a button in the reply; the SAE
+chosen in Settings is the one that answers feature questions.
 Screenshots land in artifacts/browser/ (30-*)."""
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def wait_idle(page, timeout: float = 180_000) -> None:
 def shot_reply(page, name: str) -> None:
     """A screenshot with the last reply's first lines in view."""
     page.evaluate("""() => { const bots = document.querySelectorAll('#gn-chat .bot, #gn-chat [data-testid=bot]');
-                            const last = [...bots].find(b => b.innerText.includes('Measured')) || bots[bots.length - 1];
+                            const last = [...bots].reverse().find(b => b.innerText.includes('Measured')) || bots[bots.length - 1];
                             if (last) last.scrollIntoView({block: 'start'}); }""")
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
 
@@ -110,6 +111,20 @@ def test_a_person_chats_with_the_real_assistant(chromium, chat_app, tmp_path):
         wait_idle(page)
         assert user_messages(page)[-1] == text
         shot_reply(page, "32-chat-follow-up")
+        # no SAE yet: the button trains and indexes one, then asks again
+        box.fill("find SAE features about dogs")
+        box.press("Enter")
+        wait_text(page, "#gn-chat", r"could not run: No SAE for model")
+        wait_idle(page)
+        fix.wait_for(state="visible")
+        assert "Train and index an SAE" in fix.inner_text()
+        n_tables = page.locator("#gn-chat table").count()
+        fix.click()
+        page.wait_for_function(f"() => document.querySelectorAll('#gn-chat table').length > {n_tables}", timeout=300_000)
+        wait_idle(page)
+        reply = page.locator("#gn-chat").inner_text().split("find SAE features about dogs")[-1]
+        assert re.search(r"Feature \d+ matches best", reply) and "cosine similarity to your topic" in reply, reply[-1500:]
+        shot_reply(page, "33-chat-sae-trained")
         # the SAE chosen in Settings answers the feature questions of this session
         from gnothi.tools.sae import SAE, sae_config, save_sae
         from gnothi.tools.testing import tiny_handle
@@ -128,7 +143,7 @@ def test_a_person_chats_with_the_real_assistant(chromium, chat_app, tmp_path):
         wait_idle(page)
         reply = page.locator("#gn-chat").inner_text().split("which features fire on")[-1]
         assert re.search(r"SAE that answered\s+sae-chosen", reply), reply
-        shot_reply(page, "33-chat-sae-features")
+        shot_reply(page, "34-chat-sae-features")
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "FAILED-chat.png"), full_page=True)
         print("chat at failure:", page.locator("#gn-chat").inner_text()[-3000:])
