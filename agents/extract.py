@@ -256,7 +256,7 @@ _PARITY_RE = re.compile(r"\b(?:every\s+)?(?P<par>even|odd)(?:-numbered)?\s+layer
 _K_NOUN = r"(?:examples|contexts|features|neurons|results|snippets|activations|latents|hits|excerpts|passages|sentences|samples)"
 _TOP_K_RE = re.compile(r"\btop[\s-]*(\d{1,2})\b", re.I)
 _K_RE = re.compile(
-    rf"\btop[\s-]*(\d{{1,2}})\b|\b(\d{{1,2}})\s+(?:of\s+(?:its|the|their)\s+)?(?:[\w-]+\s+){{0,2}}?{_K_NOUN}\b"
+    rf"\b(\d{{1,2}})\s+(?:of\s+(?:its|the|their)\s+)?(?:[\w-]+\s+){{0,2}}?{_K_NOUN}\b"
     rf"|\b{_K_NOUN}\s*(?:[:=]\s*)?(\d{{1,2}})\b(?!\s*(?:layers?|neurons?|\.|:|/))"
     rf"|\b(?:more\s+){_K_NOUN}\b[^.?!]{{0,30}}?\b(?:like|say|maybe|about|around)\s+(\d{{1,2}})\b"
     rf"|\b(?:give\s+me|show(?:\s+me)?|list|return|get)\s+(?:the\s+)?(\d{{1,2}})\b(?!\s*(?:[.:/]\d|layers?\b|neurons?\b|heads?\b|features?\s*#?\d))"

@@ -97,15 +97,16 @@ def suggestions(results: Sequence[ToolResult], calls: Sequence[Any] = (), n_laye
 
 
 def offline_reply(results: list[ToolResult], plan_notes: Iterable[str] = (), clarify: str | None = None,
-                  calls: Sequence[Any] = (), n_layers: int | None = None) -> str:
-    """The analyst's reply, from the results alone: the direct answer, each result's table and evidence, how sure, what next."""
+                  calls: Sequence[Any] = (), n_layers: int | None = None, direct: str | None = None) -> str:
+    """The analyst's reply, from the results alone: the direct answer, each result's table and evidence, how sure, what next.
+    ``direct``: a direct answer written elsewhere (the LLM writer's) in place of the agents' own."""
     notes = [n for n in plan_notes if n]
     if clarify:
         return "\n".join([*notes, clarify]) if notes else clarify
     if not results:
         return "\n".join(notes) or "I had nothing to measure for that question."
     blocks = []
-    direct = direct_answer(results)
+    direct = direct if direct is not None else direct_answer(results)
     if direct:
         blocks.append(direct)
     for r in results:
@@ -322,8 +323,4 @@ def write_reply(
     bad = numbers_traceable(draft, results, allowed=[question, reformulated, *allowed])
     if bad:
         return base, "offline", [f"The LLM writer's draft cited numbers not in the results ({', '.join(bad[:5])}); this is the offline reply."]
-    details = "\n\n".join(render_result(r) for r in results)
-    head = ("Note: " + " ".join(notes) + "\n\n") if notes else ""
-    nexts = suggestions(results, calls, n_layers)
-    tail = ("\n\n" + TRY_NEXT + "\n" + "\n".join(f"- {x}" for x in nexts)) if nexts else ""
-    return f"{head}{draft}\n\n{details}{tail}", "llm", []
+    return offline_reply(results, notes, clarify, calls, n_layers, direct=draft), "llm", []

@@ -540,12 +540,14 @@ class Backend:
     """What all browser sessions share: the model and one Assistant per LLM setting.
 
     ``assistant_factory(model=..., llm=..., db_path=...)`` builds an Assistant (default:
-    :class:`gnothi.agents.Assistant`). The model is process-wide (one handle, used under
-    its lock): changing it in Settings changes it for every session.
+    :class:`gnothi.agents.Assistant`). ``model`` is the app's default; a session that loads
+    another model in Settings gets its own handle (kept loaded for any session that picks the
+    same model, at most :data:`MAX_EXTRA_MODELS` besides the default).
     """
 
     def __init__(self, model: Any = None, db_path: str | None = None, assistant_factory: Callable | None = None):
-        self.model = model  # a name, a folder, or a ready ModelHandle
+        self.model = model  # the default: a name, a folder, or a ready ModelHandle
+        self._handles: dict[str, Any] = {}  # other models sessions loaded, by name (most recent last)
         self.db_path = db_path
         self._factory = assistant_factory
         self._assistants: dict[tuple, Any] = {}
@@ -564,7 +566,10 @@ class Backend:
             self._factory = Assistant
         return self._factory
 
-    def model_name(self) -> str:
+    def model_name(self, name: str | None = None) -> str:
+        """The name of a session's model (``name``: the one it loaded in Settings; None: the app's default)."""
+        if name:
+            return name
         m = self.model
         if m is None:
             from gnothi.tools.config import DEFAULT_MODEL
@@ -572,13 +577,18 @@ class Backend:
             return DEFAULT_MODEL
         return getattr(m, "name", None) or str(m)
 
-    def handle(self):
-        """The model handle (loads the bundled default on first use)."""
-        if self.model is not None and not isinstance(self.model, str):
+    def handle(self, name: str | None = None):
+        """The handle of a session's model (``name`` None: the app's default, loaded on first use)."""
+        if name:
+            with self._lock:
+                h = self._handles.get(name)
+            if h is not None:
+                return h
+        if self.model is not None and not isinstance(self.model, str) and (not name or name == self.model.name):
             return self.model
         from gnothi.tools.model import get_handle
 
-        return get_handle(self.model)
+        return get_handle(name or self.model)
 
     def llm_arg(self, llm: dict | None):
         """An ``llm=`` argument for the Assistant from the session's endpoint settings."""
@@ -599,18 +609,19 @@ class Backend:
         except ImportError:
             return llm["base_url"].strip()
 
-    def assistant(self, llm: dict | None = None, sae: str | None = None):
-        """The Assistant for these LLM / SAE settings (built once, shared by every session using them)."""
-        key = (self.model_name(), json.dumps(llm or {}, sort_keys=True), sae)
+    def assistant(self, llm: dict | None = None, sae: str | None = None, model: str | None = None):
+        """The Assistant for a session's model, LLM and SAE settings (built once, shared by the sessions using them)."""
+        key = (self.model_name(model), json.dumps(llm or {}, sort_keys=True), sae)
         with self._lock:
             a = self._assistants.get(key)
             if a is None:
-                a = self.factory()(model=self.model, llm=self.llm_arg(llm), db_path=self.db_path, sae=sae or None)
+                m = self.handle(model) if model else self.model
+                a = self.factory()(model=m, llm=self.llm_arg(llm), db_path=self.db_path, sae=sae or None)
                 self._assistants[key] = a
             return a
 
-    def set_model(self, kind: str, value: str) -> str:
-        """Load another model for everyone; returns a status line or raises GnothiError."""
+    def set_model(self, kind: str, value: str) -> tuple[str, Any]:
+        """Load a model for one session: ``(name, handle)``, or raise GnothiError. Other sessions keep theirs."""
         from gnothi.tools.config import DEFAULT_MODEL
         from gnothi.tools.model import get_handle
 
@@ -634,11 +645,19 @@ class Backend:
             name = value
         else:
             raise InputError(f"Unknown model source {kind!r}.", "Pick bundled, HF id or local folder.")
+        h = get_handle(name)
         with self._lock:
-            h = get_handle(name)
-            self.model = h
-            self._assistants.clear()
-        return describe_handle(h)
+            self._handles.pop(h.name, None)
+            self._handles[h.name] = h
+            default = self.model.name if self.model is not None and not isinstance(self.model, str) else None
+            extra = [n for n in self._handles if n != default]
+            for old in extra[:-MAX_EXTRA_MODELS]:  # least recently loaded first; its assistants go with it
+                self._handles.pop(old, None)
+                for k in [k for k in self._assistants if k[0] == old]:
+                    a = self._assistants.pop(k)
+                    if hasattr(a, "close"):
+                        a.close()
+        return h.name, h
 
 
 def describe_handle(h) -> str:
@@ -697,6 +716,7 @@ def run_store_build(handle, on_progress: Callable[[float, str], None], n_tokens:
 
 # ============================================================================ the app
 
+MAX_EXTRA_MODELS = 2  # models kept loaded besides the default, for the sessions that chose them
 N_FIGURES = 4  # interactive figure slots beside the chat (the last answer's figures)
 N_SUGGESTIONS = 3
 # Enter sends the question, Shift+Enter starts a new line (captured before the textarea's own handler)
@@ -865,15 +885,16 @@ def build_app(
             store_line = "Activation store: press Refresh."
             if backend.model is not None and not isinstance(backend.model, str):
                 store_line = store_status_text(backend.model)
-            return st, thread_line(st), model_line(), store_line
+            return st, thread_line(st), model_line(st), store_line
 
         def thread_line(st: dict) -> str:
             return f"<small>Conversation `{st['thread']}` · {len(st['answers'])} answer(s) in this session</small>"
 
-        def model_line() -> str:
-            m = backend.model
+        def model_line(st: dict | None = None) -> str:
+            name = (st or {}).get("model")
+            m = backend.handle(name) if name else backend.model
             if m is not None and not isinstance(m, str):
-                return "Model: " + describe_handle(m)
+                return "Model (this session): " + describe_handle(m)
             return f"Model: **{backend.model_name()}** (loads on the first question)"
 
         def answers_choices(st: dict) -> list[tuple[str, int]]:
@@ -896,7 +917,7 @@ def build_app(
             events: queue.Queue = queue.Queue()
             worker = None
             try:
-                a = backend.assistant(st.get("llm") or None, st.get("sae"))
+                a = backend.assistant(st.get("llm") or None, st.get("sae"), st.get("model"))
                 worker = threading.Thread(target=pump_events, args=(a, q, st["thread"], events, stop_flag), daemon=True, name=f"gnothi-turn-{sid[:8]}")
                 worker.start()
                 while True:
@@ -989,7 +1010,7 @@ def build_app(
 
         def list_threads(st: dict):
             try:
-                a = backend.assistant(st.get("llm") or None, st.get("sae"))
+                a = backend.assistant(st.get("llm") or None, st.get("sae"), st.get("model"))
                 ts = a.threads()
             except NotImplementedError:
                 return gr.update(choices=[], value=None), "The conversation store is not wired up in this build yet."
@@ -1012,7 +1033,7 @@ def build_app(
             if not tid:
                 return gr.skip(), st, "Pick a conversation first."
             try:
-                a = backend.assistant(st.get("llm") or None, st.get("sae"))
+                a = backend.assistant(st.get("llm") or None, st.get("sae"), st.get("model"))
                 msgs = history_to_messages(a.history(tid))
             except GnothiError as e:
                 return gr.skip(), st, error_text(e)
@@ -1022,21 +1043,24 @@ def build_app(
             st = dict(st) | {"thread": tid, "messages": msgs}
             return msgs, st, thread_line(st) + " (reopened: follow-ups continue it)"
 
-        def on_load_model(kind: str, value: str):
+        def on_load_model(kind: str, value: str, st: dict):
+            st = dict(st)
             try:
-                line = backend.set_model(kind, value)
-                return "Model: " + line, "Model loaded."
+                name, h = backend.set_model(kind, value)
             except GnothiError as e:
-                return model_line(), error_text(e)
+                return model_line(st), error_text(e), st, gr.skip()
             except Exception as e:
                 traceback.print_exc()
-                return model_line(), error_text(e)
+                return model_line(st), error_text(e), st, gr.skip()
+            st["model"] = name
+            st["sae"] = None  # an SAE is made for one model
+            return model_line(st), "Model loaded for this session.", st, store_status_text(h)
 
         def on_sae(folder: str, st: dict):
             st = dict(st)
             try:
                 info = check_sae_folder(folder)  # no pickles, cfg.json + safetensors present
-                info = load_and_fit_sae(info["folder"], backend.handle())
+                info = load_and_fit_sae(info["folder"], backend.handle(st.get("model")))
             except GnothiError as e:
                 return error_text(e), st
             except Exception as e:
@@ -1066,16 +1090,16 @@ def build_app(
             st = dict(st) | {"llm": {}}
             return "Planner and writer: offline (no LLM).", st
 
-        def on_store_refresh():
+        def on_store_refresh(st: dict):
             try:
-                return store_status_text(backend.handle())
+                return store_status_text(backend.handle(st.get("model")))
             except GnothiError as e:
                 return error_text(e)
 
-        def on_store_build(n_tok):
+        def on_store_build(n_tok, st: dict):
             """Run the build in a worker thread; yield progress; Cancel stops it after the chunk in progress."""
             try:
-                h = backend.handle()
+                h = backend.handle(st.get("model"))
             except GnothiError as e:
                 yield error_text(e), 0
                 return
@@ -1178,7 +1202,7 @@ def build_app(
             from gnothi.tools.sae_train import TrainConfig, estimate_train_seconds, train_sae
 
             try:
-                h = backend.handle()
+                h = backend.handle(st.get("model"))
                 try:
                     sae = resolve_sae(h, st.get("sae")) if st.get("sae") else default_sae(h)
                     cfg = None
@@ -1224,7 +1248,7 @@ def build_app(
             ans = last_answer(st)
             codes = {(r.error or {}).get("error") for r in (ans.results if ans is not None else []) if not r.ok}
             if "store_error" in codes:
-                yield from on_store_build(n_tok)
+                yield from on_store_build(n_tok, st)
             elif "sae_not_found" in codes:
                 yield from on_sae_build(st)
 
@@ -1250,7 +1274,7 @@ def build_app(
         # the fix button: build what the last answer lacked (the activation store), then ask that question again
         then_after(fix_btn.click(lambda: gr.update(visible=False), None, fix_btn, queue=False)
                    .then(on_fix, [state, store_tokens], [notice, store_bar], **model_events)
-                   .then(on_store_refresh, None, store_md, queue=False)
+                   .then(on_store_refresh, [state], store_md, queue=False)
                    .then(last_question, [state], question, queue=False)
                    .then(respond, [question, state], outs, **model_events, show_progress="minimal"))
         stop.click(on_stop, [state], [chatbot, notice], queue=False)
@@ -1259,13 +1283,13 @@ def build_app(
         new_conv.click(on_new, [state], [chatbot, state, thread_md, answer_pick, answer_json, highlights], queue=False)
         refresh_threads.click(list_threads, [state], [threads, threads_md])
         open_thread.click(on_open_thread, [threads, state], [chatbot, state, thread_md])
-        load_model.click(on_load_model, [model_kind, model_value], [model_md, notice], **model_events)
+        load_model.click(on_load_model, [model_kind, model_value, state], [model_md, notice, state, store_md], **model_events)
         sae_btn.click(on_sae, [sae_dir, state], [sae_md, state])
         llm_test.click(on_llm_test, [llm_url, llm_model, llm_key], llm_md)
         llm_apply.click(on_llm_apply, [llm_url, llm_model, llm_key, state], [llm_md, state])
         llm_off.click(on_llm_off, [state], [llm_md, state])
-        store_refresh.click(on_store_refresh, None, store_md)
-        store_build.click(on_store_build, [store_tokens], [store_md, store_bar], **model_events)
+        store_refresh.click(on_store_refresh, [state], store_md)
+        store_build.click(on_store_build, [store_tokens, state], [store_md, store_bar], **model_events)
         def on_store_cancel():
             backend.store_stop.set()
             return "Cancelling after the chunk in progress …"

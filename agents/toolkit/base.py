@@ -163,7 +163,7 @@ def described(explanation: Any) -> str:
     e = str(explanation or "no clear pattern").strip().rstrip(".")
     if re.match(r"^(?:fires|responds|activates|detects|tracks|is|marks|encodes|predicts|promotes)\b", e, re.I):
         return e[0].lower() + e[1:]
-    return "responds to " + (e[0].lower() + e[1:] if e[:2] != e[:2].upper() else e)
+    return "responds to " + e  # as written: "French words" keeps its capital
 
 
 @dataclass

@@ -157,7 +157,9 @@ class HallucinationDetector(ToolAgent):
         level = str(h.get("level") or "")
         verdict = {"high": "is probably making it up", "medium": "may be making it up", "low": "is probably not making it up"}.get(level, "cannot be judged")
         calib = "" if h.get("detector") == "trained" else " (an uncalibrated fallback judged this; take it as a hint)"
-        return f"For the answer {str(h.get('answer') or '').strip()!r}, the model {verdict}{calib}."
+        said = str(r.data.get("scored_text") or h.get("answer") or "").strip()  # the first sentence: what is scored
+        said = said if len(said) <= 90 else said[:87].rstrip() + "…"
+        return f"For the answer {said!r}, the model {verdict}{calib}."
 
     def table(self, r):
         h = r.headline
@@ -179,5 +181,6 @@ class HallucinationDetector(ToolAgent):
         out = []
         if args.get("question") and not args.get("context"):
             out.append(f"check '{args['question']}' again with a context passage")
-        out.append("is it making up the answer to 'Who wrote Hamlet?'")
+        other = next(x for x in ("Who wrote Hamlet?", "What is the capital of Australia?") if x != args.get("question"))
+        out.append(f"is it making up the answer to '{other}'")  # a question it surely knows, or a harder one, to compare
         return out[:3]

@@ -69,6 +69,7 @@ def test_ask_shows_steps_figure_tokens_and_json(page, tiny_app):
     page.wait_for_function("() => document.querySelectorAll('#gn-chat .gn-tok').length >= 3")
     shot(page, "02-answer")
     # the JSON of the answer, copyable
+    page.get_by_role("tab", name="Answer JSON").click()
     js = wait_text(page, "#gn-json", r"what does the cat see")
     assert '"results"' in js and "max_activation" in js
     assert page.locator("#gn-json button").count() >= 1  # copy / download buttons
@@ -110,7 +111,7 @@ def test_settings_bad_values_show_messages_and_app_keeps_running(page, tiny_app,
     save_sae(SAE(sae_config(32, 64, "blocks.1.hook_resid_post", "tiny-llama", k=8)), good)
     fill(page, "gn-sae-dir", str(good))
     page.locator("#gn-sae-use").click()
-    wait_text(page, "#gn-sae-status", r"SAE ready.*d_sae 64")
+    wait_text(page, "#gn-sae-status", r"SAE in use for this session.*d_sae 64")
     shot(page, "04-settings")
     # the app still answers
     ask(page, "the dog runs")

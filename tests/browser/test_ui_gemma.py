@@ -1,6 +1,7 @@
 """The chat on the second bundled model, in headless Chromium: load Gemma 3 270M from
-Settings > Model, then ask a patching and an attention question; both are measured on
-Gemma (its 18 layers, its tokens). Screenshots land in artifacts/browser/."""
+Settings > Model (for this session only: a second session keeps the default model), then
+ask a patching and an attention question; both are measured on Gemma (its 18 layers, its
+tokens). Screenshots land in artifacts/browser/."""
 
 from __future__ import annotations
 
@@ -38,7 +39,16 @@ def test_gemma_from_settings_then_patching_and_attention(chromium, app_url):
         page.locator("#gn-model-value textarea, #gn-model-value input").first.fill("gemma-3-270m")
         page.locator("#gn-load-model").click()
         wait_text(page, "#gn-model-status", r"gemma-3-270m.*Gemma3ForCausalLM.*18 layers", timeout=180_000)
-        assert backend.handle().name == "gemma-3-270m"
+        assert backend.handle("gemma-3-270m").name == "gemma-3-270m"
+        # only this session: another session still has the app's default model
+        other_ctx, other = open_app(chromium, app_url)
+        try:
+            other.get_by_role("tab", name="Settings").click()
+            wait_text(other, "#gn-model-status", r"smollm2-135m-instruct")
+            assert "gemma" not in other.locator("#gn-model-status").inner_text()
+        finally:
+            other_ctx.close()
+        assert backend.handle().name == "smollm2-135m-instruct"
         page.locator("#gn-question textarea").fill("Why does the model answer ' Paris' after 'The capital of France is'?")
         page.locator("#gn-ask").click()
         txt = wait_text(page, "#gn-chat", r"Tool: activation_patching\s*done", timeout=180_000)

@@ -23,6 +23,9 @@ TOOL_QUESTIONS = [
     ("Which layers know whether a statement is true?", r"Layer \d+ encodes it best", r"with shuffled labels \(control task\)"),
     ("Show the attention pattern of head 3 in layer 5 for 'The cat sat on the mat because it was tired'",
      r"Head 5\.3: the last token attends most to", r"on the first token"),
+    # first use trains the detector (a notice says so, about 4 minutes on two cores)
+    ("Who wrote Hamlet? Is the model likely to hallucinate on that?", r"For the answer .+?, the model (?:is probably|may be)",
+     r"Detector's AUROC on held-out questions\s+0\.\d+\s+0\.5 = chance"),
 ]
 STORE_TOKENS = 4096  # 64 windows: enough records for top contexts, a fraction of the default build
 
@@ -92,7 +95,7 @@ def test_real_assistant_in_the_browser(chromium, real_app):
             n_tables = page.locator("#gn-chat table").count()
             page.locator("#gn-question textarea").fill(q)
             page.locator("#gn-question textarea").press("Enter")
-            page.wait_for_function(f"() => document.querySelectorAll('#gn-chat table').length > {n_tables}", timeout=180_000)
+            page.wait_for_function(f"() => document.querySelectorAll('#gn-chat table').length > {n_tables}", timeout=900_000)
             page.wait_for_timeout(2500)
             reply = page.locator("#gn-chat").inner_text().split(q)[-1]
             assert re.search(answer_re, reply), reply[:1500]

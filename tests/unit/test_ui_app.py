@@ -350,3 +350,25 @@ def test_store_build_reports_progress_and_cancel_resumes(tiny, tmp_path, monkeyp
     rep = ui.run_store_build(tiny, lambda f, t: fracs.append(f), **kw)
     assert fracs == [1.0] and rep.resumed_from_tokens == n // 2 and rep.n_tokens == n
     assert "Store ready" in ui.store_status_text(tiny)
+
+
+def test_a_model_loaded_in_settings_is_for_that_session_only(tiny, monkeypatch):
+    """Backend.set_model loads a model for the session that asked; the default stays for the others."""
+    import gnothi.tools.model as model_mod
+    from gnothi.tools.testing import tiny_handle
+
+    other = tiny_handle(arch="gpt2")
+    other.name = "tiny-other"  # tiny handles share one name
+    monkeypatch.setattr(model_mod, "get_handle", lambda name=None, **kw: other if name == "owner/other" else tiny)
+    made = []
+
+    class _Rec:
+        def __init__(self, model=None, llm=None, db_path=None, sae=None):
+            made.append(model)
+
+    backend = ui.Backend(model=tiny, assistant_factory=_Rec)
+    name, h = backend.set_model("HF id", "owner/other")
+    assert h is other and backend.handle() is tiny and backend.handle(name) is other
+    backend.assistant(None, None, name)
+    backend.assistant(None, None, None)
+    assert made == [other, tiny]  # each session's assistant runs its own model
