@@ -211,12 +211,13 @@ def _matches(token: str, pool: set[float]) -> bool:
     cands = [v]
     if token.endswith("%"):
         cands.append(v / 100.0)
+    signed = token.lstrip()[:1] in "-+−"
     for c in cands:
         for p in pool:
-            if abs(p - c) <= tol or abs(abs(p) - abs(c)) <= tol:
+            # a number written with its sign must have that sign ("-0.97" is not 0.97); one written without a sign
+            # may be a magnitude ("drops by 0.97" for -0.97)
+            if abs(p - c) <= tol or (not signed and abs(abs(p) - abs(c)) <= tol):
                 return True
-            if abs(c) >= 1e-3 and abs(p) > 0 and d == 0 and "e" in token.lower():
-                pass
         # rounded to significant figures (e.g. 1.23e-05 written as 1.2e-05)
         if "e" in token.lower():
             for p in pool:

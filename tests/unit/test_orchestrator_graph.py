@@ -140,6 +140,11 @@ def test_numbers_traceable():
     assert numbers_traceable("Layer 13 reaches 0.95.", [r]) == ["13", "0.95"]
     assert numbers_traceable("Layer 7 is fine.", [r], allowed=["L7"]) == ["7"]
     assert numbers_traceable("Layer 7 is fine.", [r], allowed=["layer 7"]) == []
+    # a sign is part of the number: "-0.87" is not the measured 0.8731; a magnitude without a sign may be
+    assert numbers_traceable("The score is -0.87.", [r]) == ["-0.87"]
+    neg = ToolResult(tool="patching", summary="ok", headline={"corrupted_metric": -13.02})
+    assert numbers_traceable("It falls to -13.0, a drop of 13.0.", [neg]) == []
+    assert numbers_traceable("It rises to +13.0.", [neg]) == ["+13.0"]
 
 
 def test_an_llm_explanations_own_numbers_are_not_measurements():
