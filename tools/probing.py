@@ -60,6 +60,7 @@ from .config import model_cache_dir
 from .datasets import LabeledDataset, check_dataset, load_dataset
 from .errors import CacheCorruptError, InputError, OutOfRangeError, check_range
 from .results import Figure, ToolResult, provenance
+from .units import parse_layers  # the one layer-list grammar of every command
 
 Position = Literal["last", "mean"]
 ControlKind = Literal["word_type", "shuffled"]
@@ -445,39 +446,6 @@ def _resolve_layers(handle, layers) -> list[int]:
     if not out:
         raise InputError("No layers to probe.", f"Give layers from 0 to {handle.n_layers - 1}, or leave out for all.")
     return out
-
-
-def parse_layers(spec: str, n_layers: int) -> list[int]:
-    """``"all"``, ``"3"``, ``"0,5,10"``, ``"10-20"`` or ``"-1"`` (last) -> sorted layer list."""
-    spec = spec.strip().lower()
-    if spec in ("", "all"):
-        return list(range(n_layers))
-    out: set[int] = set()
-    for part in spec.replace(" ", ",").split(","):
-        if not part:
-            continue
-        try:
-            if "-" in part[1:]:
-                a, b = part[0] + part[1:].split("-", 1)[0], part[1:].split("-", 1)[1]
-                a, b = int(a), int(b)
-                if a < 0:
-                    a += n_layers
-                if b < 0:
-                    b += n_layers
-                if a > b:
-                    raise InputError(f"Layer range {part!r} runs backwards.", "Write ranges low-high, e.g. 10-20.")
-                rng = range(a, b + 1)
-            else:
-                v = int(part)
-                rng = [v + n_layers if v < 0 else v]
-        except ValueError:
-            raise InputError(f"Cannot read layers {spec!r}.", "Write e.g. all, 5, 0,5,10 or 10-20.") from None
-        for v in rng:
-            check_range("layer", v, n_layers)
-            out.add(v)
-    if not out:
-        raise InputError(f"No layers in {spec!r}.", "Write e.g. all, 5, 0,5,10 or 10-20.")
-    return sorted(out)
 
 
 # ============================================================================ the tool

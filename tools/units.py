@@ -60,31 +60,34 @@ def unit_label(kind: str, layer: int, unit: int) -> str:
 
 
 def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
-    """``None``/``"all"`` -> every layer; ``"0,5,10-12"`` or a list -> those layers (checked)."""
+    """The layers a spec names, sorted and checked: ``None``/``"all"`` -> every layer; ``"3"``,
+    ``"0,5,10"``, ``"0 5 10"``, ``"10-20"``, a list; negative numbers count from the end
+    (``"-1"`` is the last layer, ``"-4--1"`` the last four). The one grammar of every command's
+    ``--layers``."""
     if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "all")):
         return list(range(n_layers))
+    fix = f"Write layers like 'all', '5', '0,5,10', '10-12' or '-1' for the last (this model has layers 0 to {n_layers - 1})."
     out: list[int] = []
     if isinstance(spec, str):
-        for part in spec.split(","):
-            part = part.strip()
+        for part in re.split(r"[\s,]+", spec.strip()):
             if not part:
                 continue
-            m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+            m = re.fullmatch(r"(-?\d+)\s*-\s*(-?\d+)", part)
             try:
                 if m:
-                    lo, hi = int(m.group(1)), int(m.group(2))
+                    lo, hi = (int(x) + n_layers if int(x) < 0 else int(x) for x in m.groups())
                     if hi < lo:
-                        raise ValueError
+                        raise InputError(f"Layer range {part!r} runs backwards.", "Write ranges low-high, e.g. 10-20.")
                     out.extend(range(lo, hi + 1))
                 else:
-                    out.append(int(part))
+                    v = int(part)
+                    out.append(v + n_layers if v < 0 else v)
             except ValueError:
-                raise InputError(
-                    f"Cannot read the layer list {spec!r}.",
-                    f"Write layers like '0,5,10-12' or 'all' (this model has layers 0 to {n_layers - 1}).",
-                ) from None
+                raise InputError(f"Cannot read the layer list {spec!r}.", fix) from None
     else:
         out = [int(x) for x in spec]
+    if not out:
+        raise InputError(f"No layers in {spec!r}.", fix)
     for l in out:
         check_range("layer", l, n_layers)
     return sorted(set(out))

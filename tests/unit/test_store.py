@@ -248,6 +248,7 @@ def test_units_protocol_and_layers():
     x = torch.randn(2, 3, 64)
     assert u.encode(1, x) is x
     assert parse_layers("0-1", 2) == [0, 1] and parse_layers(None, 3) == [0, 1, 2]
+    assert parse_layers("-1", 3) == [2] and parse_layers("0 -2--1", 5) == [0, 3, 4]  # the same grammar as `gnothi probe --layers`
     with pytest.raises(OutOfRangeError):
         parse_layers("0,4", 2)
     with pytest.raises(InputError):

@@ -12,7 +12,7 @@ def register(sub):
 
     p = sub.add_parser("index", help="stream a corpus through the model once and store what each neuron/feature responds to")
     add_model_args(p)
-    p.add_argument("--layers", default="all", help="layers to index: 'all' or e.g. '0,5,10-12' (default: all)")
+    p.add_argument("--layers", default="all", help="layers to index: 'all' or e.g. '0,5,10-12', '-1' for the last (default: all)")
     p.add_argument("--units", default="mlp", help="mlp (MLP neurons) or sae:PATH (an SAE folder in SAELens format)")
     p.add_argument("--corpus", default="default", help="'default' (offline text from installed packages) or a .txt/.jsonl file or folder")
     p.add_argument("--tokens", type=int, default=DEFAULT_STORE_TOKENS, help=f"tokens to stream (default {DEFAULT_STORE_TOKENS})")
