@@ -263,6 +263,23 @@ def spans_for_highlight(results: list, limit: int = MAX_TOKEN_ROWS) -> list[tupl
 # ============================================================================ one turn, as chat messages
 
 
+def answer_figures(ans) -> list:
+    """An answer's figures, its own then its results', each once."""
+    out, seen = [], set()
+    for f in [*ans.figures, *(f for r in ans.results for f in r.figures)]:
+        k = f.model_dump_json()
+        if k not in seen:
+            seen.add(k)
+            out.append(f)
+    return out
+
+
+def missing_builds(ans) -> set[str]:
+    """What an answer's failed results lacked that the chat can build: ``store_error`` (the activation store),
+    ``sae_not_found`` (an SAE or its feature index)."""
+    return {(r.error or {}).get("error") for r in (ans.results if ans is not None else []) if not r.ok} & {"store_error", "sae_not_found"}
+
+
 class TurnView:
     """Turns one question's stream of :class:`~gnothi.agents.types.Event` into chat messages.
 
@@ -423,9 +440,10 @@ class TurnView:
         if self._clarified and ans.reply.strip() in ("", self._clarified.strip()) and not ans.results:
             return  # the clarifying question is already on screen
         text = ans.reply or (ans.clarify and f"**A question back:** {ans.clarify}") or "\n\n".join(self._tool_errors) or "(no reply)"
-        if any(not r.ok and (r.error or {}).get("error") == "store_error" for r in ans.results):
+        missing = missing_builds(ans)
+        if "store_error" in missing:
             text += "\n\nIn this app: press **Build the activation store now** below the question (or Settings > Activation store > Build)."
-        if any(not r.ok and (r.error or {}).get("error") == "sae_not_found" for r in ans.results):
+        if "sae_not_found" in missing:
             text += "\n\nIn this app: press **Train and index an SAE now** below the question; it asks again when done."
         extra = [w for w in ans.warnings if w.rstrip(".") not in text]  # a caveat the reply already gives is not repeated
         if extra:
@@ -448,17 +466,9 @@ class TurnView:
         """Render the answer's figures (its own, then its results') to PNG files once each."""
         from gnothi.tools.results import render_png
 
-        figs = list(ans.figures)
-        seen = {f.model_dump_json() for f in figs}
-        for r in ans.results:
-            for f in r.figures:
-                k = f.model_dump_json()
-                if k not in seen:
-                    seen.add(k)
-                    figs.append(f)
         out = []
         self.fig_dir.mkdir(parents=True, exist_ok=True)
-        for f in figs:
+        for f in answer_figures(ans):
             key = hashlib.sha1(f.model_dump_json().encode()).hexdigest()[:16]
             path = self.fig_dir / f"fig-{key}.png"
             if not path.exists():
@@ -1160,15 +1170,7 @@ def build_app(
             from gnothi.tools.results import render_plotly
 
             ans = last_answer(st)
-            figs = []
-            if ans is not None:
-                seen = set()
-                for f in [*ans.figures, *(f for r in ans.results for f in r.figures)]:
-                    k = f.model_dump_json()
-                    if k in seen or f.kind == "tokens":
-                        continue
-                    seen.add(k)
-                    figs.append(f)
+            figs = [f for f in answer_figures(ans) if f.kind != "tokens"] if ans is not None else []  # token rows: highlighted text
             plots = []
             for i in range(N_FIGURES):
                 if i < len(figs):
@@ -1187,7 +1189,7 @@ def build_app(
             ans = last_answer(st)
             sugs = list(ans.suggestions) if ans is not None else []
             ups = [gr.update(value=sugs[i], visible=True) if i < len(sugs) else gr.update(value="", visible=False) for i in range(N_SUGGESTIONS)]
-            codes = {(r.error or {}).get("error") for r in (ans.results if ans is not None else []) if not r.ok}
+            codes = missing_builds(ans)
             label = ("Build the activation store now, then ask again" if "store_error" in codes
                      else "Train and index an SAE now, then ask again" if "sae_not_found" in codes else None)
             fix = gr.update(value=label, visible=True) if label else gr.update(visible=False)
@@ -1246,7 +1248,7 @@ def build_app(
         def on_fix(st: dict, n_tok):
             """Build what the last answer lacked: the activation store, or an SAE and its feature index."""
             ans = last_answer(st)
-            codes = {(r.error or {}).get("error") for r in (ans.results if ans is not None else []) if not r.ok}
+            codes = missing_builds(ans)
             if "store_error" in codes:
                 yield from on_store_build(n_tok, st)
             elif "sae_not_found" in codes:
