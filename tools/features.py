@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import sys
 import threading
@@ -37,6 +36,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
+from .files import atomic_write_bytes
 from .errors import InputError, SAECorruptError, SAEError, SAENotFoundError, check_range
 from .results import Figure, TokenSpan, ToolResult, provenance
 from .sae import SAE, SAEUnits, estimate_seconds, human_seconds, read_manifest, resolve_sae, update_manifest
@@ -115,11 +115,6 @@ def index_command(sae: SAE) -> str:
     return f"gnothi sae index --sae {sae.name}"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}-{threading.get_ident()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def load_feature_index(sae: SAE) -> FeatureIndex | None:
@@ -233,7 +228,7 @@ def index_features(
         n_tokens=rep.n_tokens, corpus=store.config.corpus, features=feats, seconds=round(t_store + t_explain, 2),
         built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
-    _atomic_write(Path(sae.path) / INDEX_FILE, idx.model_dump_json().encode())
+    atomic_write_bytes(Path(sae.path) / INDEX_FILE, idx.model_dump_json().encode())
     (Path(sae.path) / EMB_FILE).unlink(missing_ok=True)
     scores = [f.score for f in feats if f.score is not None]
     update_manifest(sae.path, index={"units_id": units.id, "n_tokens": rep.n_tokens, "built_at": idx.built_at})
@@ -313,7 +308,7 @@ def _feature_embeddings(sae: SAE, idx: FeatureIndex) -> np.ndarray:
         buf = io.BytesIO()
         np.save(buf, np.array(key))
         np.save(buf, arr)
-        _atomic_write(f, buf.getvalue())
+        atomic_write_bytes(f, buf.getvalue())
     _EMB_CACHE[str(f)] = (key, arr)
     return arr
 

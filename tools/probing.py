@@ -40,7 +40,6 @@ Method, and why:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -58,6 +57,7 @@ from pydantic import BaseModel, Field
 
 from .config import model_cache_dir
 from .datasets import LabeledDataset, check_dataset, load_dataset
+from .files import sha256_file
 from .errors import CacheCorruptError, InputError, OutOfRangeError, check_range
 from .results import Figure, ToolResult, provenance
 from .units import parse_layers  # the one layer-list grammar of every command
@@ -548,12 +548,6 @@ def probes_dir(model_name: str, dataset: str) -> Path:
     return model_cache_dir(model_name) / "probes" / _safe_name(dataset)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -602,7 +596,7 @@ def save_probes(model_name: str, report: ProbeReport, params: dict[int, tuple]) 
         "C": report.C,
         "seed": report.seed,
         "weights_file": st.name,
-        "weights_sha256": _sha256(st),
+        "weights_sha256": sha256_file(st),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     _atomic_write(meta, lambda p: Path(p).write_text(json.dumps(info, indent=1)))
@@ -692,7 +686,7 @@ def load_probe(model_name: str, dataset: str, position: Position = "last") -> Sa
     try:
         info = json.loads(meta.read_text())
         st = d / info["weights_file"]
-        if _sha256(st) != info["weights_sha256"]:
+        if sha256_file(st) != info["weights_sha256"]:
             raise ValueError("checksum mismatch")
         tensors = load_file(str(st))
     except (OSError, ValueError, KeyError, SafetensorError) as e:

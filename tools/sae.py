@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from .config import model_cache_dir
+from .files import sha256_file
 from .errors import InputError, SAECorruptError, SAEError, SAENotFoundError
 
 SAE_CFG_FILENAME = "cfg.json"
@@ -302,12 +303,6 @@ def _sae_lens_version() -> str:
         return "6.0.0"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def sae_config(
@@ -374,8 +369,8 @@ def save_sae(sae: SAE, path: str | Path, extra: dict[str, Any] | None = None) ->
         manifest = {
             "format": "saelens-6",
             "files": {
-                SAE_WEIGHTS_FILENAME: {"size": (tmp / SAE_WEIGHTS_FILENAME).stat().st_size, "sha256": _sha256(tmp / SAE_WEIGHTS_FILENAME)},
-                SAE_CFG_FILENAME: {"size": (tmp / SAE_CFG_FILENAME).stat().st_size, "sha256": _sha256(tmp / SAE_CFG_FILENAME)},
+                SAE_WEIGHTS_FILENAME: {"size": (tmp / SAE_WEIGHTS_FILENAME).stat().st_size, "sha256": sha256_file(tmp / SAE_WEIGHTS_FILENAME)},
+                SAE_CFG_FILENAME: {"size": (tmp / SAE_CFG_FILENAME).stat().st_size, "sha256": sha256_file(tmp / SAE_CFG_FILENAME)},
             },
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **(extra or {}),
@@ -482,7 +477,7 @@ def load_sae(path: str | Path, device: str | None = None) -> SAE:
     recorded = (manifest.get("files") or {}).get(SAE_WEIGHTS_FILENAME)
     if recorded:
         size = w_file.stat().st_size
-        if size != recorded.get("size") or _sha256(w_file) != recorded.get("sha256"):
+        if size != recorded.get("size") or sha256_file(w_file) != recorded.get("sha256"):
             raise _corrupt(path, "sae_weights.safetensors changed since it was saved (checksum mismatch)")
     cfg = _normalize_cfg(raw, path)
     for key in ("d_in", "d_sae"):
@@ -687,7 +682,7 @@ def weights_fingerprint(sae: SAE) -> str:
             return rec["sha256"][:10]
         w = sae.path / SAE_WEIGHTS_FILENAME
         if w.exists():
-            return _sha256(w)[:10]
+            return sha256_file(w)[:10]
     h = hashlib.sha256()
     for k, v in sorted(sae.state_dict().items()):
         h.update(k.encode())

@@ -47,6 +47,7 @@ from pydantic import BaseModel, Field
 
 from .config import DEFAULT_MODEL, model_cache_dir
 from .corpus import Corpus, bytes_for_tokens, load_corpus, token_windows
+from .files import atomic_write_bytes, atomic_write_json, sha256_file
 from .errors import InputError, OutOfRangeError, StoreError, check_range
 from .units import MLPUnits, UnitSource, check_units, parse_layers, units_from_spec
 
@@ -163,32 +164,17 @@ def store_path(model_name: str, units_id: str = "mlp") -> Path:
     return stores_dir(model_name) / units_id
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}-{threading.get_ident()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
-def _atomic_write_json(path: Path, obj) -> None:
-    _atomic_write_bytes(path, json.dumps(obj, indent=1).encode())
 
 
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     from safetensors.torch import save
 
     data = save({k: v.contiguous() for k, v in tensors.items()})
-    _atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _pack(name: str, t: torch.Tensor, out: dict[str, torch.Tensor]) -> None:
@@ -373,7 +359,7 @@ class ActivationStore:
             return
         info = self.meta.files.get(name)
         p = self.path / name
-        if info is None or not p.exists() or p.stat().st_size != info["size"] or _sha256(p) != info["sha256"]:
+        if info is None or not p.exists() or p.stat().st_size != info["size"] or sha256_file(p) != info["sha256"]:
             raise self._damaged(f"{name} does not match its checksum")
         self._verified.add(name)
 
@@ -820,11 +806,11 @@ def _add_layers(handle, units, corpus, st: "ActivationStore", missing: list[int]
         "n_units": {**old_cfg.n_units, **new.config.n_units},
         "hook_names": {**old_cfg.hook_names, **new.config.hook_names},
     })
-    files = {name: {"size": (merged / name).stat().st_size, "sha256": _sha256(merged / name)}
+    files = {name: {"size": (merged / name).stat().st_size, "sha256": sha256_file(merged / name)}
              for name in sorted(p.name for p in merged.iterdir() if p.is_file())}
     meta = st.meta.model_copy(update={"config": cfg, "files": files, "created": time.time(),
                                       "build_seconds": round(st.meta.build_seconds + new.meta.build_seconds, 2)})
-    _atomic_write_json(merged / "meta.json", json.loads(meta.model_dump_json()))
+    atomic_write_json(merged / "meta.json", json.loads(meta.model_dump_json()))
     old = final.with_name(final.name + f".old-{os.getpid()}")
     os.replace(final, old)
     os.replace(merged, final)
@@ -945,7 +931,7 @@ def _build_store(
         np.savez(partial / "windows.tmp.npz", tokens=wins, source=src_idx)
         os.replace(partial / "windows.tmp.npz", partial / "windows.npz")
         vocab = {str(int(i)): tok.decode([int(i)]) for i in np.unique(wins)}
-        _atomic_write_json(partial / "vocab.json", vocab)
+        atomic_write_json(partial / "vocab.json", vocab)
     rng = np.random.default_rng(seed)
     rand_win = np.sort(rng.choice(n_win, size=min(n_random, n_win), replace=False)).astype(np.int64)
     rand_slot = {int(w): i for i, w in enumerate(rand_win)}
@@ -1008,7 +994,7 @@ def _build_store(
             if rflat:
                 _save_tensors(partial / f"rand.c{nxt}.safetensors", rflat)
             done_tokens += (w1 - w0) * T
-            _atomic_write_json(prog_p, {"key": cfg.key(), "chunk": nxt, "next_window": w1, "n_tokens_seen": done_tokens,
+            atomic_write_json(prog_p, {"key": cfg.key(), "chunk": nxt, "next_window": w1, "n_tokens_seen": done_tokens,
                                         "seconds": prev_seconds + time.perf_counter() - t_run})
             for l in units.layers:
                 old = partial / f"state_{l:03d}.c{chunk_i}.safetensors"
@@ -1067,11 +1053,11 @@ def _build_store(
     for f in list(partial.glob("state_*.safetensors")) + list(partial.glob("rand.c*.safetensors")) + [prog_p]:
         f.unlink(missing_ok=True)
     for name in sorted(p.name for p in partial.iterdir() if p.is_file()):
-        files[name] = {"size": (partial / name).stat().st_size, "sha256": _sha256(partial / name)}
+        files[name] = {"size": (partial / name).stat().st_size, "sha256": sha256_file(partial / name)}
     tps = n_win * T / max(run_seconds, 1e-9)
     meta = StoreMeta(config=cfg, complete=True, n_windows=n_win, n_tokens_seen=n_win * T, sources=src_names, files=files,
                      build_seconds=round(run_seconds, 2), tokens_per_second=round(tps, 1), created=time.time())
-    _atomic_write_json(partial / "meta.json", json.loads(meta.model_dump_json()))
+    atomic_write_json(partial / "meta.json", json.loads(meta.model_dump_json()))
     # swap into place
     old = final.with_name(final.name + f".old-{os.getpid()}")
     if final.exists():
@@ -1084,7 +1070,7 @@ def _build_store(
     if resumed_from == 0 and path is None:
         try:
             full = tps * len(units.layers) / max(1, handle.n_layers)
-            _atomic_write_json(_throughput_file(handle.name), {"tokens_per_second_full_depth": full, "measured": time.time()})
+            atomic_write_json(_throughput_file(handle.name), {"tokens_per_second_full_depth": full, "measured": time.time()})
         except Exception:
             pass
     size = sum(f["size"] for f in files.values()) / 2**20
