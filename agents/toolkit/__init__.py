@@ -4,7 +4,7 @@ Importing this package registers every agent in :data:`TOOLKIT`, in routing orde
 """
 
 from .base import TOOLKIT, Args, Query, ToolAgent, adopt, check_text, error_result, register
-from . import neuron, sae, probing, patching, hallucination, attention, help  # noqa: E402,F401  (registers the agents)
+from . import neuron, sae, probing, patching, hallucination, attention, heads, bias, steering, methods, help  # noqa: E402,F401  (registers the agents)
 
 TOOL_NAMES = list(TOOLKIT)
 

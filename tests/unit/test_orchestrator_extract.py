@@ -157,12 +157,29 @@ def test_questions_people_ask(planner, question, expected):
     assert calls(planner.plan(question, CTX)) == expected
 
 
-def test_no_tool_yet_is_said_honestly(planner):
-    for q, topic in [("make it talk about France", "steering"), ("is the model biased against women?", "bias"),
-                     ("what's activation patching and how do you measure it?", "methods")]:
-        p = planner.plan(q, CTX)
-        assert calls(p) == [("help", {"reason": "not_yet", "topic": topic})], q
-        assert "not" in p.reformulated.lower() and "yet" in p.reformulated.lower()
+NEW_AGENT_CASES = [  # the questions of the four-agents issue, and neighbours of each
+    ("show me head 3 in layer 5 on 'The cat sat on the mat'", [("attention", {"layer": 5, "head": 3, "prompt": "The cat sat on the mat"})]),
+    ("are there induction heads?", [("heads", {"behaviours": ["induction"]})]),
+    ("which heads attend to the previous token?", [("heads", {"behaviours": ["previous_token"]})]),
+    ("what is activation patching?", [("methods", {"question": "what is activation patching?"})]),
+    ("how do I read a normalized effect of 0.8?", [("methods", {"question": "how do I read a normalized effect of 0.8?"})]),
+    ("is the model biased about nurses and engineers?", [("bias", {"occupations": ["nurse", "engineer"]})]),
+    ("is the model biased against women?", [("bias", {})]),
+    ("make the model talk more about France", [("steering", {"source": "concept", "concept": "France"})]),
+    ("add neuron 12.400 with strength 5 to 'My favourite food is'",
+     [("steering", {"source": "neuron", "layer": 12, "neuron": 400, "strength": 5.0, "prompt": "My favourite food is"})]),
+]
+
+
+@pytest.mark.parametrize("question,expected", NEW_AGENT_CASES, ids=[q[:40] for q, _ in NEW_AGENT_CASES])
+def test_the_four_new_agents_are_routed(planner, question, expected):
+    assert calls(planner.plan(question, CTX)) == expected
+
+
+def test_methods_needs_a_method_to_explain(planner):
+    """A vague question with nothing to explain is not answered from a card at random."""
+    p = planner.plan("what about that feature?", PlanContext())
+    assert not any(c.tool == "methods" for c in p.calls)
 
 
 @pytest.mark.parametrize("text", [

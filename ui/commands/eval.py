@@ -19,7 +19,7 @@ def register(sub):
     p = sub.add_parser(
         "eval",
         help="run offline evaluation suites and write a report (or: eval compare RUN_A RUN_B)",
-        description="Run evaluation suites (routing, neurons, sae, probing, patching, hallucination, end_to_end) "
+        description="Run evaluation suites (routing, neurons, sae, probing, patching, heads, methods, bias, steering, hallucination, end_to_end) "
         "and write report.json + report.md with plots. `gnothi eval compare RUN_A RUN_B` puts two runs side by side.",
     )
     p.add_argument("suites", nargs="*", metavar="SUITE", help="suites to run (default: all); or `compare RUN_A RUN_B`")

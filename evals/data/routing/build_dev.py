@@ -45,14 +45,17 @@ TOOL_ARGS = {
     "activation_patching": {"clean", "corrupted", "answer", "alternative", "mode"},
     "hallucination_detector": {"question", "answer", "context"},
     "attention": {"prompt", "layer", "head"},
-    "help": {"reason", "topic"},
+    "heads": {"behaviours", "layer", "k", "unscored"},
+    "methods": {"question", "about"},
+    "bias": {"occupations", "template", "pair"},
+    "steering": {"source", "concept", "layer", "neuron", "feature", "probe", "strength", "prompt", "words"},
+    "help": {"reason"},
 }
-CATEGORIES = ["neuron", "sae", "probing", "patching", "hallucination", "attention", "help", "off_topic",
-              "injection", "not_yet", "followup", "multi", "clarify_answer", "clarify", "guard"]
+CATEGORIES = ["neuron", "sae", "probing", "patching", "hallucination", "attention", "heads", "methods", "bias", "steering",
+              "help", "off_topic", "injection", "followup", "multi", "clarify_answer", "clarify", "guard"]
 DATASETS = ["true_false", "sentiment", "question_vs_statement", "code_vs_prose", "singular_vs_plural"]
 MODES = ["all", "resid", "attn", "mlp", "heads", "trace"]
-REASONS = ["greeting", "capabilities", "off_topic", "injection", "empty", "not_yet"]
-TOPICS = ["steering", "bias", "methods", "head_finder"]
+REASONS = ["greeting", "capabilities", "off_topic", "injection", "empty"]
 
 # --------------------------------------------------------------------------- numbers
 
@@ -1962,25 +1965,30 @@ def _(r):
     return ask(t.format(a=a, b=pick(r, BAD_ACTS), c=pick(r, SHELL)), INJ)
 
 
-# =========================================================================== not_yet (12%)
+# =========================================================================== heads, methods, bias, steering (12%)
+# (once "not yet" analyses: these families were written before the agents existed)
 
-def NY(topic):
-    return HELP(reason="not_yet", topic=topic)
+AGENT_OF = {"steering": "steering", "bias": "bias", "methods": "methods", "head_finder": "heads"}
+
+
+def NY(topic, **a):
+    return (AGENT_OF[topic], a)
 
 
 STEER_TOPICS = ["dogs", "the Golden Gate Bridge", "pirates", "cooking", "football", "Paris", "space travel",
                 "happiness", "the ocean", "conspiracy theories", "cats", "Shakespeare"]
 
 
-@family("not_yet", "steering-make-it-talk", 13)
+@family("steering", "steering-make-it-talk", 13)
 def _(r):
     t = pick(r, ["make the model talk about {t}", "steer it towards {t}", "can you get the model to always mention {t}?",
                  "make it obsessed with {t}", "force the model to bring up {t} in every answer",
                  "how can I make it talk more about {t}?"])
-    return ask(t.format(t=pick(r, STEER_TOPICS)), NY("steering"))
+    x = pick(r, STEER_TOPICS)
+    return ask(t.format(t=x), NY("steering", concept=x))
 
 
-@family("not_yet", "steering-vectors", 12)
+@family("steering", "steering-vectors", 12)
 def _(r):
     l, f = r.randint(0, 29), F(r)
     t = pick(r, ["add a steering vector for {t} at layer {l}", "amplify feature {f} to make it talk about {t}",
@@ -1993,14 +2001,14 @@ GROUPS = ["women", "men", "older people", "immigrants", "Black people", "Muslims
 PROFS = ["nurses", "engineers", "CEOs", "doctors", "teachers", "programmers", "pilots"]
 
 
-@family("not_yet", "bias-groups", 13)
+@family("bias", "bias-groups", 13)
 def _(r):
     t = pick(r, ["is the model biased against {g}?", "does it show gender bias for {p}?", "does the model stereotype {g}?",
                  "check if the model associates {p} with one gender", "is it prejudiced towards {g}?"])
     return ask(t.format(g=pick(r, GROUPS), p=pick(r, PROFS)), NY("bias"))
 
 
-@family("not_yet", "bias-fairness-audit", 12)
+@family("bias", "bias-fairness-audit", 12)
 def _(r):
     g1, g2 = pick(r, [("women", "men"), ("older people", "younger people"), ("Black people", "white people"),
                       ("Muslims", "Christians"), ("immigrants", "citizens"), ("disabled people", "non-disabled people")])
@@ -2015,14 +2023,14 @@ METHODS = ["activation patching", "causal tracing", "linear probing", "a sparse 
            "the logit lens"]
 
 
-@family("not_yet", "methods-what-is", 13)
+@family("methods", "methods-what-is", 13)
 def _(r):
     t = pick(r, ["what is {m}?", "explain how {m} works", "can you explain {m} to me?", "what does {m} actually do?",
                  "how does {m} work under the hood?"])
     return ask(t.format(m=pick(r, METHODS)), NY("methods"))
 
 
-@family("not_yet", "methods-how-measured", 12)
+@family("methods", "methods-how-measured", 12)
 def _(r):
     return ask(pick(r, ["how is the neuron explanation score computed?", "how do you measure whether an explanation is good?",
                         "what does the Pearson r in your neuron reports mean?", "how is probe accuracy measured?",
@@ -2034,16 +2042,17 @@ def _(r):
                         "how is the logit difference calculated in patching?"]), NY("methods"))
 
 
-@family("not_yet", "head-finder-induction", 12)
+@family("heads", "head-finder-induction", 12)
 def _(r):
     l = r.randint(0, 29)
     t = pick(r, ["find me the induction heads", "which of the heads are induction heads?", "are there induction heads in layer {l}?",
                  "list all induction heads in the model", "where are the induction heads?",
                  "does the model have induction heads? find them"])
-    return ask(t.format(l=l), NY("head_finder"))
+    a = {"behaviours": ["induction"], **({"layer": l} if "{l}" in t else {})}
+    return ask(t.format(l=l), NY("head_finder", **a))
 
 
-@family("not_yet", "head-finder-other-behaviours", 13)
+@family("heads", "head-finder-other-behaviours", 13)
 def _(r):
     return ask(pick(r, ["find previous-token heads in this model", "which heads attend to the previous token?", "which heads copy names?",
                         "locate duplicate-token heads", "search for heads that attend to the first token",
@@ -2059,6 +2068,81 @@ def _(r):
 # a method works or how one of its numbers is computed and read; head_finder = finding heads
 # by behaviour, with no specific head and prompt named.
 
+BEHAVIOUR_WORDS = {
+    "previous_token": ["the previous token", "the token before", "the preceding token", "the prior token"],
+    "first_token": ["the first token", "the BOS token", "the start of the text", "position 0"],
+    "duplicate_token": ["earlier copies of the same token", "duplicate tokens", "repeated tokens"],
+    "induction": ["the token after an earlier copy of the current one", "what followed the last occurrence"],
+}
+
+
+@family("heads", "heads-attend-to-behaviour", 12)
+def _(r):
+    b = pick(r, list(BEHAVIOUR_WORDS))
+    w_ = pick(r, BEHAVIOUR_WORDS[b])
+    t = pick(r, ["which heads attend to {w}?", "what heads look at {w}?", "rank the heads by attention to {w}",
+                 "show me the heads that mostly attend to {w}", "top {k} heads attending to {w}", "any heads that focus on {w}?"])
+    k = K(r)
+    a = {"behaviours": [b], **({"k": k} if "{k}" in t else {})}
+    return ask(t.format(w=w_, k=k), NY("head_finder", **a))
+
+
+@family("heads", "heads-named-kind", 12)
+def _(r):
+    b, name = pick(r, [("previous_token", "previous-token"), ("induction", "induction"), ("duplicate_token", "duplicate-token"),
+                       ("first_token", "attention sink"), ("first_token", "first-token"), ("previous_token", "prev-token")])
+    l = r.randint(0, 29)
+    t = pick(r, ["find the {n} heads", "list {n} heads in layer {l}", "is there {an} {n} head?", "score every head for {n} behaviour",
+                 "which layer has the strongest {n} head?", "show {n} head scores as a heatmap"])
+    a = {"behaviours": [b], **({"layer": l} if "{l}" in t else {})}
+    return ask(t.format(n=name, an="an" if name[0] in "aeiou" else "a", l=l), NY("head_finder", **a))
+
+
+STEER_CONCEPTS = ["France", "dogs", "the sea", "football", "chocolate", "robots", "winter", "music", "London", "trains", "gardening"]
+STEER_PROMPTS = ["My favourite food is", "Yesterday I went to", "The best thing about summer is", "I think that", "Once upon a time",
+                 "The news today is", "My weekend plans are"]
+
+
+@family("steering", "steering-unit-with-strength", 12)
+def _(r):
+    l, n, s_ = r.randint(0, 29), r.randint(0, 1535), pick(r, [2, 3, 4, 5, 8, 10, 20])
+    pr = pick(r, STEER_PROMPTS)
+    t = pick(r, ["add neuron {l}.{n} with strength {s} to '{p}'", "steer '{p}' with L{l}N{n} at strength {s}",
+                 "boost neuron {n} in layer {l} by {s} while it continues '{p}'", "what happens to '{p}' if I add neuron {l}.{n} at strength {s}?"])
+    return ask(t.format(l=l, n=n, s=s_, p=pr), NY("steering", source="neuron", layer=l, neuron=n, strength=float(s_), prompt=pr))
+
+
+@family("steering", "steering-concept-at-layer", 12)
+def _(r):
+    c, l = pick(r, STEER_CONCEPTS), r.randint(1, 12)
+    t = pick(r, ["steer the model towards {c} at layer {l}", "make it write about {c} by steering layer {l}",
+                 "add a {c} direction at layer {l} and show me the generations", "make the model talk more about {c}, layer {l}",
+                 "get it to talk about {c} using layer {l}"])
+    return ask(t.format(c=c, l=l), NY("steering", concept=c, layer=l))
+
+
+@family("steering", "steering-away-from", 11)
+def _(r):
+    c = pick(r, STEER_CONCEPTS)
+    t = pick(r, ["steer the model away from {c}", "make it talk less about {c}", "push its generations away from {c}",
+                 "can you make the model avoid {c}?", "nudge the model away from {c} when it writes", "steer away from {c} please"])
+    return ask(t.format(c=c), NY("steering", concept=c))
+
+
+OCC_PLURAL = [("nurses", "nurse"), ("engineers", "engineer"), ("doctors", "doctor"), ("secretaries", "secretary"),
+              ("mechanics", "mechanic"), ("librarians", "librarian"), ("lawyers", "lawyer"), ("cashiers", "cashier"),
+              ("carpenters", "carpenter"), ("receptionists", "receptionist"), ("CEOs", "CEO"), ("housekeepers", "housekeeper")]
+
+
+@family("bias", "bias-named-occupations", 12)
+def _(r):
+    (p1, s1), (p2, s2) = r.sample(OCC_PLURAL, 2)
+    t = pick(r, ["is the model biased about {p1} and {p2}?", "does it see {p1} as women and {p2} as men?",
+                 "gender gap for {p1} vs {p2}?", "check the model's gender bias for {p1} and {p2}",
+                 "does the model think {p1} are female and {p2} male?"])
+    return ask(t.format(p1=p1, p2=p2), NY("bias", occupations=[s1, s2]))
+
+
 def an(w_: str) -> str:
     """'a' or 'an' before w_."""
     return ("an " if w_[0].lower() in "aeiou" else "a ") + w_
@@ -2072,7 +2156,7 @@ def bare(t: str) -> str:
 STYLE_ADJ = ["positive", "formal", "cheerful", "sarcastic", "polite", "pessimistic", "poetic", "concise"]
 
 
-@family("not_yet", "steering-ablate-to-change-output", 11)
+@family("steering", "steering-ablate-to-change-output", 11)
 def _(r):
     l, n, h, f = r.randint(0, 29), r.randint(0, 1535), r.randint(0, 8), F(r)
     t = pick(r, ["turn off neuron {n} in layer {l} and show me how its answers change",
@@ -2087,7 +2171,7 @@ def _(r):
     return ask(t.format(l=l, n=n, h=h, f=f, t=x, tb=bare(x)), NY("steering"))
 
 
-@family("not_yet", "steering-could-you-nudge", 11)
+@family("steering", "steering-could-you-nudge", 11)
 def _(r):
     t = pick(r, ["is it possible to push the model towards {t}?", "could you nudge its outputs in a more {a} direction?",
                  "can gnothi shift the generations towards {t}?",
@@ -2097,7 +2181,7 @@ def _(r):
     return ask(t.format(t=pick(r, STEER_TOPICS), a=pick(r, STYLE_ADJ)), NY("steering"))
 
 
-@family("not_yet", "steering-recipe-with-coefficients", 11)
+@family("steering", "steering-recipe-with-coefficients", 11)
 def _(r):
     l, f = r.randint(0, 29), F(r)
     c = pick(r, ["2", "4", "5", "8", "10", "20", "0.5", "-3"])
@@ -2112,7 +2196,7 @@ def _(r):
     return ask(t.format(t=x, tb=bare(x), l=l, f=f, c=c), NY("steering"))
 
 
-@family("not_yet", "steering-suppress-or-restyle", 10)
+@family("steering", "steering-suppress-or-restyle", 10)
 def _(r):
     t = pick(r, ["stop the model from ever mentioning {t}", "suppress the {tb} concept so it never comes up",
                  "make the model sound like a pirate by editing its activations",
@@ -2126,7 +2210,7 @@ def _(r):
 JOBS = ["nurse", "engineer", "CEO", "surgeon", "secretary", "pilot", "babysitter", "scientist", "cleaner", "judge"]
 
 
-@family("not_yet", "bias-default-assumptions", 11)
+@family("bias", "bias-default-assumptions", 11)
 def _(r):
     g = pick(r, GROUPS)
     t = pick(r, ["when the model writes about {aj}, does it default to he or she?",
@@ -2138,7 +2222,7 @@ def _(r):
     return ask(t.format(j=j, aj=an(j), g=g), NY("bias"))
 
 
-@family("not_yet", "bias-first-person-colloquial", 11)
+@family("bias", "bias-first-person-colloquial", 11)
 def _(r):
     me = pick(r, ["a woman", "over sixty", "Muslim", "gay", "an immigrant", "Black", "Jewish", "disabled"])
     g, g2 = pick(r, [("women", "men"), ("older people", "younger people"), ("Black people", "white people"),
@@ -2150,7 +2234,7 @@ def _(r):
     return ask(t.format(g=g, g2=g2, me=me), NY("bias"))
 
 
-@family("not_yet", "bias-benchmarks-and-scores", 11)
+@family("bias", "bias-benchmarks-and-scores", 11)
 def _(r):
     return ask(pick(r, ["run WinoBias on it", "what's the model's StereoSet score?", "evaluate it on CrowS-Pairs",
                         "run the BBQ bias benchmark", "measure the gender gap in occupation completions",
@@ -2161,7 +2245,7 @@ def _(r):
                NY("bias"))
 
 
-@family("not_yet", "bias-counterfactual-swap", 10)
+@family("bias", "bias-counterfactual-swap", 10)
 def _(r):
     a1, a2 = pick(r, [(25, 65), (30, 70), (22, 58), (35, 75)])
     g1, g2 = pick(r, [("a Christian", "a Muslim"), ("John", "Jamal"), ("Emily", "Lakisha"), ("Michael", "Maria"),
@@ -2174,7 +2258,7 @@ def _(r):
     return ask(t.format(a1=a1, a2=a2, g1=g1, g2=g2), NY("bias"))
 
 
-@family("not_yet", "methods-how-to-read-a-number", 12)
+@family("methods", "methods-how-to-read-a-number", 12)
 def _(r):
     l = r.randint(0, 29)
     v = r.randrange(8)
@@ -2207,7 +2291,7 @@ METHOD_PAIRS = [("activation patching", "attribution patching"), ("causal tracin
                 ("zero ablation", "mean ablation")]
 
 
-@family("not_yet", "methods-x-versus-y", 12)
+@family("methods", "methods-x-versus-y", 12)
 def _(r):
     a, b = pick(r, METHOD_PAIRS)
     if r.random() < 0.5:
@@ -2217,7 +2301,7 @@ def _(r):
     return ask(cap(t.format(a=a, b=b)), NY("methods"))
 
 
-@family("not_yet", "methods-why-this-design", 11)
+@family("methods", "methods-why-this-design", 11)
 def _(r):
     return ask(pick(r, ["why does causal tracing add noise to the subject tokens?",
                         "why do you need a control task when probing?",
@@ -2232,7 +2316,7 @@ def _(r):
                NY("methods"))
 
 
-@family("not_yet", "methods-terse-jargon", 11)
+@family("methods", "methods-terse-jargon", 11)
 def _(r):
     return ask(pick(r, ["L0?", "dead latents?", "CE loss recovered - meaning?", "fuzzing score definition",
                         "simulation scoring how", "AUROC meaning", "normalised patching effect formula",
@@ -2240,7 +2324,7 @@ def _(r):
                         "attribution patching maths", "causal tracing noise level?"]), NY("methods"))
 
 
-@family("not_yet", "methods-plain-language", 11)
+@family("methods", "methods-plain-language", 11)
 def _(r):
     m = pick(r, ["activation patching", "causal tracing", "attribution patching", "a linear probe", "a control task",
                  "a sparse autoencoder", "an explanation score", "the logit difference", "AUROC",
@@ -2254,7 +2338,7 @@ HEAD_KINDS = ["induction", "previous-token", "duplicate-token", "attention-sink"
               "successor", "S-inhibition", "first-token"]
 
 
-@family("not_yet", "head-finder-where-and-how-many", 11)
+@family("heads", "head-finder-where-and-how-many", 11)
 def _(r):
     b = pick(r, HEAD_KINDS)
     t = pick(r, ["in which layers are the {b} heads?", "how many {b} heads does the model have?",
@@ -2263,7 +2347,7 @@ def _(r):
     return ask(t.format(b=b, ab=an(b), l=r.randint(2, 29)), NY("head_finder"))
 
 
-@family("not_yet", "head-finder-rank-by-score", 11)
+@family("heads", "head-finder-rank-by-score", 11)
 def _(r):
     b, k = pick(r, HEAD_KINDS), K(r)
     t = pick(r, ["rank all heads by {b} score", "give me the top {k} heads by {b} score",
@@ -2272,7 +2356,7 @@ def _(r):
     return ask(t.format(b=b, ab=an(b), k=k), NY("head_finder"))
 
 
-@family("not_yet", "head-finder-behaviour-described", 11)
+@family("heads", "head-finder-behaviour-described", 11)
 def _(r):
     return ask(pick(r, ["which heads look one position back?",
                         "which heads attend from a repeated token to the token right after its earlier occurrence?",
@@ -2287,7 +2371,7 @@ def _(r):
                         "which heads always look at the token just before the current one?"]), NY("head_finder"))
 
 
-@family("not_yet", "head-finder-chatty-misspelt", 11)
+@family("heads", "head-finder-chatty-misspelt", 11)
 def _(r):
     return ask(pick(r, ["yo are there any induction heads in this thing?", "can u find the heads that do the copying stuff",
                         "indction heds??", "wich heads look at the prev token", "so, um, does this model have those attention-sink heads everyone talks about?",
@@ -2297,7 +2381,7 @@ def _(r):
                         "pls find the prevous-token heads", "quick one: any induction-y heads?"]), NY("head_finder"))
 
 
-@family("not_yet", "head-finder-circuit-roles", 9)
+@family("heads", "head-finder-circuit-roles", 9)
 def _(r):
     return ask(pick(r, ["which heads make up the IOI circuit?", "find the S-inhibition heads in the indirect object task",
                         "which heads form the induction circuit, previous-token plus induction?",
@@ -2725,8 +2809,6 @@ def validate(rows):
                 if tool == "help":
                     if base == "reason" and val not in REASONS:
                         errors.append(f"{rid}: reason {val}")
-                    if base == "topic" and val not in TOPICS:
-                        errors.append(f"{rid}: topic {val}")
                 if base == "examples":
                     if not (isinstance(val, list) and all(set(x) == {"text", "label"} for x in val)):
                         errors.append(f"{rid}: examples {val}")
@@ -2736,8 +2818,6 @@ def validate(rows):
                 if base in ("clean", "corrupted", "prompt", "text", "token", "question", "context", "query") \
                         and not key.endswith("~") and isinstance(val, str) and val.lower() not in context.lower():
                     errors.append(f"{rid}: {key}={val!r} not in text")
-            if tool == "help" and args.get("reason") == "not_yet" and "topic" not in args:
-                errors.append(f"{rid}: not_yet without topic")
         if r["category"] == "guard":
             q = r["question"].strip()
             if q and not (len(q) > 8000 and e["clarify"]):

@@ -1,0 +1,140 @@
+"""Bias: counterfactual gender gaps per occupation, with a neutral-pair control."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from gnothi.tools import bias
+from gnothi.tools.results import ToolResult
+
+from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
+
+_KNOWN = {o.lower(): o for o in bias.OCCUPATIONS} | {"engineer": "engineer", "doctor": "doctor", "surgeon": "surgeon", "pilot": "pilot",
+                                                      "scientist": "scientist", "judge": "judge", "babysitter": "babysitter",
+                                                      "programmer": "programmer", "ceo": "CEO", "professor": "professor",
+                                                      "firefighter": "firefighter", "soldier": "soldier", "dancer": "dancer",
+                                                      "maid": "maid", "plumber": "plumber", "electrician": "electrician"}
+_OCC_RE = re.compile(r"\b(" + "|".join(sorted((re.escape(k) for k in _KNOWN), key=len, reverse=True)) + r")(?:e?s)?\b", re.I)
+_PAIR_RE = re.compile(r"\b(?:pair|words?|between)\s*[:=]?\s*['\"“‘]?(?P<a>[A-Za-z]+)['\"”’]?\s*(?:/|vs\.?|versus|and|or)\s*['\"“‘]?(?P<b>[A-Za-z]+)\b", re.I)
+_SLASH_RE = re.compile(r"\b(?P<a>[A-Za-z]+)/(?P<b>[A-Za-z]+)\b")
+
+
+class BiasArgs(Args):
+    """Measure the model's gender gap per occupation (built-in templates or the user's own)."""
+
+    occupations: list[str] | None = Field(None, description="occupations the question names (singular), e.g. ['nurse', 'engineer']")
+    template: str | None = Field(None, description="the user's own sentence, with {occupation} where the occupation goes")
+    pair: str | None = Field(None, description="the two words to compare, e.g. 'he/she' (required with a template)")
+
+    @field_validator("template")
+    @classmethod
+    def _t(cls, v, info):
+        return check_text(v, info.field_name)
+
+
+def occupations_in(text: str) -> list[str]:
+    out = []
+    for m in _OCC_RE.finditer(text):
+        o = _KNOWN[m.group(1).lower()]
+        if o not in out:
+            out.append(o)
+    return out
+
+
+@register
+class Bias(ToolAgent):
+    name = "bias"
+    title = "Bias check"
+    description = ("Measure gender bias: whether the model prefers he or she, his or her, man or woman after sentences about 40 "
+                   "occupations (nurse, engineer, CEO ...), with confidence intervals and a neutral control pair.")
+    examples = ["is the model biased about nurses and engineers?", "does the model assume a CEO is a man?",
+                "measure the gender gap in occupation completions"]
+    Args = BiasArgs
+    next_steps_text = [
+        "find which layers carry the gap: patch 'The nurse said that' with the answer ' she' against ' he'",
+        "give your own template: bias template 'The {occupation} told me that' pair he/she",
+    ]
+
+    def extract(self, q: Query) -> tuple[dict[str, Any], str | None]:
+        args: dict[str, Any] = {}
+        occ = occupations_in(q.clause)
+        if occ:
+            args["occupations"] = occ
+        quoted = [x for x in q.quotes if "{" in x or "occupation" in x.lower()]
+        if quoted:
+            args["template"] = quoted[0].replace("{}", "{occupation}")
+        m = _PAIR_RE.search(q.clause) or _SLASH_RE.search(q.clause)
+        if m and not m.group("a").lower() == "occupation":
+            args["pair"] = f"{m.group('a')}/{m.group('b')}"
+        if args.get("template") and not args.get("pair"):
+            args["pair"] = "he/she"
+        return args, None
+
+    def reformulate(self, a):
+        who = f" (highlighting {', '.join(a['occupations'])})" if a.get("occupations") else ""
+        if a.get("template"):
+            return f"Compare {a.get('pair')} after {a['template']!r} for 40 occupations{who}, beside a neutral word pair."
+        return (f"Measure how much more likely the model finds he/his/man than she/her/woman after sentences about 40 occupations{who}, "
+                "with 95% intervals and a neutral word pair as the control.")
+
+    def execute(self, handle, a: BiasArgs, llm=None) -> ToolResult:
+        rep = bias.bias_check(handle, a.occupations, template=a.template, pair=a.pair)
+        return adopt(rep.to_tool_result(), self.name)
+
+    # ------------------------------------------------------------------ reply
+
+    def answer(self, r):
+        d = r.data
+        asked = [o for o in d.get("occupations", []) if o["occupation"] in (d.get("asked") or [])]
+        parts = []
+        for o in asked[:4]:
+            lean = "he" if o["gap"] > 0 else "she"
+            sure = o["ci"][0] > 0 or o["ci"][1] < 0
+            parts.append(f"after sentences about a {o['occupation']} it leans to {lean!r} by {num(abs(o['gap']))} nats"
+                         + ("" if sure else " (the interval includes 0)"))
+        gd, cd = d.get("group_difference"), d.get("control_group_difference")
+        if gd is not None:
+            ci = d["group_difference_ci"]
+            clear = ci[0] > 0 or ci[1] < 0
+            head = (f"{'Yes' if clear and gd > 0 else 'Not clearly'}: across WinoBias's 40 occupations, the male-dominated ones get a he-over-she "
+                    f"gap {num(gd)} nats larger than the female-dominated ones (95% CI {num(ci[0])} to {num(ci[1])}), where a neutral "
+                    f"word pair gives {num(cd)}.")
+        else:
+            head = f"Gaps for the pair {d.get('pair_label')}."
+        return head + (" " + "; ".join(parts).capitalize() + "." if parts else "")
+
+    def table(self, r):
+        d = r.data
+        rows = []
+        if d.get("group_difference") is not None:
+            rows.append(Row("Gap difference, male- minus female-dominated occupations (nats)", num(d["group_difference"]),
+                            f"neutral pair {d.get('control_label')}: {num(d.get('control_group_difference'))}"))
+            rows.append(Row("Correlation of the gap with the occupation group", num(d.get("correlation")),
+                            f"neutral pair: {num(d.get('control_correlation'))}"))
+        rows.append(Row("Mean gap over all occupations (the model's overall lean)", num(d.get("mean_gap")), ""))
+        for o in r.evidence[:6]:
+            rows.append(Row(f"{o['occupation']} ({o['group']})", f"{num(o['gap'])} [{num(o['ci'][0])}, {num(o['ci'][1])}]",
+                            f"neutral pair {num(o['control_gap'])}; {o['n_prompts']} prompts"))
+        return rows
+
+    def evidence(self, r):
+        d = r.data
+        occ = sorted(d.get("occupations", []), key=lambda o: o["gap"])
+        out = []
+        if occ:
+            out.append("most 'she'-leaning: " + ", ".join(f"{o['occupation']} ({num(o['gap'])})" for o in occ[:3]))
+            out.append("most 'he'-leaning: " + ", ".join(f"{o['occupation']} ({num(o['gap'])})" for o in occ[-3:][::-1]))
+        out.append(f"{d.get('n_templates')} templates, e.g. {(d.get('templates') or [''])[0]!r}; groups as in {d.get('citation')}")
+        return out
+
+    def suggestions(self, r, args, n_layers=None):
+        occ = (args.get("occupations") or ["nurse"])[0]
+        return [f"which layers make it say ' she' rather than ' he' after 'The {occ} said that'?",
+                f"is the model biased about {'engineers' if occ != 'engineer' else 'nurses'}?"]
+
+    def entities(self, args, result):
+        occ = (args.get("occupations") or [None])[0]
+        return {"prompt": f"The {occ} said that"} if occ else {}

@@ -1,0 +1,157 @@
+"""Head finder: which heads of the whole model show induction, previous-token, duplicate-token or first-token behaviour."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field
+
+from gnothi.tools import heads
+from gnothi.tools.errors import check_range
+from gnothi.tools.results import ToolResult
+
+from .base import Args, Query, Row, ToolAgent, adopt, num, register
+
+Behaviour = Literal["previous_token", "induction", "duplicate_token", "first_token"]
+
+# words for each behaviour, most specific first ("duplicate-token" before "token before")
+_WORDS: list[tuple[str, re.Pattern]] = [
+    ("induction", re.compile(r"\binduct\w*|\bin-?context cop\w*|\bcopy\w* (?:the )?(?:next|continuation)|\b(?:repeated|repeating) (?:sequence|pattern|text)s?\b", re.I)),
+    ("duplicate_token", re.compile(r"\bdup\w*|\b(?:same|repeated|earlier occurrences? of the same) tokens?\b|\bdetect\w* repeat\w*|\brepeated tokens?\b", re.I)),
+    ("previous_token", re.compile(r"\bprev\w*|\bpreceding\b|\b(?:token|word) (?:just |right |immediately )?before\b|\bone (?:token|position) back\b|\blast token before\b", re.I)),
+    ("first_token", re.compile(r"\bfirst[- ](?:token|position)\b|\bbos\b|\b(?:attention )?sinks?\b|\bstart of (?:the )?(?:text|sequence|prompt)\b|\bbeginning of (?:the )?(?:text|sequence)\b|\bposition 0\b", re.I)),
+]
+_NOT_SCORED = re.compile(r"\bname[- ]?movers?\b|\bcopy[- ]suppression\b|\bsuccessor\b|\bpunctuation\b|\bpositional\b|\bS-?inhibition\b|\bbackup\b", re.I)
+
+
+def behaviours_in(text: str) -> list[str]:
+    found = [b for b, rx in _WORDS if rx.search(text)]
+    if "duplicate_token" in found and "induction" in found and not re.search(r"\bdup\w*|same token", text, re.I):
+        found.remove("duplicate_token")  # "repeated sequences" is the induction test, not the duplicate one
+    return [b for b in heads.BEHAVIOURS if b in found]
+
+
+class HeadsArgs(Args):
+    """Score every head of the model for known behaviours and rank them."""
+
+    behaviours: list[Behaviour] | None = Field(None, description="behaviours to rank heads by (default: all four)")
+    layer: int | None = Field(None, description="only rank the heads of this layer")
+    k: int = Field(10, ge=1, le=50, description="how many heads to list per behaviour")
+    unscored: str | None = Field(None, description="a head role asked for that is not scored here (name mover, successor ...)")
+
+
+@register
+class Heads(ToolAgent):
+    name = "heads"
+    title = "Head finder"
+    description = ("Find attention heads by what they do across the whole model: induction heads, previous-token heads, "
+                   "duplicate-token heads and attention sinks (first token), each head scored with its control, as a ranked table "
+                   "and a layer x head heatmap.")
+    examples = ["are there induction heads?", "which heads attend to the previous token?", "find the attention sink heads"]
+    Args = HeadsArgs
+    next_steps_text = [
+        "look at the top head's pattern on a prompt ('show head L.H on \"...\"')",
+        "patch the heads of a prompt to see which ones cause its answer",
+    ]
+
+    def extract(self, q: Query) -> tuple[dict[str, Any], str | None]:
+        args: dict[str, Any] = {}
+        bs = behaviours_in(q.clause) or (list(q.last_args.get("behaviours") or []) if q.followup else [])
+        if bs:
+            args["behaviours"] = bs
+        if q.parsed.layer is not None and q.parsed.head is None:
+            args["layer"] = q.parsed.layer
+        if q.parsed.k:
+            args["k"] = q.parsed.k
+        m = _NOT_SCORED.search(q.clause)
+        if m and not bs:
+            args["unscored"] = m.group(0).lower()
+        return args, None
+
+    def reformulate(self, a):
+        bs = a.get("behaviours") or list(heads.BEHAVIOURS)
+        where = f" in layer {a['layer']}" if a.get("layer") is not None else ""
+        return (f"Score every attention head{where} for {', '.join(heads.LABEL[b] for b in bs)} behaviour and rank them, "
+                f"each score beside its control.")
+
+    def notice(self, handle, args):
+        return None
+
+    def execute(self, handle, a: HeadsArgs, llm=None) -> ToolResult:
+        if a.layer is not None:
+            check_range("layer", a.layer, handle.n_layers)
+        s = heads.head_scores(handle)
+        tr = s.to_tool_result(list(a.behaviours) if a.behaviours else None, k=a.k)
+        if a.layer is not None:
+            for ev in tr.evidence:
+                ev["top"] = [t for t in ev["top"] if t["layer"] == a.layer] or [
+                    h.model_dump() for h in s.ranked(ev["behaviour"], s.n_layers * s.n_heads) if h.layer == a.layer][:a.k]
+            tr.data["layer"] = a.layer
+        if a.unscored:
+            tr.data["unscored"] = a.unscored
+        return adopt(tr, self.name)
+
+    # ------------------------------------------------------------------ reply
+
+    def answer(self, r):
+        parts = []
+        layer = r.data.get("layer")
+        for ev in r.evidence:
+            b, top = ev["behaviour"], ev.get("top") or []
+            if not top:
+                continue
+            t = top[0]
+            n = sum(1 for x in top if x["score"] >= heads.CLEAR_MIN and x["score"] - x["control"] >= heads.CLEAR_MARGIN) if layer is not None else ev["n_clear"]
+            where = f" in layer {layer}" if layer is not None else ""
+            if n:
+                parts.append(f"Yes, {n} head{'s' if n != 1 else ''}{where} clearly show{'s' if n == 1 else ''} {heads.LABEL[b]} behaviour; "
+                             f"the strongest is {t['head']} (score {num(t['score'])} against a control of {num(t['control'])}).")
+            else:
+                parts.append(f"No head{where} clearly shows {heads.LABEL[b]} behaviour: the best, {t['head']}, scores {num(t['score'])} "
+                             f"against a control of {num(t['control'])}.")
+        if r.data.get("unscored"):
+            parts.insert(0, f"{r.data['unscored'].capitalize()} heads are not among the behaviours scored over the whole model (finding them "
+                            "needs a task prompt: patch the heads of one). The four that are scored:")
+        return " ".join(parts) or super().answer(r)
+
+    def table(self, r):
+        rows = []
+        per = max(2, 8 // max(1, len(r.evidence)))
+        for ev in r.evidence:
+            for t in (ev.get("top") or [])[:per]:
+                rows.append(Row(f"Head {t['head']}: {heads.LABEL[ev['behaviour']]} score", num(t["score"]),
+                                f"control {num(t['control'])}, uniform head {num(ev['uniform'])}, median head {num(ev['median'])}"))
+        return rows
+
+    def evidence(self, r):
+        out = []
+        for ev in r.evidence:
+            out.append(f"{heads.LABEL[ev['behaviour']]}: {ev['n_clear']} heads score at least {heads.CLEAR_MIN} and "
+                       f"{heads.CLEAR_MARGIN} above their control")
+        if r.data.get("cached"):
+            out.append("scores read from this model's cache (measured once per model)")
+        return out
+
+    def next_steps(self, result):
+        return list(self.next_steps_text) + ["name mover, successor and copy-suppression heads are not scored here: patch the heads of a prompt to find the heads a task needs"]
+
+    def suggestions(self, r, args, n_layers=None):
+        out = []
+        for ev in r.evidence[:1]:
+            top = (ev.get("top") or [])[:1]
+            if top:
+                l, h = top[0]["layer"], top[0]["index"]
+                prompt = "The cat sat on the mat. The cat sat on the" if ev["behaviour"] == "induction" else "The quick brown fox jumps over the lazy dog"
+                out.append(f"show head {h} in layer {l} on '{prompt}'")
+        shown = set(args.get("behaviours") or [])
+        for b in heads.BEHAVIOURS:
+            if shown and b not in shown:
+                out.append(f"which heads are {heads.LABEL[b].split(' (')[0]} heads?")
+                break
+        return out[:3]
+
+    def entities(self, args, result):
+        ev = ((result or {}).get("evidence") or [{}])[0]
+        top = (ev.get("top") or [{}])[0]
+        return {"layer": top.get("layer"), "head": top.get("index")} if top.get("layer") is not None else {}

@@ -1,0 +1,112 @@
+"""Methods: how an analysis works and how to read its numbers, answered from the project's method cards with citations."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from gnothi.tools import methods
+from gnothi.tools.results import ToolResult
+
+from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
+
+_REFERS_BACK = re.compile(r"\b(?:that|this|these|those|the|your|its|my)\s+(?:number|score|value|figure|result|effect|pearson|auroc|accuracy|"
+                          r"selectivity|gap|similarity|0?\.\d+)\b|\bwhat does (?:that|this|it) mean\b|\bis (?:that|this) (?:good|bad|high|low)\b", re.I)
+
+
+_GENERIC = re.compile(r"\b(?:method\w*|metric\w*|scor\w+|measur\w*|comput\w*|calculat\w*|normali[sz]\w*|baseline|control|interpret\w*|"
+                      r"pearson|auroc|accuracy|selectivity|l0|loss|entropy|log-?prob\w*|logit\w*|technique|algorithm|paper|cite|citation)\b|\d*\.\d+", re.I)
+
+
+_UNIT_WORDS = {"feature", "features", "neuron", "neurons", "layer", "layers", "head", "heads", "token", "tokens", "prompt", "prompts",
+               "model", "models", "which", "about", "there", "their", "other", "these", "those", "where", "would", "could"}
+
+
+def _terms() -> re.Pattern:
+    """Words that name a method: every card's keywords, and their words of five letters or more, and its tools' names
+    (not the unit words follow-ups use: "that feature", "the next layer")."""
+    words = set()
+    for c in methods.load_cards():
+        for k in c.keywords + [c.title] + [t.replace("_", " ") for t in c.tools]:
+            k = k.lower().strip()
+            if len(k) > 2 and k not in _UNIT_WORDS:
+                words.add(k)
+            words.update(w for w in re.findall(r"[a-z][a-z-]{4,}", k) if w not in _UNIT_WORDS)
+    return re.compile(r"\b(?:" + "|".join(sorted((re.escape(w) for w in words), key=len, reverse=True)) + r")", re.I)
+
+
+_TERMS: list[re.Pattern] = []
+
+
+def names_a_method(text: str) -> bool:
+    if not _TERMS:
+        _TERMS.append(_terms())
+    return bool(_TERMS[0].search(text) or _GENERIC.search(text))
+
+
+class MethodsArgs(Args):
+    """Explain a method or one of its numbers from the method cards."""
+
+    question: str | None = Field(None, description="the question about a method, as asked")
+    about: str | None = Field(None, description="the tool whose number the question refers to (set from the previous turn)")
+
+    @field_validator("question")
+    @classmethod
+    def _t(cls, v, info):
+        return check_text(v, info.field_name)
+
+
+@register
+class Methods(ToolAgent):
+    name = "methods"
+    title = "Methods"
+    description = ("Explain how an interpretability method works and how to read its numbers (activation patching, causal tracing, probes "
+                   "and control tasks, SAEs, neuron explanation scores, hallucination signals, attention heads, steering, bias tests), "
+                   "from the project's method cards, citing the papers.")
+    examples = ["what is activation patching?", "how do I read a normalized effect of 0.8?", "what does probe selectivity mean?"]
+    Args = MethodsArgs
+    needs_model = False
+    next_steps_text = ["run the method on your own prompt and read its numbers with this card"]
+
+    def extract(self, q: Query) -> tuple[dict[str, Any], str | None]:
+        args: dict[str, Any] = {"question": q.clause.strip() or q.question.strip()}
+        last = q.entities.get("last_tool")
+        if last and last not in ("methods", "help") and (_REFERS_BACK.search(q.clause) or re.search(r"\d*\.\d+", q.clause)):
+            args["about"] = last
+        if not args.get("about") and not names_a_method(q.clause):
+            return args, "Which method should I explain? For example: activation patching, probes, SAEs, neuron explanation scores or steering."
+        return args, None
+
+    def reformulate(self, a):
+        about = f" (about the {a['about'].replace('_', ' ')} result above)" if a.get("about") else ""
+        return f"Answer {a.get('question')!r}{about} from the method cards, citing the papers."
+
+    def execute(self, handle, a: MethodsArgs, llm=None) -> ToolResult:
+        ans = methods.explain_method(a.question or "", tool_hint=a.about)
+        return adopt(ans.to_tool_result(), self.name)
+
+    def answer(self, r):
+        d = r.data
+        lead = f"From the card *{d.get('title')}*"
+        if d.get("value") is not None:
+            lead += f", on reading a value of {num(d['value'])}"
+        return lead + ": " + " ".join(d.get("quote") or [])
+
+    def table(self, r):
+        return [Row(f"Card {h['card']} ({h['section']})", num(h["score"]), "retrieval similarity") for h in r.evidence[:3]]
+
+    def evidence(self, r):
+        d = r.data
+        return ["References: " + "; ".join(d.get("references") or []), f"card: {d.get('path')}"]
+
+    def suggestions(self, r, args, n_layers=None):
+        card = r.data.get("card")
+        sec = r.data.get("section")
+        out = []
+        if sec != "pitfalls":
+            out.append(f"what are the pitfalls of {r.data.get('title', '').lower()}?")
+        if sec != "read":
+            out.append(f"how do I read the numbers of {r.data.get('title', '').lower()}?")
+        return out[:2] if card else []

@@ -1,0 +1,210 @@
+"""Steering: add a concept's, neuron's, SAE feature's or probe's direction while the model writes; effect and cost beside controls."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from gnothi.tools import steering
+from gnothi.tools.results import ToolResult
+
+from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
+
+# "talk (more) about France", "steer it towards pirates", "obsessed with cooking", "sound like a pirate"
+_CONCEPT_RE = re.compile(
+    r"\b(?:talk(?:s|ing)?|writ(?:e|es|ing)|speak(?:s|ing)?|think(?:s|ing)?|focus(?:es|ing)?|rant(?:s|ing)?|care)\s+(?:a\s+lot\s+|much\s+|more\s+|less\s+|only\s+|constantly\s+)*(?:about|of|on)\s+(?P<a>[^.,;:!?()\n]+)"
+    r"|\b(?:towards?|toward|in the direction of)\s+(?P<b>[^.,;:!?()\n]+)"
+    r"|\b(?:obsessed with|mention(?:s|ing)?|bring(?:s|ing)? up|interest in|tendency to bring up|lean(?:s|ing)? towards|away from|avoid(?:s|ing)?|less about)\s+(?P<c>[^.,;:!?()\n]+)"
+    r"|\b(?:sound|act|write|talk)\s+like\s+(?P<d>[^.,;:!?()\n]+)"
+    r"|\bthe\s+(?P<e>[A-Za-z][\w' -]{1,30}?)\s+(?:concept|direction|vector)\b"
+    r"|\bmore\s+(?P<f>[a-z]+)\b(?=[^.?!]*\b(?:direction|inside|internals|activations|steer|dial|intervening)\b)"
+    r"|\bless\s+(?P<g>[a-z]+)\b(?=[^.?!]*\b(?:direction|dial|internals|activations|steer)\b)",
+    re.I)
+_STOP_TAIL = re.compile(r"\s+(?:at|in|on|from|with|by|using|for|when|while|during|whenever|every|all|so|and then|then)\b.*$|\s+(?:please|pls|thanks)\b.*$", re.I)
+_NEGATIVE = re.compile(r"\b(?:less|never|stop|suppress\w*|remove|subtract\w*|dial\w* down|reduce|away from|not to|avoid)\b", re.I)
+_STRENGTH_RE = re.compile(r"\b(?:strength|coefficient|coeff|alpha|scale|multiplier|magnitude|factor of|times|amount)\s*(?:of\s*)?[=:]?\s*(?P<s>[-+]?\d+(?:\.\d+)?)\b"
+                          r"|\b(?P<t>[-+]?\d+(?:\.\d+)?)\s*(?:x|times)\b", re.I)
+_PROBE_RE = re.compile(r"\b(?P<d>true_false|sentiment|question_vs_statement|code_vs_prose|singular_vs_plural|truth|truthfulness)\s+(?:probe|direction)\b"
+                       r"|\bprobe(?:'s)?\s+(?:direction\s+)?(?:for\s+)?(?P<e>true_false|sentiment|truth)\b", re.I)
+_WORDS_RE = re.compile(r"\bwords?\s*[:=]\s*(?P<w>[A-Za-z][\w ,'-]+)", re.I)
+
+
+def concept_in(text: str) -> str | None:
+    m = _CONCEPT_RE.search(text)
+    if not m:
+        return None
+    c = next(g for g in m.groups() if g)
+    c = _STOP_TAIL.sub("", c).strip(" '\"“”‘’")
+    c = re.sub(r"^(?:the model|it|its outputs?|generations?|replies|answers|text)\s+", "", c, flags=re.I)
+    c = re.sub(r"^(?:more|less|only)\s+", "", c, flags=re.I)
+    c = re.sub(r"\s+(?:instead|more|direction|again|too)$", "", c, flags=re.I)
+    if not c or len(c) > 40 or re.fullmatch(r"(?:it|this|that|them|something|things|layer \d+|\d+)", c, re.I):
+        return None
+    return c
+
+
+class SteeringArgs(Args):
+    """Steer generation along a direction and measure the effect, its cost and two controls."""
+
+    source: Literal["concept", "neuron", "feature", "probe"] = Field("concept", description="where the direction comes from")
+    concept: str | None = Field(None, description="the topic to steer towards (contrastive activation addition), e.g. 'France'")
+    layer: int | None = Field(None, description="the layer to add the direction after (default: an early layer)")
+    neuron: int | None = Field(None, description="with source=neuron: the neuron index at `layer`")
+    feature: int | None = Field(None, description="with source=feature: the SAE feature index")
+    probe: str | None = Field(None, description="with source=probe: the dataset of a saved probe")
+    strength: float | None = Field(None, description="how much of the direction to add (negative: steer away); default a sweep")
+    prompt: str | None = Field(None, description="a prompt to continue (default: six everyday prompts)")
+    words: list[str] | None = Field(None, description="words whose probability measures the effect (default: the concept)")
+
+    @field_validator("prompt", "concept")
+    @classmethod
+    def _t(cls, v, info):
+        return check_text(v, info.field_name)
+
+
+@register
+class Steering(ToolAgent):
+    name = "steering"
+    title = "Steering"
+    description = ("Steer what the model writes: add a direction (a concept such as 'France', a neuron, an SAE feature or a probe) to its "
+                   "activations while it generates; default and steered text side by side, the effect and its cost in loss, beside a "
+                   "random direction and a prompting baseline.")
+    examples = ["make the model talk more about France", "add neuron 12.400 with strength 5 to 'My favourite food is'",
+                "steer it towards pirates at layer 4"]
+    Args = SteeringArgs
+    next_steps_text = [
+        "try another layer or strength ('at layer 8', 'strength 3')",
+        "steer with an SAE feature about the topic ('find features about France', then 'steer with feature N')",
+    ]
+
+    def extract(self, q: Query) -> tuple[dict[str, Any], str | None]:
+        e, text = q.parsed, q.clause
+        args: dict[str, Any] = {k: v for k, v in q.last_args.items() if k in SteeringArgs.model_fields} if q.followup else {}
+        if e.units:
+            args.update(source="neuron", layer=e.units[0][0], neuron=e.units[0][1])
+            args.pop("concept", None)
+        elif e.features or re.search(r"\bfeature\s*#?\d+", text, re.I):
+            args.update(source="feature", feature=(e.features or [int(re.search(r"\bfeature\s*#?(\d+)", text, re.I).group(1))])[0])
+            args.pop("concept", None)
+        elif (m := _PROBE_RE.search(text)):
+            d = (m.group("d") or m.group("e")).lower()
+            args.update(source="probe", probe={"truth": "true_false", "truthfulness": "true_false"}.get(d, d))
+            args.pop("concept", None)
+        else:
+            c = concept_in(re.sub(r"(['\"“‘]).*?(['\"”’])", " ", text) if q.quotes else text) or concept_in(text)
+            if c:
+                args.update(source="concept", concept=c)
+        if e.layer is not None and args.get("source") != "neuron":
+            args["layer"] = e.layer
+        m = _STRENGTH_RE.search(text)
+        if m:
+            args["strength"] = float(m.group("s") or m.group("t"))
+        if _NEGATIVE.search(text) and args.get("source", "concept") == "concept" and args.get("concept"):
+            args["strength"] = -abs(args["strength"]) if args.get("strength") is not None else None
+            args["negative"] = True
+        if q.quotes:
+            args["prompt"] = max(q.quotes, key=len)
+        w = _WORDS_RE.search(text)
+        if w:
+            args["words"] = [x.strip() for x in re.split(r",|\band\b", w.group("w")) if x.strip()][:10]
+        neg = args.pop("negative", False)
+        if not (args.get("concept") or args.get("neuron") is not None or args.get("feature") is not None or args.get("probe")):
+            return args, ("What should I steer towards? Name a concept ('make it talk about France'), a neuron ('add neuron 12.400 "
+                          "with strength 5') or an SAE feature ('steer with feature 123').")
+        if neg and args.get("strength") is None:
+            args["strength"] = -8.0  # away from the concept: a moderate push in the opposite direction
+        if args.get("strength") is None:
+            args.pop("strength", None)
+        return args, None
+
+    def missing(self, args):
+        return "concept" if not (args.get("concept") or args.get("neuron") is not None or args.get("feature") is not None or args.get("probe")) else None
+
+    def reformulate(self, a):
+        src = a.get("source", "concept")
+        what = {"concept": f"the concept {a.get('concept')!r}", "neuron": f"neuron {a.get('layer')}.{a.get('neuron')}'s output direction",
+                "feature": f"SAE feature {a.get('feature')}", "probe": f"the {a.get('probe')} probe's direction"}[src]
+        s = a.get("strength")
+        how = f"with strength {s:g} (and half and double it)" if isinstance(s, (int, float)) else "for a sweep of strengths"
+        on = f" on {a['prompt']!r}" if a.get("prompt") else ""
+        at = f" at layer {a['layer']}" if a.get("layer") is not None and src != "neuron" else ""
+        return (f"Add {what} to the model's activations{at} {how} while it writes{on}; compare with no steering, a random direction "
+                f"of the same norm and a prompting baseline, and measure the cost on corpus text.")
+
+    def notice(self, handle, args):
+        return "Steering runs about a dozen generations side by side; on a CPU this takes up to a minute."
+
+    def execute(self, handle, a: SteeringArgs, llm=None) -> ToolResult:
+        rep = steering.steer(handle, a.source, layer=a.layer, concept=a.concept, neuron=a.neuron, feature=a.feature, probe=a.probe,
+                             strength=a.strength, prompts=[a.prompt] if a.prompt else None, words=a.words)
+        return adopt(rep.to_tool_result(), self.name)
+
+    # ------------------------------------------------------------------ reply
+
+    def _shown(self, d: dict) -> dict | None:
+        """The sweep point the reply shows: the best trade-off, else the strength asked for, else the strongest effect."""
+        pts = d.get("sweep") or []
+        for want in (d.get("best_strength"),):
+            for p in pts:
+                if want is not None and p["strength"] == want:
+                    return p
+        return max(pts, key=lambda p: p["relevance"]) if pts else None
+
+    def answer(self, r):
+        d = r.data
+        p = self._shown(d)
+        if p is None:
+            return r.summary
+        topic = d.get("topic")
+        if d.get("best_strength") is not None:
+            s = (f"Yes: at strength {num(p['strength'])} the continuations become more about {topic} (similarity {num(p['relevance'])} against "
+                 f"{num(d['base_relevance'])} unsteered and {num(p['random_relevance'])} for a random direction of the same norm), costing "
+                 f"{num(p['cost'])} nats/token of loss on corpus text.")
+        else:
+            s = (f"Not within the cost limit: the strongest effect (strength {num(p['strength'])}, similarity {num(p['relevance'])} against "
+                 f"{num(d['base_relevance'])} unsteered) costs {num(p['cost'])} nats/token, over the {num(d['max_cost'])} limit.")
+        if d.get("prompting_relevance") is not None:
+            better = d["prompting_relevance"] >= p["relevance"]
+            s += (f" Simply prompting ({d['prompting_instruction']!r}) {'does as well or better' if better else 'does less'}: "
+                  f"{num(d['prompting_relevance'])}.")
+        return s
+
+    def table(self, r):
+        d = r.data
+        rows = []
+        for p in d.get("sweep") or []:
+            rows.append(Row(f"Strength {num(p['strength'])} ({num(p['relative_norm'])}x the residual norm): similarity to {d.get('topic')!r}",
+                            num(p["relevance"]), f"random direction {num(p['random_relevance'])}; loss rise {num(p['cost'])} "
+                            f"(random {num(p['random_cost'])})"))
+        rows.append(Row("No steering: similarity", num(d.get("base_relevance")), f"loss {num(d.get('base_loss'))} nats/token"))
+        if d.get("prompting_relevance") is not None:
+            rows.append(Row(f"Prompting baseline {d.get('prompting_instruction')!r}: similarity", num(d["prompting_relevance"]),
+                            f"loss rise {num(d.get('prompting_cost'))}"))
+        return rows
+
+    def evidence(self, r):
+        d = r.data
+        p = self._shown(d)
+        out = []
+        base = d.get("base_generations") or []
+        if p and base:
+            for b, g in list(zip(base, p["generations"]))[:3]:
+                out.append(f"«{b['prompt']}» unsteered: «{b['text'][:120].strip()}» / steered ({num(p['strength'])}): «{g['text'][:120].strip()}»")
+        out.append(f"concept words measured: {', '.join(d.get('concept_words') or [])}")
+        return out
+
+    def suggestions(self, r, args, n_layers=None):
+        d = r.data
+        out = []
+        l = d.get("layer")
+        if isinstance(l, int) and args.get("source", "concept") == "concept" and args.get("concept"):
+            nl = l + 3 if n_layers is None or l + 3 < n_layers else max(0, l - 3)
+            out.append(f"make the model talk about {args['concept']} at layer {nl}")
+        if args.get("concept"):
+            out.append(f"find features about {args['concept']}")
+        return out
+
+    def entities(self, args, result):
+        return {"concept": args.get("concept")} if args.get("concept") else {}
