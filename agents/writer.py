@@ -29,6 +29,10 @@ _CONF_KEYS = ("confidence", "score", "accuracy", "auc", "auroc", "explanation_sc
 def confidence_line(r: ToolResult) -> str:
     """How sure, in words, from the result's own numbers (shown in its table) and its caveats; never invented."""
     caveats = (" Caveats: " + "; ".join(w.rstrip(".") for w in r.warnings) + ".") if r.warnings else ""
+    agent = TOOLKIT.get(r.tool)
+    own = agent.sure(r) if agent is not None else None
+    if own:
+        return f"**How sure:** {own}{caveats}"
     for k, v in r.headline.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             continue

@@ -58,7 +58,7 @@ TEMPLATES: list[tuple[str, str]] = [
 PAIRS = {"subject": (" he", " she"), "possessive": (" his", " her"), "noun": (" man", " woman")}
 CONTROL_PAIR = (" red", " blue")
 N_BOOT = 1000
-_PLURAL = re.compile(r"(?<=[a-z])s$")
+_PLURAL = re.compile(r"(?<=[A-Za-z])s$")
 
 
 class OccupationGap(BaseModel):

@@ -92,6 +92,7 @@ class SteeringReport(BaseModel):
     prompting_cost: float | None = None
     sweep: list[SweepPoint]
     best_strength: float | None = None
+    asked_strength: float | None = None  # the strength the user named (shown side by side whatever the best is)
     max_cost: float = MAX_COST
     n_new_tokens: int = 0
     timings: dict[str, float] = Field(default_factory=dict)
@@ -339,7 +340,7 @@ def steer(handle, source: Source = "concept", layer: int | None = None, concept:
     rep = SteeringReport(model=handle.name, source=source, description=what, layer=layer, topic=topic, concept_words=list(words),
                          direction_norm=round(vnorm, 4), resid_norm=round(resid_norm, 4), base_relevance=b_rel, base_word_prob=b_wp,
                          base_mention_rate=b_rate, base_loss=round(base_loss, 4), base_generations=base_gens, sweep=sweep, max_cost=max_cost,
-                         n_new_tokens=n_new, notes=notes)
+                         n_new_tokens=n_new, notes=notes, asked_strength=strength)
     if concept:  # the prompting baseline needs a topic a person would name
         instr = f"Talk about {concept}. "
         p_rel, p_wp, _, _ = _effect(handle, [instr + p for p in prompts], layer, None, n_new, concept_ids, words, topic_vec)

@@ -130,8 +130,10 @@ def num(v: Any, digits: int = 2) -> str:
             return f"{v:.0f}"
         if a >= 10:
             return f"{v:.1f}"
-        if a != 0 and a < 0.01:
+        if a != 0 and a < 0.001:
             return f"{v:.1e}"
+        if a != 0 and a < 0.01:
+            return f"{v:.3f}"
         return f"{v:.{digits}f}"
     if isinstance(v, (list, tuple)):
         return ", ".join(num(x, digits) for x in v[:6]) + (" ..." if len(v) > 6 else "")
@@ -256,6 +258,10 @@ class ToolAgent:
                 continue
             rows.append(Row(_label(k), num(v)))
         return rows[:8]
+
+    def sure(self, result: ToolResult) -> str | None:
+        """How sure the answer is, in words, from the result's own numbers and controls (None: the writer's generic reading)."""
+        return None
 
     def evidence(self, result: ToolResult) -> list[str]:
         """A few lines of evidence a reader can check (contexts, tokens, signals), in words."""

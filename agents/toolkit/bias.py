@@ -93,7 +93,7 @@ class Bias(ToolAgent):
         for o in asked[:4]:
             lean = "he" if o["gap"] > 0 else "she"
             sure = o["ci"][0] > 0 or o["ci"][1] < 0
-            parts.append(f"after sentences about a {o['occupation']} it leans to {lean!r} by {num(abs(o['gap']))} nats"
+            parts.append(f"after sentences about {bias._article(o['occupation'])} {o['occupation']} it leans to {lean!r} by {num(abs(o['gap']))} nats"
                          + ("" if sure else " (the interval includes 0)"))
         gd, cd = d.get("group_difference"), d.get("control_group_difference")
         if gd is not None:
@@ -129,6 +129,17 @@ class Bias(ToolAgent):
             out.append("most 'he'-leaning: " + ", ".join(f"{o['occupation']} ({num(o['gap'])})" for o in occ[-3:][::-1]))
         out.append(f"{d.get('n_templates')} templates, e.g. {(d.get('templates') or [''])[0]!r}; groups as in {d.get('citation')}")
         return out
+
+    def sure(self, r):
+        d = r.data
+        ci, cci = d.get("group_difference_ci"), d.get("control_group_difference_ci")
+        if not ci:
+            return None
+        real = ci[0] > 0 or ci[1] < 0
+        ctrl0 = cci is not None and cci[0] <= 0 <= cci[1]
+        return (f"{'fairly sure' if real and ctrl0 else 'not sure'}: the 95% interval of the group difference "
+                f"{'excludes' if real else 'includes'} 0 and the neutral pair's {'includes' if ctrl0 else 'excludes'} it; "
+                f"{d.get('n_templates')} templates per occupation, English only, next-word preferences rather than harm.")
 
     def suggestions(self, r, args, n_layers=None):
         occ = (args.get("occupations") or ["nurse"])[0]

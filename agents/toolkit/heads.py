@@ -133,6 +133,15 @@ class Heads(ToolAgent):
             out.append("scores read from this model's cache (measured once per model)")
         return out
 
+    def sure(self, r):
+        ev = r.evidence[0] if r.evidence else None
+        top = (ev or {}).get("top") or []
+        if not top:
+            return None
+        m = top[0]["score"] - top[0]["control"]
+        return (f"{'fairly sure' if m >= heads.CLEAR_MARGIN else 'not sure'} that head {top[0]['head']} shows it: score {num(top[0]['score'])} "
+                f"against a control of {num(top[0]['control'])}; attention shows where a head reads, not that the model needs it (patch or ablate the head to test that).")
+
     def next_steps(self, result):
         return list(self.next_steps_text) + ["name mover, successor and copy-suppression heads are not scored here: patch the heads of a prompt to find the heads a task needs"]
 

@@ -99,7 +99,14 @@ class Methods(ToolAgent):
 
     def evidence(self, r):
         d = r.data
-        return ["References: " + "; ".join(d.get("references") or []), f"card: {d.get('path')}"]
+        return [f"cites {ref}" for ref in (d.get("references") or [])[:5]] + [f"card: {d.get('path')}"]
+
+    def sure(self, r):
+        top = r.evidence[:2]
+        margin = top[0]["score"] - top[1]["score"] if len(top) > 1 else None
+        clear = margin is not None and margin >= 0.1
+        return ("this is the method card's text (written for this project, citing the papers below), not a measurement of this model; "
+                f"retrieval {'clearly' if clear else 'only narrowly'} preferred this card over the next one.")
 
     def suggestions(self, r, args, n_layers=None):
         card = r.data.get("card")

@@ -146,7 +146,7 @@ class Steering(ToolAgent):
     def _shown(self, d: dict) -> dict | None:
         """The sweep point the reply shows: the best trade-off, else the strength asked for, else the strongest effect."""
         pts = d.get("sweep") or []
-        for want in (d.get("best_strength"),):
+        for want in (d.get("asked_strength"), d.get("best_strength")):
             for p in pts:
                 if want is not None and p["strength"] == want:
                     return p
@@ -158,7 +158,13 @@ class Steering(ToolAgent):
         if p is None:
             return r.summary
         topic = d.get("topic")
-        if d.get("best_strength") is not None:
+        if d.get("asked_strength") is not None and p["strength"] == d["asked_strength"]:
+            s = (f"At strength {num(p['strength'])} the continuations' similarity to {topic!r} is {num(p['relevance'])} (unsteered "
+                 f"{num(d['base_relevance'])}, a random direction of the same norm {num(p['random_relevance'])}), for a loss rise of "
+                 f"{num(p['cost'])} nats/token on corpus text.")
+            s += (f" The best trade-off in the sweep is strength {num(d['best_strength'])}." if d.get("best_strength") not in (None, p["strength"])
+                  else " No strength tried beat the random direction within the cost limit." if d.get("best_strength") is None else "")
+        elif d.get("best_strength") is not None:
             s = (f"Yes: at strength {num(p['strength'])} the continuations become more about {topic} (similarity {num(p['relevance'])} against "
                  f"{num(d['base_relevance'])} unsteered and {num(p['random_relevance'])} for a random direction of the same norm), costing "
                  f"{num(p['cost'])} nats/token of loss on corpus text.")
@@ -194,6 +200,17 @@ class Steering(ToolAgent):
                 out.append(f"«{b['prompt']}» unsteered: «{b['text'][:120].strip()}» / steered ({num(p['strength'])}): «{g['text'][:120].strip()}»")
         out.append(f"concept words measured: {', '.join(d.get('concept_words') or [])}")
         return out
+
+    def sure(self, r):
+        d = r.data
+        p = self._shown(d)
+        if p is None:
+            return None
+        n = len(d.get("base_generations") or [])
+        gap = p["relevance"] - p["random_relevance"]
+        return (f"{'moderately sure' if gap >= 0.1 and n >= 4 else 'not very sure'}: steered similarity {num(p['relevance'])} against "
+                f"{num(p['random_relevance'])} for the random direction, on {n} prompt{'s' if n != 1 else ''} with greedy decoding; "
+                "read the generations below.")
 
     def suggestions(self, r, args, n_layers=None):
         d = r.data
