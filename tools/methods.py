@@ -57,6 +57,22 @@ class Card:
         return [m.group(1) for r in self.references for m in [_ARXIV.search(r)] if m]
 
 
+def short_reference(ref: str) -> str:
+    """'Zhang, F., Nanda, N. (2023). Title. arXiv:2309.16042' -> 'Zhang & Nanda 2023, arXiv:2309.16042'."""
+    m = re.match(r"^(?P<a>.+?)\s*\((?P<y>\d{4})\)", ref)
+    ax = _ARXIV.search(ref)
+    if not m:
+        return ref
+    names = [x.strip() for x in re.split(r",\s*(?:&\s*|and\s+)?|\s+&\s+|\s+and\s+", m.group("a")) if x.strip()]
+    surnames = [n for n in names if not re.fullmatch(r"(?:[A-Z]\.\s*)+|[A-Z]\.-[A-Z]\.|et al\.?", n)]
+    who = surnames[0] if surnames else m.group("a")
+    if "et al" in m.group("a") or len(surnames) > 2:
+        who += " et al."
+    elif len(surnames) == 2:
+        who += f" & {surnames[1]}"
+    return f"{who} {m.group('y')}" + (f", arXiv:{ax.group(1)}" if ax else "")
+
+
 def parse_card(text: str, name: str) -> Card:
     """A card from its markdown; a card that breaks the format is refused with what is wrong."""
     lines = text.splitlines()

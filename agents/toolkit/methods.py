@@ -99,7 +99,8 @@ class Methods(ToolAgent):
 
     def evidence(self, r):
         d = r.data
-        return [f"cites {ref}" for ref in (d.get("references") or [])[:5]] + [f"card: {d.get('path')}"]
+        refs = "; ".join(methods.short_reference(x) for x in d.get("references") or [])
+        return [f"cites {refs}", f"card (with the papers' titles): {d.get('path')}"]
 
     def sure(self, r):
         top = r.evidence[:2]

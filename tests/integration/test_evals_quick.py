@@ -10,7 +10,7 @@ import pytest
 from gnothi.evals.registry import SuiteContext, discover
 from gnothi.evals.runner import run_suites
 
-MINE = ("neurons", "sae", "probing", "patching", "end_to_end")
+MINE = ("neurons", "sae", "probing", "patching", "end_to_end", "heads", "methods", "bias", "steering")
 # The hallucination suite trains and evaluates the detector on generated answers; its own
 # integration test (tests/integration/test_hallucination*.py) covers it, and running it
 # twice would double that cost in CI. `gnothi eval --quick` runs it with the others.
@@ -35,6 +35,10 @@ def test_quick_tier(bundled, tmp_path):
     ran = {n: r for n, r in rep.suites.items() if n in MINE and r.result is not None}
     for n, r in ran.items():
         assert r.missing_baselines == [], (n, r.missing_baselines)  # no number without its control
+    for n in ("heads", "methods", "steering"):  # checked answers: top heads beat their controls and random-head ablation,
+        assert rep.suites[n].status == "passed", (n, rep.suites[n].result.metrics if rep.suites[n].result else rep.suites[n].reason)
+    b = rep.suites["bias"].result  # retrieval beats keyword overlap; steering beats a random direction and no steering
+    assert b.metrics["group_difference_nats"] > b.baselines["group_difference_nats"]["neutral_pair"]
     if "patching" in ran:
         assert rep.suites["patching"].status == "passed", rep.suites["patching"].result.metrics
     if "neurons" in ran:
