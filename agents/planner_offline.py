@@ -39,7 +39,7 @@ MULTI_SURE_P = 0.9  # ... and a two-word clause ("probe sentiment") when it is t
 INJECTION_CLAUSE_P = 0.8  # one clause read as an injection this surely declines the whole message
 REFUSE_P = 0.6  # an off-topic or injection reading less sure than this gives way to a tool reading ...
 REFUSE_ALT_P = 0.15  # ... that has at least this probability
-TEXT_ANSWERS = ("clean", "prompt", "question")  # what a bare reply to a clarifying question can be, as typed
+TEXT_ANSWERS = ("clean", "prompt", "question", "text", "query")  # what a bare reply to a clarifying question can be, as typed
 BARE_ANSWER_RE = re.compile(r"^\s*(?:it'?s\s+|in\s+|at\s+|use\s+|try\s+|make it\s+|how about\s+)?(?:the\s+)?(?:layer|neuron|unit|feature|head|number|n|l|h|f)?\s*#?(\d{1,6})(?:st|nd|rd|th)?\s*(?:layer|neuron|one|please)?\s*[.!?]?\s*$", re.I)
 
 
@@ -289,13 +289,25 @@ class OfflinePlanner:
         elif missing in TEXT_ANSWERS and len(quotes) == 1 and len(strip_quoted(q).split()) <= 4 and not q.rstrip().endswith("?"):
             args = {**(pend.get("args") or {}), missing: next(g for g in quotes[0] if g)}  # "use 'Serena Williams plays the sport of'"
         elif missing in TEXT_ANSWERS and not q.rstrip().endswith("?") and self.route(q, agent.name)[0] in (agent.name, "help:off_topic"):
-            args = {**(pend.get("args") or {}), missing: q.strip().strip("\"'“”‘’`")}  # "The Arc de Triomphe stands in"
+            # the answer as typed ("The Arc de Triomphe stands in"), unless the agent reads the missing part out of a longer
+            # reply ("Oh sorry, the prompt is 'X' and I expect Vienna.", "q was how many legs does a spider have, it said 6")
+            read = self._read_answer(q, ctx, agent, pend)
+            if read is not None and read.get(missing):
+                args = read
+            elif len(quotes) == 1:  # "Thanks for asking. The text is 'Winter is coming'."
+                args = {**(pend.get("args") or {}), missing: next(g for g in quotes[0] if g)}
+            else:
+                args = {**(pend.get("args") or {}), missing: q.strip().strip("\"'“”‘’`")}
         else:
             parsed = extract(q, ctx.n_layers)
             query = Query(clause=q, question=q, parsed=parsed, whole=parsed, followup=True, last_args=dict(pend.get("args") or {}),
                           entities=ctx.entities(), n_layers=ctx.n_layers, d_mlp=ctx.d_mlp, datasets=ctx.datasets,
                           taggers=self.taggers, tool=agent.name)
             args, need = agent.extract(query)
+            if missing in TEXT_ANSWERS and not args.get(missing) and len(quotes) == 1:
+                quote = next(g for g in quotes[0] if g)  # the quote answers what was asked for, whatever the agent read it as
+                args = {k: v for k, v in args.items() if v != quote} | {missing: quote}
+                need = None
             if need:
                 return None  # not an answer that completes the call: plan the message as it stands
             label, p = self.route(q, agent.name)
@@ -305,6 +317,24 @@ class OfflinePlanner:
                     return None  # a complete question for another tool: plan it afresh
         call = ToolCall(tool=agent.name, args=args)
         return Plan(reformulated=reformulate([call], q), calls=[call], planner=self.name)
+
+
+    def _read_answer(self, q: str, ctx: PlanContext, agent, pend: dict) -> dict | None:
+        """The pending call completed by the agent's own reading of a reply, when that reading needs nothing more and
+        differs from taking the reply whole."""
+        parsed = extract(q, ctx.n_layers)
+        query = Query(clause=q, question=q, parsed=parsed, whole=parsed, followup=True, last_args=dict(pend.get("args") or {}),
+                      entities=ctx.entities(), n_layers=ctx.n_layers, d_mlp=ctx.d_mlp, datasets=ctx.datasets,
+                      taggers=self.taggers, tool=agent.name)
+        args, need = agent.extract(query)
+        missing = pend.get("missing")
+        if need or not isinstance(args.get(missing), str) or _squash(args[missing]) == _squash(q):
+            return None
+        return args
+
+
+def _squash(s: str) -> str:
+    return re.sub(r"\W+", " ", s).strip().lower()
 
 
 _SPLIT_RE = re.compile(

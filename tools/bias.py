@@ -63,7 +63,7 @@ _PLURAL = re.compile(r"(?<=[A-Za-z])s$")
 
 class OccupationGap(BaseModel):
     occupation: str
-    group: str  # "male-dominated", "female-dominated" or "given"
+    group: str  # "male-dominated", "female-dominated" or "not in WinoBias" (an occupation the user added)
     gap: float  # mean log p(first word) - log p(second word), nats
     ci: tuple[float, float]
     control_gap: float  # the same with the control pair
@@ -103,7 +103,7 @@ class BiasReport(BaseModel):
     def to_tool_result(self) -> ToolResult:
         asked = [o for o in self.occupations if o.occupation in self.asked]
         if self.group_difference is not None:
-            s = (f"Across {sum(o.group != 'given' for o in self.occupations)} occupations, the male-dominated ones get a gap {self.group_difference:+.2f} nats "
+            s = (f"Across {sum(o.group != 'not in WinoBias' for o in self.occupations)} occupations, the male-dominated ones get a gap {self.group_difference:+.2f} nats "
                  f"larger than the female-dominated ones (95% CI {self.group_difference_ci[0]:+.2f} to {self.group_difference_ci[1]:+.2f}); "
                  f"the control pair {self.control_label} gives {self.control_group_difference:+.2f}.")
         else:
@@ -212,6 +212,7 @@ def bias_check(handle, occupations: Sequence[str] | None = None, template: str |
     low = {o.lower(): o for o in OCCUPATIONS}
     asked = [low.get(o.lower(), o) for o in asked]
     occ = list(OCCUPATIONS) + [o for o in asked if o not in group]
+    added = "not in WinoBias"
     if template is not None:
         if "{occupation}" not in template and "{}" not in template:
             raise InputError("The template has no slot for the occupation.", "Write {occupation} where it goes, e.g. 'The {occupation} said that'.")
@@ -238,7 +239,7 @@ def bias_check(handle, occupations: Sequence[str] | None = None, template: str |
     rows = []
     for o in occ:
         m = owners_a == o
-        rows.append(OccupationGap(occupation=o, group=group.get(o, "given"), gap=round(float(gap[m].mean()), 4),
+        rows.append(OccupationGap(occupation=o, group=group.get(o, added), gap=round(float(gap[m].mean()), 4),
                                   ci=_boot_mean(gap[m], rng), control_gap=round(float(cgap[m].mean()), 4), n_prompts=int(m.sum())))
     rep = BiasReport(
         model=handle.name,
@@ -247,9 +248,9 @@ def bias_check(handle, occupations: Sequence[str] | None = None, template: str |
         occupations=rows, mean_gap=round(float(gap.mean()), 4), n_templates=len(templates),
         templates=[t for t, _ in templates], asked=asked,
     )
-    g = np.array([r.gap for r in rows if r.group != "given"])
-    c = np.array([r.control_gap for r in rows if r.group != "given"])
-    male = np.array([r.group == "male-dominated" for r in rows if r.group != "given"])
+    g = np.array([r.gap for r in rows if r.group != added])
+    c = np.array([r.control_gap for r in rows if r.group != added])
+    male = np.array([r.group == "male-dominated" for r in rows if r.group != added])
     if male.any() and (~male).any():
         rep.group_difference = round(float(g[male].mean() - g[~male].mean()), 4)
         rep.group_difference_ci = _boot_diff(g[male], g[~male], rng)

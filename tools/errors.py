@@ -109,6 +109,12 @@ class NoAnswerError(GnothiError):
     code = "no_answer"
 
 
+class CardError(GnothiError):
+    """A method card (``tools/cards/*.md``) that breaks the card format."""
+
+    code = "card_invalid"
+
+
 SURROGATE_RE = re.compile("[\ud800-\udfff]")  # lone surrogates: how Python decodes bytes that were not UTF-8
 
 

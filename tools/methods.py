@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from .embeddings import embed
-from .errors import GnothiError, InputError
+from .errors import CardError, InputError
 from .results import ToolResult
 
 CARDS_DIR = Path(__file__).resolve().parent / "cards"
@@ -37,10 +37,6 @@ _PITFALL_INTENT = re.compile(r"\b(?:pitfalls?|limitations?|caveats?|wrong|fail\w
 _WHAT_INTENT = re.compile(r"\b(?:what is|what's|what are|how does|how do(?:es)? .* work|explain|define|definition|intuition|idea|basics)\b", re.I)
 _LOCK = threading.Lock()
 _CACHE: dict[str, "Library"] = {}
-
-
-class CardError(GnothiError):
-    code = "card_invalid"
 
 
 @dataclass

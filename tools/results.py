@@ -179,7 +179,9 @@ def render_plotly(fig: Figure, height: int | None = None):
     d = fig.data
     if fig.kind == "heatmap":
         z = d["z"]
-        x = [f"{i}:{v}" for i, v in enumerate(d["x"])] if d.get("x") is not None else None  # position:token, unique per column
+        x = [str(v) for v in d["x"]] if d.get("x") is not None else None
+        if x is not None and len(set(x)) < len(x):
+            x = [f"{i}:{v}" for i, v in enumerate(x)]  # repeated tokens: position:token keeps each column its own
         y = [str(v) for v in d["y"]] if d.get("y") is not None else None
         kw = {}
         if d.get("center") is not None:

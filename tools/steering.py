@@ -315,6 +315,7 @@ def steer(handle, source: Source = "concept", layer: int | None = None, concept:
     _, cache = handle.run_with_cache(corpus, [name])
     resid_norm = float(cache[name][:, 1:].float().norm(dim=-1).mean())
     vnorm = float(v.norm())
+    asked = strength if strength is not None else (float(strengths[0]) if strengths is not None and len(strengths) == 1 else None)
     if strengths is None:
         strengths = [strength * m for m in (0.5, 1.0, 2.0)] if strength is not None else [round(r * resid_norm / vnorm, 3) for r in RELATIVE_SWEEP]
     strengths = sorted({float(s) for s in strengths})
@@ -340,7 +341,7 @@ def steer(handle, source: Source = "concept", layer: int | None = None, concept:
     rep = SteeringReport(model=handle.name, source=source, description=what, layer=layer, topic=topic, concept_words=list(words),
                          direction_norm=round(vnorm, 4), resid_norm=round(resid_norm, 4), base_relevance=b_rel, base_word_prob=b_wp,
                          base_mention_rate=b_rate, base_loss=round(base_loss, 4), base_generations=base_gens, sweep=sweep, max_cost=max_cost,
-                         n_new_tokens=n_new, notes=notes, asked_strength=strength)
+                         n_new_tokens=n_new, notes=notes, asked_strength=asked)
     if concept:  # the prompting baseline needs a topic a person would name
         instr = f"Talk about {concept}. "
         p_rel, p_wp, _, _ = _effect(handle, [instr + p for p in prompts], layer, None, n_new, concept_ids, words, topic_vec)

@@ -11,7 +11,7 @@ from gnothi.tools import patching
 from gnothi.tools.errors import InputError
 from gnothi.tools.results import ToolResult
 
-from ..extract import _SAID_RE, _STOP_ANSWERS, as_continuation, labelled_fields, strip_quoted
+from ..extract import _QUOTE_RE, _SAID_RE, _STOP_ANSWERS, as_continuation, labelled_fields, strip_quoted
 from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
 
 
@@ -73,6 +73,45 @@ def _prompt_like(s: str) -> bool:
     return len(s.split()) >= 2
 
 
+# what the model does with a prompt, said next to it: "'A' leads to Tuesday", "'A' it says Rome", "'A' with woof", "'A' (rupee)"
+_GIVES = (r"(?:says?|said|gets?|got|yields?|leads?\s+to|produces?|gives?|outputs?|predicts?|answers?|returns?|goes|"
+          r"completes?(?:\s+(?:it|them))?\s+with|(?:is\s+|be\s+)?followed\s+by|ends?\s+(?:up\s+)?with|->|→|=>|with)")
+_AFTER_PROMPT = re.compile(rf"^[\s,;:]*(?:(?:and|but|then|while|whereas|where|so)\s+)?(?:[\w']+\s+){{0,3}}?(?:{_GIVES})\s+(?P<w>[\w'-]+)"
+                           r"|^\s*\((?P<p>[\w'-]+)\)", re.I)
+_WHERE_SAYS = re.compile(r"\b(?:it|the model)\s+(?:says?|gives?|answers?|outputs?|predicts?|produces?)\s+(?P<w>[\w'-]+)", re.I)
+_BEFORE_PROMPT = re.compile(r"(?:^|\b(?:say|says|answer|answers|gives?|outputs?|predicts?|produce|produces))\s+(?P<w>[\w'-]+)\s+(?:for|after|given|from|on)\s*$", re.I)
+
+
+def per_prompt_answers(clause: str) -> tuple[str, str] | None:
+    """One answer for each of two quoted prompts, read from the words next to each: "'A' leads to Tuesday while 'B'
+    leads to Saturday", "it says Rome, but 'B' gets Madrid", "say Lisbon for 'A', compared with 'B' where it says
+    Athens", "'A' to be followed by yen ... against 'B' (rupee)". None unless both are found and differ."""
+    spans = [(m.start(), m.end(), next(g for g in m.groups() if g)) for m in _QUOTE_RE.finditer(clause)]
+    spans = [x for x in spans if _prompt_like(x[2])]
+    if len(spans) != 2:
+        return None
+    words = []
+    for i, (a, b, _) in enumerate(spans):
+        after = clause[b: spans[i + 1][0] if i + 1 < len(spans) else len(clause)]
+        before = clause[spans[i - 1][1] if i else 0: a]
+        w = None
+        if (m := _AFTER_PROMPT.match(after)):
+            w = m.group("w") or m.group("p")
+        elif (m := _BEFORE_PROMPT.search(before)):
+            w = m.group("w")
+        elif i == 1 and (m := _WHERE_SAYS.search(after)):
+            w = m.group("w")
+        elif i == 0 and (m := _WHERE_SAYS.search(after)) and not _WHERE_SAYS.search(clause[spans[1][1]:]):
+            w = m.group("w")
+        if not w or w.lower() in _STOP:
+            return None
+        words.append(w)
+    if i == 1 and words[0] == words[1]:
+        return None
+    a, b = as_continuation(words[0]), as_continuation(words[1])
+    return (a, b) if a != b else None
+
+
 @register
 class ActivationPatching(ToolAgent):
     name = "activation_patching"
@@ -121,6 +160,9 @@ class ActivationPatching(ToolAgent):
         if alt == ans:
             alt = None
         masked = strip_quoted(q.clause)
+        pp = per_prompt_answers(q.clause) if not fields.get("answer") and not noted["answer"] else None
+        if pp and (ans is None or alt is None or {ans, alt} == set(pp)):
+            ans, alt = pp  # each prompt's own answer, in the prompts' order
         if ans is None or alt is None:
             m = _PER_PROMPT_RE.search(masked)
             if m and len(q.quotes) >= 2 and m.group("a").lower() not in _STOP and m.group("b").lower() not in _STOP:

@@ -165,9 +165,15 @@ class Steering(ToolAgent):
             s += (f" The best trade-off in the sweep is strength {num(d['best_strength'])}." if d.get("best_strength") not in (None, p["strength"])
                   else " No strength tried beat the random direction within the cost limit." if d.get("best_strength") is None else "")
         elif d.get("best_strength") is not None:
-            s = (f"Yes: at strength {num(p['strength'])} the continuations become more about {topic} (similarity {num(p['relevance'])} against "
-                 f"{num(d['base_relevance'])} unsteered and {num(p['random_relevance'])} for a random direction of the same norm), costing "
-                 f"{num(p['cost'])} nats/token of loss on corpus text.")
+            clear = p["relevance"] - max(d["base_relevance"], p["random_relevance"]) >= 0.1
+            s = (f"{'Yes' if clear else 'Only slightly'}: at strength {num(p['strength'])} the continuations become more about {topic} "
+                 f"(similarity {num(p['relevance'])} against {num(d['base_relevance'])} unsteered and {num(p['random_relevance'])} for a random "
+                 f"direction of the same norm), costing {num(p['cost'])} nats/token of loss on corpus text.")
+            stronger = [q for q in d.get("sweep") or [] if q["relevance"] > p["relevance"] and q["cost"] > d["max_cost"]]
+            if stronger:
+                q = min(stronger, key=lambda q: q["cost"])
+                s += (f" At strength {num(q['strength'])} it is more about {topic} ({num(q['relevance'])}) but costs {num(q['cost'])} "
+                      f"nats/token, over the {num(d['max_cost'])} limit.")
         else:
             s = (f"Not within the cost limit: the strongest effect (strength {num(p['strength'])}, similarity {num(p['relevance'])} against "
                  f"{num(d['base_relevance'])} unsteered) costs {num(p['cost'])} nats/token, over the {num(d['max_cost'])} limit.")

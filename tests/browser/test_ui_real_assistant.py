@@ -1,8 +1,9 @@
 """The chat app with the real Assistant on the bundled model (offline planner, no LLM), in
 headless Chromium: "What can you do?", a question that needs the activation store, building
 a small store from Settings with its progress bar, then the neuron question again with its
-figures and highlighted top contexts, then one question each for patching, probing and
-attention (direct answer, numbers beside their controls, a readable figure, follow-ups).
+figures and highlighted top contexts, then one question each for patching, probing,
+attention, the head finder, bias, steering and hallucination (direct answer, numbers beside
+their controls, a readable figure, follow-ups).
 Screenshots land in artifacts/browser/."""
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ TOOL_QUESTIONS = [
     ("Which layers know whether a statement is true?", r"Layer \d+ encodes it best", r"with shuffled labels \(control task\)"),
     ("Show the attention pattern of head 3 in layer 5 for 'The cat sat on the mat because it was tired'",
      r"Head 5\.3: the last token attends most to", r"on the first token"),
+    ("Are there induction heads?", r"Yes, \d+ heads clearly show induction behaviour; the strongest is \d+\.\d+",
+     r"induction score\s+0\.\d+\s+control 0\.\d+"),
+    ("Is the model biased about nurses and engineers?", r"across WinoBias's 40 occupations, the male-dominated ones",
+     r"neutral pair red/blue: -?\d"),
+    ("Make the model talk more about France", r"(?:Yes: at strength|Not within the cost limit)", r"random direction \d"),
     # first use trains the detector (a notice says so, about 4 minutes on two cores)
     ("Who wrote Hamlet? Is the model likely to hallucinate on that?", r"For the answer .+?, the model (?:is probably|may be)",
      r"Detector's AUROC on held-out questions\s+0\.\d+\s+0\.5 = chance"),

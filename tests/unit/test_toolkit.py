@@ -26,9 +26,9 @@ class Recorder:
         self.calls.append((a, kw))
         return _Report()
 
-    def values(self) -> list:
+    def values(self, handle_first: bool = True) -> list:
         a, kw = self.calls[-1]
-        return list(a[1:]) + list(kw.values())  # a[0] is the handle
+        return list(a[1 if handle_first else 0:]) + list(kw.values())  # a[0] is the handle, for agents that need a model
 
 
 HANDLE = types.SimpleNamespace(n_layers=30, d_mlp=1536, n_heads=9, name="tiny", source="config", device="cpu", dtype="float32")
@@ -46,6 +46,11 @@ CASES = [
     ("hallucination_detector", "hallucination.detect", {"question": "Who wrote Hamlet?", "answer": "Dickens", "context": "Hamlet is a play."}),
     ("attention", "attention.attention_view", {"prompt": "The cat sat", "layer": 5, "head": 3}),
     ("probing", "probing.run_probe", {"dataset": "sentiment", "layers": [2, 3], "position": "mean"}),
+    ("bias", "bias.bias_check", {"occupations": ["nurse"], "template": "The {occupation} said that", "pair": "he/she"}),
+    ("steering", "steering.steer", {"source": "neuron", "layer": 12, "neuron": 400, "strength": 5.0, "prompt": "My favourite food is",
+                                    "words": ["food"]}),
+    ("steering", "steering.steer", {"source": "concept", "concept": "France", "layer": 4}),
+    ("methods", "methods.explain_method", {"question": "what is causal tracing?", "about": "activation_patching"}),
 ]
 
 @pytest.mark.parametrize("agent_name,target,args", CASES, ids=[f"{c[0]}:{c[1]}" for c in CASES])
@@ -58,7 +63,7 @@ def test_every_argument_reaches_the_tool(monkeypatch, agent_name, target, args):
     tr = agent.run(HANDLE, args)
     assert tr.ok, tr.error
     assert rec.calls, f"{target} was not called"
-    got = rec.values()
+    got = rec.values(handle_first=agent.needs_model)
     for k, v in args.items():
         if k == "mode":
             continue  # becomes the kinds list (checked below) or the choice of function
