@@ -224,6 +224,8 @@ _UNIT_PATTERNS = [
     re.compile(r"\bblocks\.(?P<l>\d+)\.mlp\.hook_(?:post|pre)\s*\[\s*(?::\s*,\s*:\s*,\s*)?(?P<n>\d+)\s*\]", re.I),
     # L7 N340 / L7N340 / l7/n340 / layer7 neuron340
     re.compile(r"\bl(?:ayer)?\s*#?(?P<l>\d+)\s*[,/:._\- ]?\s*(?:n|neuron|unit)\s*#?(?P<n>\d+)\b", re.I),
+    # mlp 21 unit 64 / mlp21 n64 (the MLP of a layer, then its unit)
+    re.compile(r"\bmlp\s*#?(?P<l>\d+)\s*[,/:._\- ]?\s*(?:n|neuron|unit)\s*#?(?P<n>\d+)\b", re.I),
     # neuron 340 in/of/at/on layer 7
     re.compile(r"\b(?:neuron|unit|n)\s*(?:number\s+|no\.?\s*)?#?(?P<n>\d+)\s*(?:,\s*)?(?:in|of|at|on|from)?\s*(?:the\s+)?(?:layer|lyr|l)\s*#?(?P<l>\d+)\b", re.I),
     # neuron 340 in the 7th layer
@@ -257,6 +259,10 @@ _NEURON_RE = re.compile(r"\b(?:neuron|unit)\s*(?:number\s+|no\.?\s*|index\s+|idx
 _FEATURE_RE = re.compile(r"\b(?:sae\s+)?(?:feature|latent|f)\s*(?:no\.?\s*|number\s+|index\s+|id\s+)?#?(?P<f>\d+)\b", re.I)
 _LAST_LAYER_RE = re.compile(r"\b(?:last|final|top|output)\s+layer\b", re.I)
 _PENULT_RE = re.compile(r"\b(?:penultimate|(?:second|2nd)[- ]to[- ]last|next[- ]to[- ]last|one before the (?:last|final))\s+layer\b", re.I)
+_NTH_LAST_RE = re.compile(r"\b(?P<n>third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|\d{1,2}(?:st|nd|rd|th))[- ]to[- ]last\s+layer\b", re.I)
+_NTH = {"third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10}
+# several layers written as L-tokens: "L5 L10 L15", "L3, L7"
+_L_TOKENS_RE = re.compile(r"(?<![\w.])[lL](?P<l>\d{1,3})\b(?!\s*[-_.:/]?\s*[nNhH]\d)")
 _EDGE_LAYERS_RE = re.compile(r"\b(?P<side>last|final|top|first|bottom|early|earliest)\s+(?P<n>\d{1,2})\s+layers\b", re.I)
 _STEP_RE = re.compile(r"\bevery\s+(?P<k>\d{1,2})(?:st|nd|rd|th)?\s+layers?(?:\s+(?:starting\s+)?(?:from|at)\s+(?:layer\s+)?(?P<a>\d+))?(?:\s+(?:to|until|through)\s+(?:layer\s+)?(?P<b>\d+))?", re.I)
 _OTHER_RE = re.compile(r"\bevery\s+other\s+layer(?:\s+(?:starting\s+)?(?:from|at)\s+(?:layer\s+)?(?P<a>\d+))?", re.I)
@@ -271,7 +277,8 @@ _K_RE = re.compile(
     rf"|\b{_K_NOUN}\s*(?:[:=]\s*)?(\d{{1,2}})\b(?!\s*(?:layers?|neurons?|\.|:|/))"
     rf"|\b(?:more\s+){_K_NOUN}\b[^.?!]{{0,30}}?\b(?:like|say|maybe|about|around)\s+(\d{{1,2}})\b"
     rf"|\b(?:give\s+me|show(?:\s+me)?|list|return|get)\s+(?:the\s+)?(\d{{1,2}})\b(?!\s*(?:[.:/]\d|layers?\b|neurons?\b|heads?\b|features?\s*#?\d))"
-    rf"|\b(\d{{1,2}})\s+of\s+them\b",
+    rf"|\b(\d{{1,2}})\s+of\s+them\b"
+    rf"|,\s*(?:maybe|say|about|around|roughly|like)\s+(\d{{1,2}})\s*\??\s*$",
     re.I,
 )
 
@@ -370,9 +377,19 @@ _FIELD = re.compile(
 )
 
 
+_MARKER_RE = re.compile(r"(?:(?<=^)|(?<=[\s/|]))\[(?P<k>q|a|question|answer|context)\]\s*|(?:(?<=^)|(?<=\n)|(?<=/\s)|(?<=\|\s))(?P<k2>q|a|question|answer|context)\s+[-–—]\s+", re.I)
+
+
+def normalise_markers(text: str) -> str:
+    """Field markers written as ``[Q] ...``, ``Q - ... / A - ...`` read as ``Q: ...`` and ``A: ...``."""
+    out = _MARKER_RE.sub(lambda m: (m.group("k") or m.group("k2")) + ": ", text)
+    return re.sub(r"\s+/\s+(?=(?:q|a|question|answer|context):)", "\n", out, flags=re.I)
+
+
 def labelled_fields(text: str) -> dict[str, str]:
     """``Context: ...`` / ``Question: ...`` / ``Answer: ...`` fields, one per line or in a row."""
     out: dict[str, str] = {}
+    text = normalise_markers(text)
     names = {"passage": "context", "text": "context", "source": "context", "document": "context", "doc": "context", "ans": "answer", "q": "question", "query": "question", "retrieved chunk": "context", "chunk": "context",
              "generated answer": "answer", "candidate completion": "answer", "candidate answer": "answer", "completion": "answer",
              "model output": "answer", "output": "answer", "model answer": "answer",
@@ -392,7 +409,7 @@ def labelled_fields(text: str) -> dict[str, str]:
         elif k == "question" and "?" in v:
             v = v[: v.index("?") + 1]
         elif k in ("answer", "alternative", "clean", "corrupted"):
-            v = re.split(r"\.\s+(?=\w)|\s+(?=(?:answer|ans|alt|alternative|mode)\s+\w)|\s+(?=is (?:that|this|it)\b)|\s+[-–—]+\s+", v)[0]
+            v = re.split(r"\.\s+(?=\w)|\s+(?=(?:answer|ans|alt|alternative|mode)\s+\w)|\s+(?=is (?:that|this|it)\b)|\s+[-–—/|]+\s+", v)[0]
         elif k == "context":  # a passage ends where the question about it begins
             sents = re.split(r"(?<=[.!])\s+(?=[A-Z])", v)
             keep = []
@@ -453,7 +470,7 @@ def _good_claim(masked: str) -> re.Match | None:
 
 
 _SAID_RE = re.compile(
-    r"\b(?:it|the model|smollm\w*|they)\s+(?:had\s+|has\s+|would have\s+|should\s+|would\s+|will\s+)?(?:said|says|say|answered|answers|answer|replied|replies|told me|gave|gives|give|came back with|responded with|claimed|outputs?|predicts?|produces?)\s+"
+    r"\b(?:it|the model|smollm\w*|they)\s+(?:had\s+|has\s+|would have\s+|should\s+|would\s+|will\s+)?(?:said|says|say|answered|answers|answer|replied|replies|told me|gave|gives|give|came back with|comes back with|responded with|responds with|claimed|claims|goes|went|spits out|spat out|returns?|returned|outputs?|predicts?|produces?)\s+"
     r"(?:that\s+)?(?:it(?:'s| is| was)\s+)?(?P<a>(?:[^.,;!?\n]|(?<=\d)[.,](?=\d))+?)\s*(?=[.,;!?\n]|\s--|\s+(?:is|was)\s+(?:it|that|this)\b|\s+(?:but|and)\s|\s+(?:to|for|when)\s+(?:who|what|when|where|which|how|the question)\b|$)",
     re.I,
 )
@@ -523,7 +540,14 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
             if m:
                 e.layer = int(m.group("l"))
                 break
-    if _PENULT_RE.search(bare) and n_layers:
+    if not e.layers:
+        toks = [int(m.group("l")) for m in _L_TOKENS_RE.finditer(bare)]
+        if len(toks) >= 2 and len(set(toks)) == len(toks):
+            e.layers = toks
+    if (m := _NTH_LAST_RE.search(bare)) and n_layers:
+        w = m.group("n").lower()
+        e.layer = n_layers - (_NTH.get(w) or int(re.match(r"\d+", w).group(0)))
+    elif _PENULT_RE.search(bare) and n_layers:
         e.layer = n_layers - 2
     elif _LAST_LAYER_RE.search(bare):
         e.last_layer = True

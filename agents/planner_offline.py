@@ -342,7 +342,8 @@ _SPLIT_RE = re.compile(
     r"|,?\s+and\s+(?=(?:please\s+)?(?:find|search|show|probe|explain|describe|check|patch|look|tell|is|are|does|do|what|which|why|how|where|can|could|run|trace|list|give)\b)"
     r"|,?\s+and\s+(?=(?:sae\s+)?(?:neuron|feature|head|latent)\s+#?\d|L\d+[NH]\d)"
     r"|\s+[+&]\s+|\s+(?:n|&|and|,)?\s*then\s+"
-    r"|(?:^|\s)\(?\d{1,2}\)\s*|(?:^|\n)\s*[-*•]\s+|\s[-–]\s+(?=then\b)|^\s*first(?:ly)?\b,?|[,;]?\s+(?:second(?:ly)?|third(?:ly)?|finally|lastly)\b,?)\s*",
+    r"|(?:^|\s)\(?\d{1,2}\)\s*|(?:^|\n)\s*[-*•]\s+|(?:^|\n)\s*\d{1,2}\s*[-–.:]\s+|(?:^|\s)\(?(?:i|ii|iii|iv|v|vi)\)\s+"
+    r"|\s[-–]\s+(?=then\b)|^\s*(?:first(?:ly)?|initially)\b,?|[,;]?\s+(?:second(?:ly)?|third(?:ly)?|finally|lastly|afterwards?|subsequently|next)\b,?)\s*",
     re.I,
 )
 
@@ -366,6 +367,7 @@ def split_clauses(q: str) -> list[str]:
         start = m.end()
     parts.append(q[start:])
     parts = [p.strip(" ,.;") for p in parts if p.strip(" ,.;")]
+    parts = [p for p in parts if not re.fullmatch(r"[\w ]{1,20}:", p)] or parts  # a heading ("Tasks:") is no request
     return parts or [q]
 
 

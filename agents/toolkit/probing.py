@@ -52,14 +52,16 @@ _LABEL_WORD = r"[A-Za-z][\w-]{0,24}"
 _Q = r"\"([^\"]+)\"|“([^”]+)”|'([^']+)'"
 # "great movie" (positive) / "great movie" -> positive / "great movie" = positive / "great movie": positive
 _PAIR_RE = re.compile(rf"(?:{_Q})\s*(?:\(\s*(?P<l1>{_LABEL_WORD})\s*\)|(?:->|=>|→|=|:|is|as|labelled|labeled)\s+(?P<l2>{_LABEL_WORD})\b|(?P<l3>{_LABEL_WORD})(?=\s*(?:[,;.]|$|\s+and\b)))")
-_ARROW_RE = re.compile(rf"(?:^|[,;:?!|\n]|\band\b)\s*(?P<text>[^,;:?!|\n\"'“”]+?)\s*(?:->|=>|→)\s*(?P<label>{_LABEL_WORD})\b")
+_ARROW_RE = re.compile(r"(?:^|[,;:?!|/\n]|\band\b|\.\s)\s*(?P<text>(?:[^,;:?!|/\n\"'“”.]|\.(?!\s))+?)\s*(?:->|=>|→)\s*(?P<label>[A-Za-z0-9][\w-]{0,24})\b")
 # unquoted: I am furious (anger), what a lovely surprise (joy)
-_PAREN_RE = re.compile(rf"(?:^|[,;:?!\n]|\band\b)\s*(?P<text>[^,;:?!\n()\"“”]+?)\s*\(\s*(?P<label>{_LABEL_WORD})\s*\)")
+_PAREN_RE = re.compile(rf"(?:^|[,;:?!\n]|\band\b|\b\d{{1,2}}\))\s*(?P<text>[^,;:?!\n()\"“”]+?)\s*\(\s*(?P<label>{_LABEL_WORD})\s*\)")
 # a table: Paris | city (one row a line, or "text | label" header first)
 _PIPE_RE = re.compile(rf"^\s*\|?\s*(?P<text>[^|\n]+?)\s*\|\s*(?P<label>{_LABEL_WORD})\s*\|?\s*$", re.M)
 # label=en text=good morning; text=... label=...
 _KEYED_RE = re.compile(r"\blabel\d*\s*[=:]\s*(?P<l1>[\w-]{1,24})[\s,]+text\d*\s*[=:]\s*(?P<t1>\"[^\"]+\"|'[^']+'|[^;,\n]+?)\s*(?=[;,]|\n|$|\blabel\d*\s*[=:])"
-                       r"|\btext\d*\s*[=:]\s*(?P<t2>\"[^\"]+\"|'[^']+'|[^;\n]+?)[\s,]+label\d*\s*[=:]\s*(?P<l2>[\w-]{1,24})", re.I)
+                       r"|\btext\d*\s*[=:]\s*(?P<t2>\"[^\"]+\"|'[^']+'|[^;\n]+?)[\s,;]+label\d*\s*[=:]\s*(?P<l2>[\w-]{1,24})", re.I)
+# a CSV pasted in: a "text,label" header, then one "text,label" row a line
+_CSV_HEADER = re.compile(r"^\s*(?:text|sentence|example|input)\s*,\s*(?:label|class|tag|category)\s*$", re.I | re.M)
 # "Group A (sarcastic): 'a', 'b'. Group B (sincere): 'c'"
 _PAREN_GROUP_RE = re.compile(rf"\((?P<label>{_LABEL_WORD})\)\s*:\s*(?P<items>(?:(?:{_Q})\s*(?:,|and|or|;)?\s*)+)")
 # inline labels: "1: you are an idiot 0: have a nice day" (each label used at least twice)
@@ -95,6 +97,19 @@ def user_examples(text: str) -> list[dict]:
                 return rows
         except (ValueError, TypeError):
             pass
+    if (h := _CSV_HEADER.search(text)):
+        rows = []
+        for line in text[h.end():].splitlines():
+            if not line.strip():
+                continue
+            if "," not in line:
+                break
+            t, _, lab = line.rpartition(",")
+            if not t.strip() or not re.fullmatch(r"\s*[\w-]{1,24}\s*", lab):
+                break
+            rows.append({"text": t.strip().strip("\"'“”"), "label": lab.strip().lower()})
+        if len(rows) >= 2 and len({r["label"] for r in rows}) >= 2:
+            return rows
     brackets = [{"text": m.group("text").strip(), "label": m.group("label").lower()} for m in _BRACKET_RE.finditer(text)]
     if len(brackets) >= 2 and len({b["label"] for b in brackets}) >= 2:
         return brackets

@@ -29,10 +29,13 @@ class SAEArgs(Args):
         return check_text(v, info.field_name)
 
 
-_ON_TEXT = re.compile(r"\b(?:fire|fires|firing|fired|active|activate[sd]?|light(?:s)? up|lit up|present|decompos\w*|over this (?:sentence|text|prompt)|encode this|on (?:this|the|my) (?:text|sentence|prompt|input)|in (?:this|the|my) (?:text|sentence)|when (?:it|the model) reads)\b", re.I)
+_ON_TEXT = re.compile(r"\b(?:run\w*\s+(?:the\s+)?(?:sae|sparse autoencoder)\s+(?:on|over)|fire|fires|firing|fired|active|activate[sd]?|light(?:s)? up|lit up|present|decompos\w*|over this (?:sentence|text|prompt)|encode this|on (?:this|the|my) (?:text|sentence|prompt|input)|in (?:this|the|my) (?:text|sentence)|when (?:it|the model) reads)\b", re.I)
 _ON_UNQUOTED = re.compile(r"\b(?:fire|fires|firing|active|activate[sd]?|light(?:s)? up)\s+(?:on|for|in)\s*:?\s*(?!(?:that|this|the same|it)\b)(?P<t>.{3,}?)\s*\??\s*$", re.I)
-_TOPIC_AFTER = r"features?:|latents?:|about|for|related (?:to|with)|relating to|representing|(?:that |which )?(?:detects?|represents?|tracks?|responds? to|encodes?|captures?|fires? on|reacts? to)|on|regarding|concerning|involving|to do with|tied to|linked to|covering|capturing|encoding|detecting|tracking"
-_NOT_TOPIC = re.compile(r"^(?:(?:it|this|that|them|these|those|the same|the|its|any|some|a|an)\s*)*(?:sae\s+)?(?:features?|latents?|ones?|sae|the sae|directions?)?$", re.I)
+_TOPIC_AFTER = r"features?:|latents?:|sae\s*:|re:|->|lookup\s*(?:->|:)|about|for|related (?:to|with)|relating to|representing|(?:that |which )?(?:detects?|represents?|tracks?|responds? to|encodes?|captures?|fires? on|reacts? to)|on|regarding|concerning|involving|to do with|tied to|linked to|covering|capturing|encoding|detecting|tracking"
+_NOT_TOPIC = re.compile(r"^(?:(?:it|this|that|them|these|those|the same|the|its|any|some|a|an|but|and|too|also)\s*)*(?:sae\s+)?(?:features?|latents?|ones?|sae|the sae|directions?)?$"
+                        r"|^(?:l|layer\s*)\d+$|^(?:it|that|this)\s+too$", re.I)
+_FOR_SENTENCE = re.compile(r"\b(?:for|on|of|in)\s+the\s+(?:sentence|text|phrase|input|string)\s*:?\s+(?P<t>[^?\n]{3,}?)\s*[?.!]?\s*$", re.I)
+_SAME_SEARCH = re.compile(r"\b(?:same|again)\b", re.I)
 
 
 def topic_after(t: str, words: str = _TOPIC_AFTER) -> str | None:
@@ -51,6 +54,8 @@ def topic_after(t: str, words: str = _TOPIC_AFTER) -> str | None:
     p = re.sub(r",\s*(?:\d+|top \d+)\s+of\s+them\s*$|,?\s*(?:show|give)\s+\d+.*$", "", p, flags=re.I)
     p = re.sub(r"\s+(?:in|at|on|from)\s+(?:the\s+)?(?:layer|l)\s*\d+.*$|\s+(?:in|from)\s+the\s+(?:sae|sparse autoencoder|dictionary).*$", "", p, flags=re.I)
     p = re.sub(r",?\s*(?:please|pls|thanks|thank you)\s*$", "", p, flags=re.I)
+    p = re.sub(r",?\s*(?:(?:maybe|say|about|around|roughly|like)\s+)?\d{1,2}\s*(?:of them)?\s*$|,?\s*\b(?:in\s+)?[lL]\d+\b.*$", "", p)  # ", maybe 5", ", L14"
+    p = re.sub(r"\s+(?:stuff|things|terms|words|text|content)$", "", p, flags=re.I) if len(p.split()) > 1 else p
     p = re.sub(r"\s+(?:at all|if any|if there are any|in (?:the|this) model)\s*$", "", p, flags=re.I)
     return p.strip() or None
 
@@ -93,14 +98,19 @@ class SAEFeatureSearch(ToolAgent):
         if q.quotes and (_ON_TEXT.search(q.clause) or sentences) and "feature" not in args:
             args["text"] = max(q.quotes, key=len)
             args.pop("query", None)
+        elif not q.quotes and "feature" not in args and q.referred_prompt() and (_ON_TEXT.search(q.clause) or q.last_args.get("text")):
+            args["text"] = q.referred_prompt()  # "... active on that same text", "run the sae on it too"
+            args.pop("query", None)
+        elif not q.quotes and "feature" not in args and (m := _FOR_SENTENCE.search(q.clause)):
+            args["text"] = m.group("t").strip()  # "activations for the sentence Das ist ein schöner Tag"
+            args.pop("query", None)
+        elif q.followup and q.last_args.get("query") and _SAME_SEARCH.search(q.clause) and "feature" not in args:
+            pass  # "same search but only in layer 9": the query stays
         elif e.prompt and _ON_TEXT.search(q.clause) and "feature" not in args:
             args["text"] = e.prompt  # "features firing on this text: ..."
             args.pop("query", None)
         elif not q.quotes and "feature" not in args and (m := _ON_UNQUOTED.search(q.clause)):
             args["text"] = m.group("t").strip()  # "sae features active on <html>...</html>"
-            args.pop("query", None)
-        elif not q.quotes and "feature" not in args and q.referred_prompt() and _ON_TEXT.search(q.clause):
-            args["text"] = q.referred_prompt()  # "... active on that sentence"
             args.pop("query", None)
         elif "feature" not in args and (e.noted.get("query") or e.noted.get("text")):  # "query=negation", "text='...'"
             key = "query" if e.noted.get("query") else "text"
@@ -112,6 +122,8 @@ class SAEFeatureSearch(ToolAgent):
             qry = hit[0] if hit else (e.quotes[0] if e.quotes else phrase)
             if hit and not hit[1] and phrase and phrase != qry and qry.lower() in phrase.lower() and len(phrase.split()) <= 4:
                 qry = phrase  # the learned reading stopped short of the grammar's phrase ("legal" of "legal language")
+            if qry and _NOT_TOPIC.match(qry) and phrase and not _NOT_TOPIC.match(phrase):
+                qry = phrase  # the learned reading was a unit or a filler word ("L14"): the grammar's phrase instead
             if qry and not _NOT_TOPIC.match(qry):
                 args["query"] = qry
                 args.pop("text", None)

@@ -267,6 +267,24 @@ def test_more_unit_notations(text, layer, neuron):
     assert (e.layer, e.neuron) == (layer, neuron)
 
 
+def test_per_prompt_answers_and_field_markers():
+    from gnothi.agents.extract import labelled_fields
+    from gnothi.agents.toolkit.patching import per_prompt_answers
+
+    assert per_prompt_answers("'Monday comes before' leads to Tuesday while 'Friday comes before' leads to Saturday") == (" Tuesday", " Saturday")
+    assert per_prompt_answers("say Lisbon for 'The capital of Portugal is', compared with 'The capital of Greece is' where it says Athens") == (
+        " Lisbon", " Athens")
+    assert per_prompt_answers("what causes 'The currency of Japan is the' to be followed by yen, against 'The currency of India is the' (rupee)?") == (
+        " yen", " rupee")
+    assert per_prompt_answers("'The Eiffel Tower is in' versus 'The Colosseum is in' -- which heads?") is None  # no answers named
+    assert labelled_fields("Q - who discovered penicillin / A - Alexander Fleming / real?") == {"question": "who discovered penicillin",
+                                                                                               "answer": "Alexander Fleming"}
+    assert labelled_fields("[Q] How many moons does Mars have [A] three. fabricated?") == {"question": "How many moons does Mars have", "answer": "three"}
+    assert extract("probe true/false L5 L10 L15", 30).layers == [5, 10, 15]
+    assert extract("Neuron 700 in the third-to-last layer", 30).layer == 27
+    assert extract("mlp 21 unit 64 - explain", 30).units == [(21, 64)]
+
+
 def test_counts_layers_and_heads_in_more_forms():
     assert extract("maybe show me like 8 of its top examples?").k == 8
     assert extract("examples 5 please").k == 5
@@ -279,7 +297,11 @@ def test_counts_layers_and_heads_in_more_forms():
 
 def test_split_lists_of_requests():
     assert split_clauses("Two things: (1) is it making up 'Who won?' (2) which SAE features fire on 'cup'?") == [
-        "Two things:", "is it making up 'Who won?'", "which SAE features fire on 'cup'?"]
+        "is it making up 'Who won?'", "which SAE features fire on 'cup'?"]  # the heading is no request
+    assert split_clauses("i) probe singular_vs_plural on layers 3 and 4 ii) L27N27") == ["probe singular_vs_plural on layers 3 and 4", "L27N27"]
+    assert split_clauses("Tasks:\n1 - which sae features fire on 'x'\n2 - is it hallucinating on 'y'") == [
+        "which sae features fire on 'x'", "is it hallucinating on 'y'"]
+    assert split_clauses("First tell me what SAE feature 7 means, afterwards probe true_false") == ["tell me what SAE feature 7 means", "probe true_false"]
     assert split_clauses("a) find SAE latents for anger b) probe sentiment") == ["find SAE latents for anger", "probe sentiment"]
     assert split_clauses("what does head 3 do in a) layer 2") == ["what does head 3 do in a) layer 2"]  # no b): not a list
     assert split_clauses("- patch 'a b' vs 'c d'\n- then check 'Who?'") == ["patch 'a b' vs 'c d'", "then check 'Who?'"]
