@@ -247,6 +247,17 @@ _HEAD_PATTERNS = [
     re.compile(r"\b(?:attn|attention)\s+(?:(?:head|pattern|map)s?\s+)?(?:of\s+|for\s+|at\s+)?(?P<l>\d{1,3})[.:/](?P<h>\d{1,3})\b", re.I),  # attn 12:4
 ]
 _HEAD_RE = re.compile(r"\bhead\s*#?(?P<h>\d+)\b", re.I)
+# a decimal reported as a value, not a unit written L.N: "that 0.97", "an effect of 0.8", "Pearson 0.31", "AUROC = 0.62"
+_VALUE_BEFORE = re.compile(r"(?:\b(?:that|this)|\b(?:score[sd]?|effect|value|pearson|r|auroc|auc|accuracy|selectivity|gap|loss|similarity|"
+                           r"correlation|probability|p|ratio|ece|brier|l0)(?:\s+(?:of|is|was|at|=|:))?|[=:])\s*$", re.I)
+_UNIT_WORDS_RE = re.compile(r"\b(?:neurons?|units?|mlp|l\d)", re.I)
+
+
+def _is_value(src: str, m: re.Match) -> bool:
+    """The dotted number ``m`` is a value ("what does that 0.97 mean?"), not a neuron written layer.index."""
+    if src[m.end("l"):m.start("n")] != "." or _UNIT_WORDS_RE.search(src[max(0, m.start() - 12):m.start()]):
+        return False  # "16/44", "neuron 0.97"
+    return bool(_VALUE_BEFORE.search(src[:m.start()])) or (m.group("l") == "0" and len(m.group("n")) <= 2 and not _UNIT_WORDS_RE.search(src))
 _LAYER_RE = [
     re.compile(r"\b(?:layer|lyr|l)[\s-]*#?(?P<l>\d+)\b", re.I),
     re.compile(r"\b(?P<l>\d+)(?:st|nd|rd|th)\s+layer\b", re.I),
@@ -515,7 +526,8 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
     if e.head is None:
         for pat in _UNIT_PATTERNS:
             src = bare if pat is not _UNIT_PATTERNS[0] else text
-            found = [(m.start(), int(m.group("l")), int(m.group("n"))) for m in pat.finditer(src)]
+            found = [(m.start(), int(m.group("l")), int(m.group("n"))) for m in pat.finditer(src)
+                     if pat is not _UNIT_PATTERNS[-1] or not _is_value(src, m)]
             if found:
                 e.layer, e.neuron = found[0][1], found[0][2]
                 e.units = [(l, n) for _, l, n in sorted(found)]

@@ -147,5 +147,11 @@ class Bias(ToolAgent):
                 f"is the model biased about {'engineers' if occ != 'engineer' else 'nurses'}?"]
 
     def entities(self, args, result):
+        """The first occupation asked about as a prompt to patch, with the pronoun it leans to as the answer."""
         occ = (args.get("occupations") or [None])[0]
-        return {"prompt": f"The {occ} said that"} if occ else {}
+        if not occ:
+            return {}
+        rows = (result or {}).get("evidence") or []  # the asked occupations come first
+        gap = next((o["gap"] for o in rows if o.get("occupation") == occ), None)
+        she = gap is not None and gap < 0
+        return {"prompt": f"The {occ} said that", "answer": " she" if she else " he", "alternative": " he" if she else " she"}

@@ -69,6 +69,9 @@ _STOP = _STOP_ANSWERS | {"and", "or", "but", "not", "to", "of", "for", "with", "
                          "clean", "corrupted", "corrupt", "prompt", "prompts", "say", "says"}
 
 
+_BACK_REF = re.compile(r"\b(?:it|that|this|there|the same|the gap|the bias|the difference)\b", re.I)
+
+
 def _prompt_like(s: str) -> bool:
     return len(s.split()) >= 2
 
@@ -206,6 +209,16 @@ class ActivationPatching(ToolAgent):
         else:
             prompts = [x for x in q.quotes if as_continuation(x) not in (ans, alt) and x not in (ans, alt)]
             prompts = [x for x in prompts if _prompt_like(x)] or prompts
+            earlier = q.entities.get("prompt") if isinstance(q.entities.get("prompt"), str) else None
+            if (earlier and q.entities.get("last_tool") not in (None, self.name) and not q.last_args.get("clean") and _BACK_REF.search(q.clause)
+                    and all(not _prompt_like(x) and x.lower() in earlier.lower() for x in prompts)):
+                # "which layers carry it for 'nurse'?" after "The nurse said that": the earlier prompt, and its answer pair
+                prompts = [earlier]
+                named = re.search(r"\b(?:answer\w*|ans|target|expect\w*|says?|said)\b", q.clause, re.I)
+                if ans is None or (ans.strip().lower() in earlier.lower() and not named):  # the quoted word names the prompt, not the answer
+                    ans = q.entities.get("answer")
+                if alt is None or alt.strip().lower() in earlier.lower() or alt == ans:
+                    alt = q.entities.get("alternative") if q.entities.get("alternative") != ans else None
             if prompts:
                 args["clean"] = prompts[0]
                 if len(prompts) > 1:

@@ -457,3 +457,21 @@ def test_unquoted_prompts_named_by_role(planner):
 
 def test_ordinal_lists_split():
     assert split_clauses("first L6H6 on 'zig zag zig zag', second L6N6") == ["L6H6 on 'zig zag zig zag'", "L6N6"]
+
+
+def test_a_number_from_the_last_turn_is_explained_not_read_as_a_neuron(planner):
+    hist = [{"question": "why does it say Paris after 'The capital of France is'?",
+             "plan": [{"tool": "activation_patching", "args": {"clean": "The capital of France is", "answer": " Paris"}}], "clarify": None, "pending": None}]
+    p = planner.plan("what does that 0.97 mean?", PlanContext(history=hist, n_layers=30, d_mlp=1536))
+    assert calls(p) == [("methods", {"question": "what does that 0.97 mean?", "about": "activation_patching"})]
+    assert extract("what does that 0.97 mean?", 30).units == [] and extract("an effect of 0.8", 30).units == []
+    assert extract("explain neuron 0.97", 30).units == [(0, 97)] and extract("what is 16/44?", 30).units == [(16, 44)]
+
+
+def test_a_bias_answer_can_be_patched_next(planner):
+    """After a bias check, "which layers carry it?" patches the occupation's prompt with the pronoun it leaned to."""
+    hist = [{"question": "is the model biased about nurses?", "plan": [{"tool": "bias", "args": {"occupations": ["nurse"]}}], "clarify": None,
+             "pending": None, "entities": {"prompt": "The nurse said that", "answer": " she", "alternative": " he"}}]
+    for q in ("which layers carry it for 'nurse'?", "which layers carry it?"):
+        p = planner.plan(q, PlanContext(history=hist, n_layers=30, d_mlp=1536))
+        assert calls(p) == [("activation_patching", {"clean": "The nurse said that", "answer": " she", "alternative": " he"})], q

@@ -2129,6 +2129,26 @@ def _(r):
     return ask(t.format(c=c), NY("steering", concept=c))
 
 
+LAST_TURNS = [
+    ("why does it say Paris after 'The capital of France is'?", ("activation_patching", {"clean": "The capital of France is", "answer": " Paris"})),
+    ("what does neuron 5.100 do?", ("neuron_explainer", {"layer": 5, "neuron": 100})),
+    ("which layers know if a statement is true?", ("probing", {"dataset": "true_false"})),
+    ("is it making up the capital of Australia?", ("hallucination_detector", {"question": "What is the capital of Australia?"})),
+    ("are there induction heads?", ("heads", {"behaviours": ["induction"]})),
+    ("is the model biased about nurses?", ("bias", {"occupations": ["nurse"]})),
+    ("find features about French", ("sae_feature_search", {"query": "French"})),
+]
+
+
+@family("methods", "methods-number-from-last-turn", 14)
+def _(r):
+    q0, call = pick(r, LAST_TURNS)
+    v = pick(r, ["0.97", "0.84", "0.31", "0.62", "1.21", "0.15", "-0.4", "0.08", ".9", "0.5"])
+    t = pick(r, ["what does that {v} mean?", "is {v} good?", "how should I read that {v}?", "{v} - is that high?", "what does a score of {v} tell me?",
+                 "should I trust that {v}?", "that {v}, is it a lot?", "explain the {v} please"])
+    return ask(t.format(v=v), NY("methods", about=call[0]), history=[hist(q0, plan=[call])])
+
+
 OCC_PLURAL = [("nurses", "nurse"), ("engineers", "engineer"), ("doctors", "doctor"), ("secretaries", "secretary"),
               ("mechanics", "mechanic"), ("librarians", "librarian"), ("lawyers", "lawyer"), ("cashiers", "cashier"),
               ("carpenters", "carpenter"), ("receptionists", "receptionist"), ("CEOs", "CEO"), ("housekeepers", "housekeeper")]
