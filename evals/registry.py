@@ -51,25 +51,11 @@ class SuiteResult(BaseModel):
 
 
 class SuiteSkipped(Exception):
-    """Raised by a suite that cannot run here (its tool has not landed, no LLM configured...).
+    """Raised by a suite that has nothing to measure here (no LLM configured, no SAE for this model, no usable
+    fact pairs for this tokenizer...). A suite imports its tools directly: a missing tool fails at import time.
 
     The runner records the suite as skipped with this reason; it never invents numbers.
     """
-
-
-def require(module: str, *names: str):
-    """Import ``gnothi.<module>`` and return it, or raise :class:`SuiteSkipped`.
-
-    ``names`` are attributes the suite needs; a module without them counts as missing too.
-    """
-    try:
-        mod = importlib.import_module(f"gnothi.{module}")
-    except ImportError as e:
-        raise SuiteSkipped(f"tool not available: gnothi.{module} ({e})") from None
-    missing = [n for n in names if not hasattr(mod, n)]
-    if missing:
-        raise SuiteSkipped(f"tool not available: gnothi.{module} has no {', '.join(missing)}")
-    return mod
 
 
 SuiteFn = Callable[[SuiteContext], SuiteResult]

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import time
 
-from .registry import SuiteContext, SuiteResult, require, suite
+from gnothi.tools import hallu_data as D
+from gnothi.tools import hallucination as H
+
+from .registry import SuiteContext, SuiteResult, suite
 
 
 @suite("hallucination")
 def run(ctx: SuiteContext) -> SuiteResult:
     """Hallucination detector: held-out AUROC per signal and combined, calibration, transfer."""
-    H = require("tools.hallucination", "train_and_evaluate")
-    D = require("tools.hallu_data", "select_facts")
     t0 = time.perf_counter()
     handle = ctx.handle()
     o = ctx.options

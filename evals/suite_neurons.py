@@ -36,7 +36,10 @@ import numpy as np
 from gnothi.tools.results import Figure
 
 from . import metrics as M
-from .registry import SuiteContext, SuiteResult, SuiteSkipped, require, suite
+from gnothi.tools import explain
+from gnothi.tools import store as st_mod
+
+from .registry import SuiteContext, SuiteResult, SuiteSkipped, suite
 
 QUICK_STORE_TOKENS = 4096
 CORRUPTION_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -59,7 +62,6 @@ def quick_layers(n_layers: int) -> list[int]:
 def get_mlp_store(handle, ctx: SuiteContext, log: Callable[[str], None] | None = None):
     """The default MLP store if it exists; else a small quick-tier store (quick) or the
     default one built now (full). Returns ``(store, note)``."""
-    st_mod = require("tools.store", "open_store", "store_status", "build_store", "ActivationStore")
     status = st_mod.store_status(handle, "mlp")
     if status.exists and not status.damaged and status.complete:
         return st_mod.open_store(handle, "mlp"), "default store"
@@ -120,9 +122,8 @@ def _as_records(recs) -> list[tuple[list[str], list[float]]]:
 def score_units(store, units: list[tuple[int, int]], ctx: SuiteContext, explainer: Any = "offline", simulator: Any = "offline",
                 modes: bool = True, label: str = "offline") -> dict[str, Any]:
     """Explain and score each unit with its controls; returns per-unit rows and pooled numbers."""
-    explain = require("tools.explain", "explain_unit", "offline_simulate")
     sim = explain.offline_simulate if simulator == "offline" else (lambda e, t: explain.llm_simulate(simulator, e, t) or explain.offline_simulate(e, t))
-    reports, rows = [], []
+    reports = []
     for layer, unit in units:
         t0 = time.perf_counter()
         rep = explain.explain_unit(store, layer, unit, explainer=explainer, simulator=simulator, modes=modes)
@@ -215,7 +216,6 @@ def corruption_summary(per: list[dict[str, Any]]) -> tuple[dict, dict, dict, Fig
 @suite("neurons")
 def run(ctx: SuiteContext) -> SuiteResult:
     """Neuron explanations: simulate-and-score Pearson, detection, fuzzing, modes, against shuffled and random-unit controls."""
-    require("tools.explain", "explain_unit", "offline_simulate")
     handle = ctx.handle()
     store, store_note = get_mlp_store(handle, ctx)
     n = int(ctx.options.get("n_units", 6 if ctx.quick else 48))

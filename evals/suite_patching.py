@@ -25,18 +25,19 @@ import random
 import time
 
 import numpy as np
-import torch
 
 from gnothi.tools.results import Figure
 
 from .metrics import mean, pearson
-from .registry import SuiteContext, SuiteResult, SuiteSkipped, require, suite
+from gnothi.tools import facts
+from gnothi.tools import patching
+
+from .registry import SuiteContext, SuiteResult, SuiteSkipped, suite
 
 
 def fact_pairs(handle, n: int, seed: int = 0) -> list[tuple[str, str, str, str]]:
     """(clean, corrupted, answer, alternative) from the capitals fact table: single-token
     answers, prompts of equal token length differing in the subject only."""
-    facts = require("tools.facts", "FACTS")
     rows = []
     for f in facts.FACTS.get("capitals", []):
         frame = f.frame or ""
@@ -98,7 +99,6 @@ def _direct_effects(handle, rep, cells: list[tuple[str, int, int | None]]) -> li
 @suite("patching")
 def run(ctx: SuiteContext) -> SuiteResult:
     """Activation patching: identities, agreement with direct hooks, known-answer prompts, attribution vs exact."""
-    patching = require("tools.patching", "patch")
     handle = ctx.handle()
     n_pairs = int(ctx.options.get("patch_pairs", 2 if ctx.quick else 8))
     kinds = ["resid", "attn", "mlp"] if ctx.quick else ["resid", "attn", "mlp", "heads"]

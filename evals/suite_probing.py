@@ -16,7 +16,9 @@ import time
 
 from gnothi.tools.results import Figure
 
-from .registry import SuiteContext, SuiteResult, SuiteSkipped, require, suite
+from gnothi.tools import probing
+
+from .registry import SuiteContext, SuiteResult, SuiteSkipped, suite
 
 QUICK_DATASETS = ["sentiment", "true_false"]
 
@@ -31,7 +33,6 @@ def _layers(n_layers: int, quick: bool) -> list[int] | None:
 @suite("probing")
 def run(ctx: SuiteContext) -> SuiteResult:
     """Probe accuracy, control task and selectivity per layer for each labelled dataset."""
-    probing = require("tools.probing", "run_probe", "list_datasets")
     handle = ctx.handle()
     opts = ctx.options
     all_names = [d["name"] for d in probing.list_datasets()]

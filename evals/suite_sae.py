@@ -20,20 +20,21 @@ assistant's SAE) on held-out windows:
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import torch
 
 from gnothi.tools.results import Figure
 
-from .registry import SuiteContext, SuiteResult, SuiteSkipped, require, suite
+from gnothi.tools import sae as sae_mod
+from gnothi.tools import sae_train as tr
+from gnothi.tools import store as st_mod
+
+from .registry import SuiteContext, SuiteResult, SuiteSkipped, suite
 from .suite_neurons import sample_units, score_units, store_fingerprint, summarise
 
 
 def _quick_sae(handle, ctx: SuiteContext):
     """A small TopK SAE for the quick tier, trained once and kept in the evaluation cache."""
-    sae_mod = require("tools.sae", "load_sae", "save_sae")
-    tr = require("tools.sae_train", "TrainConfig", "train_sae")
     from gnothi.tools.config import model_cache_dir
     from gnothi.tools.errors import SAEError
 
@@ -55,7 +56,6 @@ def _quick_sae(handle, ctx: SuiteContext):
 
 
 def get_sae(handle, ctx: SuiteContext):
-    sae_mod = require("tools.sae", "default_sae")
     from gnothi.tools.errors import SAEError
 
     try:
@@ -64,7 +64,6 @@ def get_sae(handle, ctx: SuiteContext):
         if ctx.quick:
             return _quick_sae(handle, ctx)
         if ctx.options.get("train_sae", True):
-            tr = require("tools.sae_train", "TrainConfig", "train_sae")
             res = tr.train_sae(handle, tr.TrainConfig(layer=handle.n_layers // 2, seed=ctx.seed), progress=True, save=True)
             return sae_mod.load_sae(res.path), f"default SAE trained for this run ({res.n_train_tokens} tokens)"
         raise SuiteSkipped(f"no SAE: {e.message}") from None
@@ -123,8 +122,6 @@ def ablation_baselines(handle, sae, windows: torch.Tensor, batch: int = 8, seed:
 @suite("sae")
 def run(ctx: SuiteContext) -> SuiteResult:
     """SAE core metrics (explained variance, L0, CE-loss recovered, dead fraction) vs ablations; feature explanation scores."""
-    require("tools.sae", "default_sae", "SAEUnits")
-    tr = require("tools.sae_train", "evaluate_sae", "training_windows", "TrainConfig")
     handle = ctx.handle()
     sae, sae_note = get_sae(handle, ctx)
     sae.check_fits(handle)
@@ -174,15 +171,13 @@ def run(ctx: SuiteContext) -> SuiteResult:
     n_feat = int(ctx.options.get("n_features", 6 if ctx.quick else 32))
     feat_note = "feature explanations: skipped"
     if n_feat > 0:
-        st_mod = require("tools.store", "build_store", "ActivationStore")
-        sae_mod = require("tools.sae", "SAEUnits")
         from gnothi.tools.config import model_cache_dir
 
         units = sae_mod.SAEUnits(sae, handle)
         n_tokens = int(ctx.options.get("sae_store_tokens", 4096 if ctx.quick else 32768))
         existing = None
         try:
-            existing = require("tools.store", "open_store").open_store(handle, units.id)
+            existing = st_mod.open_store(handle, units.id)
         except Exception:
             existing = None
         if existing is not None:
@@ -211,7 +206,7 @@ def run(ctx: SuiteContext) -> SuiteResult:
             res.provenance["dead_features_drawn"] = dead
     d = sae.describe()
     res.provenance.update({"sae": d, "sae_note": sae_note, "eval_tokens": m.n_eval_tokens, "eval_seconds": round(t_eval, 1),
-                           "seed": ctx.seed, "weights": require("tools.sae", "weights_fingerprint").weights_fingerprint(sae)})
+                           "seed": ctx.seed, "weights": sae_mod.weights_fingerprint(sae)})
     res.notes.append(f"{sae_note}; {d.get('hook_name')}, d_sae {d.get('d_sae')}; {feat_note}.")
     res.passed = bool(m.explained_variance > max(b["ev_zero"], b["ev_shuffled_decoder"], 0.0)
                       and abs(m.explained_variance - b["ev_direct"]) < 1e-3)

@@ -42,6 +42,7 @@ from torch import nn
 
 from .config import model_cache_dir
 from .files import sha256_file
+from .units import parse_layers, register_unit_kind
 from .errors import InputError, SAECorruptError, SAEError, SAENotFoundError
 
 SAE_CFG_FILENAME = "cfg.json"
@@ -749,7 +750,6 @@ def _sae_units_factory(handle, arg: str, layers=None) -> SAEUnits:
     sae = resolve_sae(handle, arg)
     units = SAEUnits(sae, handle)
     if layers not in (None, "", "all"):
-        from .units import parse_layers
 
         wanted = parse_layers(layers, handle.n_layers)
         if wanted != units.layers:
@@ -760,9 +760,4 @@ def _sae_units_factory(handle, arg: str, layers=None) -> SAEUnits:
     return units
 
 
-try:  # register the "sae:PATH" unit kind with the store's registry
-    from .units import register_unit_kind
-
-    register_unit_kind("sae", _sae_units_factory)
-except ImportError:  # pragma: no cover - store module not present
-    pass
+register_unit_kind("sae", _sae_units_factory)  # the "sae:PATH" unit kind of the store's registry

@@ -40,7 +40,7 @@ import time
 import traceback
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from gnothi.tools.errors import GnothiError, InputError, LLMError, SAEError, UnknownModelError, UnsafeWeightsError
 from gnothi.tools.bundled import BUNDLED, resolve_bundled
@@ -682,20 +682,10 @@ class Cancelled(Exception):
     pass
 
 
-def _store_module():
-    try:
-        from gnothi.tools import store  # type: ignore
-
-        return store
-    except ImportError:
-        return None
-
-
 def store_status_text(handle) -> str:
     """One line on the activation store of ``handle``'s model (no model run)."""
-    store = _store_module()
-    if store is None or not hasattr(store, "store_status"):
-        return "Activation store: not available in this build."
+    from gnothi.tools import store
+
     try:
         st = store.store_status(handle)
     except GnothiError as e:
@@ -711,9 +701,8 @@ def run_store_build(handle, on_progress: Callable[[float, str], None], n_tokens:
     ``on_progress(fraction, text)`` after each saved chunk. Raising from ``on_progress``
     (``Cancelled``) stops the build there; the next build resumes from that chunk.
     ``build_kw`` go to ``build_store`` (``corpus``, ``chunk_tokens`` ...; the app uses the defaults)."""
-    store = _store_module()
-    if store is None or not hasattr(store, "build_store"):
-        raise InputError("This build of gnothi has no activation store.", "Update gnothi; questions still work without a store (slower).")
+    from gnothi.tools import store
+
     n = int(n_tokens or store.DEFAULT_STORE_TOKENS)
     st = store.store_status(handle)
 
@@ -783,12 +772,7 @@ def build_app(
     backend = Backend(model=model, db_path=db_path, assistant_factory=assistant_factory)
     if preload:
         backend.handle()
-        try:
-            a = backend.assistant(None)
-            if hasattr(a, "offline_planner"):
-                a.offline_planner.warm()  # the first question is not the one that pays for training the router
-        except NotImplementedError:
-            pass
+        backend.assistant(None).offline_planner.warm()  # the first question is not the one that pays for training the router
 
     def fresh_state() -> dict:
         return {"sid": uuid.uuid4().hex, "thread": new_thread_id(), "messages": [], "answers": [], "llm": {}, "sae": None}
@@ -945,8 +929,6 @@ def build_app(
                         break
                 if stop_flag.is_set() and turn.answer is None:
                     turn.cancel()
-            except NotImplementedError:
-                turn.messages.append({"role": "assistant", "content": error_text(InputError("The assistant is not wired up in this build yet.", "Update gnothi, or use the CLI tools directly."))})
             except GnothiError as e:
                 for i in turn.pending():
                     turn.messages[i]["metadata"].update({"status": "done", "log": "failed"})
@@ -1022,8 +1004,6 @@ def build_app(
             try:
                 a = backend.assistant(st.get("llm") or None, st.get("sae"), st.get("model"))
                 ts = a.threads()
-            except NotImplementedError:
-                return gr.update(choices=[], value=None), "The conversation store is not wired up in this build yet."
             except GnothiError as e:
                 return gr.update(choices=[], value=None), error_text(e)
             except Exception as e:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from gnothi.evals.compare import compare_reports, compare_runs
-from gnothi.evals.registry import SuiteContext, SuiteResult, SuiteSkipped, require, suite, SUITES
+from gnothi.evals.registry import SuiteContext, SuiteResult, SuiteSkipped, suite, SUITES
 from gnothi.evals.runner import flatten, load_report, missing_baselines, run_suites
 from gnothi.tools.errors import InputError, StoreError
 from gnothi.tools.results import Figure
@@ -26,7 +26,7 @@ def _good(ctx):
 
 
 def _skip(ctx):
-    require("tools.no_such_tool_here", "anything")
+    raise SuiteSkipped("nothing to measure here (no LLM configured)")
 
 
 def _boom(ctx):
@@ -50,7 +50,7 @@ def test_run_catches_each_failure_and_writes_report(tmp_path):
     st = {k: v.status for k, v in rep.suites.items()}
     assert st == {"good": "passed", "boom": "error", "skip": "skipped", "user_error": "error", "failing": "failed", "nope": "error"}
     assert "suite exploded" in rep.suites["boom"].reason
-    assert "tool not available" in rep.suites["skip"].reason
+    assert "nothing to measure" in rep.suites["skip"].reason
     assert "gnothi index" in rep.suites["user_error"].reason  # the fix travels with it
     assert "available: " in rep.suites["nope"].reason
     # the good suite's numbers survived its neighbours' failures
@@ -126,7 +126,7 @@ def test_load_report_bad_inputs(tmp_path):
         load_report(tmp_path)
 
 
-def test_registry_refuses_duplicates_and_require():
+def test_registry_refuses_duplicates():
     def f(ctx):
         return SuiteResult(suite="dup")
 
@@ -136,9 +136,6 @@ def test_registry_refuses_duplicates_and_require():
             suite("_test_dup")(lambda ctx: SuiteResult(suite="dup"))
     finally:
         SUITES.pop("_test_dup", None)
-    with pytest.raises(SuiteSkipped, match="has no nope"):
-        require("tools.results", "nope")
-    assert require("tools.results", "Figure").Figure is Figure
 
 
 def test_cli_eval_list_compare_and_unknown(tmp_path, capsys, monkeypatch):
