@@ -236,6 +236,4 @@ def make_llm(llm: Any) -> LLMClient | None:
             cfg = LLMConfig.from_env()
             return LLMClient(cfg) if cfg else None
         return LLMClient(LLMConfig.from_env(base_url=llm) or LLMConfig(base_url=llm))
-    if hasattr(llm, "base_url"):  # e.g. the evals' OpenAICompatible
-        return LLMClient(LLMConfig(base_url=str(llm.base_url), model=getattr(llm, "model", "local") or "local", api_key=getattr(llm, "api_key", "none") or "none"))
     raise TypeError(f"llm must be None, 'env', a base URL, an LLMConfig or an LLMClient, not {type(llm).__name__}")

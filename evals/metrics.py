@@ -15,48 +15,15 @@
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Sequence
 
 import numpy as np
 
+from gnothi.tools.stats import auroc, pearson  # noqa: F401  (the one definition; re-exported for the suites)
+
 
 def _arr(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64).reshape(-1)
-
-
-def pearson(x, y) -> float:
-    """Pearson correlation; 0.0 when either side is constant (no signal to correlate)."""
-    a, b = _arr(x), _arr(y)
-    if a.size != b.size:
-        raise ValueError(f"pearson: {a.size} vs {b.size} values")
-    ok = np.isfinite(a) & np.isfinite(b)
-    a, b = a[ok], b[ok]
-    if a.size < 2:
-        return 0.0
-    a = a - a.mean()
-    b = b - b.mean()
-    den = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
-    return float((a * b).sum() / den) if den > 0 else 0.0
-
-
-def auroc(scores, labels) -> float:
-    """Area under the ROC curve (ties count half); 0.5 when one class is missing."""
-    s, y = _arr(scores), _arr(labels) > 0.5
-    npos, nneg = int(y.sum()), int((~y).sum())
-    if npos == 0 or nneg == 0:
-        return 0.5
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s), dtype=np.float64)
-    ss = s[order]
-    i = 0
-    while i < len(ss):  # average ranks over ties
-        j = i
-        while j + 1 < len(ss) and ss[j + 1] == ss[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[y].sum() - npos * (npos + 1) / 2.0) / (npos * nneg))
 
 
 def auprc(scores, labels) -> float:

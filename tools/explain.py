@@ -38,6 +38,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
+from .stats import pearson
 from .errors import InputError, describe_failure
 from .store import ActivationRecord, ActivationStore, UnitStats
 from .units import unit_label
@@ -441,15 +442,6 @@ def llm_simulate(llm: LLM, explanation: str, tokens: Sequence[str]) -> list[floa
 
 
 # =========================================================================== scoring
-
-
-def pearson(x: Sequence[float], y: Sequence[float]) -> float:
-    """Pearson correlation; 0.0 when either side is constant (no signal to correlate)."""
-    a = np.asarray(x, dtype=np.float64)
-    b = np.asarray(y, dtype=np.float64)
-    if a.size < 2 or a.std() == 0 or b.std() == 0:
-        return 0.0
-    return float(np.corrcoef(a, b)[0, 1])
 
 
 class _Simulator:

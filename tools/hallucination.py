@@ -43,6 +43,7 @@ from pydantic import BaseModel, Field
 from . import facts as F
 from . import hallu_data as D
 from .config import model_cache_dir
+from .stats import auroc
 from .errors import CacheCorruptError, InputError, NoAnswerError
 from .results import Figure, TokenSpan, ToolResult, provenance
 
@@ -223,18 +224,6 @@ def _group_folds(groups: Sequence[str], k: int, seed: int) -> list[np.ndarray]:
     return [np.where(f == i)[0] for i in range(k)]
 
 
-def _auroc(scores, labels) -> float:
-    """Area under the ROC curve (ties count half); 0.5 when one class is missing."""
-    from scipy.stats import rankdata
-
-    y = np.asarray(labels).astype(int) > 0
-    npos, nneg = int(y.sum()), int((~y).sum())
-    if npos == 0 or nneg == 0:
-        return 0.5
-    r = rankdata(np.asarray(scores, dtype=np.float64))
-    return float((r[y].sum() - npos * (npos + 1) / 2.0) / (npos * nneg))
-
-
 def _oof_logits(X: np.ndarray, y: np.ndarray, folds: list[np.ndarray], C: float) -> np.ndarray:
     out = np.zeros(len(y))
     for te in folds:
@@ -294,7 +283,7 @@ class HallucinationDetector:
             for layer in sig.layers:
                 X = sig.resid(where, layer)
                 for C in PROBE_CS:
-                    a = _auroc(_oof_logits(X, y, folds, C), y)
+                    a = auroc(_oof_logits(X, y, folds, C), y)
                     cv[where][layer] = max(cv[where].get(layer, 0.0), a)
                     if where not in best or a > best[where][0]:
                         best[where] = (a, layer, C)
@@ -491,13 +480,13 @@ def _reliability(risk: np.ndarray, y: np.ndarray, n_bins: int = 10) -> tuple[lis
     return bins, float(ece)
 
 
-def _bootstrap_auroc(scores: np.ndarray, y: np.ndarray, n: int = 500, seed: int = 0) -> list[float]:
+def _bootstrapauroc(scores: np.ndarray, y: np.ndarray, n: int = 500, seed: int = 0) -> list[float]:
     rng = np.random.default_rng(seed)
     vals = []
     for _ in range(n):
         i = rng.integers(0, len(y), len(y))
         if len(set(y[i].tolist())) == 2:
-            vals.append(_auroc(scores[i], y[i]))
+            vals.append(auroc(scores[i], y[i]))
     if not vals:
         return [0.5, 0.5]
     return [round(float(np.percentile(vals, 2.5)), 4), round(float(np.percentile(vals, 97.5)), 4)]
@@ -592,7 +581,7 @@ def train_and_evaluate(
         scores[n] = sig_te.unc[:, j]
     unc_only = fit_linear(sig.unc[tr], y[tr], C=1.0)
     scores["uncertainty_combined"] = unc_only.prob(sig_te.unc)
-    au = {k: round(_auroc(v, yte), 4) for k, v in scores.items()}
+    au = {k: round(auroc(v, yte), 4) for k, v in scores.items()}
     bins, ece = _reliability(risk, yte)
     t3 = time.perf_counter()
     trans = _transfer(sig, y, exs, det) if transfer else []
@@ -604,7 +593,7 @@ def train_and_evaluate(
         test_positive_rate=round(float(yte.mean()), 4),
         dataset=D.summarize(exs),
         auroc=au,
-        auroc_ci={k: _bootstrap_auroc(scores[k], yte, seed=seed) for k in ("combined", "probe_question", "probe_answer", "neg_mean_logprob")},
+        auroc_ci={k: _bootstrapauroc(scores[k], yte, seed=seed) for k in ("combined", "probe_question", "probe_answer", "neg_mean_logprob")},
         baselines={"chance": 0.5, "perplexity_only": au["neg_mean_logprob"], "uncertainty_only": au["uncertainty_combined"]},
         layers={"probe_question": det.layer_q, "probe_answer": det.layer_a},
         cv_auroc_by_layer=info["cv_auroc_by_layer"],
@@ -654,10 +643,10 @@ def _transfer(sig: Signals, y: np.ndarray, exs: Sequence[D.Example], det: Halluc
                 "test_family": fam,
                 "n": len(te),
                 "positive_rate": round(float(y[te].mean()), 3),
-                "auroc_combined": round(_auroc(comb.prob(feats), y[te]), 4),
-                "auroc_probe_question": round(_auroc(feats[:, 0], y[te]), 4),
-                "auroc_probe_answer": round(_auroc(feats[:, 1], y[te]), 4),
-                "auroc_perplexity": round(_auroc(s_te.unc[:, 0], y[te]), 4),
+                "auroc_combined": round(auroc(comb.prob(feats), y[te]), 4),
+                "auroc_probe_question": round(auroc(feats[:, 0], y[te]), 4),
+                "auroc_probe_answer": round(auroc(feats[:, 1], y[te]), 4),
+                "auroc_perplexity": round(auroc(s_te.unc[:, 0], y[te]), 4),
             }
         )
     return rows

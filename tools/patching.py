@@ -58,6 +58,7 @@ from typing import Callable, Literal, Sequence
 import torch
 from pydantic import BaseModel, Field
 
+from .stats import pearson
 from .errors import InputError, PromptAlignmentError, check_range
 from .results import Figure, ToolResult, provenance
 
@@ -743,12 +744,8 @@ def _r(x: torch.Tensor) -> list:
 
 
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> float | None:
-    a, b = a.flatten().double(), b.flatten().double()
-    ok = ~(torch.isnan(a) | torch.isnan(b))
-    a, b = a[ok], b[ok]
-    if a.numel() < 3 or a.std() == 0 or b.std() == 0:
-        return None
-    return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+    """Agreement of two sweeps; None when it is undefined (under three values, or a constant sweep)."""
+    return pearson(a.flatten().double().cpu().numpy(), b.flatten().double().cpu().numpy(), undefined=None, min_n=3)
 
 
 def _component_name(kind: str, idx: tuple, tokens: list[str]) -> str:

@@ -42,8 +42,8 @@ def test_fit_finds_planted_layer_and_beats_perplexity():
     assert det.layer_q == 3
     risk = det.risk(sig.subset(te))
     assert ((risk >= 0) & (risk <= 1)).all()
-    au_comb = H._auroc(risk, y[te])
-    au_ppl = H._auroc(sig.unc[te, 0], y[te])
+    au_comb = H.auroc(risk, y[te])
+    au_ppl = H.auroc(sig.unc[te, 0], y[te])
     assert au_comb > 0.9 and au_comb > au_ppl + 0.1
     # the planted probe carries the weight
     contrib = np.abs(det.combiner.coef)

@@ -63,7 +63,7 @@ def _parse_options(items: list[str]) -> dict:
 
 
 def make_llm(base_url: str | None, model: str | None):
-    """A plain ``llm(prompt) -> str`` callable for an OpenAI-compatible endpoint, or None."""
+    """The orchestrator's LLM client (callable as ``llm(prompt) -> str``) for an OpenAI-compatible endpoint, or None."""
     import os
 
     base_url = base_url or os.environ.get("GNOTHI_LLM_BASE_URL")
@@ -72,9 +72,9 @@ def make_llm(base_url: str | None, model: str | None):
     if model:
         os.environ["GNOTHI_LLM_MODEL"] = model
     os.environ["GNOTHI_LLM_BASE_URL"] = base_url
-    from gnothi.evals.llm_client import OpenAICompatible
+    from gnothi.agents.llm import LLMClient, LLMConfig
 
-    return OpenAICompatible(base_url=base_url, model=model)
+    return LLMClient(LLMConfig.from_env(base_url=base_url, model=model))  # the one client: retries, circuit breaker, errors
 
 
 def run(args) -> int:
