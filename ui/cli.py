@@ -43,6 +43,24 @@ def print_json(obj) -> None:
     print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
 
 
+def write_plot(args, tool_result) -> None:
+    """``--plot PNG``: the result's first figure as a PNG file."""
+    if getattr(args, "plot", None) and tool_result.figures:
+        from pathlib import Path
+
+        from gnothi.tools.results import render_png
+
+        Path(args.plot).write_bytes(render_png(tool_result.figures[0]))
+
+
+def print_report(report, tool_result, **extra) -> None:
+    """``--json``: the report as one JSON object, with the result's summary (and ``extra`` fields)."""
+    d = report.model_dump(mode="json") if hasattr(report, "model_dump") else dict(report)
+    d["summary"] = tool_result.summary
+    d.update(extra)
+    print_json(d)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from gnothi import __version__
     from gnothi.ui import commands

@@ -25,21 +25,14 @@ def register(sub):
 
 def run(args) -> int:
     from gnothi.tools import bias
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli import handle_from_args, print_report, write_plot
 
     h = handle_from_args(args)
     rep = bias.bias_check(h, args.occupation, template=args.template, pair=args.pair, seed=args.seed)
     tr = rep.to_tool_result()
-    if args.plot:
-        from pathlib import Path
-
-        from gnothi.tools.results import render_png
-
-        Path(args.plot).write_bytes(render_png(tr.figures[0]))
+    write_plot(args, tr)
     if args.json:
-        d = rep.model_dump(mode="json")
-        d["summary"] = tr.summary
-        print_json(d)
+        print_report(rep, tr)
         return 0
     print(tr.summary)
     print(f"\n  {'occupation':<22} {'group':<17} {'gap':>6}  {'95% CI':>15}  {'neutral':>7}  prompts")

@@ -25,7 +25,7 @@ def register(sub):
 def run(args) -> int:
     from gnothi.tools import heads
     from gnothi.tools.errors import InputError
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli import handle_from_args, print_json, write_plot
 
     if args.top < 1:
         raise InputError(f"--top {args.top} lists nothing.", "Give --top 1 or more.")
@@ -34,12 +34,7 @@ def run(args) -> int:
     tr = rep.to_tool_result(args.behaviour, k=args.top)
     out = {**tr.data, "summary": tr.summary, "top": {ev["behaviour"]: ev["top"] for ev in tr.evidence},
            "median": {ev["behaviour"]: ev["median"] for ev in tr.evidence}, "settings": rep.settings, "model": rep.model}
-    if args.plot and tr.figures:
-        from pathlib import Path
-
-        from gnothi.tools.results import render_png
-
-        Path(args.plot).write_bytes(render_png(tr.figures[0]))
+    write_plot(args, tr)
     if args.json:
         out["summary"] = tr.summary
         print_json(out)

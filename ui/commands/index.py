@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 
 from gnothi.ui.cli import add_model_args
 

@@ -36,7 +36,7 @@ def register(sub):
 
 def run(args) -> int:
     from gnothi.tools.errors import InputError
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli import handle_from_args, print_json, write_plot
 
     if args.list:
         from gnothi.tools.datasets import list_datasets
@@ -84,12 +84,7 @@ def run(args) -> int:
         progress=sys.stderr.isatty(),
     )
     tr = rep.to_tool_result()
-    if args.plot:
-        from pathlib import Path
-
-        from gnothi.tools.results import render_png
-
-        Path(args.plot).write_bytes(render_png(tr.figures[0]))
+    write_plot(args, tr)
     if args.json:
         d = rep.model_dump(mode="json")
         d["summary"] = tr.summary

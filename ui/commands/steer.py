@@ -34,7 +34,7 @@ def register(sub):
 def run(args) -> int:
     from gnothi.tools import steering
     from gnothi.tools.errors import InputError
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli import handle_from_args, print_report, write_plot
 
     kw = {}
     source = "concept"
@@ -57,16 +57,9 @@ def run(args) -> int:
     rep = steering.steer(h, source, strengths=args.strength, prompts=args.prompt, words=args.word, n_new=args.new_tokens,
                          max_cost=args.max_cost if args.max_cost is not None else steering.MAX_COST, seed=args.seed, **kw)
     tr = rep.to_tool_result()
-    if args.plot:
-        from pathlib import Path
-
-        from gnothi.tools.results import render_png
-
-        Path(args.plot).write_bytes(render_png(tr.figures[0]))
+    write_plot(args, tr)
     if args.json:
-        d = rep.model_dump(mode="json")
-        d["summary"] = tr.summary
-        print_json(d)
+        print_report(rep, tr)
         return 0
     print(tr.summary)
     print(f"\n  {'strength':>8}  {'x resid':>7}  {'relevance':>9}  {'random':>6}  {'loss rise':>9}  {'random':>6}  mentions")
