@@ -28,7 +28,7 @@ TOOL_QUESTIONS = [
      r"induction score\s+0\.\d+\s+control 0\.\d+"),
     ("Is the model biased about nurses and engineers?", r"across WinoBias's 40 occupations, the male-dominated ones",
      r"neutral pair red/blue: -?\d"),
-    ("Make the model talk more about France", r"(?:Yes: at strength|Not within the cost limit)", r"random direction \d"),
+    ("Make the model talk more about France", r"(?:Yes|Only slightly): at strength|Not within the cost limit", r"random direction \d"),
     # first use trains the detector (a notice says so, about 4 minutes on two cores)
     ("Who wrote Hamlet? Is the model likely to hallucinate on that?", r"For the answer .+?, the model (?:is probably|may be)",
      r"Detector's AUROC on held-out questions\s+0\.\d+\s+0\.5 = chance"),
