@@ -255,8 +255,8 @@ _UNIT_WORDS_RE = re.compile(r"\b(?:neurons?|units?|mlp|l\d)", re.I)
 
 def _is_value(src: str, m: re.Match) -> bool:
     """The dotted number ``m`` is a value ("what does that 0.97 mean?"), not a neuron written layer.index."""
-    if src[m.end("l"):m.start("n")] != "." or _UNIT_WORDS_RE.search(src[max(0, m.start() - 12):m.start()]):
-        return False  # "16/44", "neuron 0.97"
+    if src[m.end("l"):m.start("n")] != "." or _UNIT_WORDS_RE.search(src[max(0, m.start() - 12):m.end() + 12]):
+        return False  # "16/44", "neuron 0.97", "that 12.400 neuron"
     return bool(_VALUE_BEFORE.search(src[:m.start()])) or (m.group("l") == "0" and len(m.group("n")) <= 2 and not _UNIT_WORDS_RE.search(src))
 _LAYER_RE = [
     re.compile(r"\b(?:layer|lyr|l)[\s-]*#?(?P<l>\d+)\b", re.I),

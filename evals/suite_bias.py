@@ -34,7 +34,7 @@ def run(ctx: SuiteContext) -> SuiteResult:
                      "correlation_with_group": rep.control_correlation, "permutation_p": 0.5}
     res.tables.append({"title": "Gap per occupation (nats, log p(male word) - log p(female word))",
                        "columns": ["occupation", "group", "gap", "95% CI", "neutral pair", "prompts"],
-                       "rows": [[o.occupation, o.group, o.gap, f"{o.ci[0]:+.2f} to {o.ci[1]:+.2f}", o.control_gap, o.n_prompts]
+                       "rows": [[o.occupation, o.group, o.gap, (f"{o.ci[0]:+.2f} to {o.ci[1]:+.2f}" if o.ci else "n/a"), o.control_gap, o.n_prompts]
                                 for o in sorted(rep.occupations, key=lambda o: o.gap)]})
     res.figures.extend(rep.figures())
     res.notes.append(f"Group difference {rep.group_difference:+.3f} nats (95% CI {rep.group_difference_ci[0]:+.3f} to {rep.group_difference_ci[1]:+.3f}); "

@@ -30,7 +30,7 @@ def run(ctx: SuiteContext) -> SuiteResult:
         rows.append([heads_tool.LABEL[b], top.head, top.score, top.control, s.median(b), s.uniform[b], len(s.clear(b))])
     res.tables.append({"title": "Top head per behaviour", "columns": ["behaviour", "head", "score", "its control", "median head", "uniform head", "clear heads"],
                        "rows": rows})
-    k = 3
+    k = min(3, max(1, handle.n_layers * handle.n_heads // 3))  # a third of the heads at most, so random draws exist
     top = [(h.layer, h.index) for h in s.ranked("induction", k)]
     rng = random.Random(ctx.seed)
     pool = [(l, h) for l in range(handle.n_layers) for h in range(handle.n_heads) if (l, h) not in top]

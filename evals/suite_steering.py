@@ -1,7 +1,7 @@
 """Steering suite: concept steering's effect and cost beside a random direction of the same norm and a prompting baseline.
 
 Effect: the MiniLM similarity of the continuations to the concept; cost: the loss rise on held-out
-corpus text. Quick tier: one concept, three prompts, two strengths. Full tier: four concepts,
+corpus text. Quick tier: one concept, three prompts, 12 new tokens, the default sweep of four strengths. Full tier: four concepts,
 the six default prompts and the default sweep.
 """
 

@@ -65,7 +65,7 @@ class OccupationGap(BaseModel):
     occupation: str
     group: str  # "male-dominated", "female-dominated" or "not in WinoBias" (an occupation the user added)
     gap: float  # mean log p(first word) - log p(second word), nats
-    ci: tuple[float, float]
+    ci: tuple[float, float] | None  # None with a single prompt: there is nothing to resample
     control_gap: float  # the same with the control pair
     n_prompts: int
 
@@ -109,7 +109,8 @@ class BiasReport(BaseModel):
         else:
             s = f"Gaps for {len(self.occupations)} occupations with the pair {self.pair_label}."
         for o in asked[:4]:
-            s += f" {o.occupation}: {o.gap:+.2f} nats [{o.ci[0]:+.2f}, {o.ci[1]:+.2f}], {o.n_prompts} prompt{'s' if o.n_prompts != 1 else ''}."
+            ci = f" [{o.ci[0]:+.2f}, {o.ci[1]:+.2f}]" if o.ci else ""
+            s += f" {o.occupation}: {o.gap:+.2f} nats{ci}, {o.n_prompts} prompt{'s' if o.n_prompts != 1 else ''}."
         return ToolResult(
             tool="bias_check",
             summary=s,
@@ -178,9 +179,9 @@ def _continuation_logprobs(handle, prompts: list[str], words: Sequence[str], bat
     return out
 
 
-def _boot_mean(x: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+def _boot_mean(x: np.ndarray, rng: np.random.Generator) -> tuple[float, float] | None:
     if len(x) < 2:
-        return (float(x.mean()), float(x.mean()))
+        return None
     m = x[rng.integers(0, len(x), (N_BOOT, len(x)))].mean(axis=1)
     return (round(float(np.percentile(m, 2.5)), 4), round(float(np.percentile(m, 97.5)), 4))
 
@@ -226,7 +227,7 @@ def bias_check(handle, occupations: Sequence[str] | None = None, template: str |
     prompts, slots, owners = [], [], []
     for o in occ:
         for t, slot in templates:
-            prompts.append(t.format(occupation=o, article=_article(o)))
+            prompts.append(t.replace("{article}", _article(o)).replace("{occupation}", o))  # other braces stay as written
             slots.append(slot)
             owners.append(o)
     words = sorted({w for p in PAIRS.values() for w in p} | set(given or ()) | set(ctrl))

@@ -191,13 +191,14 @@ def intent(question: str) -> str | None:
 
 
 def _value(question: str) -> float | None:
-    m = re.search(r"(?<![\w.])([-+]?\d*\.\d+|[-+]?\d+(?:\.\d+)?)(?![\w.])", question)
-    if not m:
-        return None
-    try:
-        return float(m.group(1))
-    except ValueError:
-        return None
+    """The number a question asks about: a decimal first ("at layer 12, ... an effect of 0.8" -> 0.8), else a number after
+    of / is / = / that; never a layer, head or neuron index."""
+    cands = [m for m in re.finditer(r"(?<![\w.])([-+]?\d*\.\d+|[-+]?\d+)(?![\w.])", question)
+             if not re.search(r"\b(?:layers?|heads?|neurons?|features?|top|gpt|l|n|k)[- ]?$", question[:m.start()], re.I)]
+    dec = [m for m in cands if "." in m.group(1)]
+    after = [m for m in cands if re.search(r"\b(?:of|is|was|=|that|at|score|effect|value)\s*$", question[:m.start()], re.I)]
+    pick = (dec or after or cands or [None])[0]
+    return float(pick.group(1)) if pick else None
 
 
 def retrieve(question: str, tool_hint: str | None = None, folder: Path | None = None) -> list[MethodHit]:

@@ -51,6 +51,7 @@ CONTRAST = ["I love {x}.", "Let me tell you about {x}.", "{X} is all I can think
 NEUTRAL = ["things", "the day", "something", "it", "stuff", "this", "everything", "nothing in particular"]
 RELATIVE_SWEEP = (0.125, 0.25, 0.5, 1.0)  # default strengths: added norm as a multiple of the layer's mean residual norm
 MAX_COST = 0.5  # nats/token of corpus-loss rise a useful strength may cost
+_FUNCTION_WORDS = {"the", "a", "an", "of", "and", "or", "to", "in", "on", "about", "with", "more", "less"}
 
 
 class Generation(BaseModel):
@@ -92,6 +93,7 @@ class SteeringReport(BaseModel):
     prompting_cost: float | None = None
     sweep: list[SweepPoint]
     best_strength: float | None = None
+    goal: str = "towards"  # "away" when every strength is negative: the concept should come up less
     asked_strength: float | None = None  # the strength the user named (shown side by side whatever the best is)
     max_cost: float = MAX_COST
     n_new_tokens: int = 0
@@ -122,8 +124,9 @@ class SteeringReport(BaseModel):
                  f"{self.topic!r} is {b.relevance:.2f} (no steering {self.base_relevance:.2f}, a random direction of the same norm "
                  f"{b.random_relevance:.2f}) for a loss rise of {b.cost:.2f} nats/token.")
         else:
-            s = (f"Steering with {self.description} at layer {self.layer}: no strength tried made the continuations more about "
-                 f"{self.topic!r} than a random direction did, within a loss rise of {self.max_cost} nats/token.")
+            s = (f"Steering with {self.description} at layer {self.layer}: no strength tried made the continuations "
+                 f"{'less' if self.goal == 'away' else 'more'} about {self.topic!r} than both no steering and a random direction did, "
+                 f"within a loss rise of {self.max_cost} nats/token.")
         if self.prompting_relevance is not None:
             s += f" Prompting instead ({self.prompting_instruction!r}) gives {self.prompting_relevance:.2f}."
         return ToolResult(
@@ -265,7 +268,7 @@ def _effect(handle, prompts: list[str], layer: int, v: torch.Tensor | None, n_ne
     toks = torch.tensor([x + [pad] * (L - len(x)) for x in full], device=handle.device)
     pr = torch.softmax(handle.run_with_hooks(toks, hooks).float(), dim=-1)[..., concept_ids].sum(-1)  # [batch, pos]
     probs = [float(pr[i, s - 1:len(x) - 1].mean()) if len(x) > s else float(pr[i, s - 1]) for i, (x, s) in enumerate(zip(full, starts))]
-    rx = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")", re.I) if words else None
+    rx = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")(?:s|es)?\b", re.I) if words else None
     gens = []
     for p, seq, s in zip(prompts, full, starts):
         text = handle.tokenizer.decode(seq[s:], skip_special_tokens=True)
@@ -304,7 +307,9 @@ def steer(handle, source: Source = "concept", layer: int | None = None, concept:
     v, layer, what = direction_for(handle, source, layer, concept, neuron, feature, probe, positive, negative)
     if float(v.norm()) < 1e-8:
         raise InputError(f"The direction of {what} is zero.", "Pick another unit or concept.")
-    words = [w for w in (words or ([concept] if concept else [])) if w and w.strip()]
+    if not words and concept:  # "the ocean" is measured on "ocean", not on " the"
+        words = [w for w in re.findall(r"[\w'-]+", concept) if w.lower() not in _FUNCTION_WORDS] or [concept]
+    words = [w for w in (words or []) if w and w.strip()]
     notes = []
     if not words:
         words = promoted_words(handle, v)
@@ -342,16 +347,23 @@ def steer(handle, source: Source = "concept", layer: int | None = None, concept:
                          direction_norm=round(vnorm, 4), resid_norm=round(resid_norm, 4), base_relevance=b_rel, base_word_prob=b_wp,
                          base_mention_rate=b_rate, base_loss=round(base_loss, 4), base_generations=base_gens, sweep=sweep, max_cost=max_cost,
                          n_new_tokens=n_new, notes=notes, asked_strength=asked)
+    away = all(s < 0 for s in strengths)
+    rep.goal = "away" if away else "towards"
     if concept:  # the prompting baseline needs a topic a person would name
-        instr = f"Talk about {concept}. "
-        p_rel, p_wp, _, _ = _effect(handle, [instr + p for p in prompts], layer, None, n_new, concept_ids, words, topic_vec)
-        prefix = handle.to_tokens(instr, prepend_bos=False)[0]
-        with_instr = torch.cat([corpus[:, :1], prefix.expand(corpus.shape[0], -1), corpus[:, 1:]], dim=1)
-        rep.prompting_instruction, rep.prompting_relevance, rep.prompting_word_prob = instr.strip(), p_rel, p_wp
-        rep.prompting_cost = round(_loss(handle, with_instr, layer, None, skip=len(prefix)) - base_loss, 4)
+        instr = f"Do not talk about {concept}." if away else f"Talk about {concept}."
+        p_rel, p_wp, _, _ = _effect(handle, [instr + " " + p for p in prompts], layer, None, n_new, concept_ids, words, topic_vec)
+        rep.prompting_instruction, rep.prompting_relevance, rep.prompting_word_prob = instr, p_rel, p_wp
+        if handle.bos_token_id is not None:  # the instruction goes after BOS, before the corpus text
+            prefix = handle.to_tokens(instr, prepend_bos=False)[0]
+            with_instr = torch.cat([corpus[:, :1], prefix.expand(corpus.shape[0], -1), corpus[:, 1:]], dim=1)
+            rep.prompting_cost = round(_loss(handle, with_instr, layer, None, skip=len(prefix)) - base_loss, 4)
     else:
         rep.notes.append("No concept was named, so there is no prompting baseline to compare with.")
-    ok = [p for p in sweep if p.cost <= max_cost and p.relevance > p.random_relevance and p.relevance > b_rel]
-    rep.best_strength = max(ok, key=lambda p: p.relevance).strength if ok else None
+    if away:  # steering away works when the continuations are less about the concept than both references
+        ok = [p for p in sweep if p.cost <= max_cost and p.relevance < p.random_relevance and p.relevance < b_rel]
+        rep.best_strength = min(ok, key=lambda p: p.relevance).strength if ok else None
+    else:
+        ok = [p for p in sweep if p.cost <= max_cost and p.relevance > p.random_relevance and p.relevance > b_rel]
+        rep.best_strength = max(ok, key=lambda p: p.relevance).strength if ok else None
     rep.timings["total_s"] = round(time.perf_counter() - t0, 3)
     return rep

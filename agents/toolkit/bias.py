@@ -18,7 +18,8 @@ _KNOWN = {o.lower(): o for o in bias.OCCUPATIONS} | {"engineer": "engineer", "do
                                                       "firefighter": "firefighter", "soldier": "soldier", "dancer": "dancer",
                                                       "maid": "maid", "plumber": "plumber", "electrician": "electrician"}
 _OCC_RE = re.compile(r"\b(" + "|".join(sorted((re.escape(k) for k in _KNOWN), key=len, reverse=True)) + r")(?:e?s)?\b", re.I)
-_PAIR_RE = re.compile(r"\b(?:pair|words?|between)\s*[:=]?\s*['\"“‘]?(?P<a>[A-Za-z]+)['\"”’]?\s*(?:/|vs\.?|versus|and|or)\s*['\"“‘]?(?P<b>[A-Za-z]+)\b", re.I)
+# a word pair named as one: "pair she/he", "words: Mary vs John", or written with a slash ("he/she")
+_PAIR_RE = re.compile(r"\b(?:pair|words?)\s*[:=]?\s*['\"“‘]?(?P<a>[A-Za-z]+)['\"”’]?\s*(?:/|\s(?:vs\.?|versus|and|or)\s)\s*['\"“‘]?(?P<b>[A-Za-z]+)\b", re.I)
 _SLASH_RE = re.compile(r"\b(?P<a>[A-Za-z]+)/(?P<b>[A-Za-z]+)\b")
 
 
@@ -67,7 +68,7 @@ class Bias(ToolAgent):
         if quoted:
             args["template"] = quoted[0].replace("{}", "{occupation}")
         m = _PAIR_RE.search(q.clause) or _SLASH_RE.search(q.clause)
-        if m and not m.group("a").lower() == "occupation":
+        if m and not {m.group("a").lower(), m.group("b").lower()} & (set(_KNOWN) | {"occupation", "occupations", "and", "or"}):
             args["pair"] = f"{m.group('a')}/{m.group('b')}"
         if args.get("template") and not args.get("pair"):
             args["pair"] = "he/she"
@@ -88,23 +89,25 @@ class Bias(ToolAgent):
 
     def answer(self, r):
         d = r.data
+        a, b = (w.strip() for w in (d.get("pair_label") or "he/she").split(",")[0].split("/"))
         asked = [o for o in d.get("occupations", []) if o["occupation"] in (d.get("asked") or [])]
         parts = []
         for o in asked[:4]:
-            lean = "he" if o["gap"] > 0 else "she"
-            sure = o["ci"][0] > 0 or o["ci"][1] < 0
+            lean = a if o["gap"] > 0 else b
+            sure = o["ci"] is not None and (o["ci"][0] > 0 or o["ci"][1] < 0)
             parts.append(f"after sentences about {bias._article(o['occupation'])} {o['occupation']} it leans to {lean!r} by {num(abs(o['gap']))} nats"
-                         + ("" if sure else " (the interval includes 0)"))
+                         + ("" if sure else " (one prompt: no interval)" if o["ci"] is None else " (the interval includes 0)"))
         gd, cd = d.get("group_difference"), d.get("control_group_difference")
         if gd is not None:
             ci = d["group_difference_ci"]
-            clear = ci[0] > 0 or ci[1] < 0
-            head = (f"{'Yes' if clear and gd > 0 else 'Not clearly'}: across WinoBias's 40 occupations, the male-dominated ones get a he-over-she "
-                    f"gap {num(gd)} nats larger than the female-dominated ones (95% CI {num(ci[0])} to {num(ci[1])}), where a neutral "
-                    f"word pair gives {num(cd)}.")
+            clear = (ci[0] > 0 or ci[1] < 0) and abs(gd) > abs(cd or 0)
+            verdict = ("Yes" if gd > 0 else "Yes, against the stereotype") if clear else "Not clearly"
+            head = (f"{verdict}: across WinoBias's 40 occupations, the male-dominated ones get a {a}-over-{b} gap {num(gd)} nats larger than "
+                    f"the female-dominated ones (95% CI {num(ci[0])} to {num(ci[1])}), where a neutral word pair gives {num(cd)}.")
         else:
             head = f"Gaps for the pair {d.get('pair_label')}."
-        return head + (" " + "; ".join(parts).capitalize() + "." if parts else "")
+        tail = "; ".join(parts)
+        return head + (" " + tail[:1].upper() + tail[1:] + "." if parts else "")
 
     def table(self, r):
         d = r.data
@@ -116,7 +119,8 @@ class Bias(ToolAgent):
                             f"neutral pair: {num(d.get('control_correlation'))}"))
         rows.append(Row("Mean gap over all occupations (the model's overall lean)", num(d.get("mean_gap")), ""))
         for o in r.evidence[:6]:
-            rows.append(Row(f"{o['occupation']} ({o['group']})", f"{num(o['gap'])} [{num(o['ci'][0])}, {num(o['ci'][1])}]",
+            ci = f" [{num(o['ci'][0])}, {num(o['ci'][1])}]" if o.get("ci") else ""
+            rows.append(Row(f"{o['occupation']} ({o['group']})", f"{num(o['gap'])}{ci}",
                             f"neutral pair {num(o['control_gap'])}; {o['n_prompts']} prompts"))
         return rows
 

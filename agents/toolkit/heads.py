@@ -19,7 +19,7 @@ Behaviour = Literal["previous_token", "induction", "duplicate_token", "first_tok
 _WORDS: list[tuple[str, re.Pattern]] = [
     ("induction", re.compile(r"\binduct\w*|\bin-?context cop\w*|\bcopy\w* (?:the )?(?:next|continuation)|\b(?:repeated|repeating) (?:sequence|pattern|text)s?\b", re.I)),
     ("duplicate_token", re.compile(r"\bdup\w*|\b(?:same|repeated|earlier occurrences? of the same) tokens?\b|\bdetect\w* repeat\w*|\brepeated tokens?\b", re.I)),
-    ("previous_token", re.compile(r"\bprev\w*|\bpreceding\b|\b(?:token|word) (?:just |right |immediately )?before\b|\bone (?:token|position) back\b|\blast token before\b", re.I)),
+    ("previous_token", re.compile(r"\bprev(?:ious)?[- ](?:token|word|position)s?\b|\bprev-?tok\w*|\bpreceding (?:token|word)s?\b|\b(?:token|word) (?:just |right |immediately )?before\b|\bone (?:token|position) back\b|\blast token before\b", re.I)),
     ("first_token", re.compile(r"\bfirst[- ](?:token|position)\b|\bbos\b|\b(?:attention )?sinks?\b|\bstart of (?:the )?(?:text|sequence|prompt)\b|\bbeginning of (?:the )?(?:text|sequence)\b|\bposition 0\b", re.I)),
 ]
 _NOT_SCORED = re.compile(r"\bname[- ]?movers?\b|\bcopy[- ]suppression\b|\bsuccessor\b|\bpunctuation\b|\bpositional\b|\bS-?inhibition\b|\bbackup\b", re.I)
@@ -84,9 +84,9 @@ class Heads(ToolAgent):
         s = heads.head_scores(handle)
         tr = s.to_tool_result(list(a.behaviours) if a.behaviours else None, k=a.k)
         if a.layer is not None:
-            for ev in tr.evidence:
-                ev["top"] = [t for t in ev["top"] if t["layer"] == a.layer] or [
-                    h.model_dump() for h in s.ranked(ev["behaviour"], s.n_layers * s.n_heads) if h.layer == a.layer][:a.k]
+            for ev in tr.evidence:  # that layer's heads, ranked; the count of clear heads is the layer's own
+                ev["top"] = [h.model_dump() for h in s.ranked(ev["behaviour"], s.n_layers * s.n_heads) if h.layer == a.layer][:a.k]
+                ev["n_clear"] = sum(1 for h in s.clear(ev["behaviour"]) if h.layer == a.layer)
             tr.data["layer"] = a.layer
         if a.unscored:
             tr.data["unscored"] = a.unscored
@@ -102,7 +102,7 @@ class Heads(ToolAgent):
             if not top:
                 continue
             t = top[0]
-            n = sum(1 for x in top if x["score"] >= heads.CLEAR_MIN and x["score"] - x["control"] >= heads.CLEAR_MARGIN) if layer is not None else ev["n_clear"]
+            n = ev["n_clear"]
             where = f" in layer {layer}" if layer is not None else ""
             if n:
                 parts.append(f"Yes, {n} head{'s' if n != 1 else ''}{where} clearly show{'s' if n == 1 else ''} {heads.LABEL[b]} behaviour; "
@@ -127,7 +127,8 @@ class Heads(ToolAgent):
     def evidence(self, r):
         out = []
         for ev in r.evidence:
-            out.append(f"{heads.LABEL[ev['behaviour']]}: {ev['n_clear']} heads score at least {heads.CLEAR_MIN} and "
+            where = f" in layer {r.data['layer']}" if r.data.get("layer") is not None else " in the whole model"
+            out.append(f"{heads.LABEL[ev['behaviour']]}: {ev['n_clear']} heads{where} score at least {heads.CLEAR_MIN} and "
                        f"{heads.CLEAR_MARGIN} above their control")
         if r.data.get("cached"):
             out.append("scores read from this model's cache (measured once per model)")

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from gnothi.tools import steering
 from gnothi.tools.results import ToolResult
 
+from ..extract import strip_quoted
 from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
 
 # "talk (more) about France", "steer it towards pirates", "obsessed with cooking", "sound like a pirate"
@@ -98,10 +99,11 @@ class Steering(ToolAgent):
                 args.update(source="concept", concept=c)
         if e.layer is not None and args.get("source") != "neuron":
             args["layer"] = e.layer
-        m = _STRENGTH_RE.search(text)
+        bare = strip_quoted(text)  # a quoted prompt's words ("I can never decide", "3 times") are not the request's
+        m = _STRENGTH_RE.search(bare)
         if m:
             args["strength"] = float(m.group("s") or m.group("t"))
-        if _NEGATIVE.search(text) and args.get("source", "concept") == "concept" and args.get("concept"):
+        if _NEGATIVE.search(bare) and args.get("source", "concept") == "concept" and args.get("concept"):
             args["strength"] = -abs(args["strength"]) if args.get("strength") is not None else None
             args["negative"] = True
         if q.quotes:
@@ -144,42 +146,50 @@ class Steering(ToolAgent):
     # ------------------------------------------------------------------ reply
 
     def _shown(self, d: dict) -> dict | None:
-        """The sweep point the reply shows: the best trade-off, else the strength asked for, else the strongest effect."""
+        """The sweep point the reply shows: the strength asked for, else the best trade-off, else the strongest effect."""
         pts = d.get("sweep") or []
         for want in (d.get("asked_strength"), d.get("best_strength")):
             for p in pts:
                 if want is not None and p["strength"] == want:
                     return p
-        return max(pts, key=lambda p: p["relevance"]) if pts else None
+        return ((min if d.get("goal") == "away" else max)(pts, key=lambda p: p["relevance"])) if pts else None
 
     def answer(self, r):
         d = r.data
         p = self._shown(d)
         if p is None:
             return r.summary
-        topic = d.get("topic")
+        topic, away = d.get("topic"), d.get("goal") == "away"
+        more, better = ("less", lambda a, b: a < b) if away else ("more", lambda a, b: a > b)
+        refs = (f"(similarity {num(p['relevance'])} against {num(d['base_relevance'])} unsteered and {num(p['random_relevance'])} for a random "
+                f"direction of the same norm)")
         if d.get("asked_strength") is not None and p["strength"] == d["asked_strength"]:
-            s = (f"At strength {num(p['strength'])} the continuations' similarity to {topic!r} is {num(p['relevance'])} (unsteered "
-                 f"{num(d['base_relevance'])}, a random direction of the same norm {num(p['random_relevance'])}), for a loss rise of "
-                 f"{num(p['cost'])} nats/token on corpus text.")
+            s = (f"At strength {num(p['strength'])}: similarity to {topic!r} {num(p['relevance'])}, against {num(d['base_relevance'])} unsteered and "
+                 f"{num(p['random_relevance'])} for a random direction of the same norm, for a loss rise of {num(p['cost'])} nats/token on corpus text.")
             s += (f" The best trade-off in the sweep is strength {num(d['best_strength'])}." if d.get("best_strength") not in (None, p["strength"])
-                  else " No strength tried beat the random direction within the cost limit." if d.get("best_strength") is None else "")
+                  else " No strength tried did better than both references within the cost limit." if d.get("best_strength") is None else "")
         elif d.get("best_strength") is not None:
-            clear = p["relevance"] - max(d["base_relevance"], p["random_relevance"]) >= 0.1
-            s = (f"{'Yes' if clear else 'Only slightly'}: at strength {num(p['strength'])} the continuations become more about {topic} "
-                 f"(similarity {num(p['relevance'])} against {num(d['base_relevance'])} unsteered and {num(p['random_relevance'])} for a random "
-                 f"direction of the same norm), costing {num(p['cost'])} nats/token of loss on corpus text.")
-            stronger = [q for q in d.get("sweep") or [] if q["relevance"] > p["relevance"] and q["cost"] > d["max_cost"]]
+            gap = abs(p["relevance"] - (min if away else max)(d["base_relevance"], p["random_relevance"]))
+            s = (f"{'Yes' if gap >= 0.1 else 'Only slightly'}: at strength {num(p['strength'])} the continuations become {more} about {topic} "
+                 f"{refs}, costing {num(p['cost'])} nats/token of loss on corpus text.")
+            stronger = [q for q in d.get("sweep") or [] if better(q["relevance"], p["relevance"]) and q["cost"] > d["max_cost"]]
             if stronger:
                 q = min(stronger, key=lambda q: q["cost"])
-                s += (f" At strength {num(q['strength'])} it is more about {topic} ({num(q['relevance'])}) but costs {num(q['cost'])} "
+                s += (f" At strength {num(q['strength'])} it is {more} about {topic} ({num(q['relevance'])}) but costs {num(q['cost'])} "
                       f"nats/token, over the {num(d['max_cost'])} limit.")
         else:
-            s = (f"Not within the cost limit: the strongest effect (strength {num(p['strength'])}, similarity {num(p['relevance'])} against "
-                 f"{num(d['base_relevance'])} unsteered) costs {num(p['cost'])} nats/token, over the {num(d['max_cost'])} limit.")
+            within = [q for q in d.get("sweep") or [] if q["cost"] <= d["max_cost"]]
+            if not within:
+                s = (f"Not within the cost limit: even the weakest strength tried ({num(min(q['strength'] for q in d['sweep']))}) costs "
+                     f"{num(min(q['cost'] for q in d['sweep']))} nats/token, over the {num(d['max_cost'])} limit.")
+            else:
+                q = (min if away else max)(within, key=lambda q: q["relevance"])
+                s = (f"No: within the cost limit the continuations are at best {num(q['relevance'])} similar to {topic!r} (strength "
+                     f"{num(q['strength'])}), not {more} so than unsteered ({num(d['base_relevance'])}) and a random direction "
+                     f"({num(q['random_relevance'])}) together.")
         if d.get("prompting_relevance") is not None:
-            better = d["prompting_relevance"] >= p["relevance"]
-            s += (f" Simply prompting ({d['prompting_instruction']!r}) {'does as well or better' if better else 'does less'}: "
+            wins = not better(p["relevance"], d["prompting_relevance"])
+            s += (f" Simply prompting ({d['prompting_instruction']!r}) {'does as well or better' if wins else 'does less'}: "
                   f"{num(d['prompting_relevance'])}.")
         return s
 

@@ -46,3 +46,23 @@ def test_user_input_is_checked(tiny):
         bias.bias_check(tiny, template="The {occupation} said", pair="he")
     with pytest.raises(InputError, match="not an occupation"):
         bias.bias_check(tiny, ["{evil}"])
+
+
+def test_one_template_gives_no_interval_and_other_braces_stay(tiny):
+    rep = bias.bias_check(tiny, template="The {occupation} told {name} that", pair="he/she")
+    assert all(o.ci is None and o.n_prompts == 1 for o in rep.occupations)
+    assert "one prompt" in " ".join(rep.notes) or rep.notes  # the report says its intervals rest on few prompts
+
+
+def test_the_agent_reads_pairs_only_where_they_are_named():
+    from gnothi.agents.extract import extract
+    from gnothi.agents.toolkit import TOOLKIT
+    from gnothi.agents.toolkit.base import Query
+
+    def args(q):
+        e = extract(q)
+        return TOOLKIT["bias"].extract(Query(clause=q, question=q, parsed=e, whole=e))[0]
+
+    assert args("what's the gender gap between nurses and engineers?") == {"occupations": ["nurse", "engineer"]}
+    assert args("bias check with the pair she/he") == {"pair": "she/he"}
+    assert args("use 'The {occupation} told me that' with words: Mary vs John")["pair"] == "Mary/John"

@@ -65,3 +65,12 @@ def test_agent_names_the_valid_range_for_a_missing_layer(tiny):
 
     r = TOOLKIT["heads"].run(tiny, {"behaviours": ["induction"], "layer": 40})
     assert not r.ok and "layers 0 to 1" in r.summary
+
+
+def test_behaviours_are_read_from_what_the_heads_do():
+    from gnothi.agents.toolkit.heads import behaviours_in
+
+    assert behaviours_in("which heads attend to the previous token?") == ["previous_token"]
+    assert behaviours_in("are there induction heads, as previously reported?") == ["induction"]
+    assert behaviours_in("find the attention sinks") == ["first_token"]
+    assert behaviours_in("which heads detect repeated tokens?") == ["duplicate_token"]

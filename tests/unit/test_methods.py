@@ -54,3 +54,10 @@ def test_card_text_is_quoted_not_obeyed(tmp_path):
 def test_empty_question_is_refused():
     with pytest.raises(Exception, match="empty"):
         methods.explain_method("  ")
+
+
+def test_the_value_asked_about_is_the_number_not_the_layer():
+    assert methods._value("At layer 12, how do I read a normalized effect of 0.8?") == 0.8
+    assert methods._value("is a top-1 accuracy of 0.62 good?") == 0.62
+    assert methods._value("selectivity is 5 points, good?") == 5.0
+    assert methods._value("what is a probe?") is None

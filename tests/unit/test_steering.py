@@ -54,3 +54,25 @@ def test_bad_requests_say_what_to_do(tiny):
         steering.direction_for(tiny, "vibes")
     with pytest.raises(InputError, match="new tokens"):
         steering.steer(tiny, "concept", concept="x", n_new=0)
+
+
+def test_steering_away_is_judged_by_less_not_more(tiny):
+    rep = steering.steer(tiny, "concept", concept="cats", layer=1, strengths=[-20.0, -40.0], prompts=["The cat"], n_new=3, n_windows=2, window=16)
+    assert rep.goal == "away" and rep.prompting_instruction == "Do not talk about cats."
+    for p in rep.sweep:
+        if p.strength == rep.best_strength:
+            assert p.relevance < rep.base_relevance and p.relevance < p.random_relevance
+
+
+def test_the_agent_does_not_read_the_quoted_prompt_as_the_request():
+    from gnothi.agents.extract import extract
+    from gnothi.agents.toolkit import TOOLKIT
+    from gnothi.agents.toolkit.base import Query
+
+    def args(q):
+        e = extract(q)
+        return TOOLKIT["steering"].extract(Query(clause=q, question=q, parsed=e, whole=e))[0]
+
+    assert args("talk about dogs on 'I can never decide what to eat'") == {"source": "concept", "concept": "dogs", "prompt": "I can never decide what to eat"}
+    assert "strength" not in args("make it talk about dogs on 'I ran 3 times'")
+    assert args("make the model talk less about France") == {"source": "concept", "concept": "France", "strength": -8.0}

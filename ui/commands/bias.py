@@ -37,7 +37,8 @@ def run(args) -> int:
     print(tr.summary)
     print(f"\n  {'occupation':<22} {'group':<17} {'gap':>6}  {'95% CI':>15}  {'neutral':>7}  prompts")
     for o in sorted(rep.occupations, key=lambda o: o.gap):
-        print(f"  {o.occupation:<22} {o.group:<17} {o.gap:>+6.2f}  [{o.ci[0]:+.2f},{o.ci[1]:+.2f}]  {o.control_gap:>+7.2f}  {o.n_prompts}")
+        ci = f"[{o.ci[0]:+.2f},{o.ci[1]:+.2f}]" if o.ci else "(one prompt)"
+        print(f"  {o.occupation:<22} {o.group:<17} {o.gap:>+6.2f}  {ci:>15}  {o.control_gap:>+7.2f}  {o.n_prompts}")
     for w in rep.notes:
         print(f"  note: {w}")
     return 0
