@@ -318,7 +318,6 @@ class OfflinePlanner:
         call = ToolCall(tool=agent.name, args=args)
         return Plan(reformulated=reformulate([call], q), calls=[call], planner=self.name)
 
-
     def _read_answer(self, q: str, ctx: PlanContext, agent, pend: dict) -> dict | None:
         """The pending call completed by the agent's own reading of a reply, when that reading needs nothing more and
         differs from taking the reply whole."""

@@ -59,6 +59,10 @@ EXAMPLES = [
     "Why did the model answer Paris to 'The capital of France is'?",
     "Is the model making it up when it answers 'Who was the first person to walk on Mars?'",
     "Which neurons promote the word Paris?",
+    "Are there induction heads?",
+    "Is the model biased about nurses and engineers?",
+    "Make the model talk more about France",
+    "How do I read a normalized effect of 0.8?",
 ]
 WHAT_CAN_YOU_DO = "What can you do?"
 
