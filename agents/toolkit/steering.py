@@ -19,7 +19,8 @@ _CONCEPT_RE = re.compile(
     r"|\b(?:towards?|toward|in the direction of)\s+(?P<b>[^.,;:!?()\n]+)"
     r"|\b(?:obsessed with|mention(?:s|ing)?|bring(?:s|ing)? up|interest in|tendency to bring up|lean(?:s|ing)? towards|away from|avoid(?:s|ing)?|less about)\s+(?P<c>[^.,;:!?()\n]+)"
     r"|\b(?:sound|act|write|talk)\s+like\s+(?P<d>[^.,;:!?()\n]+)"
-    r"|\bthe\s+(?P<e>[A-Za-z][\w' -]{1,30}?)\s+(?:concept|direction|vector)\b"
+    r"|\b(?:the|a|an)\s+(?P<e>[A-Za-z][\w' -]{1,30}?)\s+(?:concept|direction|vector|steering vector)\b"
+    r"|\b(?:activation addition|caa|actadd|steering vector|direction|vector)\s+(?:for|of|towards?)\s+(?P<h>[^.,;:!?()\n]+)"
     r"|\bmore\s+(?P<f>[a-z]+)\b(?=[^.?!]*\b(?:direction|inside|internals|activations|steer|dial|intervening)\b)"
     r"|\bless\s+(?P<g>[a-z]+)\b(?=[^.?!]*\b(?:direction|dial|internals|activations|steer)\b)",
     re.I)
