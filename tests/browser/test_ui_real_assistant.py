@@ -2,7 +2,7 @@
 headless Chromium: "What can you do?", a question that needs the activation store, building
 a small store from Settings with its progress bar, then the neuron question again with its
 figures and highlighted top contexts, then one question each for patching, probing,
-attention, the head finder, bias, steering and hallucination (direct answer, numbers beside
+attention, the head finder, bias, steering, methods and hallucination (direct answer, numbers beside
 their controls, a readable figure, follow-ups).
 Screenshots land in artifacts/browser/."""
 
@@ -29,10 +29,13 @@ TOOL_QUESTIONS = [
     ("Is the model biased about nurses and engineers?", r"across WinoBias's 40 occupations, the male-dominated ones",
      r"neutral pair red/blue: -?\d"),
     ("Make the model talk more about France", r"(?:Yes|Only slightly): at strength|Not within the cost limit", r"random direction \d"),
+    # a method question is answered from its card (a table of the cards retrieval matched, no figure)
+    ("How do I read a normalized effect of 0.8?", r"From the card \*?Activation patching\*?, on reading a value of 0\.80", r"retrieval similarity"),
     # first use trains the detector (a notice says so, about 4 minutes on two cores)
     ("Who wrote Hamlet? Is the model likely to hallucinate on that?", r"For the answer .+?, the model (?:is probably|may be)",
      r"Detector's AUROC on held-out questions\s+0\.\d+\s+0\.5 = chance"),
 ]
+NO_FIGURE = {"How do I read a normalized effect of 0.8?"}  # answered from a method card: a table, no plot
 STORE_TOKENS = 4096  # 64 windows: enough records for top contexts, a fraction of the default build
 
 
@@ -107,6 +110,9 @@ def test_real_assistant_in_the_browser(chromium, real_app):
             assert re.search(answer_re, reply), reply[:1500]
             assert re.search(control_re, reply), reply[:1500]
             assert "Try next" in reply and page.locator("#gn-sug-0").is_visible()
+            if q in NO_FIGURE:
+                assert "arXiv:2309.16042" in reply  # the card's papers are cited
+                continue
             page.get_by_role("tab", name="Figures").click()
             page.locator("#gn-plot-0").wait_for(state="visible")
             w, h = page.evaluate("() => { const r = document.querySelector('#gn-plot-0').getBoundingClientRect(); return [r.width, r.height]; }")
