@@ -43,6 +43,9 @@ FEMALE_DOMINATED = ["attendant", "cashier", "teacher", "nurse", "assistant", "se
                     "clerk", "counselor", "designer", "hairdresser", "writer", "housekeeper", "baker", "accountant", "editor",
                     "librarian", "tailor"]
 OCCUPATIONS = MALE_DOMINATED + FEMALE_DOMINATED
+# occupations people often ask about that WinoBias does not list (measured too, outside its two groups)
+OTHER_OCCUPATIONS = ["engineer", "doctor", "surgeon", "pilot", "scientist", "judge", "babysitter", "programmer", "professor",
+                     "firefighter", "soldier", "dancer", "maid", "plumber", "electrician"]
 
 # each template ends where the gendered word goes; its slot says which pair applies
 TEMPLATES: list[tuple[str, str]] = [

@@ -247,7 +247,8 @@ def _add(v: torch.Tensor | None):
     return fn
 
 
-def _generate(handle, prompts: list[str], layer: int, v: torch.Tensor | None, n_new: int) -> list[list[int]]:
+def _generate(handle, prompts: list[str], layer: int, v: torch.Tensor | None, n_new: int) -> tuple[list[list[int]], list[int]]:
+    """Each prompt with its greedy continuation under the steering (token ids), and where each continuation starts."""
     bos = [handle.bos_token_id] if handle.bos_token_id is not None else []
     seqs = [bos + handle.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     hooks = [(_hook(handle, layer), _add(v))] if v is not None else []
@@ -285,10 +286,12 @@ def _corpus_windows(handle, n_windows: int, window: int, seed: int) -> torch.Ten
     return torch.as_tensor(wins[:n_windows], dtype=torch.long, device=handle.device)
 
 
-def _loss(handle, toks: torch.Tensor, layer: int, v: torch.Tensor | None, skip: int = 0) -> float:
-    hooks = [(_hook(handle, layer), _add(v))] if v is not None else []
-    logits = handle.run_with_hooks(toks, hooks).float()
-    lp = torch.log_softmax(logits[:, skip:-1], dim=-1)
+def _loss(handle, toks: torch.Tensor, layer: int, v: torch.Tensor | None, skip: int = 0, logits: torch.Tensor | None = None) -> float:
+    """Mean next-token loss (nats) on ``toks`` from position ``skip`` on, under the steering (or of ``logits`` already run)."""
+    if logits is None:
+        hooks = [(_hook(handle, layer), _add(v))] if v is not None else []
+        logits = handle.run_with_hooks(toks, hooks)
+    lp = torch.log_softmax(logits.float()[:, skip:-1], dim=-1)
     return float(-lp.gather(-1, toks[:, skip + 1:].unsqueeze(-1)).mean())
 
 
@@ -317,8 +320,9 @@ def steer(handle, source: Source = "concept", layer: int | None = None, concept:
     concept_ids = _word_ids(handle, words)
     corpus = _corpus_windows(handle, n_windows, window, seed)
     name = _hook(handle, layer)
-    _, cache = handle.run_with_cache(corpus, [name])
+    base_logits, cache = handle.run_with_cache(corpus, [name], stop_early=False)  # one run: the layer's norm and the base loss
     resid_norm = float(cache[name][:, 1:].float().norm(dim=-1).mean())
+    base_loss = _loss(handle, corpus, layer, None, logits=base_logits)
     vnorm = float(v.norm())
     asked = strength if strength is not None else (float(strengths[0]) if strengths is not None and len(strengths) == 1 else None)
     if strengths is None:
@@ -335,7 +339,6 @@ def steer(handle, source: Source = "concept", layer: int | None = None, concept:
     topic = concept or ", ".join(words[:4])
     topic_vec = embed([topic])[0]
     b_rel, b_wp, b_rate, base_gens = _effect(handle, prompts, layer, None, n_new, concept_ids, words, topic_vec)
-    base_loss = _loss(handle, corpus, layer, None)
     sweep = []
     for s in strengths:
         rel, wp, m, gens = _effect(handle, prompts, layer, s * v, n_new, concept_ids, words, topic_vec)

@@ -75,9 +75,6 @@ class Heads(ToolAgent):
         return (f"Score every attention head{where} for {', '.join(heads.LABEL[b] for b in bs)} behaviour and rank them, "
                 f"each score beside its control.")
 
-    def notice(self, handle, args):
-        return None
-
     def execute(self, handle, a: HeadsArgs, llm=None) -> ToolResult:
         if a.layer is not None:
             check_range("layer", a.layer, handle.n_layers)

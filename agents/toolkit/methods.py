@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -24,6 +25,7 @@ _UNIT_WORDS = {"feature", "features", "neuron", "neurons", "layer", "layers", "h
                "model", "models", "which", "about", "there", "their", "other", "these", "those", "where", "would", "could"}
 
 
+@functools.lru_cache(maxsize=1)
 def _terms() -> re.Pattern:
     """Words that name a method: every card's keywords, and their words of five letters or more, and its tools' names
     (not the unit words follow-ups use: "that feature", "the next layer")."""
@@ -37,13 +39,8 @@ def _terms() -> re.Pattern:
     return re.compile(r"\b(?:" + "|".join(sorted((re.escape(w) for w in words), key=len, reverse=True)) + r")", re.I)
 
 
-_TERMS: list[re.Pattern] = []
-
-
 def names_a_method(text: str) -> bool:
-    if not _TERMS:
-        _TERMS.append(_terms())
-    return bool(_TERMS[0].search(text) or _GENERIC.search(text))
+    return bool(_terms().search(text) or _GENERIC.search(text))
 
 
 class MethodsArgs(Args):

@@ -11,6 +11,7 @@ from gnothi.tools import steering
 from gnothi.tools.results import ToolResult
 
 from ..extract import strip_quoted
+from .probing import find_dataset
 from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
 
 # "talk (more) about France", "steer it towards pirates", "obsessed with cooking", "sound like a pirate"
@@ -28,8 +29,7 @@ _STOP_TAIL = re.compile(r"\s+(?:at|in|on|from|with|by|using|for|when|while|durin
 _NEGATIVE = re.compile(r"\b(?:less|never|stop|suppress\w*|remove|subtract\w*|dial\w* down|reduce|away from|not to|avoid)\b", re.I)
 _STRENGTH_RE = re.compile(r"\b(?:strength|coefficient|coeff|alpha|scale|multiplier|magnitude|factor of|times|amount)\s*(?:of\s*)?[=:]?\s*(?P<s>[-+]?\d+(?:\.\d+)?)\b"
                           r"|\b(?P<t>[-+]?\d+(?:\.\d+)?)\s*(?:x|times)\b", re.I)
-_PROBE_RE = re.compile(r"\b(?P<d>true_false|sentiment|question_vs_statement|code_vs_prose|singular_vs_plural|truth|truthfulness)\s+(?:probe|direction)\b"
-                       r"|\bprobe(?:'s)?\s+(?:direction\s+)?(?:for\s+)?(?P<e>true_false|sentiment|truth)\b", re.I)
+_PROBE_RE = re.compile(r"\bprob(?:e|e's|es|ing)\b", re.I)  # the property itself is read as probing reads it (find_dataset)
 _WORDS_RE = re.compile(r"\bwords?\s*[:=]\s*(?P<w>[A-Za-z][\w ,'-]+)", re.I)
 
 
@@ -90,9 +90,8 @@ class Steering(ToolAgent):
         elif e.features or re.search(r"\bfeature\s*#?\d+", text, re.I):
             args.update(source="feature", feature=(e.features or [int(re.search(r"\bfeature\s*#?(\d+)", text, re.I).group(1))])[0])
             args.pop("concept", None)
-        elif (m := _PROBE_RE.search(text)):
-            d = (m.group("d") or m.group("e")).lower()
-            args.update(source="probe", probe={"truth": "true_false", "truthfulness": "true_false"}.get(d, d))
+        elif (ds := find_dataset(strip_quoted(text), q.datasets)) and (_PROBE_RE.search(text) or re.search(rf"\b{re.escape(ds)}\s+direction\b", text, re.I)):
+            args.update(source="probe", probe=ds)  # "steer with the sentiment probe", "the truth probe's direction"
             args.pop("concept", None)
         else:
             c = concept_in(re.sub(r"(['\"“‘]).*?(['\"”’])", " ", text) if q.quotes else text) or concept_in(text)
@@ -162,11 +161,10 @@ class Steering(ToolAgent):
             return r.summary
         topic, away = d.get("topic"), d.get("goal") == "away"
         more, better = ("less", lambda a, b: a < b) if away else ("more", lambda a, b: a > b)
-        refs = (f"(similarity {num(p['relevance'])} against {num(d['base_relevance'])} unsteered and {num(p['random_relevance'])} for a random "
+        refs = (f"(similarity to {topic!r} {num(p['relevance'])} against {num(d['base_relevance'])} unsteered and {num(p['random_relevance'])} for a random "
                 f"direction of the same norm)")
         if d.get("asked_strength") is not None and p["strength"] == d["asked_strength"]:
-            s = (f"At strength {num(p['strength'])}: similarity to {topic!r} {num(p['relevance'])}, against {num(d['base_relevance'])} unsteered and "
-                 f"{num(p['random_relevance'])} for a random direction of the same norm, for a loss rise of {num(p['cost'])} nats/token on corpus text.")
+            s = f"At strength {num(p['strength'])} the continuations' {refs[1:-1]}, for a loss rise of {num(p['cost'])} nats/token on corpus text."
             s += (f" The best trade-off in the sweep is strength {num(d['best_strength'])}." if d.get("best_strength") not in (None, p["strength"])
                   else " No strength tried did better than both references within the cost limit." if d.get("best_strength") is None else "")
         elif d.get("best_strength") is not None:

@@ -51,7 +51,8 @@ def test_user_input_is_checked(tiny):
 def test_one_template_gives_no_interval_and_other_braces_stay(tiny):
     rep = bias.bias_check(tiny, template="The {occupation} told {name} that", pair="he/she")
     assert all(o.ci is None and o.n_prompts == 1 for o in rep.occupations)
-    assert "one prompt" in " ".join(rep.notes) or rep.notes  # the report says its intervals rest on few prompts
+    assert rep.templates == ["The {occupation} told {name} that"]  # the other brace stays as written
+    assert any("1 template(s)" in n for n in rep.notes)  # the report says its figures rest on few prompts
 
 
 def test_the_agent_reads_pairs_only_where_they_are_named():

@@ -59,9 +59,8 @@ def test_bad_requests_say_what_to_do(tiny):
 def test_steering_away_is_judged_by_less_not_more(tiny):
     rep = steering.steer(tiny, "concept", concept="cats", layer=1, strengths=[-20.0, -40.0], prompts=["The cat"], n_new=3, n_windows=2, window=16)
     assert rep.goal == "away" and rep.prompting_instruction == "Do not talk about cats."
-    for p in rep.sweep:
-        if p.strength == rep.best_strength:
-            assert p.relevance < rep.base_relevance and p.relevance < p.random_relevance
+    qualify = [p for p in rep.sweep if p.cost <= rep.max_cost and p.relevance < rep.base_relevance and p.relevance < p.random_relevance]
+    assert rep.best_strength == (min(qualify, key=lambda p: p.relevance).strength if qualify else None)
 
 
 def test_the_agent_does_not_read_the_quoted_prompt_as_the_request():
