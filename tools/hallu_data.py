@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
+
 from . import facts as F
 from .config import model_cache_dir
 from .errors import InputError
@@ -232,6 +234,16 @@ def split_by_entity(entities: Sequence[str], test_frac: float = 0.3, seed: int =
     train = [i for i, e in enumerate(entities) if e not in test_ents]
     test = [i for i, e in enumerate(entities) if e in test_ents]
     return train, test
+
+
+def group_folds(groups: Sequence[str], k: int, seed: int) -> list[np.ndarray]:
+    """``k`` folds (test indices) with every group (entity) in one fold."""
+    uniq = sorted(set(groups))
+    rng = np.random.default_rng(seed)
+    rng.shuffle(uniq)
+    fold_of = {g: i % k for i, g in enumerate(uniq)}
+    f = np.array([fold_of[g] for g in groups])
+    return [np.where(f == i)[0] for i in range(k)]
 
 
 # ----------------------------------------------------------------------------- dataset

@@ -42,6 +42,7 @@ from pydantic import BaseModel, Field
 
 from . import facts as F
 from . import hallu_data as D
+from . import hallu_text as HT
 from .config import model_cache_dir
 from .stats import auroc
 from .errors import CacheCorruptError, InputError, NoAnswerError
@@ -58,6 +59,10 @@ SIGNAL_TEXT = {
     "max_entropy": "largest next-token entropy over the answer",
     "first_neg_logprob": "first answer token (minus its log-prob)",
     "first_entropy": "entropy before the first answer token",
+    "uncertainty_combined": "the six uncertainty signals combined (no hidden states)",
+    "text_minilm": "text-only control: the question's MiniLM embedding (the model is never run)",
+    "text_surface": "text-only control: surface features of the question (length, capitals, letters)",
+    "text_char_ngrams": "text-only control: character n-grams of the question (spots invented spellings)",
 }
 FALLBACK_SIGNAL = "neg_mean_logprob"
 PROBE_CS = (0.1,)
@@ -214,16 +219,6 @@ def fit_linear(X: np.ndarray, y: np.ndarray, C: float = 1.0, seed: int = 0) -> L
     return LinearModel(mean, scale, lr.coef_[0].astype(np.float64), float(lr.intercept_[0]))
 
 
-def _group_folds(groups: Sequence[str], k: int, seed: int) -> list[np.ndarray]:
-    """``k`` folds (test indices) with every group in one fold."""
-    uniq = sorted(set(groups))
-    rng = np.random.default_rng(seed)
-    rng.shuffle(uniq)
-    fold_of = {g: i % k for i, g in enumerate(uniq)}
-    f = np.array([fold_of[g] for g in groups])
-    return [np.where(f == i)[0] for i in range(k)]
-
-
 def _oof_logits(X: np.ndarray, y: np.ndarray, folds: list[np.ndarray], C: float) -> np.ndarray:
     out = np.zeros(len(y))
     for te in folds:
@@ -275,7 +270,7 @@ class HallucinationDetector:
         """Choose each probe's layer and strength by grouped cross-validation, fit the
         probes, then fit the combiner on out-of-fold probe logits + uncertainty signals."""
         y = np.asarray(y).astype(int)
-        folds = _group_folds(list(groups), k, seed)
+        folds = D.group_folds(list(groups), k, seed)
         cv: dict[str, dict[int, float]] = {"question": {}, "answer": {}}
         best: dict[str, tuple[float, int, float]] = {}
         bar = D._bar(2 * len(sig.layers) * len(PROBE_CS), "choosing probe layers", progress)
@@ -408,6 +403,13 @@ class HallucinationEval(BaseModel):
     ece: float = 0.0
     brier: float = 0.0
     transfer: list[dict[str, Any]] = Field(default_factory=list)  # leave-one-family-out
+    # the same held-out answers without the fabricated subjects (controls refit on real ones only)
+    n_test_real: int = 0
+    auroc_real: dict[str, float] = Field(default_factory=dict)
+    auroc_real_ci: dict[str, list[float]] = Field(default_factory=dict)
+    # strongest model-free text-only control (hallu_text) on all / real-only held-out answers,
+    # and the paired-bootstrap 95% CI of the combined detector's margin over it
+    text_control: dict[str, dict[str, Any]] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)
     saved_to: str | None = None
 
@@ -452,10 +454,24 @@ class HallucinationEval(BaseModel):
             + (f" (95% CI {ci[0]:.2f}-{ci[1]:.2f})" if ci else "")
             + f" on {self.n_test} answers about entities never seen in training; perplexity alone {ppl:.3f}, chance 0.5."
         )
+        for part, label in (("all", "all answers"), ("real", "real subjects only")):
+            tc = self.text_control.get(part)
+            if tc and tc.get("auroc") is not None:
+                summary += (
+                    f" A model-free classifier of {HT.CONTROL_LABELS.get(tc['control'], tc['control'])} ({label}): {tc['auroc']:.3f}; detector {tc['detector']:.3f}, "
+                    f"margin {tc['margin']:+.3f} (95% CI {tc['margin_ci'][0]:+.2f} to {tc['margin_ci'][1]:+.2f})."
+                )
         return ToolResult(
             tool="hallucination_eval",
             summary=summary,
-            headline={"auroc_combined": c, "auroc_perplexity": ppl, "ece": self.ece, "n_test": self.n_test},
+            headline={
+                "auroc_combined": c,
+                "auroc_perplexity": ppl,
+                "ece": self.ece,
+                "n_test": self.n_test,
+                **{f"auroc_text_only_{p}": t["auroc"] for p, t in self.text_control.items() if t.get("auroc") is not None},
+                **({"auroc_combined_real": self.auroc_real["combined"]} if "combined" in self.auroc_real else {}),
+            },
             evidence=[{"signal": k, "auroc": v, "meaning": SIGNAL_TEXT.get(k, k)} for k, v in self.auroc.items()] + self.transfer,
             figures=self.figures(),
             provenance=provenance(None, model=self.model, split="by entity", layers=self.layers),
@@ -490,6 +506,40 @@ def _bootstrapauroc(scores: np.ndarray, y: np.ndarray, n: int = 500, seed: int =
     if not vals:
         return [0.5, 0.5]
     return [round(float(np.percentile(vals, 2.5)), 4), round(float(np.percentile(vals, 97.5)), 4)]
+
+
+def _bootstrap_margin(a: np.ndarray, b: np.ndarray, y: np.ndarray, n: int = 1000, seed: int = 0) -> list[float]:
+    """Paired bootstrap 95% interval of ``AUROC(a) - AUROC(b)`` on the same answers."""
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n):
+        i = rng.integers(0, len(y), len(y))
+        if len(set(y[i].tolist())) == 2:
+            vals.append(auroc(a[i], y[i]) - auroc(b[i], y[i]))
+    if not vals:
+        return [0.0, 0.0]
+    return [round(float(np.percentile(vals, 2.5)), 4), round(float(np.percentile(vals, 97.5)), 4)]
+
+
+def _text_control(exs: Sequence[D.Example], y: np.ndarray, tr: Sequence[int], te: Sequence[int], detector_risk: np.ndarray, seed: int) -> tuple[dict[str, float], dict[str, Any]]:
+    """Fit the text-only controls on ``tr`` and score ``te``; their AUROCs and the strongest
+    one beside the detector's (``detector_risk`` on ``te``), with the margin's interval."""
+    yte = y[te]
+    if len(set(y[tr].tolist())) < 2 or len(set(yte.tolist())) < 2:
+        return {}, {"n": len(te), "note": "one class only on a side of the split"}
+    sc = HT.text_only_scores([exs[i].question for i in tr], y[tr], [exs[i].entity for i in tr], [exs[i].question for i in te], seed=seed)
+    au = {k: round(auroc(v, yte), 4) for k, v in sc.items()}
+    best = max(au, key=au.get)
+    det = auroc(detector_risk, yte)
+    return au, {
+        "n": len(te),
+        "control": best,
+        "auroc": au[best],
+        "auroc_ci": _bootstrapauroc(sc[best], yte, seed=seed),
+        "detector": round(det, 4),
+        "margin": round(det - au[best], 4),
+        "margin_ci": _bootstrap_margin(detector_risk, sc[best], yte, seed=seed),
+    }
 
 
 def dataset_signals(
@@ -582,6 +632,19 @@ def train_and_evaluate(
     unc_only = fit_linear(sig.unc[tr], y[tr], C=1.0)
     scores["uncertainty_combined"] = unc_only.prob(sig_te.unc)
     au = {k: round(auroc(v, yte), 4) for k, v in scores.items()}
+    text_au, text_all = _text_control(exs, y, tr, te, risk, seed)
+    au.update(text_au)
+    # real subjects only: the detector as trained, the controls refit on real training questions
+    real = np.array([not exs[i].fabricated for i in te])
+    tr_real = [i for i in tr if not exs[i].fabricated]
+    te_real = [i for i, r in zip(te, real) if r]
+    au_real: dict[str, float] = {}
+    au_real_ci: dict[str, list[float]] = {}
+    if len(set(yte[real].tolist())) == 2:
+        au_real = {k: round(auroc(v[real], yte[real]), 4) for k, v in scores.items()}
+        au_real_ci = {k: _bootstrapauroc(scores[k][real], yte[real], seed=seed) for k in ("combined", "neg_mean_logprob")}
+    text_au_real, text_real = _text_control(exs, y, tr_real, te_real, risk[real], seed)
+    au_real.update(text_au_real)
     bins, ece = _reliability(risk, yte)
     t3 = time.perf_counter()
     trans = _transfer(sig, y, exs, det) if transfer else []
@@ -594,13 +657,23 @@ def train_and_evaluate(
         dataset=D.summarize(exs),
         auroc=au,
         auroc_ci={k: _bootstrapauroc(scores[k], yte, seed=seed) for k in ("combined", "probe_question", "probe_answer", "neg_mean_logprob")},
-        baselines={"chance": 0.5, "perplexity_only": au["neg_mean_logprob"], "uncertainty_only": au["uncertainty_combined"]},
+        baselines={
+            "chance": 0.5,
+            "perplexity_only": au["neg_mean_logprob"],
+            "uncertainty_only": au["uncertainty_combined"],
+            **({"text_only": text_all["auroc"]} if "auroc" in text_all else {}),
+            **({"text_only_real": text_real["auroc"]} if "auroc" in text_real else {}),
+        },
         layers={"probe_question": det.layer_q, "probe_answer": det.layer_a},
         cv_auroc_by_layer=info["cv_auroc_by_layer"],
         reliability=bins,
         ece=round(ece, 4),
         brier=round(float(np.mean((risk - yte) ** 2)), 4),
         transfer=trans,
+        n_test_real=len(te_real),
+        auroc_real=au_real,
+        auroc_real_ci=au_real_ci,
+        text_control={"all": text_all, "real": text_real},
         timings={"answers_s": round(t1 - t0, 2), "signals_s": round(t2 - t1, 2), "train_eval_s": round(t3 - t2, 2), "transfer_s": round(t4 - t3, 2)},
     )
     det.meta.update(
@@ -631,7 +704,7 @@ def _transfer(sig: Signals, y: np.ndarray, exs: Sequence[D.Example], det: Halluc
             continue
         s_tr, s_te = sig.subset(tr), sig.subset(te)
         groups = [exs[i].entity for i in tr]
-        folds = _group_folds(groups, 5, 0)
+        folds = D.group_folds(groups, 5, 0)
         Xq_tr, Xa_tr = s_tr.resid("question", det.layer_q), s_tr.resid("answer", det.layer_a)
         cq, ca = det.meta["probe_question"]["C"], det.meta["probe_answer"]["C"]
         pq, pa = fit_linear(Xq_tr, y[tr], cq), fit_linear(Xa_tr, y[tr], ca)

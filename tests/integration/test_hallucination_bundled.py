@@ -28,6 +28,12 @@ def test_heldout_auroc_clearly_above_chance(trained):
     assert ev.auroc["combined"] >= 0.7, ev.auroc
     assert ev.auroc_ci["combined"][0] > 0.5, ev.auroc_ci
     assert set(ev.layers) == {"probe_question", "probe_answer"}
+    # above what the question's text alone predicts (a classifier that never runs the model),
+    # also with the fabricated subjects left out, where made-up names cannot give it away
+    for part in ("all", "real"):
+        tc = ev.text_control[part]
+        assert tc["margin_ci"][0] > 0, (part, tc)
+    assert ev.auroc_real["combined"] > ev.text_control["real"]["auroc"]
     json.dumps(ev.to_tool_result().model_dump(mode="json"))
 
 
