@@ -7,7 +7,6 @@ import random
 import numpy as np
 import pytest
 
-from gnothi.tools import facts as F
 from gnothi.tools import hallu_data as D
 from gnothi.tools import hallu_text as HT
 from gnothi.tools import hallucination as H
