@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import math
+
 import numpy as np
 
 from gnothi.tools.stats import auroc, pearson  # noqa: F401  (the one definition; re-exported for the suites)
@@ -65,6 +67,23 @@ def bootstrap_ci(values, n: int = 1000, seed: int = 0, alpha: float = 0.05) -> t
     rng = np.random.default_rng(seed)
     means = v[rng.integers(0, v.size, size=(n, v.size))].mean(axis=1)
     return (float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2)))
+
+
+def seed_interval(values, alpha: float = 0.05) -> dict[str, float | int | None]:
+    """Mean over seeds with Student's t interval of the mean (``n`` finite values; one value
+    gives no interval): ``{"mean", "lo", "hi", "sd", "n"}``."""
+    from scipy import stats
+
+    v = _arr(values)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return {"mean": None, "lo": None, "hi": None, "sd": None, "n": 0}
+    m = float(v.mean())
+    if v.size == 1:
+        return {"mean": m, "lo": None, "hi": None, "sd": None, "n": 1}
+    sd = float(v.std(ddof=1))
+    half = float(stats.t.ppf(1 - alpha / 2, v.size - 1)) * sd / math.sqrt(v.size)
+    return {"mean": m, "lo": m - half, "hi": m + half, "sd": sd, "n": int(v.size)}
 
 
 def mean(values) -> float:

@@ -57,6 +57,10 @@ class SuiteRun(BaseModel):
     missing_baselines: list[str] = Field(default_factory=list)
     seconds: float = 0.0
     figure_files: list[str] = Field(default_factory=list)
+    # with several seeds: the result above is the first seed's; per metric (flattened key), its
+    # value per seed, mean and t interval, and the same for its (strictest) baseline
+    seeds: list[int] = Field(default_factory=list)
+    across_seeds: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class RunReport(BaseModel):
@@ -121,6 +125,15 @@ def fmt(v: Any) -> str:
     return s if len(s) <= 80 else s[:77] + "…"
 
 
+def fmt_interval(row: dict[str, Any]) -> str:
+    """``mean [lo, hi]`` of a :func:`~gnothi.evals.metrics.seed_interval` row."""
+    if row.get("mean") is None:
+        return "—"
+    if row.get("lo") is None:
+        return fmt(row["mean"])
+    return f"{fmt(row['mean'])} [{fmt(row['lo'])}, {fmt(row['hi'])}]"
+
+
 def baseline_for(key: str, flat_baselines: dict[str, Any]) -> Any:
     """The baseline of flattened metric ``key``: the same key; else its children when the
     baseline is a dict of several controls (``{"pearson": {"shuffled": .., "random_unit": ..}}``);
@@ -158,6 +171,16 @@ def headline(r: SuiteRun) -> str:
         return r.reason.splitlines()[0][:120] if r.reason else r.status
     if r.result is None:
         return ""
+    if r.across_seeds:
+        parts = []
+        for k, row in r.across_seeds.items():
+            if row.get("mean") is None:
+                continue
+            base = (row.get("baseline") or {}).get("mean")
+            parts.append(f"{k} {fmt_interval(row)}" + (f" (baseline {fmt(base)})" if _is_num(base) else ""))
+            if len(parts) >= 2:
+                break
+        return "; ".join(parts) + f" — {len(r.seeds)} seeds"
     m = flatten(r.result.metrics)
     b = flatten(r.result.baselines)
     parts = []
@@ -369,6 +392,53 @@ def run_one(name: str, fn, ctx: SuiteContext, log=None) -> SuiteRun:
     return SuiteRun(suite=name, status=status, result=res, missing_baselines=missing_baselines(res), seconds=secs)
 
 
+_STATUS_RANK = {"ok": 0, "passed": 0, "skipped": 1, "failed": 2, "error": 3}
+
+
+def across_seeds(runs: list[SuiteRun], seeds: list[int]) -> dict[str, dict[str, Any]]:
+    """Per numeric metric of the suite's runs with different seeds: ``values`` (one per seed,
+    ``None`` where a seed did not report it), ``seed_interval`` of them, and ``baseline`` (the
+    strictest baseline's values and interval, when there is one)."""
+    from .metrics import seed_interval
+
+    flat = [(flatten(r.result.metrics), flatten(r.result.baselines)) if r.result is not None else ({}, {}) for r in runs]
+    keys = list(dict.fromkeys(k for m, _ in flat for k, v in m.items() if _is_num(v)))
+    out: dict[str, dict[str, Any]] = {}
+    for k in keys:
+        vals = [m.get(k) if _is_num(m.get(k)) else None for m, _ in flat]
+        row: dict[str, Any] = {"values": vals, **seed_interval([v for v in vals if v is not None])}
+        bases = [strictest(baseline_for(k, b)) for _, b in flat]
+        bases = [v if _is_num(v) else None for v in bases]
+        if any(v is not None for v in bases):
+            row["baseline"] = {"values": bases, **seed_interval([v for v in bases if v is not None])}
+        out[k] = row
+    return out
+
+
+def run_seeded(name: str, fn, ctx: SuiteContext, seeds: list[int], log=None) -> SuiteRun:
+    """Run one suite once per seed; the first seed's run carries the tables and figures, the
+    others add their metrics to ``across_seeds``. The status is the worst of the runs."""
+    import dataclasses
+
+    runs = []
+    for s in seeds:
+        if log and len(seeds) > 1:
+            log(f"[eval] {name} seed {s} ...")
+        runs.append(run_one(name, fn, dataclasses.replace(ctx, seed=s), log=log))
+    first = runs[0]
+    if len(seeds) == 1:
+        return first
+    worst = max(runs, key=lambda r: _STATUS_RANK.get(r.status, 3))
+    first.status = worst.status
+    first.reason = "; ".join(f"seed {s}: {r.reason.splitlines()[0][:200]}" for s, r in zip(seeds, runs) if r.reason)
+    if first.result is None and worst.result is None:
+        first.result = next((r.result for r in runs if r.result is not None), None)
+    first.seeds = list(seeds)
+    first.across_seeds = across_seeds(runs, list(seeds))
+    first.seconds = sum(r.seconds for r in runs)
+    return first
+
+
 def run_suites(
     names: Iterable[str] | None,
     ctx: SuiteContext,
@@ -377,13 +447,19 @@ def run_suites(
     argv: list[str] | None = None,
     write: bool = True,
     log=None,
+    seeds: Iterable[int] | None = None,
 ) -> RunReport:
     """Run the named suites (all registered ones when empty) and write the report.
 
-    Unknown names are recorded as errors naming the suites that exist. Returns the
-    :class:`RunReport`; with ``write`` its folder holds ``report.json``, ``report.md``
-    and the figures as PNG.
+    Unknown names are recorded as errors naming the suites that exist. With ``seeds`` each
+    suite runs once per seed (its splits and samples drawn anew) and every metric is
+    reported as a mean with a t interval over the seeds. Returns the :class:`RunReport`;
+    with ``write`` its folder holds ``report.json``, ``report.md`` and the figures as PNG.
     """
+    seeds = list(dict.fromkeys(seeds)) if seeds is not None else [ctx.seed]
+    if not seeds:
+        seeds = [ctx.seed]
+    ctx.seed = seeds[0]
     reg = registry if registry is not None else discover()
     names = order_suites(names or [], reg)
     tier = "quick" if ctx.quick else "full"
@@ -401,7 +477,7 @@ def run_suites(
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         tier=tier,
         suites_requested=names,
-        provenance=base_provenance(ctx, argv),
+        provenance={**base_provenance(ctx, argv), "seeds": seeds},
         out_dir=str(run_dir),
         complete=False,
     )
@@ -414,7 +490,7 @@ def run_suites(
                 suite=name, status="error", reason=f"no suite named {name!r}; available: {', '.join(sorted(reg)) or 'none'}"
             )
             continue
-        r = run_one(name, fn, ctx, log=log)
+        r = run_seeded(name, fn, ctx, seeds, log=log)
         report.suites[name] = r
         if log:
             log(f"[eval] {name}: {r.status} in {r.seconds:.1f}s" + (f" ({r.reason.splitlines()[0][:160]})" if r.reason else ""))
@@ -506,7 +582,7 @@ def render_markdown(report: RunReport) -> str:
         ["model weights hash", model.get("weights_hash")],
         ["device / dtype", f"{model.get('device', '—')} / {model.get('dtype', '—')}"],
         ["corpus", f"{(p.get('corpus') or {}).get('name', '—')} {(p.get('corpus') or {}).get('fingerprint', '')}"],
-        ["seed", p.get("seed")],
+        ["seed" + ("s" if len(p.get("seeds") or []) > 1 else ""), ", ".join(map(str, p.get("seeds") or [p.get("seed")]))],
         ["LLM", json.dumps(p.get("llm")) if p.get("llm") else "none (offline)"],
         ["git commit", (git.get("commit") or "—")[:12] + (" (dirty)" if git.get("dirty") else "")],
         ["python", p.get("python")],
@@ -526,6 +602,11 @@ def render_markdown(report: RunReport) -> str:
         if res is not None:
             if res.metrics:
                 out += ["", "Metrics beside their baselines (controls):", "", md_table(["metric", "value", "baseline", "difference"], metric_rows(res))]
+            if r.across_seeds:
+                out += ["", f"Across seeds {', '.join(map(str, r.seeds))} (mean [95% t interval]; the tables and figures below are seed {r.seeds[0]}'s):", "",
+                        md_table(["metric", "mean [95% CI]", "baseline mean [95% CI]", "per seed"],
+                                 [[k, fmt_interval(row), fmt_interval(row["baseline"]) if row.get("baseline") else None, row["values"]]
+                                  for k, row in r.across_seeds.items()])]
             if r.missing_baselines:
                 out += ["", f"**No baseline for:** {', '.join(r.missing_baselines)}"]
             for t in res.tables:

@@ -159,3 +159,41 @@ def test_cli_eval_list_compare_and_unknown(tmp_path, capsys, monkeypatch):
     rc = main(["eval", "--list", "--json"])
     names = [r["suite"] for r in json.loads(capsys.readouterr().out)["suites"]]
     assert "_fake_good" in names
+
+
+def _fails_on_seed_one(ctx):
+    return SuiteResult(suite="flaky", metrics={"acc": 0.9 - 0.1 * ctx.seed}, baselines={"acc": 0.5}, passed=ctx.seed != 1)
+
+
+def test_seeds_rerun_each_suite_and_report_a_t_interval(tmp_path):
+    ctx = SuiteContext(out_dir=tmp_path)
+    reg = {**REG, "flaky": _fails_on_seed_one}
+    rep = run_suites(["good", "flaky"], ctx, registry=reg, seeds=[0, 1, 2])
+    good = rep.suites["good"]
+    assert good.seeds == [0, 1, 2] and good.status == "passed"
+    row = good.across_seeds["pearson"]
+    # the suite drew its samples with each seed: 0.5, 0.6, 0.7
+    assert row["values"] == pytest.approx([0.5, 0.6, 0.7])
+    assert row["mean"] == pytest.approx(0.6) and row["sd"] == pytest.approx(0.1) and row["n"] == 3
+    half = 4.302652729911275 * 0.1 / 3 ** 0.5  # t(0.975, 2 df)
+    assert (row["lo"], row["hi"]) == pytest.approx((0.6 - half, 0.6 + half))
+    assert row["baseline"]["values"] == [0.05] * 3 and row["baseline"]["lo"] == pytest.approx(0.05)
+    assert good.result.metrics["pearson"] == pytest.approx(0.5)  # tables and figures: the first seed's
+    # one failing seed fails the suite
+    assert rep.suites["flaky"].status == "failed"
+    assert rep.provenance["seeds"] == [0, 1, 2]
+    md = (tmp_path / rep.run_id / "report.md").read_text()
+    assert "Across seeds 0, 1, 2" in md and "0.600 [0.352, 0.848]" in md
+    assert "3 seeds" in good_headline(rep)
+
+
+def good_headline(rep):
+    from gnothi.evals.runner import headline
+
+    return headline(rep.suites["good"])
+
+
+def test_one_seed_is_the_plain_run(tmp_path):
+    rep = run_suites(["good"], SuiteContext(out_dir=tmp_path, seed=4), registry=REG)
+    assert rep.suites["good"].seeds == [] and rep.suites["good"].across_seeds == {}
+    assert rep.suites["good"].result.metrics["pearson"] == pytest.approx(0.9)

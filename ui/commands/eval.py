@@ -29,6 +29,8 @@ def register(sub):
     tier.add_argument("--full", dest="quick", action="store_false", help="full tier: the sizes the README's numbers come from")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"folder for run reports (default: {DEFAULT_OUT})")
     p.add_argument("--seed", type=int, default=0, help="seed for every sample the suites draw (default 0)")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="run each suite with N seeds (--seed, --seed+1, ...: splits and samples drawn anew) and report each metric's mean and 95%% interval (default 1)")
     p.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE", help="suite option, e.g. n_units=8 (repeatable)")
     p.add_argument("--llm-base-url", default=None, help="OpenAI-compatible endpoint for LLM explainers/planners (or GNOTHI_LLM_BASE_URL)")
     p.add_argument("--llm-model", default=None, help="model name at that endpoint (or GNOTHI_LLM_MODEL)")
@@ -115,7 +117,10 @@ def run(args) -> int:
         from gnothi.ui.cli import handle_from_args
 
         ctx.model_handle = handle_from_args(args)
-    report = run_suites(args.suites, ctx, out_dir=Path(args.out), registry=reg, argv=sys.argv[1:], log=_log)
+    if args.seeds < 1:
+        raise InputError(f"--seeds must be at least 1, got {args.seeds}.", "Use e.g. --seeds 3 for a mean and interval over three seeds.")
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    report = run_suites(args.suites, ctx, out_dir=Path(args.out), registry=reg, argv=sys.argv[1:], log=_log, seeds=seeds)
     bad = [n for n, r in report.suites.items() if r.status in ("error", "failed")]
     if args.json:
         print_json(report)
