@@ -130,11 +130,11 @@ def score_units(store, units: list[tuple[int, int]], ctx: SuiteContext, explaine
         reports.append((rep, time.perf_counter() - t0))
     per: list[dict[str, Any]] = []
     for i, ((rep, secs), (layer, unit)) in enumerate(zip(reports, units)):
-        ho_top = store.top_records(layer, unit, "holdout")
-        ho_rand = store.random_records(layer, unit, "holdout")
+        split = store.unit_split(layer, unit)
+        ho_top, ho_rand = split.heldout_top, split.heldout_random
         # random-unit control: this explanation on the next sampled unit's held-out records
         ol, ou = units[(i + 1) % len(units)] if len(units) > 1 else (layer, (unit + 1) % store.n_units(layer))
-        other = store.top_records(ol, ou, "holdout") + store.random_records(ol, ou, "holdout")
+        other = store.unit_split(ol, ou).heldout
         p_o, t_o = _sim_records(sim, rep.explanation, other)
         random_unit = M.pearson(p_o, t_o)
         # detection / fuzzing (delphi), offline-simulated, with the shuffled explanation beside

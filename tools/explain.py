@@ -96,6 +96,19 @@ class ModesResult(BaseModel):
     modes_beat_single: bool
 
 
+class HeldoutRecord(BaseModel):
+    """A record the explanation was scored on (never shown to the explainer), with the
+    simulator's activations beside the true ones: the score is their Pearson over all such
+    records, position 0 (BOS) left out."""
+
+    window: int
+    kind: str  # top | random
+    rank: int
+    tokens: list[str]
+    activations: list[float]
+    simulated: list[float]
+
+
 class UnitReport(BaseModel):
     """Everything measured about one unit, read from the store (the model is not re-run)."""
 
@@ -111,6 +124,8 @@ class UnitReport(BaseModel):
     histogram: dict[str, Any]
     stats: UnitStats
     modes: ModesResult | None = None
+    heldout: list[HeldoutRecord] = Field(default_factory=list)  # what the score was computed on
+    explained_windows: list[int] = Field(default_factory=list)  # store windows the explainer read
     store: dict[str, Any] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
@@ -472,11 +487,27 @@ def _score_on(sim: Callable[[str, Sequence[str]], list[float]], explanation: str
 
 def score_explanation(explanation: str, holdout_top: Sequence[ActivationRecord], holdout_random: Sequence[ActivationRecord],
                       simulator: str | LLM = "offline") -> dict:
+    """Simulate each held-out record once from the explanation and correlate with the true
+    activations (BOS excluded): over all records, the top ones and the random ones.
+    ``simulated`` holds the simulation per record (top records first), so the score can be
+    recomputed from the report."""
     sim = _Simulator(simulator)
-    allp, _, _ = _score_on(sim, explanation, list(holdout_top) + list(holdout_random))
-    tp, _, _ = _score_on(sim, explanation, holdout_top) if holdout_top else (None, [], [])
-    rp, _, _ = _score_on(sim, explanation, holdout_random) if holdout_random else (None, [], [])
-    return {"pearson": allp, "top": tp, "random": rp, "fallbacks": sim.fallbacks, "simulator": sim.name}
+    top, rand = list(holdout_top), list(holdout_random)
+    sims = [list(sim(explanation, r.tokens)) for r in top + rand]
+
+    def corr(recs, ps):
+        pred = [x for p in ps for x in p[1:]]
+        true = [x for r in recs for x in r.activations[1:]]
+        return pearson(pred, true)
+
+    return {
+        "pearson": corr(top + rand, sims),
+        "top": corr(top, sims[: len(top)]) if top else None,
+        "random": corr(rand, sims[len(top):]) if rand else None,
+        "simulated": sims,
+        "fallbacks": sim.fallbacks,
+        "simulator": sim.name,
+    }
 
 
 # =========================================================================== modes
@@ -581,9 +612,8 @@ def find_modes(store_records: Sequence[ActivationRecord], holdout_top: Sequence[
 
 
 def _explain_records(store: ActivationStore, layer: int, unit: int):
-    train = store.top_records(layer, unit, "train") + store.quantile_records(layer, unit)
-    rtrain = store.random_records(layer, unit, "train")
-    return train, rtrain
+    sp = store.unit_split(layer, unit)
+    return sp.explain, sp.explain_random
 
 
 def _control_unit(store: ActivationStore, layer: int, unit: int, own: Explanation, explainer, seed: int = 0) -> tuple[int, Explanation]:
@@ -632,9 +662,9 @@ def explain_unit(
     store.check_unit(layer, unit)
     label = unit_label(store.kind, layer, unit)
     st = store.stats(layer, unit)
-    train, rtrain = _explain_records(store, layer, unit)
-    ho_top = store.top_records(layer, unit, "holdout")
-    ho_rand = store.random_records(layer, unit, "holdout")
+    split = store.unit_split(layer, unit)
+    train, rtrain = split.explain, split.explain_random
+    ho_top, ho_rand = split.heldout_top, split.heldout_random
     t_read = time.perf_counter()
     unit_max = st.max if st.max > 0 else None
     off = offline_explain(train, rtrain, unit_max)
@@ -670,6 +700,9 @@ def explain_unit(
         units_id=store.units_id, kind=store.kind, layer=layer, unit=unit, label=label, explanation=expl.text,
         explanation_detail=expl, score=score,
         top_contexts=top, histogram=store.histogram(layer, unit), stats=st, modes=mres,
+        heldout=[HeldoutRecord(window=r.window, kind=r.kind, rank=r.rank, tokens=r.tokens, activations=r.activations, simulated=[round(float(x), 4) for x in p])
+                 for r, p in zip(ho_top + ho_rand, s["simulated"])],
+        explained_windows=sorted(split.explain_windows()),
         store={"path": str(store.path), "n_tokens": store.n_tokens, "config": {"corpus": store.config.corpus, "seed": store.config.seed}},
         warnings=warnings,
         timings={"read_s": round(t_read - t0, 4), "explain_s": round(t_expl - t_read, 4), "score_s": round(t_score - t_expl, 4),

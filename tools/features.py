@@ -208,12 +208,9 @@ def index_features(
                                      frequency=st.frequency, max_activation=st.max))
             bar.update(1)
             continue
-        train = store.top_records(layer, u, "train") + store.quantile_records(layer, u)
-        rtrain = store.random_records(layer, u, "train")
-        ex = offline_explain(train, rtrain, st.max)
-        ho_top = store.top_records(layer, u, "holdout")
-        ho_rand = store.random_records(layer, u, "holdout")
-        sc = score_explanation(ex.text, ho_top, ho_rand, "offline")
+        split = store.unit_split(layer, u)
+        ex = offline_explain(split.explain, split.explain_random, st.max)
+        sc = score_explanation(ex.text, split.heldout_top, split.heldout_random, "offline")
         p = sc.get("pearson")
         feats.append(FeatureInfo(
             id=u, explanation=ex.text, score=None if p is None or not math.isfinite(p) else round(float(p), 4),

@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -65,6 +66,37 @@ HOLDOUT_EVERY = 3  # top records with rank % 3 == 2 are held out for scoring
 
 
 # =========================================================================== records
+
+
+@dataclass
+class UnitSplit:
+    """One unit's records, split for explain-simulate-score with no window on both sides.
+
+    Held out: every third top record (by rank) and the odd random slots, each window once.
+    The explainer reads the other top records, the quantile samples and the even random
+    slots, less any window that is held out (a quantile sample or a random window can be
+    the same window as a held-out top record)."""
+
+    explain_top: list["ActivationRecord"]
+    explain_quantile: list["ActivationRecord"]
+    explain_random: list["ActivationRecord"]
+    heldout_top: list["ActivationRecord"]
+    heldout_random: list["ActivationRecord"]
+
+    @property
+    def explain(self) -> list["ActivationRecord"]:
+        """The activating records an explainer reads: top, then quantile samples."""
+        return self.explain_top + self.explain_quantile
+
+    @property
+    def heldout(self) -> list["ActivationRecord"]:
+        return self.heldout_top + self.heldout_random
+
+    def heldout_windows(self) -> set[int]:
+        return {r.window for r in self.heldout}
+
+    def explain_windows(self) -> set[int]:
+        return {r.window for r in self.explain + self.explain_random}
 
 
 class ActivationRecord(BaseModel):
@@ -510,6 +542,22 @@ class ActivationStore:
                 continue
             out.append(self._record(int(wins[r]), d["rand_acts"][r, :, unit], "random", r))
         return out
+
+    def unit_split(self, layer: int, unit: int) -> "UnitSplit":
+        """The unit's records split strictly: what an explainer may read and what its
+        explanation is scored on, disjoint by window (see :class:`UnitSplit`)."""
+        ho_top = self.top_records(layer, unit, "holdout")
+        top_wins = {r.window for r in ho_top}
+        # a window scored once: a held-out random window that is also a held-out top one is dropped
+        ho_rand = [r for r in self.random_records(layer, unit, "holdout") if r.window not in top_wins]
+        held = top_wins | {r.window for r in ho_rand}
+        return UnitSplit(
+            explain_top=[r for r in self.top_records(layer, unit, "train") if r.window not in held],
+            explain_quantile=[r for r in self.quantile_records(layer, unit) if r.window not in held],
+            explain_random=[r for r in self.random_records(layer, unit, "train") if r.window not in held],
+            heldout_top=ho_top,
+            heldout_random=ho_rand,
+        )
 
     def stats(self, layer: int, unit: int) -> UnitStats:
         self.check_unit(layer, unit)

@@ -30,10 +30,36 @@ def test_offline_explainer_names_the_planted_token_and_scores_high(store):
     assert s.pearson > 0.9, rep.explanation
     assert s.shuffled_pearson < 0.3 and s.control_unit != CAT_NEURON
     assert s.pearson - s.shuffled_pearson > 0.6
-    assert s.n_records == len(store.top_records(0, CAT_NEURON, "holdout")) + len(store.random_records(0, CAT_NEURON, "holdout"))
+    assert s.n_records == len(store.unit_split(0, CAT_NEURON).heldout) == len(rep.heldout)
     # a random (unplanted) neuron's explanation scores far below the planted one
     other = explain_unit(store, 1, 3, modes=False)
     assert other.score.pearson < s.pearson
+
+
+def test_heldout_records_never_reach_the_explainer(store, monkeypatch):
+    from gnothi.tools import explain as E
+
+    caught = 0
+    for layer in store.layers:
+        for unit in range(store.n_units(layer)):
+            sp = store.unit_split(layer, unit)
+            assert not sp.heldout_windows() & sp.explain_windows(), (layer, unit)
+            wins = [r.window for r in sp.heldout]
+            assert len(wins) == len(set(wins))  # each held-out window scored once
+            raw = {r.window for r in store.top_records(layer, unit, "train") + store.quantile_records(layer, unit) + store.random_records(layer, unit, "train")}
+            caught += bool(raw & sp.heldout_windows())
+    assert caught > 0  # the store's own samples do overlap the held-out ones: the split has work to do
+    seen = []
+    real = E.offline_explain
+    monkeypatch.setattr(E, "offline_explain", lambda recs, rand=(), mx=None: seen.append({r.window for r in [*recs, *rand]}) or real(recs, rand, mx))
+    rep = E.explain_unit(store, 0, CAT_NEURON, modes=False)
+    held = {r.window for r in rep.heldout}
+    assert seen[0] and held and not seen[0] & held and set(rep.explained_windows) == seen[0]
+    # the report carries what anyone needs to recompute the score
+    pred = [x for r in rep.heldout for x in r.simulated[1:]]
+    true = [x for r in rep.heldout for x in r.activations[1:]]
+    assert E.pearson(pred, true) == pytest.approx(rep.score.pearson, abs=1e-3)
+    assert {r.kind for r in rep.heldout} == {"top", "random"}
 
 
 def test_two_mode_neuron_splits_into_modes(store):
