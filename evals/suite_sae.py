@@ -139,7 +139,8 @@ def run(ctx: SuiteContext) -> SuiteResult:
     k = sae.cfg.get("k") if sae.architecture == "topk" else None
     res.metrics = {
         "explained_variance": m.explained_variance,
-        "ce_loss_recovered": m.ce_loss_recovered,
+        "ce_loss_recovered": m.ce_loss_recovered,  # zero ablation keeping BOS
+        "ce_loss_recovered_saelens": m.ce_loss_recovered_saelens,  # sae-lens's ce_loss_score convention
         "l0": m.l0,
         "dead_fraction": m.dead_fraction_eval,
         "explained_variance_agreement_abs_error": abs(m.explained_variance - b["ev_direct"]),
@@ -148,6 +149,7 @@ def run(ctx: SuiteContext) -> SuiteResult:
     res.baselines = {
         "explained_variance": {"zero_ablation": b["ev_zero"], "mean_ablation": b["ev_mean"], "shuffled_decoder": b["ev_shuffled_decoder"]},
         "ce_loss_recovered": {"zero_ablation": 0.0, "mean_ablation": ce_rec_mean},
+        "ce_loss_recovered_saelens": {"zero_ablation": 0.0},
         "l0": {"dense_d_in": float(sae.d_in), **({"topk_k": float(k)} if k else {})},
         "dead_fraction": 0.0,
         "explained_variance_agreement_abs_error": 0.0,
@@ -159,7 +161,8 @@ def run(ctx: SuiteContext) -> SuiteResult:
         "rows": [
             ["explained variance", m.explained_variance, b["ev_zero"], 0.0, b["ev_shuffled_decoder"], 1.0],
             ["CE loss (nats/token)", m.ce_sae, m.ce_zero, b["ce_mean"], None, m.ce_clean],
-            ["CE-loss recovered", m.ce_loss_recovered, 0.0, ce_rec_mean, None, 1.0],
+            ["CE-loss recovered (zero ablation keeping BOS)", m.ce_loss_recovered, 0.0, ce_rec_mean, None, 1.0],
+            ["CE-loss recovered, sae-lens convention (BOS zeroed too; predictions from BOS not counted)", m.ce_loss_recovered_saelens, 0.0, None, None, 1.0],
             ["L0 (active features/token)", m.l0, 0.0, None, None, float(sae.d_in)],
         ],
     })

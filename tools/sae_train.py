@@ -15,7 +15,10 @@ autoencoders") at a size a laptop CPU finishes in minutes:
 4. measure, on held-out windows: explained variance, L0, dead fraction, and the
    CE-loss recovered: ``(CE_zero - CE_sae) / (CE_zero - CE_clean)`` where ``CE_sae``
    splices the reconstruction into the forward pass and ``CE_zero`` zero-ablates the
-   hook point (at every position but BOS in both);
+   hook point (at every position but BOS in both); beside it the same figure in
+   sae-lens's convention (``ce_loss_recovered_saelens``, its evals' ``ce_loss_score``: BOS
+   zeroed too, predictions made from BOS not counted); the two differ, so both are reported
+   under their own names;
 5. save in SAELens format under ``model_cache_dir(model)/saes/<name>/``.
 
 ``train_sae(handle, TrainConfig(layer=6))`` returns a :class:`TrainResult`.
@@ -64,10 +67,14 @@ class SAEMetrics(BaseModel):
 
     explained_variance: float  # 1 - sum|x - x_hat|^2 / sum|x - mean x|^2
     l0: float  # mean active latents per token
-    ce_loss_recovered: float | None  # (CE_zero - CE_sae) / (CE_zero - CE_clean)
+    ce_loss_recovered: float | None  # (CE_zero - CE_sae) / (CE_zero - CE_clean), zero ablation keeping BOS
     ce_clean: float | None
     ce_sae: float | None
     ce_zero: float | None
+    # the same in sae-lens's convention (its evals' ce_loss_score): zero ablation of every
+    # position, BOS included, and predictions made from BOS left out of every CE
+    ce_loss_recovered_saelens: float | None = None
+    ce_zero_all: float | None = None
     dead_fraction_eval: float  # latents that never fired on the held-out tokens
     n_eval_tokens: int
     n_ce_tokens: int = 0  # next-token predictions the CE numbers average over
@@ -107,7 +114,9 @@ class TrainResult(BaseModel):
         summary = (
             f"Trained a TopK SAE ({self.d_sae} features, k={self.k}) on {self.hook_name}: it explains "
             f"{self.explained_variance:.1%} of the variance of held-out activations (L0 {self.l0:.1f}), "
-            f"recovers {ce} of the CE loss, {self.dead_fraction:.1%} of features dead."
+            f"recovers {ce} of the CE loss (zero-ablation baseline keeping BOS"
+            + (f"; {m.ce_loss_recovered_saelens:.1%} in sae-lens's convention, BOS zeroed too" if m.ce_loss_recovered_saelens is not None else "")
+            + f"), {self.dead_fraction:.1%} of features dead."
         )
         fig = Figure(
             kind="line",
@@ -127,6 +136,7 @@ class TrainResult(BaseModel):
                 "explained_variance": self.explained_variance,
                 "l0": self.l0,
                 "ce_loss_recovered": self.ce_loss_recovered,
+                "ce_loss_recovered_saelens": m.ce_loss_recovered_saelens,
                 "dead_fraction": self.dead_fraction,
                 "explained_variance_before": self.explained_variance_before,
                 "path": self.path,
@@ -199,10 +209,12 @@ def collect_activations(handle, hook_name: str, windows: torch.Tensor, batch: in
     return out[:row]
 
 
-def _ce(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[float, int]:
+def _ce(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[float, int, float, int]:
+    """Next-token NLL summed over every prediction, and over those made from a non-BOS
+    position (sae-lens leaves out predictions whose input is a special token)."""
     lp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
     nll = -lp.gather(-1, tokens[:, 1:, None].to(lp.device)).squeeze(-1)
-    return float(nll.sum()), nll.numel()
+    return float(nll.sum()), nll.numel(), float(nll[:, 1:].sum()), nll[:, 1:].numel()
 
 
 @torch.no_grad()
@@ -225,7 +237,18 @@ def evaluate_sae(handle, sae, windows: torch.Tensor, batch: int = 8, with_ce: bo
     n_tok = 0
     l0_sum = 0.0
     fired = torch.zeros(sae.d_sae, dtype=torch.bool, device=handle.device)
-    ce = {"clean": [0.0, 0], "sae": [0.0, 0], "zero": [0.0, 0]}
+    # gnothi's numbers (every prediction; zero ablation keeps BOS) and sae-lens's ("_sl":
+    # predictions from BOS left out; zero ablation at every position, BOS included)
+    ce = {k: [0.0, 0] for k in ("clean", "sae", "zero", "clean_sl", "sae_sl", "zero_sl")}
+
+    def add(key, logits, toks, full=True):
+        s_all, n_all, s_sl, n_sl = _ce(logits, toks)
+        if full:
+            ce[key][0] += s_all
+            ce[key][1] += n_all
+        ce[key + "_sl"][0] += s_sl
+        ce[key + "_sl"][1] += n_sl
+
     bar = _bar(len(windows), "Evaluating SAE", "win", progress)
     extra: list[torch.Tensor] = []
     for i in range(0, len(windows), batch):
@@ -243,9 +266,7 @@ def evaluate_sae(handle, sae, windows: torch.Tensor, batch: int = 8, with_ce: bo
                 _, cache = handle.run_with_cache(rest, [hp])
                 extra.append(cache[hp])
             logits = handle.run_with_hooks(toks, [(hp, keep)])
-            s, c = _ce(logits, toks)
-            ce["clean"][0] += s
-            ce["clean"][1] += c
+            add("clean", logits, toks)
         else:
             _, cache = handle.run_with_cache(toks, [hp])
             store["x"] = cache[hp]
@@ -273,10 +294,15 @@ def evaluate_sae(handle, sae, windows: torch.Tensor, batch: int = 8, with_ce: bo
                 out[:, 1:] = 0
                 return out
 
-            for key, fn in (("sae", splice), ("zero", zero)):
-                s, c = _ce(handle.run_with_hooks(toks, [(hp, fn)]), toks)
-                ce[key][0] += s
-                ce[key][1] += c
+            def zero_all(act, hook):
+                return torch.zeros_like(act)
+
+            add("sae", handle.run_with_hooks(toks, [(hp, splice)]), toks)
+            zl = handle.run_with_hooks(toks, [(hp, zero)])
+            s_all, n_all, _, _ = _ce(zl, toks)
+            ce["zero"][0] += s_all
+            ce["zero"][1] += n_all
+            add("zero", handle.run_with_hooks(toks, [(hp, zero_all)]), toks, full=False)
         bar.update(len(windows[i : i + batch]))
     bar.close()
     assert sum_x is not None
@@ -297,6 +323,9 @@ def evaluate_sae(handle, sae, windows: torch.Tensor, batch: int = 8, with_ce: bo
         clean, sae_ce, zero_ce = (ce[k][0] / ce[k][1] for k in ("clean", "sae", "zero"))
         denom = zero_ce - clean
         out.update(ce_clean=clean, ce_sae=sae_ce, ce_zero=zero_ce, ce_loss_recovered=(zero_ce - sae_ce) / denom if abs(denom) > 1e-9 else None)
+        if ce["clean_sl"][1]:
+            c2, s2, z2 = (ce[k][0] / ce[k][1] for k in ("clean_sl", "sae_sl", "zero_sl"))
+            out.update(ce_zero_all=z2, ce_loss_recovered_saelens=(z2 - s2) / (z2 - c2) if abs(z2 - c2) > 1e-9 else None)
     return SAEMetrics(**out)
 
 

@@ -203,3 +203,28 @@ def test_a_folder_that_is_no_sae_is_not_called_damaged(tmp_path):
     with pytest.raises(SAECorruptError) as ei:
         load_sae(p)
     assert "delete" not in ei.value.fix.lower() and "copy an intact" in ei.value.fix.lower()
+
+
+def test_ce_loss_recovered_in_sae_lens_convention_matches_sae_lens(tmp_path, sae_lens, tiny):
+    """``ce_loss_recovered_saelens`` is sae-lens's own ce_loss_score on the same tokens
+    (computed here by sae-lens's evals on the same model); gnothi's figure, whose zero
+    ablation keeps BOS, is a different number under its own name."""
+    from sae_lens.evals import get_recons_loss
+    from sae_lens.training.activation_scaler import ActivationScaler
+
+    from gnothi.tools.sae_train import evaluate_sae
+
+    # layer 0: a later attention layer reads the zeroed BOS, so the conventions differ
+    path = save_sae(random_sae(hook="blocks.0.hook_resid_post", seed=3), tmp_path / "l0")
+    bos = tiny.tokenizer.bos_token_id
+    toks = torch.randint(1, tiny.shape.d_vocab, (4, 32), generator=torch.Generator().manual_seed(1))
+    toks[:, 0] = bos
+    theirs = sae_lens.SAE.load_from_disk(str(path))
+    m = get_recons_loss(theirs, tiny.tl_model, ActivationScaler(), toks, compute_kl=False, compute_ce_loss=True, ignore_tokens=[bos])
+    keep = toks[:, :-1] != bos  # sae-lens's run_evals leaves out predictions made from BOS
+    ce = {k: float(v[keep].mean()) for k, v in m.items()}
+    score = (ce["ce_loss_with_ablation"] - ce["ce_loss_with_sae"]) / (ce["ce_loss_with_ablation"] - ce["ce_loss_without_sae"])
+    ours = evaluate_sae(tiny, load_sae(path), toks, progress=False)
+    assert ours.ce_zero_all == pytest.approx(ce["ce_loss_with_ablation"], abs=1e-4)
+    assert ours.ce_loss_recovered_saelens == pytest.approx(score, abs=1e-4)
+    assert abs(ours.ce_loss_recovered - score) > 0.05

@@ -159,6 +159,9 @@ def run_train(args) -> int:
     if m.ce_loss_recovered is not None:
         print(f"  CE loss: clean {m.ce_clean:.3f}, with SAE {m.ce_sae:.3f}, zero-ablated {m.ce_zero:.3f} "
               f"-> {m.ce_loss_recovered:.1%} recovered ({m.n_ce_tokens} predictions)")
+    if m.ce_loss_recovered_saelens is not None:
+        print(f"  CE loss recovered in sae-lens's convention (every position zero-ablated, BOS included; "
+              f"predictions from BOS not counted): {m.ce_loss_recovered_saelens:.1%}")
     t = res.timings
     print(f"  time: reading activations {t['collect_s']:.0f} s ({t['collect_tokens_per_s']:.0f} tokens/s), "
           f"training {t['train_s']:.0f} s, evaluation {t['eval_s']:.0f} s")
