@@ -496,29 +496,26 @@ def _reliability(risk: np.ndarray, y: np.ndarray, n_bins: int = 10) -> tuple[lis
     return bins, float(ece)
 
 
-def _bootstrapauroc(scores: np.ndarray, y: np.ndarray, n: int = 500, seed: int = 0) -> list[float]:
+def _bootstrap(stat, y: np.ndarray, n: int, seed: int, empty: float) -> list[float]:
+    """95% percentile interval of ``stat(i)`` over resamples ``i`` of the answers that hold both classes."""
     rng = np.random.default_rng(seed)
     vals = []
     for _ in range(n):
         i = rng.integers(0, len(y), len(y))
         if len(set(y[i].tolist())) == 2:
-            vals.append(auroc(scores[i], y[i]))
+            vals.append(stat(i))
     if not vals:
-        return [0.5, 0.5]
+        return [empty, empty]
     return [round(float(np.percentile(vals, 2.5)), 4), round(float(np.percentile(vals, 97.5)), 4)]
+
+
+def _bootstrapauroc(scores: np.ndarray, y: np.ndarray, n: int = 500, seed: int = 0) -> list[float]:
+    return _bootstrap(lambda i: auroc(scores[i], y[i]), y, n, seed, 0.5)
 
 
 def _bootstrap_margin(a: np.ndarray, b: np.ndarray, y: np.ndarray, n: int = 1000, seed: int = 0) -> list[float]:
     """Paired bootstrap 95% interval of ``AUROC(a) - AUROC(b)`` on the same answers."""
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(n):
-        i = rng.integers(0, len(y), len(y))
-        if len(set(y[i].tolist())) == 2:
-            vals.append(auroc(a[i], y[i]) - auroc(b[i], y[i]))
-    if not vals:
-        return [0.0, 0.0]
-    return [round(float(np.percentile(vals, 2.5)), 4), round(float(np.percentile(vals, 97.5)), 4)]
+    return _bootstrap(lambda i: auroc(a[i], y[i]) - auroc(b[i], y[i]), y, n, seed, 0.0)
 
 
 def _text_control(exs: Sequence[D.Example], y: np.ndarray, tr: Sequence[int], te: Sequence[int], detector_risk: np.ndarray, seed: int) -> tuple[dict[str, float], dict[str, Any]]:
