@@ -12,6 +12,9 @@ assistant's SAE) on held-out windows:
 * **L0** beside the dense width ``d_in`` and, for TopK, its ``k``;
 * **dead fraction** beside 0;
 * the tool's explained variance recomputed independently here (agreement, baseline 0 error);
+* **sparse probing** (SAEBench): for labelled datasets, test accuracy of a probe on the k
+  latents that separate the classes best (k = 1, 2, 5, 10), beside the same probe on k of
+  the hook point's own dimensions and on k random latents;
 * **feature explanations**: a store over the SAE's features, a seeded sample of live
   features explained and scored exactly like neurons (Pearson with shuffled-explanation and
   random-unit controls, detection, fuzzing).
@@ -21,9 +24,12 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 
+from gnothi.tools.datasets import dataset_names, load_dataset
 from gnothi.tools.results import Figure
+from gnothi.tools.sparse_probing import sparse_probe
 
 from gnothi.tools import sae as sae_mod
 from gnothi.tools import sae_train as tr
@@ -207,6 +213,26 @@ def run(ctx: SuiteContext) -> SuiteResult:
             res.provenance["feature_store"] = store_fingerprint(store)
             res.provenance["features"] = [f"{l}.{u}" for l, u in feats]
             res.provenance["dead_features_drawn"] = dead
+    # sparse probing (SAEBench): k latents vs k of the hook point's own dimensions vs k random latents
+    names = str(ctx.options.get("sparse_probe_datasets", "sentiment,code_vs_prose" if ctx.quick else ",".join(dataset_names()))).split(",")
+    n_ex = int(ctx.options.get("sparse_probe_n", 200 if ctx.quick else 400))
+    if names and names[0]:
+        sp = sparse_probe(handle, sae, [load_dataset(n, n=n_ex, seed=ctx.seed) for n in names], seed=ctx.seed)
+        by_k: dict[int, list] = {}
+        for r in sp.rows:
+            by_k.setdefault(r.k, []).append(r)
+        res.metrics["sparse_probing"] = {f"k{k}": round(float(np.mean([r.sae_latents for r in rs])), 4) for k, rs in by_k.items()}
+        res.baselines["sparse_probing"] = {
+            f"k{k}": {"neurons": round(float(np.mean([r.neurons for r in rs])), 4),
+                      "random_latents": round(float(np.mean([r.random_latents for r in rs])), 4),
+                      "chance": round(float(np.mean([sp.chance[r.dataset] for r in rs])), 4)}
+            for k, rs in by_k.items()
+        }
+        res.tables.append({
+            "title": f"Sparse probing at the last token ({sp.hook_name}): test accuracy with k SAE latents vs k of the hook point's dimensions vs k random latents",
+            "columns": ["dataset", "k", "SAE latents", "hook dimensions", "random latents", "dense probe (all dimensions)", "chance", "n test"],
+            "rows": [[r.dataset, r.k, r.sae_latents, r.neurons, r.random_latents, sp.dense[r.dataset], sp.chance[r.dataset], sp.n_test[r.dataset]] for r in sp.rows],
+        })
     d = sae.describe()
     res.provenance.update({"sae": d, "sae_note": sae_note, "eval_tokens": m.n_eval_tokens, "eval_seconds": round(t_eval, 1),
                            "seed": ctx.seed, "weights": sae_mod.weights_fingerprint(sae)})

@@ -47,6 +47,8 @@ def test_quick_tier(bundled, tmp_path):
         assert m["pearson"] > b["pearson"]["shuffled_explanation"]
     if "sae" in ran:
         assert rep.suites["sae"].status == "passed", ran["sae"].result.metrics
+        sp, spb = ran["sae"].result.metrics["sparse_probing"], ran["sae"].result.baselines["sparse_probing"]
+        assert sp["k10"] > spb["k10"]["random_latents"] + 0.1, (sp, spb)  # chosen latents carry the property; random ones do not
     if "probing" in ran:
         m = ran["probing"].result.metrics["sentiment"]
         assert m["best_accuracy"] > ran["probing"].result.baselines["sentiment"]["best_accuracy"]
