@@ -395,7 +395,7 @@ def run_one(name: str, fn, ctx: SuiteContext, log=None) -> SuiteRun:
 _STATUS_RANK = {"ok": 0, "passed": 0, "skipped": 1, "failed": 2, "error": 3}
 
 
-def across_seeds(runs: list[SuiteRun], seeds: list[int]) -> dict[str, dict[str, Any]]:
+def across_seeds(runs: list[SuiteRun]) -> dict[str, dict[str, Any]]:
     """Per numeric metric of the suite's runs with different seeds: ``values`` (one per seed,
     ``None`` where a seed did not report it), ``seed_interval`` of them, and ``baseline`` (the
     strictest baseline's values and interval, when there is one)."""
@@ -428,13 +428,14 @@ def run_seeded(name: str, fn, ctx: SuiteContext, seeds: list[int], log=None) -> 
     first = runs[0]
     if len(seeds) == 1:
         return first
+    per_seed = across_seeds(runs)  # before the first run borrows another seed's result
     worst = max(runs, key=lambda r: _STATUS_RANK.get(r.status, 3))
     first.status = worst.status
     first.reason = "; ".join(f"seed {s}: {r.reason.splitlines()[0][:200]}" for s, r in zip(seeds, runs) if r.reason)
-    if first.result is None and worst.result is None:
+    if first.result is None:  # the first seed ended without a result: show another seed's
         first.result = next((r.result for r in runs if r.result is not None), None)
     first.seeds = list(seeds)
-    first.across_seeds = across_seeds(runs, list(seeds))
+    first.across_seeds = per_seed
     first.seconds = sum(r.seconds for r in runs)
     return first
 

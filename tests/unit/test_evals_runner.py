@@ -197,3 +197,17 @@ def test_one_seed_is_the_plain_run(tmp_path):
     rep = run_suites(["good"], SuiteContext(out_dir=tmp_path, seed=4), registry=REG)
     assert rep.suites["good"].seeds == [] and rep.suites["good"].across_seeds == {}
     assert rep.suites["good"].result.metrics["pearson"] == pytest.approx(0.9)
+
+
+def _errors_on_seed_zero(ctx):
+    if ctx.seed == 0:
+        raise RuntimeError("seed zero broke")
+    return SuiteResult(suite="late", metrics={"acc": 0.8}, baselines={"acc": 0.5})
+
+
+def test_a_seed_that_errors_is_reported_and_the_others_still_count(tmp_path):
+    rep = run_suites(["late"], SuiteContext(out_dir=tmp_path), registry={"late": _errors_on_seed_zero}, seeds=[0, 1, 2])
+    r = rep.suites["late"]
+    assert r.status == "error" and "seed 0: RuntimeError: seed zero broke" in r.reason
+    assert r.result is not None and r.result.metrics["acc"] == 0.8  # another seed's tables are shown
+    assert r.across_seeds["acc"]["values"] == [None, 0.8, 0.8] and r.across_seeds["acc"]["n"] == 2
