@@ -599,12 +599,14 @@ def train_and_evaluate(
     seed: int = 0,
     save: bool = True,
     transfer: bool = True,
+    controls: bool = True,
     progress: bool = False,
     examples: Sequence[D.Example] | None = None,
     signals: Signals | None = None,
 ) -> tuple[HallucinationDetector, HallucinationEval]:
     """Build (or reuse cached) answers, split by entity, train on the train side, measure on
-    the held-out side, and (``save``) store the detector for this model."""
+    the held-out side, and (``save``) store the detector for this model. ``transfer``: also
+    leave one fact family out; ``controls``: also fit the text-only controls."""
     t0 = time.perf_counter()
     exs = list(examples) if examples is not None else D.build_dataset(handle, facts, progress=progress)
     t1 = time.perf_counter()
@@ -629,8 +631,6 @@ def train_and_evaluate(
     unc_only = fit_linear(sig.unc[tr], y[tr], C=1.0)
     scores["uncertainty_combined"] = unc_only.prob(sig_te.unc)
     au = {k: round(auroc(v, yte), 4) for k, v in scores.items()}
-    text_au, text_all = _text_control(exs, y, tr, te, risk, seed)
-    au.update(text_au)
     # real subjects only: the detector as trained, the controls refit on real training questions
     real = np.array([not exs[i].fabricated for i in te])
     tr_real = [i for i in tr if not exs[i].fabricated]
@@ -640,8 +640,13 @@ def train_and_evaluate(
     if len(set(yte[real].tolist())) == 2:
         au_real = {k: round(auroc(v[real], yte[real]), 4) for k, v in scores.items()}
         au_real_ci = {k: _bootstrapauroc(scores[k][real], yte[real], seed=seed) for k in ("combined", "neg_mean_logprob")}
-    text_au_real, text_real = _text_control(exs, y, tr_real, te_real, risk[real], seed)
-    au_real.update(text_au_real)
+    text_all: dict[str, Any] = {"n": len(te), "note": "not measured (controls=False)"}
+    text_real: dict[str, Any] = {"n": len(te_real), "note": "not measured (controls=False)"}
+    if controls:
+        text_au, text_all = _text_control(exs, y, tr, te, risk, seed)
+        au.update(text_au)
+        text_au_real, text_real = _text_control(exs, y, tr_real, te_real, risk[real], seed)
+        au_real.update(text_au_real)
     bins, ece = _reliability(risk, yte)
     t3 = time.perf_counter()
     trans = _transfer(sig, y, exs, det) if transfer else []
@@ -753,7 +758,8 @@ def get_detector(handle, train: bool = True, progress: bool = False) -> tuple[Ha
     if not train:
         warns.append("No trained detector for this model: the risk falls back to uncertainty alone (not calibrated).")
         return None, "fallback", warns
-    det, ev = train_and_evaluate(handle, progress=progress, transfer=False)
+    # inside a turn: the detector only; `gnothi hallucination --eval` measures transfer and controls
+    det, ev = train_and_evaluate(handle, progress=progress, transfer=False, controls=False)
     warns.append(f"Trained a detector for this model now (held-out AUROC {ev.auroc['combined']:.3f}); it is saved for next time.")
     return det, "trained", warns
 

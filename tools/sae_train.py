@@ -241,13 +241,14 @@ def evaluate_sae(handle, sae, windows: torch.Tensor, batch: int = 8, with_ce: bo
     # predictions from BOS left out; zero ablation at every position, BOS included)
     ce = {k: [0.0, 0] for k in ("clean", "sae", "zero", "clean_sl", "sae_sl", "zero_sl")}
 
-    def add(key, logits, toks, full=True):
+    def add(key, logits, toks, full=True, sl=True):
         s_all, n_all, s_sl, n_sl = _ce(logits, toks)
         if full:
             ce[key][0] += s_all
             ce[key][1] += n_all
-        ce[key + "_sl"][0] += s_sl
-        ce[key + "_sl"][1] += n_sl
+        if sl:
+            ce[key + "_sl"][0] += s_sl
+            ce[key + "_sl"][1] += n_sl
 
     bar = _bar(len(windows), "Evaluating SAE", "win", progress)
     extra: list[torch.Tensor] = []
@@ -298,10 +299,7 @@ def evaluate_sae(handle, sae, windows: torch.Tensor, batch: int = 8, with_ce: bo
                 return torch.zeros_like(act)
 
             add("sae", handle.run_with_hooks(toks, [(hp, splice)]), toks)
-            zl = handle.run_with_hooks(toks, [(hp, zero)])
-            s_all, n_all, _, _ = _ce(zl, toks)
-            ce["zero"][0] += s_all
-            ce["zero"][1] += n_all
+            add("zero", handle.run_with_hooks(toks, [(hp, zero)]), toks, sl=False)
             add("zero", handle.run_with_hooks(toks, [(hp, zero_all)]), toks, full=False)
         bar.update(len(windows[i : i + batch]))
     bar.close()

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from .datasets import LabeledDataset
 from .errors import InputError
-from .probing import collect_features, split_indices
+from .probing import _fit, collect_features, split_indices
 
 DEFAULT_KS = (1, 2, 5, 10)
 
@@ -60,13 +60,7 @@ def _separation(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _accuracy(Xtr, ytr, Xte, yte, seed: int) -> float:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, random_state=seed))
-    clf.fit(Xtr, ytr)
-    return float((clf.predict(Xte) == yte).mean())
+    return float((_fit(Xtr, ytr, 1.0, seed).predict(Xte) == yte).mean())
 
 
 def top_k_accuracy(X: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray, k: int, seed: int) -> float:

@@ -58,3 +58,16 @@ def test_eval_reports_the_control_beside_the_detector(tiny):
     assert "note" in ev.text_control["real"] and ev.auroc_real == {}
     assert 0 < ev.n_test_real < ev.n_test
     assert "model-free classifier" in ev.to_tool_result().summary
+
+
+def test_a_detector_trained_inside_a_turn_skips_the_controls(tiny, monkeypatch):
+    facts = D.select_facts(per_family=8, fabricated_per_family=6)
+    exs = D.build_dataset(tiny, facts, labeler=lambda f, a: (int(f.fabricated), False, False))
+    monkeypatch.setattr(HT, "text_only_scores", lambda *a, **k: pytest.fail("fitted the text-only controls"))
+    _, ev = H.train_and_evaluate(tiny, examples=exs, transfer=False, save=False, controls=False)
+    assert "not measured" in ev.text_control["all"]["note"] and not set(HT.TEXT_CONTROLS) & set(ev.auroc)
+    real = H.train_and_evaluate
+    monkeypatch.setattr(H, "load_detector", lambda name: None)
+    monkeypatch.setattr(H, "train_and_evaluate", lambda handle, **kw: real(handle, examples=exs, save=False, **kw))
+    det, how, _ = H.get_detector(tiny, train=True)
+    assert how == "trained" and det is not None
