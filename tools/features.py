@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
+from . import tokens as tok_text
 from .embeddings import embed
 from .files import atomic_write_bytes
 from .errors import InputError, SAECorruptError, SAEError, SAENotFoundError, check_range
@@ -472,30 +473,6 @@ def _check_text(text, what="text") -> str:
     return text
 
 
-def _find_token(tokens: list[str], token: int | str) -> int:
-    if isinstance(token, bool):
-        raise InputError("token must be a position or a string.", "Pass e.g. token=3 or token='Paris'.")
-    if isinstance(token, int):
-        n = len(tokens)
-        if not -n <= token < n:
-            raise InputError(
-                f"Token position {token} is out of range: the text has {n} tokens (0 to {n - 1}).",
-                f"Pick a position from 0 to {n - 1}; the tokens are {tokens}.",
-            )
-        return token % n
-    want = str(token).strip().lower()
-    if not want:
-        raise InputError("Empty token string.", "Pass the token's text, e.g. 'Paris'.")
-    clean = [t.strip().lower() for t in tokens]
-    for i, t in enumerate(clean):
-        if t == want:
-            return i
-    for i, t in enumerate(clean):
-        if t and (want in t or t in want) and len(t) >= 2:
-            return i
-    raise InputError(f"{token!r} is not a token of the text.", f"Pick one of its tokens: {tokens}.")
-
-
 def features_on_text(handle, text: str, sae: SAE | str | None = None, token: int | str | None = None, k: int = 10,
                      layer: int | None = None) -> FeaturesOnTextResult:
     """The ``k`` features that fire most on ``text`` (or on one ``token`` of it).
@@ -513,8 +490,8 @@ def features_on_text(handle, text: str, sae: SAE | str | None = None, token: int
     (ids, x, f), = _encode_texts(handle, sae, [text])
     if not ids:
         raise InputError("The text has no tokens after BOS.", "Give a longer text.")
-    tokens = [handle.tokenizer.decode([i]) for i in ids]
-    focus = _find_token(tokens, token) if token is not None else None
+    tokens = tok_text.pieces(handle.tokenizer, ids)
+    focus = tok_text.find(tokens, token) if token is not None else None
     score_vec = f[focus] if focus is not None else f.max(0).values
     kk = min(k, int((score_vec > 0).sum()))
     top = torch.topk(score_vec, kk).indices.tolist() if kk > 0 else []

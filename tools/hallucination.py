@@ -43,6 +43,7 @@ from pydantic import BaseModel, Field
 from . import facts as F
 from . import hallu_data as D
 from . import hallu_text as HT
+from . import tokens as tok_text
 from .config import model_cache_dir
 from .stats import auroc
 from .errors import CacheCorruptError, InputError, NoAnswerError
@@ -167,7 +168,7 @@ def compute_signals(
                 act = cache[nm][j].float()
                 rq[i, k] = act[P - 1].cpu().numpy()
                 ra[i, k] = act[P : P + A].mean(0).cpu().numpy()
-            toks_out[i] = [tok.decode([t]) for t in aids]
+            toks_out[i] = tok_text.labels(tok, aids)
             lps_out[i] = [round(float(v), 4) for v in lp.tolist()]
         bar.update(len(idx))
     bar.close()

@@ -25,6 +25,7 @@ import torch
 from pydantic import BaseModel
 
 from . import bundled
+from . import tokens as tok_text
 from .adapter import HOOK_KINDS, BridgeAdapter, bridge_architectures
 from .config import DEFAULT_MODEL
 from .errors import (
@@ -244,7 +245,11 @@ class ModelHandle:
             toks = self.to_tokens(text_or_tokens, prepend_bos=prepend_bos)[0]
         else:
             toks = torch.as_tensor(text_or_tokens).reshape(-1)
-        return [self.tokenizer.decode([int(t)]) for t in toks]
+        return tok_text.labels(self.tokenizer, toks.tolist())
+
+    def token_pieces(self, toks) -> list[str]:
+        """Per-token text that joins to the text (see :func:`gnothi.tools.tokens.pieces`)."""
+        return tok_text.pieces(self.tokenizer, torch.as_tensor(toks).reshape(-1).tolist())
 
     def token_id(self, text: str) -> int:
         """The id of ``text`` if it is exactly one token, else InputError."""
@@ -252,7 +257,7 @@ class ModelHandle:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) != 1:
             raise InputError(
-                f"{text!r} is {len(ids)} tokens ({[self.tokenizer.decode([i]) for i in ids]}), not one.",
+                f"{text!r} is {len(ids)} tokens ({tok_text.labels(self.tokenizer, ids)}), not one.",
                 "Use a single-token string (mind the leading space, e.g. ' Paris').",
             )
         return ids[0]

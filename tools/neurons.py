@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from .errors import InputError, StoreError, check_range
 from .explain import UnitReport, explain_unit, token_key
 from .store import ActivationStore, open_store
+from . import tokens as tok_text
 from .units import parse_layers
 
 
@@ -147,31 +148,6 @@ class TokenNeuronsResult(BaseModel):
                           data=self.model_dump(mode="json"))
 
 
-def _find_position(str_toks: Sequence[str], token: str | int) -> int:
-    if isinstance(token, int) and not isinstance(token, bool):
-        if token < 0:
-            token = len(str_toks) + token
-        check_range("position", token, len(str_toks))
-        return token
-    if not isinstance(token, str) or not token.strip():
-        raise InputError("No token given.", "Name a token that occurs in the text, or give its position as an integer.")
-    want = token_key(token)
-    for i in range(1, len(str_toks)):
-        if str_toks[i] == token:
-            return i
-    for i in range(1, len(str_toks)):
-        if token_key(str_toks[i]) == want:
-            return i
-    # a word split into several tokens: the last token of its first occurrence
-    joined = ""
-    for i in range(1, len(str_toks)):
-        joined += str_toks[i]
-        if joined.lower().rstrip().endswith(token.strip().lower()):
-            return i
-    shown = [t for t in str_toks[1:]][:40]
-    raise InputError(f"{token!r} is not a token of the text; its tokens are {shown}.", "Pick one of those tokens, or give a position number.")
-
-
 @torch.inference_mode()
 def top_neurons_for_token(
     handle,
@@ -200,7 +176,7 @@ def top_neurons_for_token(
         check_range("layer", l, handle.n_layers)
     toks = handle.to_tokens(text)
     str_toks = handle.str_tokens(toks[0])
-    pos = _find_position(str_toks, token)
+    pos = tok_text.find(handle.token_pieces(toks[0]), token, start=1)
     names = [handle.hook_name("mlp_post", l) for l in layers]
     _, cache = handle.run_with_cache(toks, names)
     acts = torch.stack([cache[n][0, pos].float().cpu() for n in names])  # [n_layers_sel, d_mlp]

@@ -58,6 +58,7 @@ from typing import Callable, Literal, Sequence
 import torch
 from pydantic import BaseModel, Field
 
+from . import tokens as tok_text
 from .stats import pearson
 from .errors import InputError, PromptAlignmentError, check_range
 from .results import Figure, ToolResult, provenance
@@ -304,7 +305,7 @@ def _ids(handle, text: str) -> list[int]:
 
 
 def _tok_str(handle, i: int) -> str:
-    return handle.tokenizer.decode([int(i)])
+    return tok_text.label(handle.tokenizer, i)
 
 
 def _build_metric(handle, answer: str, alternative: str) -> _Metric:

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
+from . import tokens as tok_text
 from .embeddings import embed
 from .errors import InputError, check_range
 from .results import Figure, ToolResult, provenance
@@ -219,7 +220,7 @@ def promoted_words(handle, v: torch.Tensor, k: int = 8) -> list[str]:
     logits = handle.unembed(handle.final_norm(v.to(handle.device).reshape(1, 1, -1)))[0, 0].float()
     out = []
     for i in logits.topk(k * 4).indices.tolist():
-        raw = handle.tokenizer.decode([i])
+        raw = tok_text.label(handle.tokenizer, i)
         w = raw.strip()
         if raw.startswith(" ") and len(w) >= 3 and re.match(r"^[A-Za-z][a-z'-]*$", w) and w.lower() not in {x.lower() for x in out}:
             out.append(w)

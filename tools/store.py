@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
+from . import tokens as tok_text
 from .config import DEFAULT_MODEL, model_cache_dir
 from .corpus import Corpus, bytes_for_tokens, load_corpus, token_windows
 from .files import atomic_write_bytes, atomic_write_json, sha256_file
@@ -460,12 +461,15 @@ class ActivationStore:
                     self._vocab = {}
             s = self._vocab.get(str(int(token_id)))
             if s is None:
-                s = self.tokenizer.decode([int(token_id)]) if self.tokenizer is not None else f"<{token_id}>"
+                s = tok_text.label(self.tokenizer, int(token_id)) if self.tokenizer is not None else f"<{token_id}>"
             self._decode_cache[token_id] = s
         return s
 
     def window_tokens(self, w: int) -> list[str]:
-        return [self.decode(int(t)) for t in self.windows[w]]
+        ids = self.windows[w]
+        if self.tokenizer is not None:
+            return tok_text.pieces(self.tokenizer, ids.tolist())
+        return [self.decode(int(t)) for t in ids]
 
     # ------------------------------------------------------------------ layers
     def _layer(self, layer: int) -> dict[str, torch.Tensor]:
@@ -978,7 +982,7 @@ def _build_store(
     if progress_rec is None:
         np.savez(partial / "windows.tmp.npz", tokens=wins, source=src_idx)
         os.replace(partial / "windows.tmp.npz", partial / "windows.npz")
-        vocab = {str(int(i)): tok.decode([int(i)]) for i in np.unique(wins)}
+        vocab = {str(int(i)): tok_text.label(tok, int(i)) for i in np.unique(wins)}
         atomic_write_json(partial / "vocab.json", vocab)
     rng = np.random.default_rng(seed)
     rand_win = np.sort(rng.choice(n_win, size=min(n_random, n_win), replace=False)).astype(np.int64)

@@ -150,13 +150,15 @@ def context_lines(result: ToolResult, n: int = 3) -> list[str]:
     for sp in result.spans[:n]:
         if not sp.tokens or not sp.values:
             continue
-        i = max(range(len(sp.values)), key=lambda j: sp.values[j])
+        m = i = max(range(len(sp.values)), key=lambda j: sp.values[j])
+        while i + 1 < len(sp.tokens) and not sp.tokens[i]:
+            i += 1  # a token that only starts a character: bold the token that completes it
         lo, hi = max(0, i - 8), min(len(sp.tokens), i + 4)
         tok = sp.tokens[i]
         lead, core = tok[: len(tok) - len(tok.lstrip())], tok.strip() or tok
         text = "".join(sp.tokens[lo:i]) + lead + "**" + core + "**" + ("" if not tok.endswith(" ") else " ") + "".join(sp.tokens[i + 1:hi])
         text = " ".join(text.split())
-        out.append(f"«{'…' if lo else ''}{text}{'…' if hi < len(sp.tokens) else ''}» ({num(float(sp.values[i]))})")
+        out.append(f"«{'…' if lo else ''}{text}{'…' if hi < len(sp.tokens) else ''}» ({num(float(sp.values[m]))})")
     return out
 
 

@@ -75,6 +75,30 @@ def test_memory_followups_and_restart(tiny, tmp_path):
     b.close()
 
 
+def test_concurrent_sessions_keep_their_own_memory(tiny, tmp_path):
+    """Eight sessions at once, each with its own neuron and a follow-up that needs its own
+    memory: no answer crosses sessions, none is lost, and the saved history matches."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    a = Assistant(model=tiny, db_path=tmp_path / "conv.sqlite", embedder=None, runners={"neuron_explainer": fake_neuron})
+
+    def session(k):
+        first = a.ask(f"explain L1 N{k}", thread=f"s{k}")
+        second = a.ask("now layer 0", thread=f"s{k}")
+        return first.plan[0].args, second.plan[0].args, second.reply
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(session, range(8)))
+        for k, (first, second, reply) in enumerate(got):
+            assert first == {"layer": 1, "neuron": k} and second == {"layer": 0, "neuron": k}
+            assert f"0.{k}" in reply and f"{1.5 + k / 100:.2f}" in reply
+        for k in range(8):
+            assert [t["question"] for t in a.history(f"s{k}")] == [f"explain L1 N{k}", "now layer 0"]
+    finally:
+        a.close()
+
+
 def test_bad_input_never_raises(assistant):
     ans = assistant.ask("explain L9 N5", thread="b")  # tiny model: 2 layers
     assert not ans.results[0].ok and "out of range" in ans.reply and "0 to 1" in ans.reply

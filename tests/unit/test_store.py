@@ -307,3 +307,65 @@ def test_a_build_never_replaces_a_finished_store_and_adds_layers_to_it(tmp_path)
     assert build_store(h, "mlp", corpus, layers=[1], **kw).reused  # a subset of what is there: reused
     build_store(h, "mlp", corpus, layers=[1], force=True, **{**kw, "n_tokens": 512})  # force replaces
     assert ActivationStore(p, verify=True).layers == [1]
+
+
+_KILLED_BUILD = """
+import sys, time, torch
+sys.path.insert(0, {here!r})
+torch.set_num_threads(1)
+from test_store import planted_handle, synthetic_corpus, WINDOW
+from gnothi.tools.store import build_store
+
+def hang_after_two(chunk, done):
+    if chunk == 2:
+        open({marker!r}, "w").write(str(done))
+        time.sleep(600)  # killed here, with -9, mid-build
+
+build_store(planted_handle(), "mlp", synthetic_corpus(), n_tokens=2048, window=WINDOW, chunk_tokens=512, batch_size=8,
+            progress=False, on_chunk=hang_after_two)
+"""
+
+
+def test_a_build_killed_with_sigkill_resumes_to_the_clean_result(tmp_path):
+    """kill -9 mid-build (no exception handler runs): the next build resumes from the saved
+    chunks and its store matches a clean build's byte for byte."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from gnothi.tools.store import ActivationStore, build_store, open_store
+
+    marker = tmp_path / "two-chunks-saved"
+    env = {**os.environ, "GNOTHI_CACHE_DIR": str(tmp_path / "a")}
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_BUILD.format(here=str(Path(__file__).parent), marker=str(marker))], env=env)
+    try:
+        t0 = time.time()
+        while not marker.exists():
+            assert proc.poll() is None, "the build ended before it could be killed"
+            assert time.time() - t0 < 300, "the build never saved two chunks"
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    kw = dict(n_tokens=2048, window=WINDOW, chunk_tokens=512, batch_size=8, progress=False)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GNOTHI_CACHE_DIR", str(tmp_path / "a"))
+    try:
+        h = planted_handle()
+        rep = build_store(h, "mlp", synthetic_corpus(), **kw)
+        assert rep.resumed_from_tokens == 1024  # the two chunks saved before the kill were kept
+        a = open_store(h)
+        clean = build_store(h, "mlp", synthetic_corpus(), path=tmp_path / "clean", **kw)
+    finally:
+        mp.undo()
+    pa, pc = Path(a.path), Path(clean.path)
+    files = sorted(p.relative_to(pa) for p in pa.rglob("*") if p.is_file() and p.name != "meta.json")
+    assert files and files == sorted(p.relative_to(pc) for p in pc.rglob("*") if p.is_file() and p.name != "meta.json")
+    for f in files:
+        assert (pa / f).read_bytes() == (pc / f).read_bytes(), f
+    assert ActivationStore(pc).stats(0, CAT_NEURON) == a.stats(0, CAT_NEURON)

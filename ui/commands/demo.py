@@ -16,6 +16,7 @@ def register(sub):
 def run(args) -> int:
     import torch
 
+    from gnothi.tools.tokens import label
     from gnothi.ui.cli import handle_from_args
 
     h = handle_from_args(args)
@@ -38,7 +39,7 @@ def run(args) -> int:
             if first:
                 ranks.append(int((logits > logits[first[0]]).sum().item()) + 1)
     if first:
-        tok = h.tokenizer.decode(first)
+        tok = label(h.tokenizer, first[0])
         top1 = next((l for l, r in enumerate(ranks) if r == 1), None)
         print(f"\nLogit lens: rank of the answer's first token {tok!r} at the last prompt position, by layer:")
         print("  " + " ".join(f"L{l}:{r}" for l, r in enumerate(ranks)))
