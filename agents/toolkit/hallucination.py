@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from gnothi.tools import hallucination
-from gnothi.tools.errors import InputError
+from gnothi.tools import hallucination, jobs
+from gnothi.tools.errors import GnothiError, InputError
 from gnothi.tools.results import ToolResult
 
 from ..extract import claimed_answer, labelled_fields
@@ -137,18 +137,49 @@ class HallucinationDetector(ToolAgent):
         return (f"Put {a.get('question')!r} to the model{ctx} and score whether it is making up its answer{ans}, from its confidence, "
                 "the consistency of resampled answers and a probe on its activations.")
 
+    TRAIN_ESTIMATE_S = 240.0  # measured: about 4 minutes on two CPU cores for the bundled models
+
+    def _job_key(self, handle) -> str:
+        return f"hallucination-detector:{handle.name}"
+
+    def _has_detector(self, handle) -> bool:
+        try:
+            return hallucination.load_detector(handle.name) is not None
+        except GnothiError:  # a damaged detector is retrained
+            return False
+
     def notice(self, handle, args):
-        if handle is None or hallucination.load_detector(handle.name) is not None:
+        if handle is None or self._has_detector(handle):
             return None
+        if jobs.background_enabled():
+            job = jobs.get(self._job_key(handle))
+            if job is not None and job.running:
+                return job.status()
+            return (f"No hallucination detector for {handle.name} yet: I start training it in the background now, once for this "
+                    "model (about 4 minutes on two CPU cores for the bundled models). Until it is ready, answers use the "
+                    "uncalibrated fallback (the answer's token probabilities); ask again then for a calibrated risk.")
         return (f"No hallucination detector for {handle.name} yet: I train it first on the built-in fact table, once for this "
-                "model (about 4 minutes on two CPU cores for the bundled models; later questions take seconds).")
+                "model (about 4 minutes on two CPU cores for the bundled models; later questions take seconds). "
+                "`gnothi hallucination --retrain` does this ahead of time; in `gnothi serve` it runs in the background.")
 
     def execute(self, handle, a: HalluArgs, llm=None) -> ToolResult:
         if not a.question:
             raise InputError("Which question and answer should I check?", 'Quote them: is the model making it up on "Who wrote Hamlet?" answer "Dickens"?')
-        rep = hallucination.detect(handle, question=a.question, answer=a.answer, context=a.context)
-        return adopt(rep.to_tool_result(), self.name)
-
+        if not jobs.background_enabled() or self._has_detector(handle):
+            rep = hallucination.detect(handle, question=a.question, answer=a.answer, context=a.context)
+            return adopt(rep.to_tool_result(), self.name)
+        # first use in a long-lived server: train in the background, answer now with the fallback
+        key = self._job_key(handle)
+        before = jobs.get(key)
+        job, _ = jobs.start(key, f"training the hallucination detector for {handle.name}",
+                            lambda: hallucination.get_detector(handle, train=True), self.TRAIN_ESTIMATE_S)
+        rep = hallucination.detect(handle, question=a.question, answer=a.answer, context=a.context, train=False)
+        tr = adopt(rep.to_tool_result(), self.name)
+        if before is not None and before.error is not None:
+            tr.warnings.append(before.status() + " It was started again.")
+        tr.warnings.append(job.status() + " Until it is ready the risk is the uncalibrated fallback; ask again then for a calibrated one.")
+        tr.data["background_job"] = {"what": job.what, "started": job.started, "estimate_s": job.estimate_s}
+        return tr
 
     def answer(self, r):
         h = r.headline

@@ -170,3 +170,71 @@ def test_cli_rejects_empty_question(capsys):
     assert main(["hallucination", "", "--json"]) == 2
     out = json.loads(capsys.readouterr().out)
     assert out["error"] == "bad_input" and "empty" in out["message"]
+
+
+def test_first_use_in_a_server_trains_in_the_background_and_answers_now(tiny, monkeypatch):
+    """GNOTHI_BACKGROUND=1 (gnothi serve): the first question starts the training and is
+    answered at once with the labelled fallback; a question while it runs does not start a
+    second one; once it is saved, answers are calibrated; a failed run is reported and retried."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from gnothi.agents.toolkit import get_agent
+    from gnothi.tools import jobs
+
+    monkeypatch.setenv("GNOTHI_BACKGROUND", "1")
+    monkeypatch.setattr(jobs, "_JOBS", {})
+    gate, calls = threading.Event(), []
+
+    def slow_training(handle, **kw):
+        calls.append(kw)
+        assert gate.wait(60)
+        if len(calls) == 1:
+            raise RuntimeError("out of disk")
+        sig, y, groups = _planted_signals(n=120, d=handle.d_model, layers=(0, 1), planted_layer=1)
+        det, _ = H.HallucinationDetector.fit(sig, y, groups)
+        det.meta["heldout_auroc"] = {"combined": 0.9}
+        det.save(H.detector_dir(handle.name))
+        return det, SimpleNamespace(auroc={"combined": 0.9})
+
+    monkeypatch.setattr(H, "train_and_evaluate", slow_training)
+    agent = get_agent("hallucination_detector")
+    args = {"question": "the cat is", "answer": "big"}
+    assert "background" in agent.notice(tiny, args)
+
+    def wait_for_job():
+        job = jobs.get(f"hallucination-detector:{tiny.name}")
+        job.thread.join(60)
+        return job
+
+    r1 = agent.run(tiny, args)
+    assert r1.ok and r1.headline["detector"] == "fallback" and any("running in the background" in w for w in r1.warnings)
+    r2 = agent.run(tiny, args)  # still training: the same job, no second one
+    assert r2.headline["detector"] == "fallback" and len(calls) == 1 and "running in the background" in agent.notice(tiny, args)
+    gate.set()
+    assert wait_for_job().error == "RuntimeError: out of disk"
+    r3 = agent.run(tiny, args)  # the failure is said once, and the training starts again
+    assert any("failed in the background: RuntimeError: out of disk" in w and "started again" in w for w in r3.warnings)
+    assert wait_for_job().error is None and len(calls) == 2
+    r4 = agent.run(tiny, args)
+    assert r4.headline["detector"] == "trained" and not any("background" in w for w in r4.warnings)
+    assert agent.notice(tiny, args) is None
+
+
+def test_without_background_the_turn_trains_the_detector_itself(tiny, monkeypatch):
+    from gnothi.agents.toolkit import get_agent
+
+    class Reached(Exception):
+        pass
+
+    def fake_detect(*a, **k):
+        raise Reached(k.get("train", True))
+
+    monkeypatch.delenv("GNOTHI_BACKGROUND", raising=False)
+    monkeypatch.setattr(H, "detect", fake_detect)
+    agent = get_agent("hallucination_detector")
+    assert "I train it first" in agent.notice(tiny, {"question": "q"})
+    with pytest.raises(Reached) as e:
+        agent.execute(tiny, agent.validate({"question": "the cat is"}))
+    assert e.value.args == (True,)

@@ -29,7 +29,7 @@ def register(sub):
     p.add_argument("--context", default=None, help="text put before the question (e.g. a passage the question is about)")
     p.add_argument("--context-file", default=None, help="read the context from this file")
     p.add_argument("--no-train", action="store_true", help="never train: without a saved detector, use uncertainty alone")
-    p.add_argument("--retrain", action="store_true", help="train the detector again now (whole fact table) before answering")
+    p.add_argument("--retrain", action="store_true", help="train the detector again now (whole fact table) before answering; alone, train it ahead of the first question")
     p.add_argument("--eval", action="store_true", help="retrain and report held-out AUROC per signal (like `gnothi eval hallucination --full`)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_model_args(p)
@@ -48,7 +48,7 @@ def run(args) -> int:
                 context = f.read()
         except OSError as e:
             raise InputError(f"Cannot read the context file {args.context_file!r} ({e.strerror}).", "Check the path.") from None
-    if not args.eval and (args.question is None or not args.question.strip()):
+    if not (args.eval or args.retrain) and (args.question is None or not args.question.strip()):
         raise InputError("The question is empty.", 'Ask a question, e.g. gnothi hallucination "What is the capital of Australia?"')
     h = handle_from_args(args)
     if args.eval or args.retrain:
@@ -58,6 +58,13 @@ def run(args) -> int:
                 print_json(ev)
             else:
                 _print_eval(ev)
+            return 0
+        if args.question is None or not args.question.strip():  # `--retrain` alone: train ahead of the first question
+            if args.json:
+                print_json({"trained": True, "heldout_auroc": ev.auroc, "saved_to": str(H.detector_dir(h.name))})
+            else:
+                print(f"Trained the hallucination detector for {h.name}: held-out AUROC {ev.auroc['combined']:.3f}; "
+                      f"saved to {H.detector_dir(h.name)}.")
             return 0
     rep = H.detect(h, args.question, answer=args.answer, context=context, train=not args.no_train, progress=True)
     if args.json:

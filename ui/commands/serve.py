@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from gnothi.ui.cli import add_model_args
@@ -14,6 +15,8 @@ def register(sub):
     p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 picks a free one)")
     p.add_argument("--db", default=None, help="conversation store (SQLite file; default under gnothi's cache dir)")
     p.add_argument("--no-preload", action="store_true", help="start at once; load the model on the first question")
+    p.add_argument("--no-background", action="store_true",
+                   help="first-use training (the hallucination detector) runs inside the turn instead of in the background")
     p.set_defaults(func=run)
 
 
@@ -25,6 +28,8 @@ def run(args) -> int:
         raise InputError(f"Port {args.port} is out of range.", "Use a port from 1 to 65535, or 0 for any free port.")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {args.host}: anyone who can reach this machine can use the app and its model.", file=sys.stderr)
+    # long first-use work runs in the background of this long-lived process (GNOTHI_BACKGROUND)
+    os.environ["GNOTHI_BACKGROUND"] = "0" if args.no_background else os.environ.get("GNOTHI_BACKGROUND", "1")
     handle = None
     if not args.no_preload:
         from gnothi.ui.cli import handle_from_args
