@@ -33,3 +33,30 @@ def model_cache_dir(model_name: str) -> Path:
     p = cache_dir() / "per-model" / safe
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def physical_memory_bytes() -> int | None:
+    """This machine's RAM, or None where the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def memory_limit_bytes() -> int | None:
+    """The memory one model run may use beyond the weights: ``$GNOTHI_MEMORY_LIMIT_GB``
+    (``0`` = no bound), by default half this machine's RAM."""
+    from .errors import InputError
+
+    raw = os.environ.get("GNOTHI_MEMORY_LIMIT_GB", "").strip()
+    if not raw:
+        total = physical_memory_bytes()
+        return None if total is None else total // 2
+    try:
+        gb = float(raw)
+    except ValueError:
+        gb = -1.0
+    if not 0 <= gb < float("inf"):
+        raise InputError(f"GNOTHI_MEMORY_LIMIT_GB is {raw!r}, not a number of gigabytes.",
+                         "Set it to a positive number, e.g. GNOTHI_MEMORY_LIMIT_GB=8, 0 for no bound, or unset it (half the RAM).")
+    return None if gb == 0 else int(gb * 1e9)

@@ -93,6 +93,12 @@ class SAECorruptError(SAEError):
     code = "sae_corrupt"
 
 
+class MemoryBoundError(GnothiError):
+    """A run would need more memory than the bound (``GNOTHI_MEMORY_LIMIT_GB``)."""
+
+    code = "memory_bound"
+
+
 class LLMError(GnothiError):
     code = "llm_error"
 

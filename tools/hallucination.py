@@ -153,11 +153,10 @@ def compute_signals(
         L = max(len(x) for x in seqs)
         batch = torch.tensor([x + [pad] * (L - len(x)) for x in seqs], dtype=torch.long, device=handle.device)
         logits, cache = handle.run_with_cache(batch, names, stop_early=False)
-        logp = torch.log_softmax(logits.float(), dim=-1)
         for j, i in enumerate(idx):
             pids, aids = items[i]
             P, A = len(pids), len(aids)
-            lp_rows = logp[j, P - 1 : P - 1 + A]  # predictions of the answer tokens
+            lp_rows = torch.log_softmax(logits[j, P - 1 : P - 1 + A].float(), dim=-1)  # predictions of the answer tokens
             ids = torch.tensor(aids, device=lp_rows.device)
             lp = lp_rows.gather(1, ids[:, None])[:, 0].double()
             ent = -(lp_rows.exp() * lp_rows).sum(-1).double()

@@ -27,9 +27,10 @@ from pydantic import BaseModel
 from . import bundled
 from . import tokens as tok_text
 from .adapter import HOOK_KINDS, BridgeAdapter, bridge_architectures
-from .config import DEFAULT_MODEL
+from .config import DEFAULT_MODEL, memory_limit_bytes, physical_memory_bytes
 from .errors import (
     InputError,
+    MemoryBoundError,
     ModelNotCachedError,
     OutOfRangeError,
     UnknownHookPointError,
@@ -114,6 +115,11 @@ def _newline_ids(tokenizer) -> list[int]:
     return [i for i, t in enumerate(decoded_vocab(tokenizer)) if "\n" in t and i != unk and i not in special]
 
 
+def _ram_note() -> str:
+    total = physical_memory_bytes()
+    return f" (this machine has {total / 1e9:.0f} GB)" if total else ""
+
+
 class ModelHandle:
     """A loaded model: tokenizer, shape, hook points, and locked operations."""
 
@@ -195,6 +201,40 @@ class ModelHandle:
                     f"This model has no hook point {n!r}.",
                     "List them with `gnothi info --json` (field hook_points).",
                 )
+
+    # ------------------------------------------------------------------ memory
+    def memory_needed(self, batch: int, seq: int, names: Sequence[str] = (), logits: bool = True) -> int:
+        """Bytes one forward pass of ``batch`` x ``seq`` tokens needs beyond the weights: a
+        fixed 0.6 GB, per token the logits and a float32 copy of them (a log-softmax) when
+        ``logits``, the MLP and residual work space and each recorded hook point; per
+        token pair, one layer's attention scores (the hooks need eager attention) and each
+        recorded pattern. It is an upper
+        estimate: ``python benchmarks/bench_memory.py`` prints it beside the measured peaks."""
+        b = torch.finfo(self.dtype).bits // 8 if self.dtype.is_floating_point else 4
+        s = self.shape
+        per_tok = s.d_mlp * b * 4 + s.d_model * b * 8 + (s.d_vocab * (b + 4) if logits else 0)
+        recorded = sum(s.d_mlp if (".mlp.hook_pre" in n or ".mlp.hook_post" in n) else s.d_model for n in names if "hook_pattern" not in n)
+        n_patterns = sum("hook_pattern" in n for n in names)
+        attn = batch * s.n_heads * seq * seq * 4 * (1 + n_patterns)  # eager attention: one layer's scores at a time
+        return int(0.6e9 + batch * seq * (per_tok + recorded * 4) + attn)
+
+    def check_memory(self, batch: int, seq: int, names: Sequence[str] = (), logits: bool = True) -> None:
+        """:class:`MemoryBoundError` when :meth:`memory_needed` passes the bound
+        (``GNOTHI_MEMORY_LIMIT_GB``, by default half this machine's RAM)."""
+        limit = memory_limit_bytes()
+        need = self.memory_needed(batch, seq, names, logits)
+        if limit is None or need <= limit:
+            return
+        fits = max(1, seq)
+        while fits > 1 and self.memory_needed(batch, fits, names, logits) > limit:
+            fits = int(fits * 0.9)
+        what = f"{batch} x {seq} tokens" if batch > 1 else f"{seq} tokens"
+        raise MemoryBoundError(
+            f"This run of {what} would need about {need / 1e9:.1f} GB of memory, more than the bound of {limit / 1e9:.1f} GB "
+            "(GNOTHI_MEMORY_LIMIT_GB).",
+            f"Shorten the text to under about {fits} tokens" + (" or use a smaller batch" if batch > 1 else "")
+            + f", or raise GNOTHI_MEMORY_LIMIT_GB (0 = no bound){_ram_note()}.",
+        )
 
     def stop_layer_for(self, names: Sequence[str]) -> int | None:
         """The earliest ``stop_at_layer`` that still fires every hook in ``names``."""
@@ -287,6 +327,7 @@ class ModelHandle:
         self._validate(names)
         tokens = self._as_tokens(tokens_or_texts)
         stop = self.stop_layer_for(names) if stop_early else None
+        self.check_memory(tokens.shape[0], tokens.shape[1], names, logits=stop is None)
         with self.lock:
             out, cache = self.adapter.run_with_cache(tokens, names, stop)
         return (out if stop is None else None), cache
@@ -306,6 +347,8 @@ class ModelHandle:
         """
         self._validate([n for n, _ in fwd_hooks] + [n for n, _ in bwd_hooks])
         tokens = self._as_tokens(tokens_or_texts)
+        grads = 2 if (grad or bwd_hooks) else 1  # a backward pass keeps the forward's activations
+        self.check_memory(tokens.shape[0] * grads, tokens.shape[1], [n for n, _ in fwd_hooks], logits=stop_at_layer is None)
         with self.lock:
             if grad or bwd_hooks:
                 with torch.enable_grad():
@@ -338,6 +381,7 @@ class ModelHandle:
     @torch.inference_mode()
     def logits(self, tokens_or_texts) -> torch.Tensor:
         tokens = self._as_tokens(tokens_or_texts)
+        self.check_memory(tokens.shape[0], tokens.shape[1])
         with self.lock:
             return self.adapter.forward(tokens)
 
@@ -404,6 +448,7 @@ class ModelHandle:
         batch = torch.tensor([[pad] * (L - len(x)) + list(x) for x in seqs], dtype=torch.long, device=self.device)
         mask = torch.tensor([[0] * (L - len(x)) + [1] * len(x) for x in seqs], dtype=torch.long, device=self.device)
         self._validate([n for n, _ in fwd_hooks])
+        self.check_memory(batch.shape[0], L + max_new_tokens, [n for n, _ in fwd_hooks])
         with self.lock:
             new = self.adapter.generate(batch, mask, max_new_tokens, list(stop), temperature > 0, temperature, fwd_hooks)
         out = []
@@ -459,6 +504,7 @@ class ModelHandle:
             raise OutOfRangeError(f"stop layer {stop} is not after {start} and at most {self.n_layers}.",
                                   f"Use a stop from {start + 1} to {self.n_layers}, or none (to the end).")
         self._validate([n for n, _ in fwd_hooks])
+        self.check_memory(resid.shape[0], resid.shape[1], [n for n, _ in fwd_hooks], logits=False)
         with self.lock, torch.inference_mode():
             return self.adapter.run_blocks(resid, start, stop, fwd_hooks)
 

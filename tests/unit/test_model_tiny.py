@@ -88,3 +88,42 @@ def test_text_that_is_not_unicode_is_refused_with_a_message(tiny):
         with pytest.raises(InputError, match="not valid Unicode"):
             call()
     tiny.to_tokens("the cat is")  # plain text is fine
+
+
+def test_a_run_past_the_memory_bound_is_refused_with_what_fits(tiny, monkeypatch):
+    """GNOTHI_MEMORY_LIMIT_GB bounds every run: too long a text gets a message with the
+    length that fits (and that length then runs); 0 lifts the bound; nonsense is an input error."""
+    from gnothi.tools.errors import MemoryBoundError
+
+    names = [tiny.hook_name("resid_post", 0)]
+    short, long_ = torch.randint(5, 50, (1, 8)), torch.randint(5, 50, (1, 4000))
+    # the bound sits between what the short and the long run need
+    lo, hi = tiny.memory_needed(1, 8, names, logits=False), tiny.memory_needed(1, 4000, names, logits=False)
+    assert lo < hi
+    monkeypatch.setenv("GNOTHI_MEMORY_LIMIT_GB", str((lo + hi) / 2 / 1e9))
+    tiny.run_with_cache(short, names)
+    with pytest.raises(MemoryBoundError, match="more than the bound") as e:
+        tiny.run_with_cache(long_, names)
+    assert "GNOTHI_MEMORY_LIMIT_GB" in e.value.fix
+    fits = int(e.value.fix.split("under about ")[1].split(" tokens")[0])
+    assert 8 < fits < 4000 and tiny.memory_needed(1, fits, names, logits=False) <= (lo + hi) / 2
+    tiny.run_with_cache(long_[:, :fits], names)  # what the message says fits, runs
+    with pytest.raises(MemoryBoundError):
+        tiny.logits(long_)
+    with pytest.raises(MemoryBoundError):
+        tiny.generate_ids([long_[0].tolist()], 4)
+    monkeypatch.setenv("GNOTHI_MEMORY_LIMIT_GB", "0")
+    tiny.run_with_cache(long_, names)
+    monkeypatch.setenv("GNOTHI_MEMORY_LIMIT_GB", "lots")
+    with pytest.raises(InputError, match="not a number of gigabytes"):
+        tiny.run_with_cache(short, names)
+
+
+def test_memory_needed_grows_with_what_is_recorded(tiny):
+    """The estimate counts logits, recorded hook points and attention patterns (T^2)."""
+    base = tiny.memory_needed(1, 512, [], logits=False)
+    assert tiny.memory_needed(1, 512, []) - base == 512 * tiny.shape.d_vocab * 8
+    assert tiny.memory_needed(1, 512, [tiny.hook_name("mlp_post", 0)], logits=False) - base == 512 * tiny.d_mlp * 4
+    pat = tiny.memory_needed(1, 512, [tiny.hook_name("attn_pattern", 0)], logits=False) - base
+    assert pat == tiny.n_heads * 512 * 512 * 4
+    assert tiny.memory_needed(2, 512, []) == 2 * (tiny.memory_needed(1, 512, []) - 0.6e9) + 0.6e9
