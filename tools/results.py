@@ -81,6 +81,32 @@ def provenance(handle=None, **extra) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- rendering
 
 
+_GLYPHS: set[int] | None = None
+
+
+def _drawable(v):
+    """``v`` (a string, or lists and dicts of them) with each character the figure fonts
+    cannot draw (東 without a CJK font) written as its code point, ``<U+6771>``, instead
+    of an empty box."""
+    global _GLYPHS
+    if isinstance(v, str):
+        if v.isascii():
+            return v
+        if _GLYPHS is None:
+            from matplotlib import font_manager
+            from matplotlib.ft2font import FT2Font
+
+            _GLYPHS = set()
+            for family in ("DejaVu Sans", "DejaVu Sans Mono"):
+                _GLYPHS |= set(FT2Font(font_manager.findfont(family)).get_charmap())
+        return "".join(c if ord(c) in _GLYPHS or c.isspace() else f"<U+{ord(c):04X}>" for c in v)
+    if isinstance(v, dict):
+        return {k: _drawable(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_drawable(x) for x in v]
+    return v
+
+
 def render_png(fig: Figure, dpi: int = 110) -> bytes:
     """Render a :class:`Figure` to PNG bytes with matplotlib (Agg backend)."""
     import matplotlib
@@ -89,7 +115,8 @@ def render_png(fig: Figure, dpi: int = 110) -> bytes:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    d = fig.data
+    d = _drawable(fig.data)
+    fig = fig.model_copy(update={"title": _drawable(fig.title)})
     if fig.kind == "heatmap":
         z = np.asarray(d["z"], dtype=float)
         w = min(14, 2 + 0.45 * max(1, z.shape[1]))

@@ -79,3 +79,17 @@ def test_context_lines_bold_the_completed_character():
     r = ToolResult(tool="t", summary="s", spans=[TokenSpan(tokens=["the", " word", " ", "", "", "東", "", "", "京"],
                                                            values=[0, 0, 0, 5.0, 1, 2, 0, 0, 0])])
     assert context_lines(r) == ["«the word **東**京» (5.00)"]
+
+
+def test_figures_write_characters_their_font_lacks_as_code_points():
+    """The PNG fonts (matplotlib's DejaVu) have no CJK: such a label is drawn as <U+6771>,
+    not as an empty box with a warning; characters the font has are kept."""
+    import warnings
+
+    from gnothi.tools.results import Figure, _drawable, render_png
+
+    assert _drawable({"x": ["東京", " café"], "n": 3}) == {"x": ["<U+6771><U+4EAC>", " café"], "n": 3}
+    fig = Figure(kind="heatmap", title="head 東", data={"z": [[0.1, 0.9], [0.5, 0.5]], "x": ["東", "京"], "y": ["a", "é"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Glyph 26481 missing from font(s)" would raise
+        assert render_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
