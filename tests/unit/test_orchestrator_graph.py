@@ -218,6 +218,25 @@ def test_ask_cli_json_and_errors(tmp_path, monkeypatch, capsys):
     assert main(["ask", "--batch", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o.jsonl")]) == 2
 
 
+def test_plain_ask_output_says_when_the_reply_was_written_offline(tmp_path, monkeypatch, capsys):
+    """An endpoint that refuses connections: the plain (not --json) output carries the
+    writer's fallback note, not only the planner's."""
+    import socket
+
+    from gnothi.ui.cli import main
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there: connections are refused
+    monkeypatch.setenv("GNOTHI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GNOTHI_ROUTER_EMBEDDINGS", "0")
+    assert main(["ask", "what is activation patching?", "--llm-base-url", f"http://127.0.0.1:{port}/v1", "--db", str(tmp_path / "c.sqlite")]) == 0
+    out, err = capsys.readouterr()
+    assert "Activation patching" in out
+    assert "note: The LLM writer failed" in err and "this is the offline reply" in err
+
+
 def test_damaged_conversation_db_is_a_clear_error(tmp_path):
     from gnothi.tools.errors import CacheCorruptError, LLMError
 

@@ -112,6 +112,9 @@ def run(args) -> int:
         print_json(_answer_json(ans))
         return 0
     print(ans.reply)
+    for w in ans.warnings:  # what the reply itself does not say (the writer's fallback, a tool's caveat)
+        if w not in ans.reply:
+            print(f"note: {w}", file=sys.stderr)
     from gnothi.tools.results import render_png
 
     if ans.figures:
