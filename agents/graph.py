@@ -27,7 +27,7 @@ from gnothi.tools.results import ToolResult
 
 from .planner_offline import PlanContext
 from .toolkit import TOOLKIT, error_result
-from .types import Plan, ToolCall
+from .types import Plan
 
 MAX_STEPS = 4  # understand runs at most this often in one turn
 RECURSION_LIMIT = 12

@@ -225,7 +225,7 @@ class OfflinePlanner:
                     pending_calls.append({"tool": tool, "args": args, "missing": agent.missing(args)})
                     continue
                 call = ToolCall(tool=tool, args=args)
-                shared = lambda c: [k for k in args if k in c.args]  # noqa: E731
+                shared = lambda c, args=args: [k for k in args if k in c.args]  # noqa: E731
                 same = next((c for c in calls if c.tool == tool and shared(c) and all(c.args[k] == args[k] for k in shared(c))), None)
                 if same is not None:  # "...? probe it": one call, with everything either clause said
                     same.args = {**args, **same.args}

@@ -56,17 +56,17 @@ def main() -> None:
     def hf_full():
         with torch.inference_mode():
             for b in batches:
-                hf(b).logits
+                _ = hf(b).logits
 
     def hf_body():
         with torch.inference_mode():
             for b in batches:
-                hf.model(b).last_hidden_state
+                _ = hf.model(b).last_hidden_state
 
     def hf_body_eager():
         with torch.inference_mode():
             for b in batches:
-                hf_eager.model(b).last_hidden_state
+                _ = hf_eager.model(b).last_hidden_state
 
     def hooked_rec_all():
         store = {}

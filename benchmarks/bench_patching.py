@@ -87,7 +87,6 @@ def bench_prompt(h, clean, corrupted, answer, alternative, repeats: int, budget:
                 h.logits(rt.expand(b, -1))
 
     sample = specs[:: max(1, n_runs // 12)]
-    read = P._logit_diff_readout(h, metric)
 
     def naive():
         for _, _, spec in sample:

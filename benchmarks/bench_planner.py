@@ -44,9 +44,9 @@ def main() -> None:
     for _ in range(args.repeats):
         for q, h in qs:
             for name, fn in (
-                ("planner (MiniLM + n-grams)", lambda: full.plan(q, ctx(h))),
-                ("planner (n-grams only)", lambda: ngrams.plan(q, ctx(h))),
-                ("one MiniLM embedding", lambda: emb.model.encode([q[:1000]])),
+                ("planner (MiniLM + n-grams)", lambda q=q, h=h: full.plan(q, ctx(h))),
+                ("planner (n-grams only)", lambda q=q, h=h: ngrams.plan(q, ctx(h))),
+                ("one MiniLM embedding", lambda q=q: emb.model.encode([q[:1000]])),
                 ("one model forward, 16 tokens", lambda: handle.log_probs(tokens)),
             ):
                 if name == "planner (MiniLM + n-grams)":

@@ -132,7 +132,7 @@ def fuzzing_scores(simulate, explanation: str, activating: Sequence[Record], see
     AUROC of correct vs random markings (chance 0.5)."""
     rng = np.random.default_rng(seed)
     scores, labels = [], []
-    for (toks, acts), pred in zip(activating, simulate_records(simulate, explanation, activating)):
+    for (_toks, acts), pred in zip(activating, simulate_records(simulate, explanation, activating)):
         a = _arr(acts)
         if a.size < 2 or a.max() <= 0:
             continue

@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-import torch
 from pydantic import BaseModel, Field
 
 from .errors import InputError, check_range

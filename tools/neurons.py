@@ -203,7 +203,7 @@ def top_neurons_for_token(
     top = torch.topk(flat, kk)
     d = acts.shape[1]
     out = []
-    for v, i in zip(top.values.tolist(), top.indices.tolist()):
+    for i in top.indices.tolist():
         li, n = divmod(i, d)
         l = layers[li]
         a = float(acts[li, n])

@@ -52,7 +52,7 @@ import difflib
 import itertools
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
 import torch
@@ -60,7 +60,7 @@ from pydantic import BaseModel, Field
 
 from . import tokens as tok_text
 from .stats import pearson
-from .errors import InputError, PromptAlignmentError, check_range
+from .errors import InputError, PromptAlignmentError
 from .results import Figure, ToolResult, provenance
 
 Mode = Literal["exact", "attribution", "both"]
@@ -200,7 +200,7 @@ class PatchReport(BaseModel):
                         caption="Normalized effect of copying the clean residual stream at one layer and position into the corrupted run (1 = restores the clean answer).",
                     )
                 )
-        series, band = {}, None
+        series = {}
         for k in ("attn", "mlp"):
             e = self.effects.get(k)
             if e is None:
@@ -233,7 +233,6 @@ class PatchReport(BaseModel):
         return figs
 
     def summary(self) -> str:
-        p = self.prompts
         top = self.top_components[0] if self.top_components else None
         s = (
             f"Logit difference {self.answer_token!r} - {self.alternative_token!r}: {self.clean_metric:.2f} on the clean prompt, "

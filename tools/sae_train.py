@@ -256,7 +256,7 @@ def evaluate_sae(handle, sae, windows: torch.Tensor, batch: int = 8, with_ce: bo
         toks = windows[i : i + batch].to(handle.device)
         store: dict[str, torch.Tensor] = {}
 
-        def keep(act, hook):
+        def keep(act, hook, store=store):
             store["x"] = act.detach().clone()
 
         do_ce = with_ce and i < n_ce

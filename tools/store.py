@@ -51,7 +51,7 @@ from .config import DEFAULT_MODEL, model_cache_dir
 from .corpus import Corpus, bytes_for_tokens, load_corpus, token_windows
 from .files import atomic_write_bytes, atomic_write_json, sha256_file
 from .errors import InputError, OutOfRangeError, StoreError, check_range
-from .units import MLPUnits, UnitSource, check_units, parse_layers, units_from_spec
+from .units import UnitSource, check_units, units_from_spec
 
 STORE_VERSION = 1
 DEFAULT_TOP_K = 24

@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-import torch
 
 from gnothi.tools.errors import InputError, OutOfRangeError
 from test_store import CAT_NEURON, TWO_MODE_NEURON, _one_thread, planted  # noqa: F401  (fixtures)

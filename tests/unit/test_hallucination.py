@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 
-from gnothi.tools import facts as F
 from gnothi.tools import hallu_data as D
 from gnothi.tools import hallucination as H
 from gnothi.tools.errors import CacheCorruptError, InputError, NoAnswerError
@@ -177,7 +176,6 @@ def test_first_use_in_a_server_trains_in_the_background_and_answers_now(tiny, mo
     answered at once with the labelled fallback; a question while it runs does not start a
     second one; once it is saved, answers are calibrated; a failed run is reported and retried."""
     import threading
-    import time
     from types import SimpleNamespace
 
     from gnothi.agents.toolkit import get_agent

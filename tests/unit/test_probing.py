@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gnothi.tools.datasets import Example, LabeledDataset
-from gnothi.tools.errors import CacheCorruptError, GnothiError, InputError, OutOfRangeError
+from gnothi.tools.errors import CacheCorruptError, InputError, OutOfRangeError
 from gnothi.tools.probing import (
     collect_features,
     get_or_train_probe,

@@ -23,7 +23,7 @@ WINDOW = 16
 
 
 def planted_handle():
-    from gnothi.tools.testing import WORDS, tiny_handle
+    from gnothi.tools.testing import tiny_handle
 
     h = tiny_handle(name="tiny-planted")
     m, tok = h.tl_model, h.tokenizer

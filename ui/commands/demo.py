@@ -34,7 +34,7 @@ def run(args) -> int:
     _, cache = h.run_with_cache(toks, names)
     ranks = []
     with torch.inference_mode():
-        for l, n in enumerate(names):
+        for n in names:
             logits = h.unembed(h.final_norm(cache[n][:, -1:, :]))[0, -1]
             if first:
                 ranks.append(int((logits > logits[first[0]]).sum().item()) + 1)
