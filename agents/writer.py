@@ -230,17 +230,28 @@ def _matches(token: str, pool: set[float]) -> bool:
     return False
 
 
-def numbers_traceable(reply: str, results: Iterable[ToolResult | dict], allowed: Iterable[Any] = ()) -> list[str]:
+# what of a result a reply's numbers may come from: "shown" is what the LLM writer is given
+# (compact_for_llm); "measured" adds the tool's data and token spans. Never the run's timings,
+# versions and paths (provenance) or a figure's plotted values: thousands of numbers would
+# let almost any number "trace".
+_SCOPES = {"shown": ("tool", "summary", "headline", "evidence", "warnings", "error"),
+           "measured": ("tool", "summary", "headline", "evidence", "warnings", "error", "data", "spans")}
+
+
+def numbers_traceable(reply: str, results: Iterable[ToolResult | dict], allowed: Iterable[Any] = (), scope: str = "measured") -> list[str]:
     """Numbers in ``reply`` that appear in none of ``results`` (nor in ``allowed``, e.g. the question).
 
     A reply number matches a result number when it equals it rounded to the digits written
-    (``0.8731`` -> "0.87"), or as a percentage ("87%"). Returns the offending number strings;
-    an empty list means every number is traceable.
+    (``0.8731`` -> "0.87"), or as a percentage ("87%"), with its sign when it is written with
+    one. ``scope`` says which parts of a result count (see ``_SCOPES``). Returns the offending
+    number strings; an empty list means every number is traceable.
     """
+    keep = _SCOPES[scope]
     reply = reply.split(TRY_NEXT, 1)[0]  # the follow-up questions offered at the end are questions, not claims
     pool: set[float] = set()
     for r in results:
         d = r.model_dump(mode="json") if hasattr(r, "model_dump") else r
+        d = {k: v for k, v in d.items() if k in keep}
         claims: list[str] = []
         _claims_in(d, claims)
         _numbers_in(d, pool, sorted(set(claims), key=len, reverse=True))
@@ -325,7 +336,7 @@ def write_reply(
     problem = draft_problem(draft)
     if problem:
         return base, "offline", [f"The LLM writer's draft was unusable ({problem}); this is the offline reply."]
-    bad = numbers_traceable(draft, results, allowed=[question, reformulated, *allowed])
+    bad = numbers_traceable(draft, results, allowed=[question, reformulated, *allowed], scope="shown")
     if bad:
         return base, "offline", [f"The LLM writer's draft cited numbers not in the results ({', '.join(bad[:5])}); this is the offline reply."]
     return offline_reply(results, notes, clarify, calls, n_layers, direct=draft), "llm", []

@@ -169,6 +169,13 @@ def test_numbers_traceable():
     neg = ToolResult(tool="patching", summary="ok", headline={"corrupted_metric": -13.02})
     assert numbers_traceable("It falls to -13.0, a drop of 13.0.", [neg]) == []
     assert numbers_traceable("It rises to +13.0.", [neg]) == ["+13.0"]
+    # only what was measured counts: not the run's timings or versions, nor a figure's thousands of plotted values
+    run = ToolResult(tool="probing", summary="ok", headline={"accuracy": 0.8731}, timings={"total_s": 0.42},
+                     provenance={"torch": "2.13.0"}, data={"n_heldout": 96},
+                     figures=[Figure(kind="heatmap", title="t", data={"z": [[i / 100 for i in range(100)]]})])
+    assert numbers_traceable("It took 0.42 s with torch 2.13; cells reach 0.55.", [run]) == ["0.42", "2.13", "0.55"]
+    assert numbers_traceable("Held out: 96 examples.", [run]) == []
+    assert numbers_traceable("Held out: 96 examples.", [run], scope="shown") == ["96"]  # the LLM writer is not shown the data
 
 
 def test_an_llm_explanations_own_numbers_are_not_measurements():
