@@ -40,6 +40,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from pydantic import BaseModel, Field
+
 from .config import model_cache_dir
 from .files import sha256_file
 from .units import parse_layers, register_unit_kind
@@ -614,6 +616,40 @@ def human_seconds(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
+class TrainConfig(BaseModel):
+    """What to train. Defaults fit a 2-core CPU in minutes on SmolLM2-135M."""
+
+    layer: int
+    hook: str = "resid_post"  # a hook kind (see ModelHandle.hook_name)
+    expansion: int = Field(4, ge=1, le=64)  # d_sae = expansion * d_in
+    k: int = Field(32, ge=1)  # active latents per token
+    n_tokens: int = Field(120_000, ge=256)  # training tokens (BOS excluded)
+    window: int = Field(128, ge=8)
+    epochs: int = Field(3, ge=1, le=50)
+    batch_size: int = Field(2048, ge=16)  # at most; smaller when n_tokens / 50 is smaller
+    lr: float | None = None  # default 2e-4 / sqrt(d_sae / 16384) (Gao et al.)
+    aux_k: int | None = None  # default d_in // 2
+    aux_coef: float = 1 / 32
+    dead_after_tokens: int = Field(40_000, ge=1)  # a latent silent this long counts as dead for AuxK
+    eval_tokens: int = Field(4096, ge=64)  # held out: explained variance, L0, dead fraction
+    ce_tokens: int = Field(1024, ge=0)  # of those, CE-loss recovered on this many (3 full forward passes)
+    model_batch: int = Field(8, ge=1)  # windows per model forward
+    corpus: str = "default"
+    seed: int = 0
+    name: str | None = None
+
+
+
+def estimate_train_seconds(handle, cfg: TrainConfig) -> float:
+    """Rough wall time of :func:`train_sae` with ``cfg`` on this machine."""
+    read = estimate_seconds(handle.name, cfg.layer, cfg.n_tokens)
+    evaluation = estimate_seconds(handle.name, cfg.layer, cfg.eval_tokens) + 3 * estimate_seconds(handle.name, handle.n_layers - 1, cfg.ce_tokens)
+    d_sae = cfg.expansion * handle.d_model
+    # encoder + decoder, forward + backward: ~12 d_in d_sae FLOPs per token, ~15 GFLOP/s here
+    train = cfg.epochs * cfg.n_tokens * 12 * handle.d_model * d_sae / 15e9
+    return read + evaluation + train
+
+
 def default_sae(handle, layer: int | None = None) -> SAE:
     """The SAE the assistant uses when none is named.
 
@@ -622,8 +658,6 @@ def default_sae(handle, layer: int | None = None) -> SAE:
     :class:`SAENotFoundError` with the command that trains one and how long it takes.
     Damaged SAEs are skipped, and if only damaged ones exist the error says so.
     """
-    from .sae_train import TrainConfig, estimate_train_seconds
-
     if layer is not None:
         from .errors import check_range
 

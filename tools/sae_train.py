@@ -33,33 +33,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import BaseModel, PrivateAttr
 
 from .errors import InputError, check_range
 from .results import Figure, ToolResult, provenance
-
-
-class TrainConfig(BaseModel):
-    """What to train. Defaults fit a 2-core CPU in minutes on SmolLM2-135M."""
-
-    layer: int
-    hook: str = "resid_post"  # a hook kind (see ModelHandle.hook_name)
-    expansion: int = Field(4, ge=1, le=64)  # d_sae = expansion * d_in
-    k: int = Field(32, ge=1)  # active latents per token
-    n_tokens: int = Field(120_000, ge=256)  # training tokens (BOS excluded)
-    window: int = Field(128, ge=8)
-    epochs: int = Field(3, ge=1, le=50)
-    batch_size: int = Field(2048, ge=16)  # at most; smaller when n_tokens / 50 is smaller
-    lr: float | None = None  # default 2e-4 / sqrt(d_sae / 16384) (Gao et al.)
-    aux_k: int | None = None  # default d_in // 2
-    aux_coef: float = 1 / 32
-    dead_after_tokens: int = Field(40_000, ge=1)  # a latent silent this long counts as dead for AuxK
-    eval_tokens: int = Field(4096, ge=64)  # held out: explained variance, L0, dead fraction
-    ce_tokens: int = Field(1024, ge=0)  # of those, CE-loss recovered on this many (3 full forward passes)
-    model_batch: int = Field(8, ge=1)  # windows per model forward
-    corpus: str = "default"
-    seed: int = 0
-    name: str | None = None
+from .sae import (  # TrainConfig and estimate_train_seconds live with the SAE format, below this module
+    SAE,
+    TrainConfig,
+    default_sae_name,
+    estimate_train_seconds,  # noqa: F401  (re-exported: callers import it from here)
+    record_throughput,
+    sae_config,
+    save_sae,
+    saes_dir,
+)
 
 
 class SAEMetrics(BaseModel):
@@ -379,7 +366,6 @@ def train_topk(
 
 
 def _train_topk(acts, d_sae, k, epochs, batch_size, lr, aux_k, aux_coef, dead_after_tokens, seed, progress, cfg_template):
-    from .sae import SAE, sae_config
 
     n, d = acts.shape
     # small budgets: shrink the batch so each epoch still takes ~50 optimizer steps
@@ -534,7 +520,6 @@ def _clip_grad_norm(params, max_norm: float) -> None:
 
 def _folded(sae, scale: float):
     """A copy of ``sae`` that reads raw activations (input scale folded into the weights)."""
-    from .sae import SAE
 
     out = SAE(sae.cfg)
     with torch.no_grad():
@@ -548,21 +533,8 @@ def _folded(sae, scale: float):
     return out
 
 
-def estimate_train_seconds(handle, cfg: TrainConfig) -> float:
-    """Rough wall time of :func:`train_sae` with ``cfg`` on this machine."""
-    from .sae import estimate_seconds
-
-    read = estimate_seconds(handle.name, cfg.layer, cfg.n_tokens)
-    evaluation = estimate_seconds(handle.name, cfg.layer, cfg.eval_tokens) + 3 * estimate_seconds(handle.name, handle.n_layers - 1, cfg.ce_tokens)
-    d_sae = cfg.expansion * handle.d_model
-    # encoder + decoder, forward + backward: ~12 d_in d_sae FLOPs per token, ~15 GFLOP/s here
-    train = cfg.epochs * cfg.n_tokens * 12 * handle.d_model * d_sae / 15e9
-    return read + evaluation + train
-
-
 def train_sae(handle, cfg: TrainConfig, progress: bool = True, save: bool = True) -> TrainResult:
     """Train, evaluate and save a TopK SAE for ``handle`` (see module docs)."""
-    from .sae import default_sae_name, record_throughput, sae_config, save_sae, saes_dir
 
     check_range("layer", cfg.layer, handle.n_layers)
     hook_name = handle.hook_name(cfg.hook, cfg.layer)

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from gnothi.ui import cli
+from gnothi.ui import cli, cli_common
 
 
 @pytest.fixture
 def on_tiny(tiny, monkeypatch, tmp_path):
     monkeypatch.setenv("GNOTHI_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(cli, "handle_from_args", lambda args: tiny)
+    monkeypatch.setattr(cli_common, "handle_from_args", lambda args: tiny)
     return tiny
 
 

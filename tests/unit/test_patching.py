@@ -299,9 +299,9 @@ def test_causal_trace_matches_hand_written_noise_and_restore(setup):
 
 
 def test_cli_patch_json_and_errors(setup, monkeypatch, capsys, tmp_path):
-    from gnothi.ui import cli
+    from gnothi.ui import cli, cli_common
 
-    monkeypatch.setattr(cli, "handle_from_args", lambda args: setup["h"])
+    monkeypatch.setattr(cli_common, "handle_from_args", lambda args: setup["h"])
     rc = cli.main(["patch", "--clean", CLEAN, "--corrupted", CORR, "--answer", " paris", "--alternative", " rome", "--json"])
     out = capsys.readouterr().out
     assert rc == 0

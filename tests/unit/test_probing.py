@@ -277,9 +277,10 @@ def test_cli_bad_file_and_list(tmp_path, capsys):
 def test_cli_json_on_tiny(planted, tmp_path, capsys, monkeypatch):
     """The documented JSON fields, end to end through the CLI (model loading swapped for the tiny handle)."""
     import gnothi.ui.cli as cli
+    import gnothi.ui.cli_common as cli_common
 
     h, words, in_a, _ = planted
-    monkeypatch.setattr(cli, "handle_from_args", lambda args: h)
+    monkeypatch.setattr(cli_common, "handle_from_args", lambda args: h)
     rows = [{"text": f"{p} {w}", "label": int(w in in_a), "group": w} for w in words for p in PREFIXES[:2]]
     f = _write(tmp_path, "cli.jsonl", "\n".join(json.dumps(r) for r in rows))
     png = tmp_path / "acc.png"

@@ -220,8 +220,9 @@ def test_cli_on_tiny(planted, saved, monkeypatch, capsys):
     import json
 
     import gnothi.ui.cli as cli
+    import gnothi.ui.cli_common as cli_common
 
-    monkeypatch.setattr(cli, "handle_from_args", lambda args: planted)
+    monkeypatch.setattr(cli_common, "handle_from_args", lambda args: planted)
 
     def run(*argv):
         rc = cli.main(list(argv))

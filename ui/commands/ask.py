@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from gnothi.ui.cli import add_model_args
+from gnothi.ui.cli_common import add_model_args
 
 
 def register(sub):
@@ -49,7 +49,7 @@ def _assistant(args):
 
     model = None
     if any(getattr(args, k, None) for k in ("model", "device", "dtype", "allow_pickle", "trust_remote_code")):
-        from gnothi.ui.cli import handle_from_args
+        from gnothi.ui.cli_common import handle_from_args
 
         model = handle_from_args(args)
     return Assistant(model=model, llm=_llm(args), db_path=args.db, planner=args.planner)
@@ -79,7 +79,7 @@ def _answer_json(ans) -> dict:
 
 def run(args) -> int:
     from gnothi.tools.errors import InputError
-    from gnothi.ui.cli import print_json
+    from gnothi.ui.cli_common import print_json
 
     if args.batch:
         return run_batch(args)

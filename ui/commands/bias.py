@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gnothi.ui.cli import add_model_args
+from gnothi.ui.cli_common import add_model_args
 
 
 def register(sub):
@@ -25,7 +25,7 @@ def register(sub):
 
 def run(args) -> int:
     from gnothi.tools import bias
-    from gnothi.ui.cli import handle_from_args, print_report, write_plot
+    from gnothi.ui.cli_common import handle_from_args, print_report, write_plot
 
     h = handle_from_args(args)
     rep = bias.bias_check(h, args.occupation, template=args.template, pair=args.pair, seed=args.seed)

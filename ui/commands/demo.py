@@ -3,7 +3,7 @@ and answer one question about it with a measurement."""
 
 from __future__ import annotations
 
-from gnothi.ui.cli import add_model_args
+from gnothi.ui.cli_common import add_model_args
 
 
 def register(sub):
@@ -17,7 +17,7 @@ def run(args) -> int:
     import torch
 
     from gnothi.tools.tokens import label
-    from gnothi.ui.cli import handle_from_args
+    from gnothi.ui.cli_common import handle_from_args
 
     h = handle_from_args(args)
     d = h.describe()

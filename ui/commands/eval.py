@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from gnothi.ui.cli import add_model_args
+from gnothi.ui.cli_common import add_model_args
 
 DEFAULT_OUT = "artifacts/evals"
 
@@ -82,7 +82,7 @@ def make_llm(base_url: str | None, model: str | None):
 def run(args) -> int:
     from pathlib import Path
 
-    from gnothi.ui.cli import print_json
+    from gnothi.ui.cli_common import print_json
 
     if args.suites and args.suites[0] == "compare":
         return run_compare(args)
@@ -114,7 +114,7 @@ def run(args) -> int:
     ctx = SuiteContext(model=args.model, llm=llm, out_dir=Path(args.out), quick=args.quick,
                        seed=args.seed, options=options)
     if args.device or args.dtype or args.allow_pickle or args.trust_remote_code:
-        from gnothi.ui.cli import handle_from_args
+        from gnothi.ui.cli_common import handle_from_args
 
         ctx.model_handle = handle_from_args(args)
     if args.seeds < 1:
@@ -134,7 +134,7 @@ def run(args) -> int:
 def run_compare(args) -> int:
     from gnothi.evals.compare import compare_runs
     from gnothi.tools.errors import InputError
-    from gnothi.ui.cli import print_json
+    from gnothi.ui.cli_common import print_json
 
     paths = args.suites[1:]
     if len(paths) != 2:

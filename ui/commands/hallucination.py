@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from gnothi.ui.cli import add_model_args
+from gnothi.ui.cli_common import add_model_args
 
 
 def register(sub):
@@ -39,7 +39,7 @@ def register(sub):
 def run(args) -> int:
     from gnothi.tools import hallucination as H
     from gnothi.tools.errors import InputError
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli_common import handle_from_args, print_json
 
     context = args.context
     if args.context_file:

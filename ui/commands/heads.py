@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gnothi.ui.cli import add_model_args
+from gnothi.ui.cli_common import add_model_args
 
 
 def register(sub):
@@ -25,7 +25,7 @@ def register(sub):
 def run(args) -> int:
     from gnothi.tools import heads
     from gnothi.tools.errors import InputError
-    from gnothi.ui.cli import handle_from_args, print_json, write_plot
+    from gnothi.ui.cli_common import handle_from_args, print_json, write_plot
 
     if args.top < 1:
         raise InputError(f"--top {args.top} lists nothing.", "Give --top 1 or more.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from gnothi.ui.cli import add_model_args
+from gnothi.ui.cli_common import add_model_args
 
 
 def register(sub):
@@ -34,7 +34,7 @@ def _units_id(handle, spec: str, layers: str) -> str:
 
 def run(args) -> int:
     from gnothi.tools.store import build_store, open_store, store_status
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli_common import handle_from_args, print_json
 
     h = handle_from_args(args)
     if args.status:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gnothi.ui.cli import add_model_args
+from gnothi.ui.cli_common import add_model_args
 
 
 def register(sub):
@@ -15,7 +15,7 @@ def register(sub):
 
 def run(args) -> int:
     from gnothi.tools.model import compare_with_hf
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli_common import handle_from_args, print_json
 
     h = handle_from_args(args)
     d = h.describe()

@@ -19,7 +19,7 @@ def register(sub):
 def run(args) -> int:
     from gnothi.tools import methods
     from gnothi.tools.errors import InputError
-    from gnothi.ui.cli import print_json
+    from gnothi.ui.cli_common import print_json
 
     if args.list:
         cards = methods.load_cards()

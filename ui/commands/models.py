@@ -21,7 +21,7 @@ def register(sub):
 
 def run(args) -> int:
     from gnothi.tools.model import list_models
-    from gnothi.ui.cli import print_json
+    from gnothi.ui.cli_common import print_json
 
     from gnothi.tools.adapter import TESTED, bridge_architectures
 

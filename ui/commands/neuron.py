@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from gnothi.ui.cli import add_model_args
+from gnothi.ui.cli_common import add_model_args
 
 
 def register(sub):
@@ -47,7 +47,7 @@ def run(args) -> int:
     from gnothi.tools.errors import InputError
     from gnothi.tools.neurons import explain_neuron, top_neurons_for_token
     from gnothi.tools.store import ensure_default_store, store_status
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli_common import handle_from_args, print_json
 
     if args.token is not None or args.text is not None:
         if not args.token or not args.text:

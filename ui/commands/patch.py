@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from gnothi.ui.cli import add_model_args
+from gnothi.ui.cli_common import add_model_args
 
 
 def _split(s: str | None) -> list[str] | None:
@@ -86,7 +86,7 @@ def _write_pngs(result, folder: str | None, stem: str) -> list[str]:
 
 def run_patch(args) -> int:
     from gnothi.tools.patching import patch
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli_common import handle_from_args, print_json
 
     h = handle_from_args(args)
     print(f"patching on {h.name}...", file=sys.stderr)
@@ -122,7 +122,7 @@ def run_patch(args) -> int:
 
 def run_trace(args) -> int:
     from gnothi.tools.patching import causal_trace
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli_common import handle_from_args, print_json
 
     h = handle_from_args(args)
     print(f"tracing on {h.name}...", file=sys.stderr)
@@ -147,7 +147,7 @@ def run_trace(args) -> int:
 
 def run_attention(args) -> int:
     from gnothi.tools.attention import attention_view
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli_common import handle_from_args, print_json
 
     h = handle_from_args(args)
     r = attention_view(h, args.prompt, layer=args.layer, heads=_split(args.heads), top=args.top)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from gnothi.ui.cli import add_model_args
+from gnothi.ui.cli_common import add_model_args
 
 
 def register(sub):
@@ -36,7 +36,7 @@ def register(sub):
 
 def run(args) -> int:
     from gnothi.tools.errors import InputError
-    from gnothi.ui.cli import handle_from_args, print_json, write_plot
+    from gnothi.ui.cli_common import handle_from_args, print_json, write_plot
 
     if args.list:
         from gnothi.tools.datasets import list_datasets

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from gnothi.ui.cli import add_model_args
+from gnothi.ui.cli_common import add_model_args
 
 
 def _common(p, sae=True):
@@ -114,7 +114,7 @@ def _sae(args, h):
 def run_train(args) -> int:
     from gnothi.tools.sae import human_seconds
     from gnothi.tools.sae_train import TrainConfig, estimate_train_seconds, train_sae
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli_common import handle_from_args, print_json
 
     kw = dict(layer=args.layer, hook=args.hook, expansion=args.expansion, k=args.k, epochs=args.epochs,
               eval_tokens=args.eval_tokens, ce_tokens=args.ce_tokens, corpus=args.corpus, name=args.name, seed=args.seed)
@@ -186,7 +186,7 @@ def _index(h, sae, tokens, corpus, force):
 
 
 def run_index(args) -> int:
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli_common import handle_from_args, print_json
 
     h = handle_from_args(args)
     sae = _sae(args, h)
@@ -205,7 +205,7 @@ def run_index(args) -> int:
 
 def run_search(args) -> int:
     from gnothi.tools.features import search_features
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli_common import handle_from_args, print_json
 
     h = handle_from_args(args)
     res = search_features(h, args.query, _sae(args, h), k=args.k, min_score=args.min_score)
@@ -222,7 +222,7 @@ def run_search(args) -> int:
 
 def run_features(args) -> int:
     from gnothi.tools.features import features_on_text
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli_common import handle_from_args, print_json
 
     h = handle_from_args(args)
     tok = args.token
@@ -254,7 +254,7 @@ def _read_lines(path):
 
 def run_contrast(args) -> int:
     from gnothi.tools.features import contrast_features
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli_common import handle_from_args, print_json
 
     a = list(args.a) + (_read_lines(args.a_file) if args.a_file else [])
     b = list(args.b) + (_read_lines(args.b_file) if args.b_file else [])
@@ -275,7 +275,7 @@ def run_contrast(args) -> int:
 
 def run_feature(args) -> int:
     from gnothi.tools.features import feature_page
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli_common import handle_from_args, print_json
 
     h = handle_from_args(args)
     page = feature_page(h, args.feature, _sae(args, h), modes=not args.no_modes, n_contexts=args.contexts)
@@ -312,7 +312,7 @@ def run_feature(args) -> int:
 
 def run_list(args) -> int:
     from gnothi.tools.sae import list_saes
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli_common import handle_from_args, print_json
 
     h = handle_from_args(args)
     saes = list_saes(h.name)
@@ -332,7 +332,7 @@ def run_list(args) -> int:
 
 def run_info(args) -> int:
     from gnothi.tools.sae import read_manifest
-    from gnothi.ui.cli import handle_from_args, print_json
+    from gnothi.ui.cli_common import handle_from_args, print_json
 
     h = handle_from_args(args)
     sae = _sae(args, h)

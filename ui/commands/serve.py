@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from gnothi.ui.cli import add_model_args
+from gnothi.ui.cli_common import add_model_args
 
 
 def register(sub):
@@ -32,7 +32,7 @@ def run(args) -> int:
     os.environ["GNOTHI_BACKGROUND"] = "0" if args.no_background else os.environ.get("GNOTHI_BACKGROUND", "1")
     handle = None
     if not args.no_preload:
-        from gnothi.ui.cli import handle_from_args
+        from gnothi.ui.cli_common import handle_from_args
 
         print("loading the model …", file=sys.stderr)
         handle = handle_from_args(args)  # a wrong --model fails here with a clear message

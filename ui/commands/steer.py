@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gnothi.ui.cli import add_model_args
+from gnothi.ui.cli_common import add_model_args
 
 
 def register(sub):
@@ -34,7 +34,7 @@ def register(sub):
 def run(args) -> int:
     from gnothi.tools import steering
     from gnothi.tools.errors import InputError
-    from gnothi.ui.cli import handle_from_args, print_report, write_plot
+    from gnothi.ui.cli_common import handle_from_args, print_report, write_plot
 
     kw = {}
     source = "concept"
