@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator
 
 from gnothi.tools.errors import SURROGATE_RE, GnothiError, InputError, describe_failure
 
-from .graph import RECURSION_LIMIT, Runtime, build_graph
+from .graph import RECURSION_LIMIT, TurnRuntime, build_graph
 from .llm import make_llm
 from .planner_offline import OfflinePlanner
 from gnothi.tools.datasets import dataset_names
@@ -131,7 +131,7 @@ class Assistant:
                 f"The conversation database {self.db_path} cannot be used ({e}).",
                 "Move or delete that file (conversations will start afresh), or pass another db_path / --db.",
             ) from None
-        self.runtime = Runtime(
+        self.runtime = TurnRuntime(
             planner=self.planner,
             offline_planner=self.offline_planner,
             agents=self.agents,

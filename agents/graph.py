@@ -78,7 +78,7 @@ def entities_of(calls: list[dict], results: list[dict]) -> dict[str, Any]:
     return ent
 
 
-class Runtime:
+class TurnRuntime:
     """What the nodes need beyond the state (built by the Assistant)."""
 
     def __init__(self, planner, offline_planner, agents: dict, get_handle: Callable[[], Any], llm=None, shape: Callable[[], dict] | None = None, datasets: Callable[[], list[str]] | None = None):
@@ -101,7 +101,7 @@ def _emit(kind: str, **data) -> None:
     w({"type": kind, "data": data, "t": time.time()})
 
 
-def build_graph(rt: Runtime, checkpointer=None):
+def build_graph(rt: TurnRuntime, checkpointer=None):
     def understand(state: TurnState) -> dict:
         t0 = time.perf_counter()
         steps = int(state.get("steps") or 0) + 1
