@@ -99,35 +99,41 @@ def _simple(tokenizer, ids: Sequence[int]) -> list[str] | None:
     return None if any("\ufffd" in t for t in texts) else texts
 
 
-def pieces(tokenizer, ids: Sequence[int]) -> list[str]:
-    """Text per token that joins to the sequence's text; a character sits on the token that
-    completes it, so a token that only starts one is ""."""
-    ids = [int(i) for i in ids]
-    simple = _simple(tokenizer, ids)
-    if simple is not None:
-        return simple
-    out = [""] * len(ids)
-    for ch, _, last in _chars([token_bytes(tokenizer, i) for i in ids]):
-        out[last] += ch
-    return out
-
-
-def labels(tokenizer, ids: Sequence[int]) -> list[str]:
-    """A readable label per token: a character split over k tokens is shown whole on each,
-    with its part: ``東(1/2)``, ``東(2/2)``."""
+def _per_token(tokenizer, ids: Sequence[int], place) -> list[str]:
+    """One string per token: each token's own text when none holds part of a character,
+    else built by ``place(out, char, first token, last token)`` for every character."""
     ids = [int(i) for i in ids]
     simple = _simple(tokenizer, ids)
     if simple is not None:
         return simple
     out = [""] * len(ids)
     for ch, first, last in _chars([token_bytes(tokenizer, i) for i in ids]):
-        if first == last:
-            out[first] += ch
-        else:
-            k = last - first + 1
-            for j in range(first, last + 1):
-                out[j] += f"{ch}({j - first + 1}/{k})"
+        place(out, ch, first, last)
     return out
+
+
+def _on_last(out: list[str], ch: str, first: int, last: int) -> None:
+    out[last] += ch
+
+
+def _on_each(out: list[str], ch: str, first: int, last: int) -> None:
+    if first == last:
+        out[first] += ch
+        return
+    for j in range(first, last + 1):
+        out[j] += f"{ch}({j - first + 1}/{last - first + 1})"
+
+
+def pieces(tokenizer, ids: Sequence[int]) -> list[str]:
+    """Text per token that joins to the sequence's text; a character sits on the token that
+    completes it, so a token that only starts one is ""."""
+    return _per_token(tokenizer, ids, _on_last)
+
+
+def labels(tokenizer, ids: Sequence[int]) -> list[str]:
+    """A readable label per token: a character split over k tokens is shown whole on each,
+    with its part: ``東(1/2)``, ``東(2/2)``."""
+    return _per_token(tokenizer, ids, _on_each)
 
 
 def find(tokens: Sequence[str], token: str | int, start: int = 0) -> int:
