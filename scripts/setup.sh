@@ -28,16 +28,22 @@ if [ "$(cat "$VENV/.gnothi-base" 2>/dev/null)" != "$base_hash" ]; then
 fi
 
 if [ "$MODE" = "test" ]; then
-    test_hash=$(hash_of requirements/constraints.txt requirements/test.txt scripts/setup.sh)
+    test_hash=$(hash_of requirements/constraints.txt requirements/test.txt)
     if [ "$(cat "$VENV/.gnothi-test" 2>/dev/null)" != "$test_hash" ]; then
-        echo "[setup] installing test dependencies (llama.cpp compiles once: ~11 min, then cached)"
+        echo "[setup] installing test dependencies"
         $PIP install -q -r requirements/test.txt
+        echo "$test_hash" > "$VENV/.gnothi-test"
+    fi
+    # the llama.cpp server is rebuilt only when its version or build flags (the lines below) change
+    llama_hash=$(grep -E 'llama-cpp-python|CMAKE_ARGS' scripts/setup.sh | sha256sum | cut -c1-16)
+    if [ "$(cat "$VENV/.gnothi-llama" 2>/dev/null)" != "$llama_hash" ]; then
+        echo "[setup] building the llama.cpp server (compiles once: ~11 min, then cached)"
         # llama.cpp compiled for a portable x86-64 (AVX2), not -march=native: its AMX kernels segfault on CPUs
         # that have AMX (ggml-org/llama.cpp#20824). --no-cache-dir: a wheel cached from a native build is not reused.
         CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" \
             $PIP install -q --no-cache-dir --force-reinstall --no-deps "llama-cpp-python==0.3.36"
         $PIP install -q "llama-cpp-python[server]==0.3.36"
-        echo "$test_hash" > "$VENV/.gnothi-test"
+        echo "$llama_hash" > "$VENV/.gnothi-llama"
     fi
     # Browser tests drive Debian's chromium (Playwright's own browser download is not used).
     if ! command -v chromium >/dev/null 2>&1; then

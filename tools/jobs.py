@@ -44,7 +44,7 @@ class Job:
         """One sentence for a reply: how far the job is, or how it ended."""
         if self.error is not None:
             return f"{self.what[0].upper()}{self.what[1:]} failed in the background: {self.error}"
-        if not self.running:
+        if self.ended is not None:
             return f"{self.what[0].upper()}{self.what[1:]} finished in the background after {self.ended - self.started:.0f} s."
         spent = time.time() - self.started
         left = self.estimate_s - spent
