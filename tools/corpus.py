@@ -130,7 +130,7 @@ _STDLIB_MODULES = [
 
 
 def _stdlib_files() -> list[Path]:
-    base = Path(sys.modules["json"].__file__).resolve().parent.parent  # .../lib/python3.X
+    base = Path(json.__file__).resolve().parent.parent  # .../lib/python3.X
     out = []
     for m in _STDLIB_MODULES:
         p = base / (m + ".py")

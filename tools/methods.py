@@ -197,8 +197,8 @@ def _value(question: str) -> float | None:
              if not re.search(r"\b(?:layers?|heads?|neurons?|features?|top|gpt|l|n|k)[- ]?$", question[:m.start()], re.I)]
     dec = [m for m in cands if "." in m.group(1)]
     after = [m for m in cands if re.search(r"\b(?:of|is|was|=|that|at|score|effect|value)\s*$", question[:m.start()], re.I)]
-    pick = (dec or after or cands or [None])[0]
-    return float(pick.group(1)) if pick else None
+    pick = (dec or after or cands)[:1]
+    return float(pick[0].group(1)) if pick else None
 
 
 def retrieve(question: str, tool_hint: str | None = None, folder: Path | None = None) -> list[MethodHit]:

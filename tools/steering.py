@@ -218,7 +218,7 @@ def direction_for(handle, source: str, layer: int | None = None, concept: str | 
 def promoted_words(handle, v: torch.Tensor, k: int = 8) -> list[str]:
     """The words a direction promotes most directly (its logit-lens reading), for measuring its effect."""
     logits = handle.unembed(handle.final_norm(v.to(handle.device).reshape(1, 1, -1)))[0, 0].float()
-    out = []
+    out: list[str] = []
     for i in logits.topk(k * 4).indices.tolist():
         raw = tok_text.label(handle.tokenizer, i)
         w = raw.strip()

@@ -154,7 +154,7 @@ def _read_batch(path: Path) -> list[dict]:
 
 
 def _done_ids(out: Path) -> set[str]:
-    done = set()
+    done: set[str] = set()
     if not out.exists():
         return done
     with out.open("rb") as f:
@@ -185,6 +185,7 @@ def run_batch(args) -> int:
     n_ok = 0
     with out.open("a", encoding="utf-8") as f:
         for k, it in enumerate(todo):
+            assert a is not None  # made above whenever there is something to do
             ans = a.ask(it["question"], thread=it.get("thread") or args.thread)
             rec = {"id": it["id"], **ans.model_dump(mode="json")}
             rec.pop("figures", None)  # figures stay in results; keep lines small

@@ -36,7 +36,7 @@ def run(args) -> int:
     from gnothi.tools.errors import InputError
     from gnothi.ui.cli_common import handle_from_args, print_report, write_plot
 
-    kw = {}
+    kw: dict = {}
     source = "concept"
     if args.neuron:
         try:
