@@ -252,6 +252,8 @@ def numbers_traceable(reply: str, results: Iterable[ToolResult | dict], allowed:
     for r in results:
         d = r.model_dump(mode="json") if hasattr(r, "model_dump") else r
         d = {k: v for k, v in d.items() if k in keep}
+        if scope == "shown" and isinstance(d.get("evidence"), list):
+            d["evidence"] = d["evidence"][:3]  # as compact_for_llm gives it
         claims: list[str] = []
         _claims_in(d, claims)
         _numbers_in(d, pool, sorted(set(claims), key=len, reverse=True))

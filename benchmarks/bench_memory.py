@@ -3,7 +3,8 @@
 ``ModelHandle.check_memory`` refuses a run whose :meth:`ModelHandle.memory_needed` passes
 ``GNOTHI_MEMORY_LIMIT_GB``; that is a promise only if the estimate is at least what the run
 takes. Each case runs in a fresh process (so its peak RSS is its own) on the bundled model,
-and the peak above the loaded model is printed beside the estimate, with their ratio.
+and its peak (``ru_maxrss``) above what was resident after loading the model is printed
+beside the estimate, with their ratio. Linux (it reads ``/proc/self/statm``).
 
     python benchmarks/bench_memory.py [--lengths 512,1024,2048] [--model NAME]
 """
@@ -25,7 +26,9 @@ kind, T, model = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None
 h = load_model(model)
 torch.set_num_threads(2)
 ids = torch.randint(100, min(h.shape.d_vocab, 40000), (1, T))
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+import gc
+gc.collect()
+base = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()  # resident now, after loading
 if kind == "logits":
     h.log_probs(ids)
     need = h.memory_needed(1, T)

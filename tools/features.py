@@ -510,7 +510,7 @@ def features_on_text(handle, text: str, sae: SAE | str | None = None, token: int
         col = f[:, u]
         pos = focus if focus is not None else int(col.argmax())
         info = by_id.get(u)
-        hits.append(FeatureHit(id=u, activation=round(float(score_vec[u]), 4), position=pos, token=tokens[pos],
+        hits.append(FeatureHit(id=u, activation=round(float(score_vec[u]), 4), position=pos, token=tokens[tok_text.completing(tokens, pos)],
                                values=[round(float(v), 4) for v in col], explanation=info.explanation if info else None,
                                score=info.score if info else None, frequency=info.frequency if info else None))
     with torch.no_grad():

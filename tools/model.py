@@ -115,6 +115,9 @@ def _newline_ids(tokenizer) -> list[int]:
     return [i for i, t in enumerate(decoded_vocab(tokenizer)) if "\n" in t and i != unk and i not in special]
 
 
+_FIXED_BYTES = 0.6e9  # a run's fixed cost (thread pools, the first allocations), measured by benchmarks/bench_memory.py
+
+
 def _ram_note() -> str:
     total = physical_memory_bytes()
     return f" (this machine has {total / 1e9:.0f} GB)" if total else ""
@@ -203,38 +206,45 @@ class ModelHandle:
                 )
 
     # ------------------------------------------------------------------ memory
-    def memory_needed(self, batch: int, seq: int, names: Sequence[str] = (), logits: bool = True) -> int:
+    def memory_needed(self, batch: int, seq: int, names: Sequence[str] = (), logits: bool = True, grad: bool = False) -> int:
         """Bytes one forward pass of ``batch`` x ``seq`` tokens needs beyond the weights: a
         fixed 0.6 GB, per token the logits and a float32 copy of them (a log-softmax) when
         ``logits``, the MLP and residual work space and each recorded hook point; per
         token pair, one layer's attention scores and their softmax (the hooks need eager
-        attention) and each recorded pattern. It is an upper
-        estimate: ``python benchmarks/bench_memory.py`` prints it beside the measured peaks."""
+        attention) and each recorded pattern. With ``grad`` (a backward pass follows) every
+        layer's work space and attention are kept for it. It is an upper estimate:
+        ``python benchmarks/bench_memory.py`` prints it beside the measured peaks."""
         b = torch.finfo(self.dtype).bits // 8 if self.dtype.is_floating_point else 4
         s = self.shape
-        per_tok = s.d_mlp * b * 4 + s.d_model * b * 8 + (s.d_vocab * (b + 4) if logits else 0)
+        kept = 2 * s.n_layers if grad else 1  # activations and their gradients, every layer
+        work = (s.d_mlp * b * 4 + s.d_model * b * 8) * kept
+        per_tok = work + (s.d_vocab * (b + 4) * (2 if grad else 1) if logits else 0)
         recorded = sum(s.d_mlp if (".mlp.hook_pre" in n or ".mlp.hook_post" in n) else s.d_model for n in names if "hook_pattern" not in n)
         n_patterns = sum("hook_pattern" in n for n in names)
-        attn = batch * s.n_heads * seq * seq * 4 * (2 + n_patterns)  # eager attention: one layer's scores and softmax at a time
-        return int(0.6e9 + batch * seq * (per_tok + recorded * 4) + attn)
+        attn = batch * s.n_heads * seq * seq * 4 * (2 * kept + n_patterns)  # eager attention: scores and softmax
+        return int(_FIXED_BYTES + batch * seq * (per_tok + recorded * 4) + attn)
 
-    def check_memory(self, batch: int, seq: int, names: Sequence[str] = (), logits: bool = True) -> None:
-        """:class:`MemoryBoundError` when :meth:`memory_needed` passes the bound
-        (``GNOTHI_MEMORY_LIMIT_GB``, by default half this machine's RAM)."""
-        limit = memory_limit_bytes()
-        need = self.memory_needed(batch, seq, names, logits)
+    def check_memory(self, batch: int, seq: int, names: Sequence[str] = (), logits: bool = True, grad: bool = False) -> None:
+        """:class:`MemoryBoundError` when :meth:`memory_needed` passes the bound:
+        ``GNOTHI_MEMORY_LIMIT_GB`` (by default half this machine's RAM), and on a GPU also
+        its free memory."""
+        limit, what_bound = memory_limit_bytes(), "GNOTHI_MEMORY_LIMIT_GB"
+        if str(self.device).startswith("cuda") and torch.cuda.is_available():
+            free = int(torch.cuda.mem_get_info(torch.device(self.device))[0])
+            if limit is None or free < limit:
+                limit, what_bound = free, "the GPU's free memory"
+        need = self.memory_needed(batch, seq, names, logits, grad)
         if limit is None or need <= limit:
             return
+        what = (f"{batch} x {seq} tokens" if batch > 1 else f"{seq} tokens") + (" with gradients" if grad else "")
+        head = f"This run of {what} would need about {need / 1e9:.1f} GB of memory, more than the bound of {limit / 1e9:.1f} GB ({what_bound})."
+        raise_it = f", or raise GNOTHI_MEMORY_LIMIT_GB (0 = no bound){_ram_note()}."
+        if self.memory_needed(batch, 1, names, logits, grad) > limit:  # not even one token fits
+            raise MemoryBoundError(head, f"The bound is below the fixed cost of a run (about {_FIXED_BYTES / 1e9:.1f} GB)" + raise_it)
         fits = max(1, seq)
-        while fits > 1 and self.memory_needed(batch, fits, names, logits) > limit:
+        while fits > 1 and self.memory_needed(batch, fits, names, logits, grad) > limit:
             fits = int(fits * 0.9)
-        what = f"{batch} x {seq} tokens" if batch > 1 else f"{seq} tokens"
-        raise MemoryBoundError(
-            f"This run of {what} would need about {need / 1e9:.1f} GB of memory, more than the bound of {limit / 1e9:.1f} GB "
-            "(GNOTHI_MEMORY_LIMIT_GB).",
-            f"Shorten the text to under about {fits} tokens" + (" or use a smaller batch" if batch > 1 else "")
-            + f", or raise GNOTHI_MEMORY_LIMIT_GB (0 = no bound){_ram_note()}.",
-        )
+        raise MemoryBoundError(head, f"Shorten the text to under about {fits} tokens" + (" or use a smaller batch" if batch > 1 else "") + raise_it)
 
     def stop_layer_for(self, names: Sequence[str]) -> int | None:
         """The earliest ``stop_at_layer`` that still fires every hook in ``names``."""
@@ -347,8 +357,8 @@ class ModelHandle:
         """
         self._validate([n for n, _ in fwd_hooks] + [n for n, _ in bwd_hooks])
         tokens = self._as_tokens(tokens_or_texts)
-        grads = 2 if (grad or bwd_hooks) else 1  # a backward pass keeps the forward's activations
-        self.check_memory(tokens.shape[0] * grads, tokens.shape[1], [n for n, _ in fwd_hooks], logits=stop_at_layer is None)
+        self.check_memory(tokens.shape[0], tokens.shape[1], [n for n, _ in fwd_hooks], logits=stop_at_layer is None,
+                          grad=bool(grad or bwd_hooks))
         with self.lock:
             if grad or bwd_hooks:
                 with torch.enable_grad():

@@ -118,9 +118,10 @@ class TokenNeuronsResult(BaseModel):
     text: str
     token: str
     position: int
-    tokens: list[str]
+    tokens: list[str]  # a label per token (a split character shown whole: 東(1/3))
     layers: list[int]
     ranked_by: str  # relative | activation
+    pieces: list[str] = Field(default_factory=list)  # per-token text that joins to the text (for the highlighted span)
     neurons: list[TokenNeuron]
     store: str | None = None
     timings: dict[str, float] = Field(default_factory=dict)
@@ -136,7 +137,8 @@ class TokenNeuronsResult(BaseModel):
                        f"{len(self.neurons)} neurons listed, ranked by {self.ranked_by}.")
         else:
             summary = f"No neuron fires above 0 on {self.token!r}."
-        spans = [TokenSpan(tokens=self.tokens, values=[1.0 if i == self.position else 0.0 for i in range(len(self.tokens))], note="the token asked about")]
+        shown = self.pieces or self.tokens
+        spans = [TokenSpan(tokens=shown, values=[1.0 if i == self.position else 0.0 for i in range(len(shown))], note="the token asked about")]
         fig = Figure(kind="bar", title=f"Neurons firing on {self.token!r}",
                      data={"labels": [f"{n.layer}.{n.neuron}" for n in self.neurons],
                            "values": [n.relative if self.ranked_by == "relative" else n.activation for n in self.neurons],
@@ -176,7 +178,8 @@ def top_neurons_for_token(
         check_range("layer", l, handle.n_layers)
     toks = handle.to_tokens(text)
     str_toks = handle.str_tokens(toks[0])
-    pos = tok_text.find(handle.token_pieces(toks[0]), token, start=1)
+    pieces = handle.token_pieces(toks[0])
+    pos = tok_text.find(pieces, token, start=1)
     names = [handle.hook_name("mlp_post", l) for l in layers]
     _, cache = handle.run_with_cache(toks, names)
     acts = torch.stack([cache[n][0, pos].float().cpu() for n in names])  # [n_layers_sel, d_mlp]
@@ -221,6 +224,6 @@ def top_neurons_for_token(
             except StoreError:
                 pass
         out.append(tn)
-    return TokenNeuronsResult(text=text, token=str_toks[pos], position=pos, tokens=str_toks, layers=layers,
+    return TokenNeuronsResult(text=text, token=str_toks[pos], position=pos, tokens=str_toks, pieces=pieces, layers=layers,
                               ranked_by="relative" if maxes is not None else "activation", neurons=out, store=st_path,
                               timings={"run_s": round(t_run - t0, 4), "total_s": round(time.perf_counter() - t0, 4)}, warnings=warnings)

@@ -96,9 +96,10 @@ def _drawable(v):
             from matplotlib import font_manager
             from matplotlib.ft2font import FT2Font
 
-            _GLYPHS = set()
+            glyphs: set[int] = set()
             for family in ("DejaVu Sans", "DejaVu Sans Mono"):
-                _GLYPHS |= set(FT2Font(font_manager.findfont(family)).get_charmap())
+                glyphs |= set(FT2Font(font_manager.findfont(family)).get_charmap())
+            _GLYPHS = glyphs  # published whole: a concurrent render never sees it half filled
         return "".join(c if ord(c) in _GLYPHS or c.isspace() else f"<U+{ord(c):04X}>" for c in v)
     if isinstance(v, dict):
         return {k: _drawable(x) for k, x in v.items()}

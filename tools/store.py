@@ -467,9 +467,10 @@ class ActivationStore:
 
     def window_tokens(self, w: int) -> list[str]:
         ids = self.windows[w]
-        if self.tokenizer is not None:
+        texts = [self.decode(int(t)) for t in ids]
+        if self.tokenizer is not None and any("\ufffd" in t or "\\x" in t for t in texts):  # a character split over tokens
             return tok_text.pieces(self.tokenizer, ids.tolist())
-        return [self.decode(int(t)) for t in ids]
+        return texts
 
     # ------------------------------------------------------------------ layers
     def _layer(self, layer: int) -> dict[str, torch.Tensor]:

@@ -142,7 +142,7 @@ def find(tokens: Sequence[str], token: str | int, start: int = 0) -> int:
     An int is a position (negative counts from the end). A string matches, from ``start``
     on: a token exactly; then one equal up to case and surrounding space; then the last
     token of a word the tokenizer split (its first occurrence); then a token of at least
-    two characters that holds it or is held by it. Anything else is an InputError that
+    two characters that holds it. Anything else is an InputError that
     lists the tokens.
     """
     n = len(tokens)
@@ -166,7 +166,15 @@ def find(tokens: Sequence[str], token: str | int, start: int = 0) -> int:
             return i
     for i in rng:
         t = tokens[i].strip().lower()
-        if len(t) >= 2 and (want in t or t in want):
+        if len(t) >= 2 and want in t:  # "Paris" in " Parisian"; never a shorter token inside what was asked
             return i
     shown = [t for t in tokens[start:]][:40]
     raise InputError(f"{token!r} is not a token of the text.", f"Pick one of its tokens, {shown}, or give a position number.")
+
+
+def completing(pieces_: Sequence[str], i: int) -> int:
+    """The position that shows token ``i``'s character: ``i`` itself, or, for a token that
+    only starts a character (an empty piece), the next token, which completes it."""
+    while i + 1 < len(pieces_) and not pieces_[i]:
+        i += 1
+    return i

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gnothi.tools.errors import GnothiError, InputError
 from gnothi.tools.results import ToolResult, provenance
+from gnothi.tools.tokens import completing
 
 from ..extract import Parsed
 
@@ -150,9 +151,8 @@ def context_lines(result: ToolResult, n: int = 3) -> list[str]:
     for sp in result.spans[:n]:
         if not sp.tokens or not sp.values:
             continue
-        m = i = max(range(len(sp.values)), key=lambda j: sp.values[j])
-        while i + 1 < len(sp.tokens) and not sp.tokens[i]:
-            i += 1  # a token that only starts a character: bold the token that completes it
+        m = max(range(len(sp.values)), key=lambda j: sp.values[j])
+        i = completing(sp.tokens, m)  # a token that only starts a character: bold the one that completes it
         lo, hi = max(0, i - 8), min(len(sp.tokens), i + 4)
         tok = sp.tokens[i]
         lead, core = tok[: len(tok) - len(tok.lstrip())], tok.strip() or tok

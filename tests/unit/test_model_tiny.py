@@ -127,3 +127,21 @@ def test_memory_needed_grows_with_what_is_recorded(tiny):
     pat = tiny.memory_needed(1, 512, [tiny.hook_name("attn_pattern", 0)], logits=False) - base
     assert pat == tiny.n_heads * 512 * 512 * 4
     assert tiny.memory_needed(2, 512, []) == 2 * (tiny.memory_needed(1, 512, []) - 0.6e9) + 0.6e9
+
+
+def test_gradient_runs_count_every_layer_and_a_bound_below_the_fixed_cost_says_so(tiny, monkeypatch):
+    from gnothi.tools.errors import MemoryBoundError
+
+    fwd, bwd = tiny.memory_needed(1, 512, []), tiny.memory_needed(1, 512, [], grad=True)
+    attn_one_layer = tiny.n_heads * 512 * 512 * 4 * 2
+    assert bwd - fwd >= (2 * tiny.n_layers - 1) * attn_one_layer  # the backward pass keeps every layer's attention
+    long_ = torch.randint(5, 50, (1, 3000))
+    monkeypatch.setenv("GNOTHI_MEMORY_LIMIT_GB", str(tiny.memory_needed(1, 3000, []) / 1e9))
+    tiny.run_with_hooks(long_)  # a forward fits exactly
+    with pytest.raises(MemoryBoundError, match="3000 tokens with gradients") as e:
+        tiny.run_with_hooks(long_, grad=True)
+    assert "smaller batch" not in e.value.fix  # one prompt: the fix is a shorter text
+    monkeypatch.setenv("GNOTHI_MEMORY_LIMIT_GB", "0.5")  # below the fixed 0.6 GB: no length fits
+    with pytest.raises(MemoryBoundError) as e:
+        tiny.logits(long_[:, :8])
+    assert "below the fixed cost" in e.value.fix and "under about" not in e.value.fix

@@ -69,6 +69,13 @@ def test_find_matches_a_split_character_on_the_token_that_completes_it(byte_bpe)
         T.find(p, len(p))
     with pytest.raises(InputError, match="not a token of the text"):
         T.find(p, "Paris")
+    # a word longer than any token is not matched by a short token inside it ("Parisian" is not " is")
+    words = ["<s>", " The", " capital", " is", " Paris"]
+    assert T.find(words, "Paris") == 4 and T.find(words, "capit") == 2
+    with pytest.raises(InputError):
+        T.find(words, "Parisian")
+    east = p.index("東")
+    assert p[east - 2:east] == ["", ""] and [T.completing(p, i) for i in (east - 2, east - 1, east, 0)] == [east, east, east, 0]
 
 
 def test_context_lines_bold_the_completed_character():

@@ -52,7 +52,8 @@ def run(args) -> int:
         raise InputError("The question is empty.", 'Ask a question, e.g. gnothi hallucination "What is the capital of Australia?"')
     h = handle_from_args(args)
     if args.eval or args.retrain:
-        _, ev = H.train_and_evaluate(h, progress=True, save=True)
+        full = args.eval  # the evaluation adds the transfer sets and the text-only controls; a retrain needs neither
+        _, ev = H.train_and_evaluate(h, progress=True, save=True, transfer=full, controls=full)
         if args.eval:
             if args.json:
                 print_json(ev)
