@@ -236,3 +236,25 @@ def test_without_background_the_turn_trains_the_detector_itself(tiny, monkeypatc
     with pytest.raises(Reached) as e:
         agent.execute(tiny, agent.validate({"question": "the cat is"}))
     assert e.value.args == (True,)
+
+
+def test_retrain_alone_trains_ahead_of_the_first_question(tiny, monkeypatch, capsys):
+    """`gnothi hallucination --retrain` with no question trains and saves the detector (no
+    transfer sets, no text-only controls: those are the evaluation's), then stops."""
+    from types import SimpleNamespace
+
+    from gnothi.ui import cli, cli_common
+
+    seen = {}
+
+    def fake_train(handle, **kw):
+        seen.update(kw)
+        return None, SimpleNamespace(auroc={"combined": 0.912})
+
+    monkeypatch.setattr(cli_common, "handle_from_args", lambda args: tiny)
+    monkeypatch.setattr(H, "train_and_evaluate", fake_train)
+    assert cli.main(["hallucination", "--retrain"]) == 0
+    out = capsys.readouterr().out
+    assert "Trained the hallucination detector for tiny-llama: held-out AUROC 0.912" in out
+    assert seen["save"] is True and seen["transfer"] is False and seen["controls"] is False
+    assert cli.main(["hallucination"]) == 2  # without --retrain a question is still needed
