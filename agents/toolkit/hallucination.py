@@ -175,6 +175,8 @@ class HallucinationDetector(ToolAgent):
                             lambda: hallucination.get_detector(handle, train=True), self.TRAIN_ESTIMATE_S)
         rep = hallucination.detect(handle, question=a.question, answer=a.answer, context=a.context, train=False)
         tr = adopt(rep.to_tool_result(), self.name)
+        if rep.detector == "trained":  # the training finished during this turn: the answer is already calibrated
+            return tr
         if before is not None and before.error is not None:
             tr.warnings.append(before.status() + " It was started again.")
         tr.warnings.append(job.status() + " Until it is ready the risk is the uncalibrated fallback; ask again then for a calibrated one.")
