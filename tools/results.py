@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from .tokens import merge_partial
+
 FigureKind = Literal["heatmap", "line", "bar", "histogram", "tokens"]
 
 
@@ -170,7 +172,7 @@ def render_png(fig: Figure, dpi: int = 110) -> bytes:
         vmax = d.get("vmax") or max([abs(v) for r in rows for v in r["values"]] or [1.0]) or 1.0
         for i, r in enumerate(rows):
             x = 0.0
-            for t, v in zip(r["tokens"], r["values"]):
+            for t, v in zip(*merge_partial(r["tokens"], r["values"])):
                 a = max(0.0, min(1.0, abs(v) / vmax))
                 color = (1.0, 1 - 0.7 * a, 1 - 0.7 * a) if v >= 0 else (1 - 0.7 * a, 1 - 0.7 * a, 1.0)
                 txt = t.replace("\n", "⏎")

@@ -178,3 +178,25 @@ def completing(pieces_: Sequence[str], i: int) -> int:
     while i + 1 < len(pieces_) and not pieces_[i]:
         i += 1
     return i
+
+
+def merge_partial(tokens_: Sequence[str], values: Sequence[float]) -> tuple[list[str], list[float]]:
+    """``(tokens, values)`` for display: each empty piece (a token that only starts a
+    character, see :func:`pieces`) is folded into the token that completes it, which keeps
+    the larger of their values by magnitude. Texts without split characters pass unchanged."""
+    if all(tokens_):
+        return list(tokens_), [float(v) for v in values]
+    out_t: list[str] = []
+    out_v: list[float] = []
+    pending: list[float] = []
+    for t, v in zip(tokens_, values):
+        if not t:
+            pending.append(float(v))
+            continue
+        out_t.append(t)
+        out_v.append(max([*pending, float(v)], key=abs))
+        pending = []
+    if pending:  # a text that ends inside a character
+        out_t.append("")
+        out_v.append(max(pending, key=abs))
+    return out_t, out_v

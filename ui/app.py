@@ -44,6 +44,7 @@ from typing import Any, Callable
 
 from gnothi.tools.errors import GnothiError, InputError, LLMError, SAEError, UnknownModelError, UnsafeWeightsError
 from gnothi.tools.bundled import BUNDLED, resolve_bundled
+from gnothi.tools.tokens import merge_partial
 
 # ----------------------------------------------------------------------------- limits
 
@@ -234,6 +235,7 @@ def error_text(e: BaseException) -> str:
 
 def token_html(tokens: list[str], values: list[float], vmax: float | None = None) -> str:
     """Tokens as inline HTML spans coloured by value (red positive, blue negative)."""
+    tokens, values = merge_partial(tokens, values)  # a character split over byte tokens is one span
     vmax = vmax or max([abs(float(v)) for v in values] or [1.0]) or 1.0
     parts = []
     for t, v in zip(tokens, values):
@@ -259,7 +261,7 @@ def spans_for_highlight(results: list, limit: int = MAX_TOKEN_ROWS) -> list[tupl
     for i, s in enumerate(rows):
         if i:
             out.append(("\n", None))
-        for t, v in zip(s.tokens, s.values):
+        for t, v in zip(*merge_partial(s.tokens, s.values)):
             out.append((t, round(float(v) / vmax, 3) if abs(v) > 1e-9 else None))
     return out
 

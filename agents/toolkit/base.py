@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gnothi.tools.errors import GnothiError, InputError
 from gnothi.tools.results import ToolResult, provenance
-from gnothi.tools.tokens import completing
+from gnothi.tools.tokens import merge_partial
 
 from ..extract import Parsed
 
@@ -151,14 +151,14 @@ def context_lines(result: ToolResult, n: int = 3) -> list[str]:
     for sp in result.spans[:n]:
         if not sp.tokens or not sp.values:
             continue
-        m = max(range(len(sp.values)), key=lambda j: sp.values[j])
-        i = completing(sp.tokens, m)  # a token that only starts a character: bold the one that completes it
-        lo, hi = max(0, i - 8), min(len(sp.tokens), i + 4)
-        tok = sp.tokens[i]
+        toks, vals = merge_partial(sp.tokens, sp.values)  # a character split over tokens is shown once
+        i = max(range(len(vals)), key=lambda j: vals[j])
+        lo, hi = max(0, i - 8), min(len(toks), i + 4)
+        tok = toks[i]
         lead, core = tok[: len(tok) - len(tok.lstrip())], tok.strip() or tok
-        text = "".join(sp.tokens[lo:i]) + lead + "**" + core + "**" + ("" if not tok.endswith(" ") else " ") + "".join(sp.tokens[i + 1:hi])
+        text = "".join(toks[lo:i]) + lead + "**" + core + "**" + ("" if not tok.endswith(" ") else " ") + "".join(toks[i + 1:hi])
         text = " ".join(text.split())
-        out.append(f"«{'…' if lo else ''}{text}{'…' if hi < len(sp.tokens) else ''}» ({num(float(sp.values[m]))})")
+        out.append(f"«{'…' if lo else ''}{text}{'…' if hi < len(toks) else ''}» ({num(vals[i])})")
     return out
 
 

@@ -100,3 +100,19 @@ def test_figures_write_characters_their_font_lacks_as_code_points():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "Glyph 26481 missing from font(s)" would raise
         assert render_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_displays_fold_a_split_character_into_one_token():
+    """Every display (reply contexts, the chat's highlights, PNG token rows) shows a split
+    character once, on the token that completes it, with the larger value of its parts."""
+    from gnothi.ui.app import spans_for_highlight, token_html
+    from gnothi.tools.results import ToolResult, TokenSpan
+
+    toks, vals = ["the", " ", "", "", "東", "", "京"], [0.0, 0.1, 5.0, -1.0, 2.0, -3.0, 1.0]
+    assert T.merge_partial(toks, vals) == (["the", " ", "東", "京"], [0.0, 0.1, 5.0, -3.0])
+    assert T.merge_partial(["a", "b"], [1, 2]) == (["a", "b"], [1.0, 2.0])
+    assert T.merge_partial(["a", ""], [1, 2]) == (["a", ""], [1.0, 2.0])  # ends inside a character
+    html = token_html(toks, vals)
+    assert html.count('class="gn-tok"') == 4 and 'title="5">東<' in html
+    r = ToolResult(tool="t", summary="s", spans=[TokenSpan(tokens=toks, values=vals)])
+    assert [t for t, _ in spans_for_highlight([r])] == ["the", " ", "東", "京"]
