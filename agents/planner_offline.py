@@ -15,10 +15,11 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from gnothi.tools.config import env_flag
 
 from .extract import (
     _QUOTE_RE, extract, fix_typos, is_followup, labelled_fields, looks_like_injection, squeeze, strip_invisible, strip_quoted,
@@ -93,7 +94,7 @@ class OfflinePlanner:
         ``router``: a trained :class:`~gnothi.agents.router.Router` and ``taggers`` the free-text argument
         readers of :mod:`~gnothi.agents.spans` (default: both trained on the dev corpus)."""
         if embedder == "auto":
-            if os.environ.get("GNOTHI_ROUTER_EMBEDDINGS", "1").lower() in ("0", "false", "no", "off"):
+            if not env_flag("GNOTHI_ROUTER_EMBEDDINGS", True):
                 embedder = None  # character n-grams only (fast start; unit tests)
             else:
                 from .embed import get_embedder

@@ -35,6 +35,13 @@ def model_cache_dir(model_name: str) -> Path:
     return p
 
 
+def env_flag(name: str, default: bool) -> bool:
+    """An on/off environment variable: 1/true/yes/on or 0/false/no/off (any case); unset or
+    anything else is ``default``."""
+    raw = os.environ.get(name, "").strip().lower()
+    return True if raw in ("1", "true", "yes", "on") else False if raw in ("0", "false", "no", "off") else default
+
+
 def physical_memory_bytes() -> int | None:
     """This machine's RAM, or None where the OS does not say."""
     try:

@@ -12,17 +12,17 @@ since its process ends with the turn.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .config import env_flag
 from .errors import describe_failure
 
 
 def background_enabled() -> bool:
-    return os.environ.get("GNOTHI_BACKGROUND", "0").strip().lower() in ("1", "true", "yes", "on")
+    return env_flag("GNOTHI_BACKGROUND", False)
 
 
 @dataclass
@@ -33,7 +33,6 @@ class Job:
     started: float = field(default_factory=time.time)
     ended: float | None = None
     error: str | None = None
-    result: Any = None
     thread: threading.Thread | None = None
 
     @property
@@ -66,18 +65,18 @@ def get(key: str) -> Job | None:
         return _JOBS.get(key)
 
 
-def start(key: str, what: str, fn: Callable[[], Any], estimate_s: float) -> tuple[Job, bool]:
-    """``(job, started_now)``: the running job under ``key``, or a new one running ``fn``
-    (also when the last one failed or finished)."""
+def start(key: str, what: str, fn: Callable[[], Any], estimate_s: float) -> Job:
+    """The running job under ``key``, or a new one running ``fn`` (also when the last one
+    failed or finished). What ``fn`` returns is not kept: it leaves its work on disk."""
     with _LOCK:
         job = _JOBS.get(key)
         if job is not None and job.running:
-            return job, False
+            return job
         job = _JOBS[key] = Job(key=key, what=what, estimate_s=float(estimate_s))
 
     def work():
         try:
-            job.result = fn()
+            fn()
         except BaseException as e:  # reported by the next turn that asks, never raised in a thread
             job.error = describe_failure(e)
         finally:
@@ -85,4 +84,4 @@ def start(key: str, what: str, fn: Callable[[], Any], estimate_s: float) -> tupl
 
     job.thread = threading.Thread(target=work, name=f"gnothi-job:{key}", daemon=True)
     job.thread.start()
-    return job, True
+    return job

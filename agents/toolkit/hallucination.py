@@ -171,8 +171,8 @@ class HallucinationDetector(ToolAgent):
         # first use in a long-lived server: train in the background, answer now with the fallback
         key = self._job_key(handle)
         before = jobs.get(key)
-        job, _ = jobs.start(key, f"training the hallucination detector for {handle.name}",
-                            lambda: hallucination.get_detector(handle, train=True), self.TRAIN_ESTIMATE_S)
+        job = jobs.start(key, f"training the hallucination detector for {handle.name}", lambda: hallucination.get_detector(handle, train=True),
+                         self.TRAIN_ESTIMATE_S)
         rep = hallucination.detect(handle, question=a.question, answer=a.answer, context=a.context, train=False)
         tr = adopt(rep.to_tool_result(), self.name)
         if rep.detector == "trained":  # the training finished during this turn: the answer is already calibrated
