@@ -324,7 +324,8 @@ def collect_features(
 # ============================================================================ fitting
 
 
-def _fit(X: np.ndarray, y: np.ndarray, C: float, seed: int):
+def fit_classifier(X: np.ndarray, y: np.ndarray, C: float, seed: int):
+    """The probe's classifier, fitted: standardized features, L2 logistic regression of strength ``C``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -395,7 +396,7 @@ def _one_blas_thread():
 
 def _probe_layer(X, y, tr, te, ctrl, control, chance, C, seed, layer) -> tuple[LayerProbe, tuple]:
     """One layer: the probe, its held-out accuracy and interval, and the control tasks."""
-    clf = _fit(X[tr], y[tr], C, seed)
+    clf = fit_classifier(X[tr], y[tr], C, seed)
     acc_k = int((clf.predict(X[te]) == y[te]).sum())
     acc = acc_k / len(te)
     lo, hi = wilson_interval(acc_k, len(te))
@@ -404,7 +405,7 @@ def _probe_layer(X, y, tr, te, ctrl, control, chance, C, seed, layer) -> tuple[L
         if yc is None or len(np.unique(yc[tr])) < 2:
             cacc[kind] = None
             continue
-        cc = _fit(X[tr], yc[tr], C, seed)
+        cc = fit_classifier(X[tr], yc[tr], C, seed)
         cacc[kind] = float((cc.predict(X[te]) == yc[te]).mean())
     c_used = cacc[control] if cacc[control] is not None else chance
     row = LayerProbe(

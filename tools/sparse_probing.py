@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from .datasets import LabeledDataset
 from .errors import InputError
-from .probing import _fit, collect_features, split_indices
+from .probing import collect_features, fit_classifier, split_indices
 
 DEFAULT_KS = (1, 2, 5, 10)
 
@@ -60,7 +60,7 @@ def _separation(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _accuracy(Xtr, ytr, Xte, yte, seed: int) -> float:
-    return float((_fit(Xtr, ytr, 1.0, seed).predict(Xte) == yte).mean())
+    return float((fit_classifier(Xtr, ytr, 1.0, seed).predict(Xte) == yte).mean())
 
 
 def top_k_accuracy(X: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray, k: int, seed: int) -> float:
