@@ -5,7 +5,8 @@
   random records pooled together.
 * :func:`detection_scores` / :func:`fuzzing_scores` -- delphi-style: can the explanation tell
   activating contexts from random ones (detection), and correctly highlighted tokens from
-  randomly highlighted ones (fuzzing)? Both are reported as AUROC (chance 0.5).
+  randomly highlighted ones (fuzzing)? Both are reported as AUROC and as balanced accuracy
+  of a yes/no call (chance 0.5 for each); see :func:`half_max_calls` for the call.
 * :func:`label_corruption` -- the sanity check from the explanation-scoring literature:
   replace a growing fraction of the true activations by random ones and watch each metric.
   A metric that does not fall as the labels lose their meaning cannot tell a good
@@ -116,20 +117,37 @@ def score_explanation(simulate, explanation: str, records: Sequence[Record]) -> 
     return pearson(np.concatenate(preds), np.concatenate([_arr(a) for _, a in records]))
 
 
-def detection_scores(simulate, explanation: str, activating: Sequence[Record], non_activating: Sequence[Record]) -> float:
-    """Detection AUROC: the simulator's max prediction per record, activating vs not."""
+def half_max_calls(scores) -> np.ndarray:
+    """The yes/no call a simulator makes on the items being judged: yes where its score
+    reaches half of the highest score among them (no everywhere when none is above 0).
+    Scale-free, so a 0-10 LLM simulator and the offline ones are called the same way."""
+    s = _arr(scores)
+    top = float(s.max()) if s.size else 0.0
+    return (s >= 0.5 * top) if top > 0 else np.zeros(s.size, dtype=bool)
+
+
+def _both(scores: list[float], labels: list[int]) -> dict[str, float]:
+    if not labels or len(set(labels)) < 2:
+        return {"auroc": float("nan"), "balanced_accuracy": float("nan")}
+    return {"auroc": auroc(scores, labels), "balanced_accuracy": balanced_accuracy(half_max_calls(scores), labels)}
+
+
+def detection_scores(simulate, explanation: str, activating: Sequence[Record], non_activating: Sequence[Record]) -> dict[str, float]:
+    """Detection: the simulator's max prediction per record, activating vs not, as AUROC and
+    as the balanced accuracy of :func:`half_max_calls` (chance 0.5 for both)."""
     if not activating or not non_activating:
-        return float("nan")
+        return _both([], [])
     pa = [float(np.max(p)) if p.size else 0.0 for p in simulate_records(simulate, explanation, activating)]
     pn = [float(np.max(p)) if p.size else 0.0 for p in simulate_records(simulate, explanation, non_activating)]
-    return auroc(pa + pn, [1] * len(pa) + [0] * len(pn))
+    return _both(pa + pn, [1] * len(pa) + [0] * len(pn))
 
 
-def fuzzing_scores(simulate, explanation: str, activating: Sequence[Record], seed: int = 0, threshold_frac: float = 0.5) -> float:
-    """Fuzzing AUROC: in each activating record mark the truly active tokens (activation
+def fuzzing_scores(simulate, explanation: str, activating: Sequence[Record], seed: int = 0, threshold_frac: float = 0.5) -> dict[str, float]:
+    """Fuzzing: in each activating record mark the truly active tokens (activation
     >= ``threshold_frac`` x the record max), and in a copy mark the same number of random
     tokens; the score of a marking is the mean simulated activation on marked tokens.
-    AUROC of correct vs random markings (chance 0.5)."""
+    AUROC of correct vs random markings, and balanced accuracy of :func:`half_max_calls`
+    on them (chance 0.5 for both)."""
     rng = np.random.default_rng(seed)
     scores, labels = [], []
     for (_toks, acts), pred in zip(activating, simulate_records(simulate, explanation, activating)):
@@ -143,7 +161,7 @@ def fuzzing_scores(simulate, explanation: str, activating: Sequence[Record], see
         rand_idx = rng.choice(a.size, size=k, replace=False)
         scores += [float(pred[true_idx].mean()), float(pred[rand_idx].mean())]
         labels += [1, 0]
-    return auroc(scores, labels) if labels else float("nan")
+    return _both(scores, labels)
 
 
 def label_corruption(

@@ -11,12 +11,17 @@ Every score stands beside its controls:
 * **random unit**: this unit's explanation simulated on the held-out records of another
   unit from the sample -- an explanation that scores well everywhere says nothing;
 * **chance** (0.5) for the delphi-style **detection** (activating vs quiet held-out
-  windows) and **fuzzing** (truly active vs randomly highlighted tokens) AUROCs, which are
-  also computed for the shuffled explanation.
+  windows) and **fuzzing** (truly active vs randomly highlighted tokens), each as AUROC and
+  as balanced accuracy of a yes/no call (:func:`gnothi.evals.metrics.half_max_calls`),
+  also computed for the shuffled explanation and the random unit.
 
+Every metric is a mean over units with a bootstrap interval over units (``*_ci_low`` /
+``*_ci_high``); ``gnothi eval --seeds N`` adds the interval over seeds. Two offline
+explainers are scored on the same units: the **refined** one (the default; see
+:mod:`gnothi.tools.explain_refine`) and the **single-pass** one it is measured against.
 Modes (clustered activating contexts, each explained) are compared with one explanation.
 With an LLM configured (``--llm-base-url``) the LLM explainer is scored the same way beside
-the offline one. A **label-corruption sanity check** replaces a growing share of the true
+them. A **label-corruption sanity check** replaces a growing share of the true
 activations by random ones and shows which metrics fall as the labels lose their meaning
 (Pearson and AUPRC are expected to; balanced accuracy and recall may not).
 
@@ -121,45 +126,59 @@ def _as_records(recs) -> list[tuple[list[str], list[float]]]:
 
 def score_units(store, units: list[tuple[int, int]], ctx: SuiteContext, explainer: Any = "offline", simulator: Any = "offline",
                 modes: bool = True, label: str = "offline") -> dict[str, Any]:
-    """Explain and score each unit with its controls; returns per-unit rows and pooled numbers."""
+    """Explain and score each unit with its controls; returns per-unit rows and pooled numbers.
+
+    Per unit: simulation Pearson, detection and fuzzing (AUROC and balanced accuracy), each
+    beside the shuffled explanation (another unit's, simulated on this unit's records) and
+    the random unit (this explanation simulated on another sampled unit's records)."""
     sim = explain.offline_simulate if simulator == "offline" else (lambda e, t: explain.llm_simulate(simulator, e, t) or explain.offline_simulate(e, t))
     reports = []
     for layer, unit in units:
         t0 = time.perf_counter()
         rep = explain.explain_unit(store, layer, unit, explainer=explainer, simulator=simulator, modes=modes)
         reports.append((rep, time.perf_counter() - t0))
+
+    def judged(layer: int, unit: int, umax: float):
+        split = store.unit_split(layer, unit)
+        quiet = [r for r in split.heldout_random if r.max_activation < 0.25 * umax]
+        return split, _as_records(split.heldout_top), _as_records(quiet)
+
     per: list[dict[str, Any]] = []
     for i, ((rep, secs), (layer, unit)) in enumerate(zip(reports, units)):
-        split = store.unit_split(layer, unit)
+        umax = rep.stats.max if rep.stats.max > 0 else 1.0
+        split, top, quiet = judged(layer, unit, umax)
         ho_top, ho_rand = split.heldout_top, split.heldout_random
         # random-unit control: this explanation on the next sampled unit's held-out records
         ol, ou = units[(i + 1) % len(units)] if len(units) > 1 else (layer, (unit + 1) % store.n_units(layer))
-        other = store.unit_split(ol, ou).heldout
-        p_o, t_o = _sim_records(sim, rep.explanation, other)
-        random_unit = M.pearson(p_o, t_o)
-        # detection / fuzzing (delphi), offline-simulated, with the shuffled explanation beside
-        umax = rep.stats.max if rep.stats.max > 0 else 1.0
-        quiet = [r for r in ho_rand if r.max_activation < 0.25 * umax]
-        det = M.detection_scores(sim, rep.explanation, _as_records(ho_top), _as_records(quiet))
-        fuz = M.fuzzing_scores(sim, rep.explanation, _as_records(ho_top), seed=ctx.seed)
+        omax = store.stats(ol, ou).max
+        osplit, otop, oquiet = judged(ol, ou, omax if omax > 0 else 1.0)
+        p_o, t_o = _sim_records(sim, rep.explanation, osplit.heldout)
         ctrl = rep.score.control_explanation or ""
-        det_c = M.detection_scores(sim, ctrl, _as_records(ho_top), _as_records(quiet)) if ctrl else 0.5
-        fuz_c = M.fuzzing_scores(sim, ctrl, _as_records(ho_top), seed=ctx.seed) if ctrl else 0.5
+        none = {"auroc": 0.5, "balanced_accuracy": 0.5}
+        det = M.detection_scores(sim, rep.explanation, top, quiet)
+        fuz = M.fuzzing_scores(sim, rep.explanation, top, seed=ctx.seed)
+        det_s = M.detection_scores(sim, ctrl, top, quiet) if ctrl else none
+        fuz_s = M.fuzzing_scores(sim, ctrl, top, seed=ctx.seed) if ctrl else none
+        det_r = M.detection_scores(sim, rep.explanation, otop, oquiet)
+        fuz_r = M.fuzzing_scores(sim, rep.explanation, otop, seed=ctx.seed)
         # predictions for the label-corruption check
         p_u, t_u = _sim_records(sim, rep.explanation, ho_top + ho_rand)
         lc = M.label_corruption(t_u, p_u, CORRUPTION_FRACTIONS, seed=ctx.seed) if t_u.size > 10 and t_u.max() > 0 else None
         m = rep.modes
-        per.append({
+        row = {
             "unit": f"{layer}.{unit}", "layer": layer, "explanation": rep.explanation,
-            "explainer": rep.explanation_detail.explainer,
-            "pearson": rep.score.pearson, "shuffled": rep.score.shuffled_pearson, "random_unit": random_unit,
+            "explainer": rep.explanation_detail.explainer, "cv_pearson": rep.explanation_detail.cv_pearson,
+            "pearson": rep.score.pearson, "shuffled": rep.score.shuffled_pearson, "random_unit": M.pearson(p_o, t_o),
             "top_pearson": rep.score.top_pearson, "random_pearson": rep.score.random_pearson,
-            "detection": det, "detection_shuffled": det_c, "fuzzing": fuz, "fuzzing_shuffled": fuz_c,
             "modes_k": m.k if m else None, "modes_union": m.union_pearson if m else None,
             "modes_single": m.single_pearson if m else None, "modes_beat_single": m.modes_beat_single if m else None,
             "max_activation": rep.stats.max, "frequency": rep.stats.frequency, "n_records": rep.score.n_records,
             "label_corruption": lc, "seconds": round(secs, 2), "warnings": rep.warnings,
-        })
+        }
+        for name, d, ds, dr in (("detection", det, det_s, det_r), ("fuzzing", fuz, fuz_s, fuz_r)):
+            for k in ("auroc", "balanced_accuracy"):
+                row[f"{name}_{k}"], row[f"{name}_{k}_shuffled"], row[f"{name}_{k}_random_unit"] = d[k], ds[k], dr[k]
+        per.append(row)
     return {"label": label, "units": per}
 
 
@@ -167,23 +186,30 @@ def pooled(per: list[dict[str, Any]], key: str) -> float:
     return M.mean([p[key] for p in per if p.get(key) is not None])
 
 
+HEADLINE = ("pearson", "detection_auroc", "detection_balanced_accuracy", "fuzzing_auroc", "fuzzing_balanced_accuracy")
+COLUMNS = ["unit", "explanation", "pearson", "shuffled expl.", "random unit", "top records only", "random records only",
+           "detection AUROC", "detection bal. acc.", "fuzzing AUROC", "fuzzing bal. acc.", "modes", "modes union", "max act.", "frequency"]
+
+
 def summarise(scored: dict[str, Any], seed: int) -> tuple[dict, dict, list[list]]:
-    """Metrics, baselines (several controls where there are several) and a per-unit table."""
+    """Metrics (each a mean over units, with a bootstrap interval over units), baselines
+    (the shuffled explanation, the random unit, and chance where there is one) and a
+    per-unit table (columns :data:`COLUMNS`)."""
     per = scored["units"]
-    vals = [p["pearson"] for p in per]
-    lo, hi = M.bootstrap_ci(vals, seed=seed)
-    metrics = {
-        "pearson": pooled(per, "pearson"),
-        "pearson_ci_low": lo,
-        "detection_auroc": pooled(per, "detection"),
-        "fuzzing_auroc": pooled(per, "fuzzing"),
-    }
-    baselines = {
-        "pearson": {"shuffled_explanation": pooled(per, "shuffled"), "random_unit": pooled(per, "random_unit")},
-        "pearson_ci_low": pooled(per, "shuffled"),
-        "detection_auroc": {"shuffled_explanation": pooled(per, "detection_shuffled"), "chance": 0.5},
-        "fuzzing_auroc": {"shuffled_explanation": pooled(per, "fuzzing_shuffled"), "chance": 0.5},
-    }
+    metrics: dict[str, Any] = {}
+    baselines: dict[str, Any] = {}
+    for key in HEADLINE:
+        own = "pearson" if key == "pearson" else key
+        vals = [p[own] for p in per if p.get(own) is not None and np.isfinite(p[own])]
+        shuffled = pooled(per, "shuffled" if key == "pearson" else f"{key}_shuffled")
+        random_unit = pooled(per, f"{key}_random_unit" if key != "pearson" else "random_unit")
+        lo, hi = M.bootstrap_ci(vals, seed=seed)
+        metrics[key], metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"] = M.mean(vals), lo, hi
+        base = {"shuffled_explanation": shuffled, "random_unit": random_unit}
+        if key != "pearson":
+            base["chance"] = 0.5
+        baselines[key] = base
+        baselines[f"{key}_ci_low"] = baselines[f"{key}_ci_high"] = shuffled  # the interval over units, read against the control's mean
     with_modes = [p for p in per if p["modes_union"] is not None]
     if with_modes:
         metrics["modes_union_pearson"] = pooled(with_modes, "modes_union")
@@ -191,9 +217,37 @@ def summarise(scored: dict[str, Any], seed: int) -> tuple[dict, dict, list[list]
         metrics["modes_beat_single_share"] = M.mean([1.0 if p["modes_beat_single"] else 0.0 for p in with_modes])
         baselines["modes_beat_single_share"] = 0.0
     rows = [[p["unit"], p["explanation"], p["pearson"], p["shuffled"], p["random_unit"], p["top_pearson"], p["random_pearson"],
-             p["detection"], p["fuzzing"],
+             p["detection_auroc"], p["detection_balanced_accuracy"], p["fuzzing_auroc"], p["fuzzing_balanced_accuracy"],
              p["modes_k"], p["modes_union"], p["max_activation"], p["frequency"]] for p in per]
     return metrics, baselines, rows
+
+
+EXPLAINERS = (("refined", "offline"), ("single_pass", "single-pass"))  # metric name, explain_unit's explainer
+
+
+def score_explainers(store, units: list[tuple[int, int]], ctx: SuiteContext, res: SuiteResult, what: str = "Units",
+                     modes: bool = True) -> list[tuple[str, dict[str, Any]]]:
+    """Score the refined and the single-pass offline explainers (and the LLM one when
+    configured) on the same units; metrics, baselines, a table per explainer and one
+    comparing them go into ``res``. Returns ``[(name, scored)]``."""
+    runs = [(name, score_units(store, units, ctx, kind, "offline", modes=modes and name == "refined", label=name)) for name, kind in EXPLAINERS]
+    if ctx.llm is not None:
+        llm_sim = ctx.llm if ctx.options.get("llm_simulator") else "offline"
+        runs.append(("llm", score_units(store, units, ctx, ctx.llm, llm_sim, modes=False, label="llm")))
+    else:
+        res.notes.append("LLM explainer: not configured (pass --llm-base-url to score it beside the offline ones).")
+    for name, scored in runs:
+        m, b, rows = summarise(scored, ctx.seed)
+        res.metrics[f"{name}_explainer"] = m
+        res.baselines[f"{name}_explainer"] = b
+        res.tables.append({"title": f"{what}, {name.replace('_', '-')} explainer (Pearson on held-out top + random records; controls beside)",
+                           "columns": COLUMNS, "rows": rows})
+    by = dict(runs)
+    cols = ["unit"] + [c for name, _ in runs for c in (f"{name} explanation", f"{name} pearson")]
+    res.tables.append({"title": f"{what}: the explainers side by side (held-out Pearson)", "columns": cols,
+                       "rows": [[rows[0]["unit"]] + [x for r in rows for x in (r["explanation"], r["pearson"])]
+                                for rows in zip(*(by[name]["units"] for name, _ in runs))]})
+    return runs
 
 
 def corruption_summary(per: list[dict[str, Any]]) -> tuple[dict, dict, dict, Figure | None]:
@@ -224,25 +278,10 @@ def run(ctx: SuiteContext) -> SuiteResult:
         raise SuiteSkipped("the store has no live units to explain")
     res = SuiteResult(suite="neurons")
     modes = bool(ctx.options.get("modes", True))
-    runs = [("offline", score_units(store, units, ctx, "offline", "offline", modes=modes, label="offline"))]
-    if ctx.llm is not None:
-        llm_sim = ctx.llm if ctx.options.get("llm_simulator") else "offline"
-        runs.append(("llm", score_units(store, units, ctx, ctx.llm, llm_sim, modes=False, label="llm")))
-    else:
-        res.notes.append("LLM explainer: not configured (pass --llm-base-url to score it beside the offline one).")
+    runs = score_explainers(store, units, ctx, res, "Units", modes=modes)
     for name, scored in runs:
-        m, b, rows = summarise(scored, ctx.seed)
-        res.metrics[f"{name}_explainer"] = m
-        res.baselines[f"{name}_explainer"] = b
-        res.tables.append({
-            "title": f"Units, {name} explainer (Pearson on held-out top + random records; controls beside)",
-            "columns": ["unit", "explanation", "pearson", "shuffled expl.", "random unit", "top records only", "random records only",
-                        "detection AUROC", "fuzzing AUROC",
-                       "modes", "modes union", "max act.", "frequency"],
-            "rows": rows,
-        })
         per = scored["units"]
-        res.figures.append(Figure(kind="line", title=f"Explanation score per unit ({name} explainer) vs controls",
+        res.figures.append(Figure(kind="line", title=f"Explanation score per unit ({name.replace('_', '-')} explainer) vs controls",
                                   data={"x": [p["unit"] for p in per],
                                         "series": {"explanation": [p["pearson"] for p in per],
                                                    "shuffled explanation": [p["shuffled"] for p in per],
@@ -259,11 +298,6 @@ def run(ctx: SuiteContext) -> SuiteResult:
                            "columns": ["metric", "at 0% corruption", "at 100% corruption", "share of units passing"],
                            "rows": [[k, lm[k], lb[k], passes[k]] for k in lm]})
         res.figures.append(fig)
-    if ctx.llm is not None and len(runs) == 2:
-        a, b2 = runs[0][1]["units"], runs[1][1]["units"]
-        res.tables.append({"title": "Offline vs LLM explainer, same units",
-                           "columns": ["unit", "offline", "offline score", "LLM", "LLM score"],
-                           "rows": [[x["unit"], x["explanation"], x["pearson"], y["explanation"], y["pearson"]] for x, y in zip(a, b2)]})
     res.provenance = {"store": store_fingerprint(store), "store_note": store_note, "units": [f"{l}.{u}" for l, u in units],
                       "dead_units_drawn": dead, "seed": ctx.seed, "simulator": "offline",
                       "corruption_fractions": list(CORRUPTION_FRACTIONS)}

@@ -36,7 +36,7 @@ from gnothi.tools import sae_train as tr
 from gnothi.tools import store as st_mod
 
 from .registry import SuiteContext, SuiteResult, SuiteSkipped, suite
-from .suite_neurons import sample_units, score_units, store_fingerprint, summarise
+from .suite_neurons import sample_units, score_explainers, store_fingerprint
 
 
 def _quick_sae(handle, ctx: SuiteContext):
@@ -200,16 +200,13 @@ def run(ctx: SuiteContext) -> SuiteResult:
             feat_note = f"feature store: {n_tokens} tokens over the SAE's features ({time.perf_counter() - t1:.0f} s)"
         feats, dead = sample_units(store, n_feat, ctx.seed)
         if feats:
-            scored = score_units(store, feats, ctx, "offline", "offline", modes=False, label="offline")
-            fm, fb, rows = summarise(scored, ctx.seed)
-            res.metrics["features"] = fm
-            res.baselines["features"] = fb
-            res.tables.append({
-                "title": "SAE features, offline explainer (Pearson on held-out top + random records; controls beside)",
-                "columns": ["feature", "explanation", "pearson", "shuffled expl.", "random unit", "top records only", "random records only",
-                            "detection AUROC", "fuzzing AUROC", "modes", "modes union", "max act.", "frequency"],
-                "rows": rows,
-            })
+            feature_res = SuiteResult(suite="sae")
+            score_explainers(store, feats, ctx, feature_res, "SAE features", modes=False)
+            for name, m in feature_res.metrics.items():  # features_refined_explainer, features_single_pass_explainer, ...
+                res.metrics[f"features_{name}"] = m
+                res.baselines[f"features_{name}"] = feature_res.baselines[name]
+            res.tables.extend(feature_res.tables)
+            res.notes.extend(feature_res.notes)
             res.provenance["feature_store"] = store_fingerprint(store)
             res.provenance["features"] = [f"{l}.{u}" for l, u in feats]
             res.provenance["dead_features_drawn"] = dead

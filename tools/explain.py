@@ -3,20 +3,26 @@
 The loop of the published explain-simulate-score work, runnable offline on a CPU:
 
 1. **Explain** from the unit's *training* records in the store (top windows minus the
-   held-out ones, plus quantile samples). Two explainers:
+   held-out ones, plus quantile samples and random windows). Three explainers:
 
-   * ``"offline"``: no LLM. Token statistics of the activating tokens: which tokens carry
-     the activation (share of the top activation mass), the token right before them, words
-     over-represented in the preceding context, and the corpus sources. The text it writes
-     is readable and has a fixed grammar (quoted tokens with percentages) that the offline
-     simulator reads back.
-   * a callable ``llm(prompt) -> str``: prompt ``prompts/explain_unit.md``. Garbage output
-     falls back to the offline explanation with a warning.
+   * ``"offline"`` (the default): the refining explainer of :mod:`gnothi.tools.explain_refine`.
+     It decomposes the activations into atomic conditions (a token, a token after another,
+     a word, a context word, a position, a kind of token), keeps those that raise a
+     cross-fitted simulation score on its own records, narrows each against its false
+     positives and stops when the score stops rising. It writes a decision list with a
+     level per clause: ``fires on "respond" after "cor" (9/10); on "ing" (4/10).``
+   * ``"single-pass"``: token statistics of the activating tokens in one pass: which tokens
+     carry the activation (share of the top activation mass), the token right before them,
+     words over-represented in the preceding context, and the corpus sources (quoted
+     tokens with percentages). Kept as the baseline the refined one is measured against.
+   * a callable ``llm(prompt) -> str``: prompt ``prompts/explain_unit.md``, shown the
+     records and the conditions the refining explainer measured. Garbage output falls
+     back to the offline explanation with a warning.
 
 2. **Simulate** per-token activations *from the explanation text alone* on held-out
-   records (held-out top windows and held-out random windows). Offline simulator: parse
-   the tokens, preceding tokens and context words an explanation names and predict
-   activation where they match. LLM simulator: ``prompts/simulate_unit.md``; unreadable
+   records (held-out top windows and held-out random windows). Offline simulator: a
+   refined explanation's clauses are read back and applied as stated; for other text,
+   the tokens, preceding tokens and context words it names are matched. LLM simulator: ``prompts/simulate_unit.md``; unreadable
    answers fall back to the offline simulator for that record, with a warning.
 
 3. **Score**: the Pearson correlation of simulated and true activations over all held-out
@@ -38,6 +44,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
+from . import explain_refine
 from .stats import pearson
 from .errors import InputError, describe_failure
 from .store import ActivationRecord, ActivationStore, UnitStats
@@ -53,13 +60,18 @@ MAX_TOKENS_NAMED = 5
 # =========================================================================== types
 
 
+OFFLINE_EXPLAINERS = ("offline", "single-pass")
+
+
 class Explanation(BaseModel):
     text: str
-    explainer: str  # offline | llm | offline (llm fallback)
+    explainer: str  # refined | single-pass | llm | refined (llm fallback) | single-pass (llm fallback)
     tokens: list[tuple[str, float]] = Field(default_factory=list)  # (token, share of activation mass)
     after: list[tuple[str, float]] = Field(default_factory=list)  # preceding tokens and their share
     context_words: list[str] = Field(default_factory=list)
     sources: list[tuple[str, float]] = Field(default_factory=list)
+    steps: list[str] = Field(default_factory=list)  # the refining explainer's accepted steps, each with its score
+    cv_pearson: float | None = None  # the refining explainer's cross-fitted score on its own records
     warnings: list[str] = Field(default_factory=list)
 
 
@@ -238,11 +250,15 @@ def _active_tokens(rec: ActivationRecord, unit_max: float) -> list[tuple[int, fl
     return [(i, a / unit_max) for i, a in enumerate(rec.activations) if a > 0 and a >= ACTIVE_FRACTION * mx]
 
 
+_DEAD = "never clearly activates positively on this corpus."
+
+
 def offline_explain(records: Sequence[ActivationRecord], random_records: Sequence[ActivationRecord] = (), unit_max: float | None = None) -> Explanation:
-    """A readable explanation from token and context statistics of activating records."""
+    """The single-pass explainer: a readable explanation from token and context statistics of
+    activating records."""
     recs = [r for r in records if r.max_activation > 0]
     if not recs:
-        return Explanation(text="never clearly activates positively on this corpus.", explainer="offline")
+        return Explanation(text=_DEAD, explainer="single-pass")
     unit_max = unit_max or max(r.max_activation for r in recs)
     mass: Counter = Counter()
     raw_forms: dict[str, Counter] = defaultdict(Counter)
@@ -303,8 +319,33 @@ def offline_explain(records: Sequence[ActivationRecord], random_records: Sequenc
         if f0 >= 0.5 and f0 >= 1.5 * b0:  # only when the source mix differs from random text
             parts.append(f"mostly in {s0} text ({round(100 * f0)}% of top records vs {round(100 * b0)}% of random ones)")
     text = "; ".join(parts) + "."
-    return Explanation(text=text, explainer="offline", tokens=[(k, round(s, 4)) for k, s in named],
+    return Explanation(text=text, explainer="single-pass", tokens=[(k, round(s, 4)) for k, s in named],
                        after=[(k, round(s, 4)) for k, s in after], context_words=ctx, sources=[(s, round(f, 4)) for s, f in sources])
+
+
+def refined_explain(records: Sequence[ActivationRecord], random_records: Sequence[ActivationRecord] = (), unit_max: float | None = None) -> Explanation:
+    """The refining explainer (:func:`gnothi.tools.explain_refine.refine`) over the same
+    records; the single-pass explanation where it finds nothing to say."""
+    recs = [r for r in records if r.max_activation > 0]
+    if not recs:
+        return Explanation(text=_DEAD, explainer="refined")
+    mx = unit_max or max(r.max_activation for r in recs)
+    rf = explain_refine.refine(records, random_records, mx)
+    if rf is None:
+        single = offline_explain(records, random_records, unit_max)
+        return single.model_copy(update={"warnings": single.warnings + ["The refining explainer found no condition that predicts this unit on "
+                                                                         "held-out records of its own; this is the single-pass explanation."]})
+    pos = [(c, lv) for c, lv in rf.conditions if lv > 0]
+    return Explanation(text=rf.text, explainer="refined", steps=rf.steps, cv_pearson=rf.cv_pearson,
+                       tokens=[(c.token, lv / 10) for c, lv in pos if c.token is not None][:MAX_TOKENS_NAMED],
+                       after=[(c.prev, lv / 10) for c, lv in pos if c.prev is not None][:3],
+                       context_words=[c.context for c, _ in pos if c.context is not None][:4])
+
+
+def explain_offline(explainer: str, records: Sequence[ActivationRecord], random_records: Sequence[ActivationRecord] = (),
+                    unit_max: float | None = None) -> Explanation:
+    """The offline explainer named ``explainer`` (``"offline"``: refined; ``"single-pass"``)."""
+    return (offline_explain if explainer == "single-pass" else refined_explain)(records, random_records, unit_max)
 
 
 # =========================================================================== offline simulator
@@ -361,7 +402,12 @@ def parse_explanation(text: str) -> ParsedExplanation:
 
 
 def offline_simulate(explanation: str | ParsedExplanation, tokens: Sequence[str]) -> list[float]:
-    """Predicted activation per token from the explanation alone (0 where nothing matches)."""
+    """Predicted activation per token from the explanation alone (0 where nothing matches): a
+    refined explanation's clauses as stated, else the tokens and contexts it names."""
+    if isinstance(explanation, str):
+        clauses = explain_refine.parse(explanation)
+        if clauses is not None:
+            return explain_refine.simulate(clauses, tokens)
     p = explanation if isinstance(explanation, ParsedExplanation) else parse_explanation(explanation)
     keys = [token_key(t) for t in tokens]
     top_w = max(p.tokens.values(), default=1.0)
@@ -393,18 +439,19 @@ def llm_explain(llm: LLM, records: Sequence[ActivationRecord], unit_max: float, 
     from gnothi import prompts
 
     shown = [r for r in records if r.max_activation > 0][:10]
-    prompt = prompts.load("explain_unit", unit=label, records="\n\n".join(_fmt_record_for_llm(r, unit_max) for r in shown))
+    measured = fallback.text if fallback.explainer == "refined" else "(none)"
+    prompt = prompts.load("explain_unit", unit=label, records="\n\n".join(_fmt_record_for_llm(r, unit_max) for r in shown), measured=measured)
     try:
         raw = llm(prompt)
     except Exception as e:  # a dead endpoint must not sink the report
         fb = fallback.model_copy()
-        fb.explainer = "offline (llm fallback)"
+        fb.explainer = f"{fallback.explainer} (llm fallback)"
         fb.warnings = fb.warnings + [f"The LLM explainer failed ({describe_failure(e)}); used the offline explanation."]
         return fb
     text = _parse_llm_explanation(raw)
     if text is None:
         fb = fallback.model_copy()
-        fb.explainer = "offline (llm fallback)"
+        fb.explainer = f"{fallback.explainer} (llm fallback)"
         fb.warnings = fb.warnings + [f"The LLM's explanation was unusable ({str(raw)[:80]!r}); used the offline explanation."]
         return fb
     return Explanation(text=text, explainer="llm")
@@ -587,15 +634,17 @@ def find_modes(store_records: Sequence[ActivationRecord], holdout_top: Sequence[
         mrecs = [r for r, lab in zip(recs, km.labels_) if lab == m]
         if not mrecs:
             continue
-        off = offline_explain(mrecs, random_train, unit_max)
-        expl = off if explainer == "offline" else llm_explain(explainer, mrecs, unit_max, off, label)
+        off = explain_offline(explainer if isinstance(explainer, str) else "offline", mrecs, random_train, unit_max)
+        expl = off if isinstance(explainer, str) else llm_explain(explainer, mrecs, unit_max, off, label)
         mho = [r for r, lab in zip(holdout_top, ho_labels) if lab == m]
         mp, _, _ = _score_on(sim, expl.text, mho + list(holdout_random))
         mm = float(np.mean([r.max_activation for r in mrecs]))
         modes.append(Mode(index=m, n_records=len(mrecs), share=round(len(mrecs) / len(recs), 4), explanation=expl.text,
                           pearson=round(mp, 4), mean_max_activation=round(mm, 4),
                           examples=[_context_text(r)[0][-60:] for r in mrecs[:3]]))
-        mode_expl.append((expl.text, mm / unit_max if unit_max > 0 else 1.0))
+        # a refined explanation states its levels on the unit's scale; other texts are scaled by the mode's typical strength
+        strength = 1.0 if explain_refine.parse(expl.text) else (mm / unit_max if unit_max > 0 else 1.0)
+        mode_expl.append((expl.text, strength))
     # union of the modes' simulations, each scaled by its typical strength
     pred, true = [], []
     for r in list(holdout_top) + list(holdout_random):
@@ -617,7 +666,9 @@ def _explain_records(store: ActivationStore, layer: int, unit: int):
 
 
 def _control_unit(store: ActivationStore, layer: int, unit: int, own: Explanation, explainer, seed: int = 0) -> tuple[int, Explanation]:
-    """Another unit's explanation (the first unit after ``n/2`` away whose explanation differs)."""
+    """Another unit's explanation by the same explainer (the first unit after ``n/2`` away
+    whose explanation differs)."""
+    offline = explainer if isinstance(explainer, str) else "offline"
     n = store.n_units(layer)
     if n < 2:
         return unit, Explanation(text="", explainer="none")
@@ -630,12 +681,12 @@ def _control_unit(store: ActivationStore, layer: int, unit: int, own: Explanatio
             continue
         train, rtrain = _explain_records(store, layer, c)
         st = store.stats(layer, c)
-        e = offline_explain(train, rtrain, st.max if st.max > 0 else None)
+        e = explain_offline(offline, train, rtrain, st.max if st.max > 0 else None)
         last = (c, e)
         if {k for k, _ in e.tokens} != own_keys and e.text != own.text:
             break
     c, e = last
-    if explainer != "offline":
+    if not isinstance(explainer, str):
         e = llm_explain(explainer, _explain_records(store, layer, c)[0], store.stats(layer, c).max, e, f"unit {layer}.{c}")
     return c, e
 
@@ -652,13 +703,15 @@ def explain_unit(
 ) -> UnitReport:
     """Explain, simulate and score one unit (neuron or SAE feature) from the store.
 
-    ``explainer``/``simulator``: ``"offline"`` or a callable ``llm(prompt) -> str``.
+    ``explainer``: ``"offline"`` (the refining explainer), ``"single-pass"`` or a callable
+    ``llm(prompt) -> str``; ``simulator``: ``"offline"`` or such a callable.
     ``modes``: also cluster the activating contexts and score per-mode explanations.
     """
     t0 = time.perf_counter()
-    for name, v in (("explainer", explainer), ("simulator", simulator)):
-        if not (v == "offline" or callable(v)):
-            raise InputError(f"{name} must be 'offline' or a callable llm(prompt) -> str, got {v!r}.", f"Pass {name}='offline' or a function.")
+    for name, v, ok in (("explainer", explainer, OFFLINE_EXPLAINERS), ("simulator", simulator, ("offline",))):
+        if not (v in ok or callable(v)):
+            raise InputError(f"{name} must be {' or '.join(map(repr, ok))} or a callable llm(prompt) -> str, got {v!r}.",
+                             f"Pass {name}='offline' or a function.")
     store.check_unit(layer, unit)
     label = unit_label(store.kind, layer, unit)
     st = store.stats(layer, unit)
@@ -667,8 +720,8 @@ def explain_unit(
     ho_top, ho_rand = split.heldout_top, split.heldout_random
     t_read = time.perf_counter()
     unit_max = st.max if st.max > 0 else None
-    off = offline_explain(train, rtrain, unit_max)
-    expl = off if explainer == "offline" else llm_explain(explainer, train, st.max, off, label)
+    off = explain_offline(explainer if isinstance(explainer, str) else "offline", train, rtrain, unit_max)
+    expl = off if isinstance(explainer, str) else llm_explain(explainer, train, st.max, off, label)
     t_expl = time.perf_counter()
     s = score_explanation(expl.text, ho_top, ho_rand, simulator)
     cu, ce = _control_unit(store, layer, unit, expl, explainer)

@@ -210,7 +210,7 @@ def index_features(
             bar.update(1)
             continue
         split = store.unit_split(layer, u)
-        ex = offline_explain(split.explain, split.explain_random, st.max)
+        ex = offline_explain(split.explain, split.explain_random, st.max)  # single-pass: the index explains every feature, so it must be fast
         sc = score_explanation(ex.text, split.heldout_top, split.heldout_random, "offline")
         p = sc.get("pearson")
         feats.append(FeatureInfo(

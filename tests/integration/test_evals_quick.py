@@ -42,8 +42,8 @@ def test_quick_tier(bundled, tmp_path):
     b = rep.suites["bias"].result  # retrieval beats keyword overlap; steering beats a random direction and no steering
     assert b.metrics["group_difference_nats"] > b.baselines["group_difference_nats"]["neutral_pair"]
     assert rep.suites["patching"].status == "passed", rep.suites["patching"].result.metrics
-    m = ran["neurons"].result.metrics["offline_explainer"]
-    b = ran["neurons"].result.baselines["offline_explainer"]
+    m = ran["neurons"].result.metrics["refined_explainer"]
+    b = ran["neurons"].result.baselines["refined_explainer"]
     assert m["pearson"] > b["pearson"]["shuffled_explanation"]
     assert rep.suites["sae"].status == "passed", ran["sae"].result.metrics
     sp, spb = ran["sae"].result.metrics["sparse_probing"], ran["sae"].result.baselines["sparse_probing"]

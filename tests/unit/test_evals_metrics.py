@@ -37,10 +37,19 @@ def test_record_scores_tell_right_from_wrong_explanations():
     right, wrong = "fires on cat", "fires on sea"
     assert M.score_explanation(_word_sim, right, recs) == pytest.approx(1.0)
     assert abs(M.score_explanation(_word_sim, wrong, recs)) < 0.3
-    assert M.detection_scores(_word_sim, right, recs, quiet) > 0.9
-    assert M.detection_scores(_word_sim, wrong, recs, quiet) < 0.8
-    assert M.fuzzing_scores(_word_sim, right, recs) > 0.95
-    assert M.fuzzing_scores(_word_sim, wrong, recs) == pytest.approx(0.5, abs=0.2)
+    recs = [r for r in recs if "cat" in r[0]]
+    det, det_w = M.detection_scores(_word_sim, right, recs, quiet), M.detection_scores(_word_sim, wrong, recs, quiet)
+    assert det == {"auroc": 1.0, "balanced_accuracy": 1.0}
+    assert det_w["auroc"] < 0.8 and det_w["balanced_accuracy"] < 0.8
+    fuz, fuz_w = M.fuzzing_scores(_word_sim, right, recs), M.fuzzing_scores(_word_sim, wrong, recs)
+    assert fuz["auroc"] > 0.95 and fuz["balanced_accuracy"] > 0.9  # a random marking can land on "cat" too
+    assert fuz_w["auroc"] == pytest.approx(0.5, abs=0.2) and fuz_w["balanced_accuracy"] == pytest.approx(0.5, abs=0.2)
+
+
+def test_half_max_calls():
+    assert M.half_max_calls([10, 5, 4.9, 0, -3]).tolist() == [True, True, False, False, False]
+    assert M.half_max_calls([0, 0, -1]).tolist() == [False, False, False]  # nothing predicted: no "yes"
+    assert M.balanced_accuracy(M.half_max_calls([8, 6, 1, 2]), [1, 1, 0, 0]) == 1.0
 
 
 def test_label_corruption_curves_fall_for_a_good_prediction():

@@ -35,7 +35,7 @@ def test_neurons_suite_on_tiny_model(tiny, cache):
     r = rep.suites["neurons"]
     assert r.status == "ok", r.reason
     assert r.missing_baselines == []
-    m, b = r.result.metrics["offline_explainer"], r.result.baselines["offline_explainer"]
+    m, b = r.result.metrics["refined_explainer"], r.result.baselines["refined_explainer"]
     # the headline is the mean over the units' rows, and each row carries its own controls
     units = r.result.tables[0]
     col = {c: k for k, c in enumerate(units["columns"])}
@@ -43,6 +43,11 @@ def test_neurons_suite_on_tiny_model(tiny, cache):
     assert len(rows) == 3 and abs(m["pearson"] - sum(x[col["pearson"]] for x in rows) / 3) < 1e-3
     assert abs(b["pearson"]["shuffled_explanation"] - sum(x[col["shuffled expl."]] for x in rows) / 3) < 1e-3
     assert set(b["pearson"]) == {"shuffled_explanation", "random_unit"}
+    assert set(b["detection_balanced_accuracy"]) == {"shuffled_explanation", "random_unit", "chance"}
+    assert m["pearson_ci_low"] <= m["pearson"] <= m["pearson_ci_high"]
+    assert "single_pass_explainer" in r.result.metrics  # the baseline explainer is scored on the same units
+    side = r.result.tables[-2 if "label_corruption_clean" in r.result.metrics else -1]
+    assert side["columns"][:3] == ["unit", "refined explanation", "refined pearson"] and len(side["rows"]) == 3
     assert r.result.provenance["store"]["hash"] and len(r.result.provenance["units"]) == 3
     assert "label_corruption_clean" in r.result.metrics
 

@@ -49,8 +49,8 @@ def test_heldout_records_never_reach_the_explainer(store, monkeypatch):
             caught += bool(raw & sp.heldout_windows())
     assert caught > 0  # the store's own samples do overlap the held-out ones: the split has work to do
     seen = []
-    real = E.offline_explain
-    monkeypatch.setattr(E, "offline_explain", lambda recs, rand=(), mx=None: seen.append({r.window for r in [*recs, *rand]}) or real(recs, rand, mx))
+    real = E.explain_offline
+    monkeypatch.setattr(E, "explain_offline", lambda kind, recs, rand=(), mx=None: seen.append({r.window for r in [*recs, *rand]}) or real(kind, recs, rand, mx))
     rep = E.explain_unit(store, 0, CAT_NEURON, modes=False)
     held = {r.window for r in rep.heldout}
     assert seen[0] and held and not seen[0] & held and set(rep.explained_windows) == seen[0]
@@ -106,12 +106,15 @@ def test_llm_explainer_and_simulator_callables(store):
     assert rep.explanation_detail.explainer == "llm" and rep.explanation == 'the word "cat".'
     assert rep.score.simulator == "llm" and rep.score.pearson > 0.9 and not rep.warnings
     assert any("<start>" in p for p in prompts_seen)
+    # the LLM is shown what the refining explainer measured on the same records
+    asked = next(p for p in prompts_seen if "<start>" in p)
+    assert '"cat"' in asked.split("Conditions measured", 1)[1] and "/10)" in asked
 
     def garbage(prompt: str) -> str:
         return "}}}{{ 42 ###"
 
     rep2 = explain_unit(store, 0, CAT_NEURON, explainer=garbage, simulator=garbage, modes=False)
-    assert rep2.explanation_detail.explainer == "offline (llm fallback)"
+    assert rep2.explanation_detail.explainer == "refined (llm fallback)"
     assert any("unusable" in w for w in rep2.warnings) and any("simulator" in w for w in rep2.warnings)
     assert rep2.score.pearson > 0.9  # the fallback still measures
 
