@@ -126,10 +126,11 @@ def half_max_calls(scores) -> np.ndarray:
     return (s >= 0.5 * top) if top > 0 else np.zeros(s.size, dtype=bool)
 
 
-def _both(scores: list[float], labels: list[int]) -> dict[str, float]:
+def _both(scores: list[float], labels: list[int], calls: Sequence[bool] | None = None) -> dict[str, float]:
     if not labels or len(set(labels)) < 2:
         return {"auroc": float("nan"), "balanced_accuracy": float("nan")}
-    return {"auroc": auroc(scores, labels), "balanced_accuracy": balanced_accuracy(half_max_calls(scores), labels)}
+    calls = half_max_calls(scores) if calls is None else calls
+    return {"auroc": auroc(scores, labels), "balanced_accuracy": balanced_accuracy(calls, labels)}
 
 
 def detection_scores(simulate, explanation: str, activating: Sequence[Record], non_activating: Sequence[Record]) -> dict[str, float]:
@@ -146,10 +147,13 @@ def fuzzing_scores(simulate, explanation: str, activating: Sequence[Record], see
     """Fuzzing: in each activating record mark the truly active tokens (activation
     >= ``threshold_frac`` x the record max), and in a copy mark the same number of random
     tokens; the score of a marking is the mean simulated activation on marked tokens.
-    AUROC of correct vs random markings, and balanced accuracy of :func:`half_max_calls`
-    on them (chance 0.5 for both)."""
+    AUROC of correct vs random markings (chance 0.5), and the balanced accuracy of a
+    yes/no call made on each marked record alone, as delphi's judge does: "yes" when the
+    marked tokens' mean simulation reaches half of the simulation's peak in that record.
+    (A call pooled over all records, :func:`half_max_calls`, would let one record's peak
+    decide the others'.)"""
     rng = np.random.default_rng(seed)
-    scores, labels = [], []
+    scores, labels, calls = [], [], []
     for (_toks, acts), pred in zip(activating, simulate_records(simulate, explanation, activating)):
         a = _arr(acts)
         if a.size < 2 or a.max() <= 0:
@@ -159,9 +163,13 @@ def fuzzing_scores(simulate, explanation: str, activating: Sequence[Record], see
         if k == 0 or k >= a.size:
             continue
         rand_idx = rng.choice(a.size, size=k, replace=False)
-        scores += [float(pred[true_idx].mean()), float(pred[rand_idx].mean())]
-        labels += [1, 0]
-    return _both(scores, labels)
+        peak = float(pred.max())
+        for idx, label in ((true_idx, 1), (rand_idx, 0)):
+            v = float(pred[idx].mean())
+            scores.append(v)
+            labels.append(label)
+            calls.append(peak > 0 and v >= 0.5 * peak)
+    return _both(scores, labels, calls)
 
 
 def label_corruption(

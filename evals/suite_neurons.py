@@ -222,6 +222,21 @@ def summarise(scored: dict[str, Any], seed: int) -> tuple[dict, dict, list[list]
     return metrics, baselines, rows
 
 
+def selectivity(store, units: list[tuple[int, int]]) -> tuple[dict[str, float], dict[str, float]]:
+    """How selective the store's top contexts are: per unit, the mean peak of its top-k
+    windows as a share of its maximum over the corpus, beside the same for the store's
+    random windows (the control), averaged over units."""
+    top, rand = [], []
+    for layer, unit in units:
+        mx = store.stats(layer, unit).max
+        if mx <= 0:
+            continue
+        top.append(M.mean([r.max_activation for r in store.top_records(layer, unit)]) / mx)
+        rand.append(M.mean([r.max_activation for r in store.random_records(layer, unit)]) / mx)
+    return ({"top_context_peak_share": M.mean(top), "n_tokens": float(store.n_tokens)},
+            {"top_context_peak_share": M.mean(rand), "n_tokens": float(store.n_tokens)})
+
+
 EXPLAINERS = (("refined", "offline"), ("single_pass", "single-pass"))  # metric name, explain_unit's explainer
 
 
@@ -279,6 +294,7 @@ def run(ctx: SuiteContext) -> SuiteResult:
     res = SuiteResult(suite="neurons")
     modes = bool(ctx.options.get("modes", True))
     runs = score_explainers(store, units, ctx, res, "Units", modes=modes)
+    res.metrics["store"], res.baselines["store"] = selectivity(store, units)
     for name, scored in runs:
         per = scored["units"]
         res.figures.append(Figure(kind="line", title=f"Explanation score per unit ({name.replace('_', '-')} explainer) vs controls",

@@ -60,8 +60,9 @@ DEFAULT_N_RANDOM = 32
 DEFAULT_WINDOW = 64
 DEFAULT_CHUNK_TOKENS = 8192
 DEFAULT_BATCH = 16
-# the default store of a model: every layer, this many tokens of the default corpus
-DEFAULT_STORE_TOKENS = 16384
+# the default store of a model: every layer, this many tokens of the default corpus (`gnothi index --quick`: the smaller one)
+DEFAULT_STORE_TOKENS = 131072
+QUICK_STORE_TOKENS = 16384
 QUANTILE_FLOOR = 0.25  # quantile samples: windows reaching >= this share of the running max
 HOLDOUT_EVERY = 3  # top records with rank % 3 == 2 are held out for scoring
 

@@ -44,6 +44,7 @@ from typing import Any, Callable
 
 from gnothi.tools.errors import GnothiError, InputError, LLMError, SAEError, UnknownModelError, UnsafeWeightsError
 from gnothi.tools.bundled import BUNDLED, resolve_bundled
+from gnothi.tools.store import DEFAULT_STORE_TOKENS
 from gnothi.tools.tokens import merge_partial
 
 # ----------------------------------------------------------------------------- limits
@@ -871,7 +872,7 @@ def build_app(
                             store_refresh = gr.Button("Refresh", size="sm", elem_id="gn-store-refresh")
                             store_build = gr.Button("Build", size="sm", variant="primary", elem_id="gn-store-build")
                             store_cancel = gr.Button("Cancel", size="sm", variant="stop", elem_id="gn-store-cancel")
-                        store_tokens = gr.Number(value=16384, precision=0, minimum=64, maximum=5_000_000, label="Tokens to index", elem_id="gn-store-tokens")
+                        store_tokens = gr.Number(value=DEFAULT_STORE_TOKENS, precision=0, minimum=64, maximum=5_000_000, label="Tokens to index", elem_id="gn-store-tokens")
                         store_bar = gr.Slider(0, 100, value=0, label="Build progress (%)", interactive=False, elem_id="gn-store-bar")
 
         # ================================================================ handlers

@@ -64,3 +64,17 @@ def test_label_corruption_curves_fall_for_a_good_prediction():
     # a prediction with no signal never passes
     noise = M.label_corruption(t, rng.normal(size=t.size), seed=0)
     assert not noise["passes"]["pearson"]
+
+
+def test_fuzzing_calls_each_record_on_its_own_scale():
+    """A weak record whose marked tokens are exactly where its simulation peaks is called
+    right, however strong another record is (a call pooled over records would say no)."""
+    def sim(_expl, toks):
+        return [float(t[1:]) if t.startswith("y") else 0.0 for t in toks]
+
+    strong = (["a"] * 5 + ["y10"] + ["a"] * 14, [0.0] * 5 + [10.0] + [0.0] * 14)
+    weak = (["a"] * 12 + ["y1"] + ["a"] * 7, [0.0] * 12 + [1.0] + [0.0] * 7)
+    out = M.fuzzing_scores(sim, "", [strong, weak], seed=1)  # (seed 0 draws a random marking onto the true token)
+    assert out["balanced_accuracy"] == 1.0 and out["auroc"] == 1.0
+    pooled = M.balanced_accuracy(M.half_max_calls([10.0, 0.0, 1.0, 0.0]), [1, 0, 1, 0])
+    assert pooled == 0.75  # what the pooled call would have said

@@ -369,3 +369,19 @@ def test_a_build_killed_with_sigkill_resumes_to_the_clean_result(tmp_path):
     for f in files:
         assert (pa / f).read_bytes() == (pc / f).read_bytes(), f
     assert ActivationStore(pc).stats(0, CAT_NEURON) == a.stats(0, CAT_NEURON)
+
+
+def test_cli_index_says_how_long_before_it_builds(tiny, tmp_path, monkeypatch, capsys):
+    import gnothi.ui.cli as cli
+    import gnothi.ui.cli_common as cli_common
+    from gnothi.tools.store import DEFAULT_STORE_TOKENS, QUICK_STORE_TOKENS
+
+    assert DEFAULT_STORE_TOKENS == 8 * QUICK_STORE_TOKENS
+    monkeypatch.setenv("GNOTHI_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(cli_common, "handle_from_args", lambda args: tiny)
+    assert cli.main(["index", "--tokens", "512", "--layers", "0"]) == 0
+    out, err = capsys.readouterr()
+    assert "streaming 512 tokens through 1 layer(s): about" in err  # the estimate comes before the build
+    assert "Built the mlp store: 512 tokens" in out and "estimated" in out
+    assert cli.main(["index", "--quick", "--tokens", "512"]) != 0
+    assert "--quick and --tokens" in capsys.readouterr().err

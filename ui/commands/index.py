@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 
 from gnothi.ui.cli_common import add_model_args
 
 
 def register(sub):
-    from gnothi.tools.store import DEFAULT_STORE_TOKENS, DEFAULT_WINDOW
+    from gnothi.tools.store import DEFAULT_STORE_TOKENS, DEFAULT_WINDOW, QUICK_STORE_TOKENS
 
     p = sub.add_parser("index", help="stream a corpus through the model once and store what each neuron/feature responds to")
     add_model_args(p)
     p.add_argument("--layers", default="all", help="layers to index: 'all' or e.g. '0,5,10-12', '-1' for the last (default: all)")
     p.add_argument("--units", default="mlp", help="mlp (MLP neurons) or sae:PATH (an SAE folder in SAELens format)")
     p.add_argument("--corpus", default="default", help="'default' (offline text from installed packages) or a .txt/.jsonl file or folder")
-    p.add_argument("--tokens", type=int, default=DEFAULT_STORE_TOKENS, help=f"tokens to stream (default {DEFAULT_STORE_TOKENS})")
+    p.add_argument("--tokens", type=int, default=None, help=f"tokens to stream (default {DEFAULT_STORE_TOKENS:,})")
+    p.add_argument("--quick", action="store_true", help=f"a smaller store of {QUICK_STORE_TOKENS:,} tokens (an eighth of the build time; less selective top contexts)")
     p.add_argument("--window", type=int, default=DEFAULT_WINDOW, help=f"tokens per record window (default {DEFAULT_WINDOW})")
     p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
     p.add_argument("--seed", type=int, default=0)
@@ -51,7 +53,20 @@ def run(args) -> int:
         store.check_unit(args.export[0], args.export[1])
         print_json(store.export_unit(args.export[0], args.export[1]))
         return 0
-    rep = build_store(h, args.units, args.corpus, n_tokens=args.tokens, layers=args.layers, window=args.window,
+    from gnothi.tools.errors import InputError
+    from gnothi.tools.store import DEFAULT_STORE_TOKENS, QUICK_STORE_TOKENS, estimate_build_seconds
+    from gnothi.tools.units import units_from_spec
+
+    if args.quick and args.tokens is not None:
+        raise InputError("--quick and --tokens both set the store's size.", f"Use one: --quick is --tokens {QUICK_STORE_TOKENS}.")
+    n_tokens = args.tokens or (QUICK_STORE_TOKENS if args.quick else DEFAULT_STORE_TOKENS)
+    n_layers = len(units_from_spec(h, args.units, args.layers).layers)
+    est = estimate_build_seconds(h, n_tokens, n_layers)
+    if not args.quiet:
+        print(f"[gnothi] streaming {n_tokens:,} tokens through {n_layers} layer(s): about {_duration(est)} here "
+              "(from the last build's speed on this machine, else from the model's size); a store with these settings is reused, "
+              "an interrupted build resumes.", file=sys.stderr)
+    rep = build_store(h, args.units, args.corpus, n_tokens=n_tokens, layers=args.layers, window=args.window,
                       batch_size=args.batch_size, seed=args.seed, force=args.force, progress=not args.quiet)
     if args.json:
         print_json(rep)
@@ -62,5 +77,9 @@ def run(args) -> int:
         verb = "Now the"
     print(f"{verb} {rep.units_id} store: {rep.n_tokens} tokens, layers {rep.layers[0]}-{rep.layers[-1]} ({len(rep.layers)}), "
           f"{rep.size_mb:.0f} MB, {rep.tokens_per_second:.0f} tokens/s" + (f", resumed after {rep.resumed_from_tokens} tokens" if rep.resumed_from_tokens else ""))
-    print(f"  at {rep.path}")
+    print(f"  at {rep.path}" + ("" if rep.reused else f" (took {_duration(rep.seconds)}; estimated {_duration(est)})"))
     return 0
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
