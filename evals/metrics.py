@@ -129,8 +129,8 @@ def half_max_calls(scores) -> np.ndarray:
 def _both(scores: list[float], labels: list[int], calls: Sequence[bool] | None = None) -> dict[str, float]:
     if not labels or len(set(labels)) < 2:
         return {"auroc": float("nan"), "balanced_accuracy": float("nan")}
-    calls = half_max_calls(scores) if calls is None else calls
-    return {"auroc": auroc(scores, labels), "balanced_accuracy": balanced_accuracy(calls, labels)}
+    said = half_max_calls(scores) if calls is None else np.asarray(calls, dtype=bool)
+    return {"auroc": auroc(scores, labels), "balanced_accuracy": balanced_accuracy(said, labels)}
 
 
 def detection_scores(simulate, explanation: str, activating: Sequence[Record], non_activating: Sequence[Record]) -> dict[str, float]:

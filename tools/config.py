@@ -42,6 +42,15 @@ def env_flag(name: str, default: bool) -> bool:
     return True if raw in ("1", "true", "yes", "on") else False if raw in ("0", "false", "no", "off") else default
 
 
+def env_int(name: str, default: int, minimum: int | None = None) -> int:
+    """A whole-number environment variable; unset, unreadable or below ``minimum`` is ``default``."""
+    try:
+        v = int(os.environ.get(name, "").strip())
+    except ValueError:
+        return default
+    return default if minimum is not None and v < minimum else v
+
+
 def physical_memory_bytes() -> int | None:
     """This machine's RAM, or None where the OS does not say."""
     try:

@@ -22,7 +22,7 @@ The loop of the published explain-simulate-score work, runnable offline on a CPU
 2. **Simulate** per-token activations *from the explanation text alone* on held-out
    records (held-out top windows and held-out random windows). Offline simulator: a
    refined explanation's clauses are read back and applied as stated; for other text,
-   the tokens, preceding tokens and context words it names are matched. LLM simulator: ``prompts/simulate_unit.md``; unreadable
+   the tokens, preceding tokens and context words it names are matched. LLM simulator: ``prompts/simulate_units.md``, a few records a call, within a call budget per unit; unreadable
    answers fall back to the offline simulator for that record, with a warning.
 
 3. **Score**: the Pearson correlation of simulated and true activations over all held-out
@@ -426,9 +426,14 @@ def offline_simulate(explanation: str | ParsedExplanation, tokens: Sequence[str]
 # =========================================================================== LLM explainer / simulator
 
 
+LLM_EXPLAIN_RECORDS = 6  # records shown to an LLM explainer ...
+LLM_EXPLAIN_SPAN = 24  # ... each cut to this many tokens around its peak (a prompt that fits a 2,048-token context)
+
+
 def _fmt_record_for_llm(rec: ActivationRecord, unit_max: float) -> str:
     lines = []
-    for t, a in zip(rec.tokens, rec.activations):
+    start = max(1, min(rec.argmax - LLM_EXPLAIN_SPAN * 2 // 3, len(rec.tokens) - LLM_EXPLAIN_SPAN))
+    for t, a in list(zip(rec.tokens, rec.activations))[start: start + LLM_EXPLAIN_SPAN]:
         v = 0 if unit_max <= 0 else max(0, min(10, round(10 * a / unit_max)))
         lines.append(f"{t!r}\t{v}")
     return "<start>\n" + "\n".join(lines) + "\n<end>"
@@ -438,7 +443,7 @@ def llm_explain(llm: LLM, records: Sequence[ActivationRecord], unit_max: float, 
     """Ask ``llm`` for an explanation (prompt ``explain_unit``); garbage -> ``fallback`` + warning."""
     from gnothi import prompts
 
-    shown = [r for r in records if r.max_activation > 0][:10]
+    shown = [r for r in records if r.max_activation > 0][:LLM_EXPLAIN_RECORDS]
     measured = fallback.text if fallback.explainer == "refined" else "(none)"
     prompt = prompts.load("explain_unit", unit=label, records="\n\n".join(_fmt_record_for_llm(r, unit_max) for r in shown), measured=measured)
     try:
@@ -474,58 +479,121 @@ def _parse_llm_explanation(raw: Any) -> str | None:
 
 
 def llm_simulate(llm: LLM, explanation: str, tokens: Sequence[str]) -> list[float] | None:
-    """Ask ``llm`` to predict 0-10 per token (prompt ``simulate_unit``); None if unreadable."""
-    from gnothi import prompts
-
-    listing = "\n".join(f"{i}\t{t!r}" for i, t in enumerate(tokens))
-    try:
-        raw = llm(prompts.load("simulate_unit", explanation=explanation, tokens=listing, n=len(tokens)))
-    except Exception:
-        return None
-    if not isinstance(raw, str):
-        return None
-    vals: dict[int, float] = {}
-    two = re.compile(r"^\s*(\d+)\s*[\t:,|=\-]+\s*(\d+(?:\.\d+)?)\s*$")  # index<TAB>value
-    three = re.compile(r"^\s*(\d+)\s*[\t:,|\-]+\s*('[^']*'|\"[^\"]*\"|\S+)\s*[\t:,|=\-]+\s*(\d+(?:\.\d+)?)\s*$")  # index token value
-    for line in raw.splitlines():
-        m = two.match(line)
-        if m:
-            i, v = int(m.group(1)), float(m.group(2))
-        else:
-            m = three.match(line)
-            if not m:
-                continue
-            i, v = int(m.group(1)), float(m.group(3))
-        if 0 <= i < len(tokens) and 0 <= v <= 10:
-            vals[i] = v
-    if len(vals) < 0.5 * len(tokens):
-        return None
-    return [vals.get(i, 0.0) for i in range(len(tokens))]
+    """Ask ``llm`` to predict 0-10 per token of one record; None if unreadable."""
+    return llm_simulate_batch(llm, explanation, [tokens])[0]
 
 
 # =========================================================================== scoring
 
 
+LLM_TOKENS_PER_CALL = 128  # record tokens simulated in one LLM call (two 64-token windows; fits a 2,048-token context)
+LLM_CALL_BUDGET = 40  # LLM simulation calls one unit report may make (GNOTHI_LLM_CALL_BUDGET); the rest are simulated offline
+
+
+def llm_call_budget() -> int:
+    from .config import env_int
+
+    return env_int("GNOTHI_LLM_CALL_BUDGET", LLM_CALL_BUDGET, minimum=0)
+
+
+def llm_simulate_batch(llm: LLM, explanation: str, token_lists: Sequence[Sequence[str]]) -> list[list[float] | None]:
+    """Simulate several records in one call (prompt ``simulate_units``: tokens numbered
+    ``text.index``; the answer lists only the active tokens, or says "none"). None for every
+    record when the answer holds neither a readable line nor "none"."""
+    from gnothi import prompts
+
+    listing = "\n\n".join("\n".join(f"{r}.{i}\t{t!r}" for i, t in enumerate(toks)) for r, toks in enumerate(token_lists))
+    try:
+        raw = llm(prompts.load("simulate_units", explanation=explanation, tokens=listing, n_records=len(token_lists)))
+    except Exception:
+        return [None] * len(token_lists)
+    if not isinstance(raw, str):
+        return [None] * len(token_lists)
+    vals: dict[tuple[int, int], float] = {}
+    # "text.index<TAB>value" or "text.index<TAB>token<TAB>value"; with one text, a bare "index<TAB>value" too
+    bare = re.compile(r"^\s*(\d+)\s*[\t:,|=\-]+\s*(?:('[^']*'|\"[^\"]*\"|\S+)\s*[\t:,|=\-]+\s*)?(\d+(?:\.\d+)?)\s*$")
+    line_re = re.compile(r"^\s*(\d+)\.(\d+)\s*[\t:,|=\-]+\s*(?:('[^']*'|\"[^\"]*\"|\S+)\s*[\t:,|=\-]+\s*)?(\d+(?:\.\d+)?)\s*$")
+    for line in raw.splitlines():
+        m = line_re.match(line)
+        if m:
+            r, i, v = int(m.group(1)), int(m.group(2)), float(m.group(4))
+        elif len(token_lists) == 1 and (b := bare.match(line)):
+            r, i, v = 0, int(b.group(1)), float(b.group(3))
+        else:
+            continue
+        if 0 <= r < len(token_lists) and 0 <= i < len(token_lists[r]) and 0 <= v <= 10:
+            vals[(r, i)] = v
+    if not vals and not re.search(r"\bnone\b", raw, flags=re.I):
+        return [None] * len(token_lists)
+    return [[vals.get((r, k), 0.0) for k in range(len(toks))] for r, toks in enumerate(token_lists)]
+
+
+def llm_batches(lengths: Sequence[int], per_call: int | None = None) -> list[list[int]]:
+    """Record indices grouped into LLM calls of at most ``per_call`` tokens (a longer record alone)."""
+    per_call = per_call or LLM_TOKENS_PER_CALL
+    groups: list[list[int]] = []
+    used = 0
+    for i, n in enumerate(lengths):
+        if groups and used + n <= per_call:
+            groups[-1].append(i)
+            used += n
+        else:
+            groups.append([i])
+            used = n
+    return groups
+
+
 class _Simulator:
-    def __init__(self, simulator: str | LLM):
+    """Simulates records offline, or with an LLM in calls of about :data:`LLM_TOKENS_PER_CALL`
+    record tokens (at least one record a call) and at most ``budget`` calls; a request the remaining budget cannot
+    cover whole is simulated offline (counted in ``over_budget``).
+    One instance serves a whole unit report, so its own score, the control and the modes
+    share the budget."""
+
+    def __init__(self, simulator: "str | LLM | _Simulator", budget: int | None = None):
+        if isinstance(simulator, _Simulator):
+            simulator = simulator.simulator
         self.simulator = simulator
         self.name = "offline" if simulator == "offline" else "llm"
-        self.fallbacks = 0
+        self.fallbacks = 0  # records the LLM gave no usable answer for
+        self.over_budget = 0  # records simulated offline because the call budget was spent
+        self.calls = 0
+        self.budget = llm_call_budget() if budget is None else budget
+
+    def many(self, explanation: str, token_lists: Sequence[Sequence[str]]) -> list[list[float]]:
+        if self.simulator == "offline" or isinstance(self.simulator, str):
+            return [offline_simulate(explanation, t) for t in token_lists]
+        out: list[list[float] | None] = [None] * len(token_lists)
+        groups = llm_batches([len(t) for t in token_lists])
+        if self.calls + len(groups) > self.budget:  # a score is simulated one way throughout: never half LLM, half offline
+            self.over_budget += len(token_lists)
+            return [offline_simulate(explanation, t) for t in token_lists]
+        for idx in groups:
+            self.calls += 1
+            for i, got in zip(idx, llm_simulate_batch(self.simulator, explanation, [token_lists[i] for i in idx])):
+                if got is None:
+                    self.fallbacks += 1
+                out[i] = got
+        return [o if o is not None else offline_simulate(explanation, t) for o, t in zip(out, token_lists)]
 
     def __call__(self, explanation: str, tokens: Sequence[str]) -> list[float]:
-        if self.simulator == "offline":
-            return offline_simulate(explanation, tokens)
-        out = llm_simulate(self.simulator, explanation, tokens)
-        if out is None:
-            self.fallbacks += 1
-            return offline_simulate(explanation, tokens)
+        return self.many(explanation, [tokens])[0]
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.fallbacks:
+            out.append(f"The LLM simulator gave no usable answer for {self.fallbacks} record(s) (unreachable or unreadable); "
+                       "the offline simulator filled in.")
+        if self.over_budget:
+            out.append(f"The LLM call budget ({self.budget} simulation calls per unit; GNOTHI_LLM_CALL_BUDGET) was spent: "
+                       f"{self.over_budget} record(s) were simulated offline.")
         return out
 
 
-def _score_on(sim: Callable[[str, Sequence[str]], list[float]], explanation: str, records: Sequence[ActivationRecord]) -> tuple[float, list[float], list[float]]:
-    pred, true = [], []
-    for r in records:
-        p = sim(explanation, r.tokens)
+def _score_on(sim: _Simulator, explanation: str, records: Sequence[ActivationRecord]) -> tuple[float, list[float], list[float]]:
+    pred: list[float] = []
+    true: list[float] = []
+    for r, p in zip(records, sim.many(explanation, [r.tokens for r in records])):
         # position 0 (BOS) is not evidence
         pred.extend(p[1:])
         true.extend(r.activations[1:])
@@ -533,14 +601,15 @@ def _score_on(sim: Callable[[str, Sequence[str]], list[float]], explanation: str
 
 
 def score_explanation(explanation: str, holdout_top: Sequence[ActivationRecord], holdout_random: Sequence[ActivationRecord],
-                      simulator: str | LLM = "offline") -> dict:
+                      simulator: "str | LLM | _Simulator" = "offline") -> dict:
     """Simulate each held-out record once from the explanation and correlate with the true
     activations (BOS excluded): over all records, the top ones and the random ones.
     ``simulated`` holds the simulation per record (top records first), so the score can be
-    recomputed from the report."""
-    sim = _Simulator(simulator)
+    recomputed from the report. ``simulator`` may be a shared :class:`_Simulator` (its LLM
+    call budget then spans every score made with it)."""
+    sim = simulator if isinstance(simulator, _Simulator) else _Simulator(simulator)
     top, rand = list(holdout_top), list(holdout_random)
-    sims = [list(sim(explanation, r.tokens)) for r in top + rand]
+    sims = [list(p) for p in sim.many(explanation, [r.tokens for r in top + rand])]
 
     def corr(recs, ps):
         pred = [x for p in ps for x in p[1:]]
@@ -602,7 +671,7 @@ def _embed_contexts(records: Sequence[ActivationRecord], method: str) -> tuple[n
 
 def find_modes(store_records: Sequence[ActivationRecord], holdout_top: Sequence[ActivationRecord], holdout_random: Sequence[ActivationRecord],
                random_train: Sequence[ActivationRecord], unit_max: float, single_pearson: float, method: str = "auto",
-               explainer: str | LLM = "offline", simulator: str | LLM = "offline", label: str = "unit", max_k: int = 3,
+               explainer: str | LLM = "offline", simulator: "str | LLM | _Simulator" = "offline", label: str = "unit", max_k: int = 3,
                seed: int = 0) -> ModesResult | None:
     """Cluster activating contexts into 2..max_k modes; explain and score each; compare with one explanation."""
     from sklearn.cluster import KMeans
@@ -627,7 +696,7 @@ def find_modes(store_records: Sequence[ActivationRecord], holdout_top: Sequence[
         return None
     sil, k, km = best
     ho_labels = km.predict(Xho) if len(holdout_top) else np.zeros(0, dtype=int)
-    sim = _Simulator(simulator)
+    sim = simulator if isinstance(simulator, _Simulator) else _Simulator(simulator)
     modes: list[Mode] = []
     mode_expl: list[tuple[str, float]] = []
     for m in range(k):
@@ -646,9 +715,12 @@ def find_modes(store_records: Sequence[ActivationRecord], holdout_top: Sequence[
         strength = 1.0 if explain_refine.parse(expl.text) else (mm / unit_max if unit_max > 0 else 1.0)
         mode_expl.append((expl.text, strength))
     # union of the modes' simulations, each scaled by its typical strength
-    pred, true = [], []
-    for r in list(holdout_top) + list(holdout_random):
-        sims = [np.asarray(sim(t, r.tokens)) * w for t, w in mode_expl]
+    held = list(holdout_top) + list(holdout_random)
+    per_mode = [[np.asarray(p) * w for p in sim.many(t, [r.tokens for r in held])] for t, w in mode_expl]
+    pred: list[float] = []
+    true: list[float] = []
+    for n, r in enumerate(held):
+        sims = [pm[n] for pm in per_mode]
         u = np.max(np.stack(sims), axis=0) if sims else np.zeros(len(r.tokens))
         pred.extend(u[1:].tolist())
         true.extend(r.activations[1:])
@@ -723,12 +795,11 @@ def explain_unit(
     off = explain_offline(explainer if isinstance(explainer, str) else "offline", train, rtrain, unit_max)
     expl = off if isinstance(explainer, str) else llm_explain(explainer, train, st.max, off, label)
     t_expl = time.perf_counter()
-    s = score_explanation(expl.text, ho_top, ho_rand, simulator)
+    sim = _Simulator(simulator)  # one LLM call budget for the score, the control and the modes
+    s = score_explanation(expl.text, ho_top, ho_rand, sim)
     cu, ce = _control_unit(store, layer, unit, expl, explainer)
-    sc = score_explanation(ce.text, ho_top, ho_rand, simulator) if ce.text else {"pearson": 0.0, "fallbacks": 0}
+    sc = score_explanation(ce.text, ho_top, ho_rand, sim) if ce.text else {"pearson": 0.0}
     warnings = list(expl.warnings)
-    if s["fallbacks"] or sc["fallbacks"]:
-        warnings.append(f"The LLM simulator gave no usable answer for {s['fallbacks'] + sc['fallbacks']} record(s) (unreachable or unreadable); the offline simulator filled in.")
     if ce.warnings:
         warnings.extend(w.replace("explanation", "control explanation", 1) for w in ce.warnings)
     score = ScoreResult(
@@ -744,9 +815,10 @@ def explain_unit(
     if modes:
         try:
             mres = find_modes(train, ho_top, ho_rand, rtrain, st.max if st.max > 0 else 1.0, score.pearson, method=mode_method,
-                              explainer=explainer, simulator=simulator, label=label)
+                              explainer=explainer, simulator=sim, label=label)
         except Exception as e:  # clustering must not sink the report
             warnings.append(f"Mode analysis failed ({describe_failure(e)}).")
+    warnings.extend(sim.warnings())
     t_modes = time.perf_counter()
     top = store.top_records(layer, unit)[:n_contexts]
     return UnitReport(

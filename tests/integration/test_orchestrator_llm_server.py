@@ -107,3 +107,34 @@ def test_assistant_end_to_end_with_llama(llama_url, tiny, tmp_path):
     assert ans.planner.startswith("llm") and ans.reply and ans.plan
     assert a.history("llm1")[0]["planner"].startswith("llm")
     a.close()
+
+
+def test_llm_explainer_and_simulator_batched_within_budget(llama_url, tiny, tmp_path):
+    """A unit explained and scored by the real server: simulation runs a few records a call,
+    the call count stays inside the budget, and whatever the small model answers, the
+    report is complete (unreadable answers are simulated offline and say so)."""
+    import math
+
+    from gnothi.tools import explain as E
+    from gnothi.tools.store import ActivationStore, build_store
+
+    rep = build_store(tiny, "mlp", "default", n_tokens=2048, layers=[0], path=tmp_path / "mlp", progress=False)
+    st = ActivationStore(rep.path, verify=True, tokenizer=tiny.tokenizer)
+    unit = int(st.max_activations(0).argmax())
+    client = _client(llama_url, max_tokens=512)
+    prompts = []
+
+    def llm(prompt: str) -> str:
+        prompts.append(prompt)
+        return client.complete(prompt)
+
+    t0 = time.perf_counter()
+    page = E.explain_unit(st, 0, unit, explainer=llm, simulator=llm, modes=False)
+    secs = time.perf_counter() - t0
+    n_sim = sum("text.index<TAB>token" in p for p in prompts)
+    per_score = len(E.llm_batches([len(r.tokens) for r in page.heldout]))
+    assert n_sim == min(2 * per_score, per_score * (E.LLM_CALL_BUDGET // per_score))
+    assert len(prompts) - n_sim == 2  # one explanation for the unit, one for its control
+    assert math.isfinite(page.score.pearson) and page.score.simulator == "llm" and len(page.heldout) == page.score.n_records
+    print(f"\n{len(prompts)} LLM calls for {page.score.n_records} held-out records (x2 with the control) in {secs:.0f} s; "
+          f"explainer {page.explanation_detail.explainer}; warnings {page.warnings}")

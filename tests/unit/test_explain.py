@@ -90,21 +90,25 @@ def test_parse_and_simulate():
     assert pearson([1, 1, 1], [0, 1, 2]) == 0.0 and pearson([0, 1, 2], [0, 2, 4]) == pytest.approx(1.0)
 
 
-def test_llm_explainer_and_simulator_callables(store):
+def test_llm_explainer_and_simulator_callables(store, monkeypatch):
+    from gnothi.tools import explain as E
     from gnothi.tools.explain import explain_unit
 
     prompts_seen = []
 
     def good_llm(prompt: str) -> str:
         prompts_seen.append(prompt)
-        if "Explanation:" in prompt and "index<TAB>token" in prompt:  # simulation request
-            lines = re.findall(r"^(\d+)\t'(.*)'$", prompt, flags=re.M)
+        if "Explanation:" in prompt and "text.index<TAB>token" in prompt:  # simulation request, several records
+            lines = re.findall(r"^(\d+\.\d+)\t'(.*)'$", prompt, flags=re.M)
             return "\n".join(f"{i}\t{10 if t == 'cat' else 0}" for i, t in lines)
         return "Explanation: the word \"cat\"."
 
     rep = explain_unit(store, 0, CAT_NEURON, explainer=good_llm, simulator=good_llm, modes=False)
     assert rep.explanation_detail.explainer == "llm" and rep.explanation == 'the word "cat".'
     assert rep.score.simulator == "llm" and rep.score.pearson > 0.9 and not rep.warnings
+    n_sim = sum("text.index<TAB>token" in p for p in prompts_seen)
+    calls_per_score = len(E.llm_batches([len(r.tokens) for r in rep.heldout]))
+    assert calls_per_score < rep.score.n_records and n_sim == 2 * calls_per_score  # own score and control, a few records a call
     assert any("<start>" in p for p in prompts_seen)
     # the LLM is shown what the refining explainer measured on the same records
     asked = next(p for p in prompts_seen if "<start>" in p)
@@ -120,6 +124,15 @@ def test_llm_explainer_and_simulator_callables(store):
 
     def dead(prompt: str) -> str:
         raise ConnectionError("no server")
+
+    # a bounded budget: past it the records are simulated offline, and the report says so
+    own_calls = calls_per_score
+    monkeypatch.setenv("GNOTHI_LLM_CALL_BUDGET", str(own_calls + 1))  # the own score fits; the control and the modes do not
+    prompts_seen.clear()
+    rep4 = explain_unit(store, 0, CAT_NEURON, explainer=good_llm, simulator=good_llm, modes=True, mode_method="tokens")
+    assert sum("text.index<TAB>token" in p for p in prompts_seen) == own_calls
+    assert any("budget" in w and "simulated offline" in w for w in rep4.warnings) and rep4.score.pearson > 0.9
+    monkeypatch.delenv("GNOTHI_LLM_CALL_BUDGET")
 
     rep3 = explain_unit(store, 0, CAT_NEURON, explainer=dead, modes=False)
     assert any("failed" in w for w in rep3.warnings)
@@ -169,3 +182,14 @@ def test_top_neurons_for_token(planted, store):
         top_neurons_for_token(h, "the big cat", "dog")
     with pytest.raises(OutOfRangeError):
         top_neurons_for_token(h, "the big cat", "cat", layer=7)
+
+
+def test_llm_batch_answers_are_read_per_record():
+    from gnothi.tools.explain import llm_batches, llm_simulate_batch
+
+    assert llm_batches([64, 64, 64, 200, 10]) == [[0, 1], [2], [3], [4]]
+    recs = [["<s>", " a", " cat"], ["<s>", " dog"]]
+    assert llm_simulate_batch(lambda p: "0.2\t9\n1.1\t'dog'\t4", "x", recs) == [[0, 0, 9.0], [0, 4.0]]
+    assert llm_simulate_batch(lambda p: "None of them.", "x", recs) == [[0, 0, 0], [0, 0]]  # a real "nothing fires"
+    assert llm_simulate_batch(lambda p: "I cannot help with that.", "x", recs) == [None, None]  # unreadable
+    assert llm_simulate_batch(lambda p: "2\t7", "x", recs[:1]) == [[0, 0, 7.0]]  # one record: a bare index is read too
