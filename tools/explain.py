@@ -219,14 +219,7 @@ class UnitReport(BaseModel):
 # =========================================================================== token keys
 
 
-def token_key(tok: str) -> str:
-    """Normalised token for matching: stripped, lower-case; whitespace spelled out."""
-    t = tok.strip().lower()
-    if t:
-        return t
-    if tok == "":
-        return "<empty>"
-    return tok.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r").replace(" ", "␣")
+token_key = explain_refine.key  # normalised token for matching: stripped, lower-case; whitespace spelled out
 
 
 def _quote(key: str) -> str:

@@ -65,8 +65,8 @@ KINDS = {
 
 
 def key(tok: str) -> str:
-    """The matching key of a token: stripped, lower-case; whitespace spelled out (as the
-    single-pass explainer's :func:`gnothi.tools.explain.token_key`)."""
+    """The matching key of a token: stripped, lower-case; whitespace spelled out (both
+    explainers and simulators match tokens by it; ``explain.token_key`` is this function)."""
     t = tok.strip().lower()
     if t:
         return t
