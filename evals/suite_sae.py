@@ -202,8 +202,8 @@ def run(ctx: SuiteContext) -> SuiteResult:
         if feats:
             feature_res = SuiteResult(suite="sae")
             score_explainers(store, feats, ctx, feature_res, "SAE features", modes=False)
-            for name, m in feature_res.metrics.items():  # features_refined_explainer, features_single_pass_explainer, ...
-                res.metrics[f"features_{name}"] = m
+            for name, fm in feature_res.metrics.items():  # features_refined_explainer, features_single_pass_explainer, ...
+                res.metrics[f"features_{name}"] = fm
                 res.baselines[f"features_{name}"] = feature_res.baselines[name]
             res.tables.extend(feature_res.tables)
             res.notes.extend(feature_res.notes)
