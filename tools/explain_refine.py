@@ -195,9 +195,7 @@ class Condition:
             s = KINDS[self.kind]
         else:
             s = "any token"
-        if self.token is not None and self.kind is not None:
-            s += f" as {self.kind}"
-        elif self.word is not None and self.kind is not None:
+        if self.kind is not None and (self.token is not None or self.word is not None):
             s += f" as {self.kind}"
         if self.prev is not None:
             s = (f"any token right after {_q(self.prev)}" if s == "any token" else f"{s} after {_q(self.prev)}")
@@ -347,6 +345,9 @@ class _Fit:
         self.yc = np.clip(y, 0, None)
         self.cache: dict = {}
         self._levels: dict[Condition, tuple[float, float, float]] = {}
+        self.ctx_counts: Counter[str] = Counter()  # in how many tokens' contexts each word appears
+        for ctx in f.ctx:
+            self.ctx_counts.update(ctx)
 
     def levels(self, c: Condition) -> tuple[float, float, float]:
         """(level fitted on fold 1 for fold 0, on fold 0 for fold 1, on all)."""
@@ -421,9 +422,7 @@ def _candidates(fit: _Fit, focus: np.ndarray, limit: int | None = None, sign: fl
         ctx_focus: Counter = Counter()
         for i in idx:
             ctx_focus.update(f.ctx[i])
-        ctx_all: Counter = Counter()
-        for ctx in f.ctx:
-            ctx_all.update(ctx)
+        ctx_all = fit.ctx_counts
         ratio = {k: (v / len(idx)) / ((ctx_all[k] + 1) / (n_all + 1)) for k, v in ctx_focus.items() if v >= 3}
         out += [Condition(context=k) for k, _ in sorted(ratio.items(), key=lambda kv: -kv[1])[: limit // 3]]
     seen: set[Condition] = set()
