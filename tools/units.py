@@ -59,14 +59,14 @@ def unit_label(kind: str, layer: int, unit: int) -> str:
     return f"neuron {layer}.{unit}" if kind == "mlp" else f"{kind} feature {layer}.{unit}"
 
 
-def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
-    """The layers a spec names, sorted and checked: ``None``/``"all"`` -> every layer; ``"3"``,
-    ``"0,5,10"``, ``"0 5 10"``, ``"10-20"``, a list; negative numbers count from the end
-    (``"-1"`` is the last layer, ``"-4--1"`` the last four). The one grammar of every command's
-    ``--layers``."""
+def parse_indices(spec: str | Sequence[int] | None, n: int, what: str = "layer") -> list[int]:
+    """The indices a spec names, sorted and checked against ``0..n-1``: ``None``/``"all"`` ->
+    every one; ``"3"``, ``"0,5,10"``, ``"0 5 10"``, ``"10-20"``, a list; negative numbers count
+    from the end (``"-1"`` is the last, ``"-4--1"`` the last four). ``what`` names them in
+    messages ("layer", "neuron", "feature")."""
     if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "all")):
-        return list(range(n_layers))
-    fix = f"Write layers like 'all', '5', '0,5,10', '10-12' or '-1' for the last (this model has layers 0 to {n_layers - 1})."
+        return list(range(n))
+    fix = f"Write {what}s like 'all', '5', '0,5,10', '10-12' or '-1' for the last (there are {what}s 0 to {n - 1})."
     out: list[int] = []
     if isinstance(spec, str):
         for part in re.split(r"[\s,]+", spec.strip()):
@@ -75,22 +75,29 @@ def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
             m = re.fullmatch(r"(-?\d+)\s*-\s*(-?\d+)", part)
             try:
                 if m:
-                    lo, hi = (int(x) + n_layers if int(x) < 0 else int(x) for x in m.groups())
+                    lo, hi = (int(x) + n if int(x) < 0 else int(x) for x in m.groups())
                     if hi < lo:
-                        raise InputError(f"Layer range {part!r} runs backwards.", "Write ranges low-high, e.g. 10-20.")
+                        raise InputError(f"The {what} range {part!r} runs backwards.", "Write ranges low-high, e.g. 10-20.")
+                    check_range(what, hi, n)
                     out.extend(range(lo, hi + 1))
                 else:
                     v = int(part)
-                    out.append(v + n_layers if v < 0 else v)
+                    out.append(v + n if v < 0 else v)
             except ValueError:
-                raise InputError(f"Cannot read the layer list {spec!r}.", fix) from None
+                raise InputError(f"Cannot read the {what} list {spec!r}.", fix) from None
     else:
         out = [int(x) for x in spec]
     if not out:
-        raise InputError(f"No layers in {spec!r}.", fix)
-    for l in out:
-        check_range("layer", l, n_layers)
+        raise InputError(f"No {what}s in {spec!r}.", fix)
+    for i in out:
+        check_range(what, i, n)
     return sorted(set(out))
+
+
+def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
+    """The layers a spec names (the grammar of :func:`parse_indices`): the one grammar of
+    every command's ``--layers``."""
+    return parse_indices(spec, n_layers, "layer")
 
 
 class MLPUnits:

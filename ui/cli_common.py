@@ -17,6 +17,22 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-remote-code", action="store_true", help="allow running a model repository's own code")
 
 
+def add_llm_args(p: argparse.ArgumentParser, what: str = "LLM explainers and planners") -> None:
+    """The options that name an OpenAI-compatible endpoint (else the GNOTHI_LLM_* environment)."""
+    p.add_argument("--llm-base-url", default=None, help=f"OpenAI-compatible endpoint for {what} (default: $GNOTHI_LLM_BASE_URL; none = offline)")
+    p.add_argument("--llm-model", default=None, help="model name at the endpoint (default: $GNOTHI_LLM_MODEL or 'local')")
+    p.add_argument("--llm-timeout", type=float, default=None, help="seconds per LLM request (default: $GNOTHI_LLM_TIMEOUT or 60)")
+
+
+def llm_from_args(args, **over):
+    """The one LLM client (retries, circuit breaker, clear errors) the options name, or None."""
+    from gnothi.agents.llm import LLMClient, LLMConfig
+
+    cfg = LLMConfig.from_env(base_url=getattr(args, "llm_base_url", None), model=getattr(args, "llm_model", None),
+                             timeout=getattr(args, "llm_timeout", None), **over)
+    return LLMClient(cfg) if cfg else None
+
+
 def handle_from_args(args):
     from gnothi.tools.model import get_handle
 

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from gnothi.ui.cli_common import add_model_args
+from gnothi.ui.cli_common import add_llm_args, add_model_args, llm_from_args
 
 
 def register(sub):
@@ -26,22 +26,13 @@ def register(sub):
     p.add_argument("--json", action="store_true", help="print one JSON object (question, reformulated, plan, results, reply, timings)")
     p.add_argument("--thread", default=None, help="conversation id: follow-ups resolve against its earlier turns")
     p.add_argument("--db", default=None, help="conversation database (default: <gnothi cache>/conversations.sqlite)")
-    p.add_argument("--llm-base-url", default=None, help="OpenAI-compatible endpoint (default: $GNOTHI_LLM_BASE_URL; none = offline)")
-    p.add_argument("--llm-model", default=None, help="model name at the endpoint (default: $GNOTHI_LLM_MODEL or 'local')")
-    p.add_argument("--llm-timeout", type=float, default=None, help="seconds per LLM request (default 60)")
+    add_llm_args(p, "the planner, the writer and the explainers")
     p.add_argument("--planner", choices=["auto", "offline", "llm"], default="auto", help="auto: the LLM planner when an LLM is set")
     p.add_argument("--batch", default=None, help="JSONL file of questions")
     p.add_argument("--out", default=None, help="JSONL file of answers (with --batch)")
     p.add_argument("--stream", action="store_true", help="print each step as it happens (to stderr)")
     p.add_argument("--history", action="store_true", help="print the thread's earlier turns and exit")
     p.set_defaults(func=run)
-
-
-def _llm(args):
-    from gnothi.agents.llm import LLMClient, LLMConfig
-
-    cfg = LLMConfig.from_env(base_url=args.llm_base_url, model=args.llm_model, timeout=args.llm_timeout)
-    return LLMClient(cfg) if cfg else None
 
 
 def _assistant(args):
@@ -52,7 +43,7 @@ def _assistant(args):
         from gnothi.ui.cli_common import handle_from_args
 
         model = handle_from_args(args)
-    return Assistant(model=model, llm=_llm(args), db_path=args.db, planner=args.planner)
+    return Assistant(model=model, llm=llm_from_args(args), db_path=args.db, planner=args.planner)
 
 
 def _print_event(ev) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from gnothi.ui.cli_common import add_model_args
+from gnothi.ui.cli_common import add_llm_args, add_model_args
 
 DEFAULT_OUT = "artifacts/evals"
 
@@ -32,8 +32,7 @@ def register(sub):
     p.add_argument("--seeds", type=int, default=1, metavar="N",
                    help="run each suite with N seeds (--seed, --seed+1, ...: splits and samples drawn anew) and report each metric's mean and 95%% interval (default 1)")
     p.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE", help="suite option, e.g. n_units=8 (repeatable)")
-    p.add_argument("--llm-base-url", default=None, help="OpenAI-compatible endpoint for LLM explainers/planners (or GNOTHI_LLM_BASE_URL)")
-    p.add_argument("--llm-model", default=None, help="model name at that endpoint (or GNOTHI_LLM_MODEL)")
+    add_llm_args(p)
     p.add_argument("--list", action="store_true", help="list the suites and exit")
     p.add_argument("--json", action="store_true", help="print one JSON object (the report) on stdout")
     p.set_defaults(func=run)
@@ -64,19 +63,17 @@ def _parse_options(items: list[str]) -> dict:
     return out
 
 
-def make_llm(base_url: str | None, model: str | None):
-    """The orchestrator's LLM client (callable as ``llm(prompt) -> str``) for an OpenAI-compatible endpoint, or None."""
+def make_llm(args):
+    """The LLM client the options name, or None; the suites' own processes see it through GNOTHI_LLM_*."""
     import os
 
-    base_url = base_url or os.environ.get("GNOTHI_LLM_BASE_URL")
-    if not base_url:
-        return None
-    if model:
-        os.environ["GNOTHI_LLM_MODEL"] = model
-    os.environ["GNOTHI_LLM_BASE_URL"] = base_url
-    from gnothi.agents.llm import LLMClient, LLMConfig
+    from gnothi.ui.cli_common import llm_from_args
 
-    return LLMClient(LLMConfig.from_env(base_url=base_url, model=model))  # the one client: retries, circuit breaker, errors
+    llm = llm_from_args(args)
+    if llm is not None:
+        os.environ["GNOTHI_LLM_BASE_URL"] = llm.config.base_url
+        os.environ["GNOTHI_LLM_MODEL"] = llm.config.model
+    return llm
 
 
 def run(args) -> int:
@@ -107,10 +104,10 @@ def run(args) -> int:
     for k in ("device", "dtype"):
         if getattr(args, k, None):
             options[k] = getattr(args, k)
-    llm = make_llm(args.llm_base_url, args.llm_model)
+    llm = make_llm(args)
     if llm is not None:
-        options["llm_base_url"] = llm.base_url
-        options["llm_model"] = llm.model
+        options["llm_base_url"] = llm.config.base_url
+        options["llm_model"] = llm.config.model
     ctx = SuiteContext(model=args.model, llm=llm, out_dir=Path(args.out), quick=args.quick,
                        seed=args.seed, options=options)
     if args.device or args.dtype or args.allow_pickle or args.trust_remote_code:
