@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from typing import Any
 
@@ -91,6 +92,7 @@ class LLMClient:
         self.down: str | None = None  # why the endpoint is treated as down for the rest of this turn
         self.down_at = 0.0
         self.deadline: float | None = None  # time.monotonic() by which this turn's calls must end
+        self._count_lock = threading.Lock()  # one client may serve several threads (bulk explanations)
 
     def begin_turn(self, seconds: float | None = None) -> None:
         """A new turn: the endpoint gets a fresh chance, and every call of the turn must end
@@ -104,9 +106,19 @@ class LLMClient:
         after a while, as outside turns)."""
         self.deadline = None
 
+    def reset_breaker(self) -> None:
+        """Ask a failed endpoint again from the next call (a bulk run retrying a unit after a backoff)."""
+        self.down = None
+
     @property
     def name(self) -> str:
         return f"{self.config.model} @ {self.config.base_url}"
+
+    @property
+    def identity(self) -> str:
+        """What decides this client's answers (endpoint, model, sampling): the key of cached explanations."""
+        c = self.config
+        return f"{c.model} @ {c.base_url} t={c.temperature:g} max_tokens={c.max_tokens}"
 
     def describe(self) -> dict:
         return {"type": "openai-compatible", "base_url": self.config.base_url, "model": self.config.model}
@@ -150,13 +162,15 @@ class LLMClient:
                     temperature=kw.pop("temperature", self.config.temperature),
                     **kw,
                 )
-                self.calls += 1
-                self.seconds += time.perf_counter() - t0
+                with self._count_lock:
+                    self.calls += 1
+                    self.seconds += time.perf_counter() - t0
                 if not getattr(r, "choices", None):
                     raise _LLMFail(f"The LLM endpoint {self.config.base_url} answered without any choices.", "Check the server and model name.", "garbage")
                 return r
             except (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError, openai.RateLimitError) as e:
-                self.seconds += time.perf_counter() - t0
+                with self._count_lock:
+                    self.seconds += time.perf_counter() - t0
                 last = e
                 if attempt < self.config.retries:
                     time.sleep(min(2.0, 0.25 * (2**attempt)))

@@ -14,9 +14,14 @@ def names() -> list[str]:
     return sorted(p.stem for p in _DIR.glob("*.md"))
 
 
-def load(name: str, **vars) -> str:
+def path(name: str) -> Path:
+    """The file of template ``name`` (FileNotFoundError naming the templates there are)."""
     p = _DIR / f"{name}.md"
     if not p.exists():
         raise FileNotFoundError(f"no prompt template {name!r} in {_DIR} (have: {', '.join(names())})")
-    text = p.read_text(encoding="utf-8")
+    return p
+
+
+def load(name: str, **vars) -> str:
+    text = path(name).read_text(encoding="utf-8")
     return text.format(**vars) if vars else text

@@ -35,6 +35,13 @@ def model_cache_dir(model_name: str) -> Path:
     return p
 
 
+def explanations_dir() -> Path:
+    """Cached unit explanations (``gnothi explain`` and the chat): ``$GNOTHI_EXPLANATIONS_DIR``
+    or ``<cache>/explanations``. Point several machines' bulk runs at one shared folder here."""
+    env = os.environ.get("GNOTHI_EXPLANATIONS_DIR")
+    return Path(env).expanduser() if env else cache_dir() / "explanations"
+
+
 def env_flag(name: str, default: bool) -> bool:
     """An on/off environment variable: 1/true/yes/on or 0/false/no/off (any case); unset or
     anything else is ``default``."""

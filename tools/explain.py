@@ -141,6 +141,7 @@ class UnitReport(BaseModel):
     store: dict[str, Any] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
+    cached_at: str | None = None  # when read from the explanation cache: when it was written (UTC)
 
     # ------------------------------------------------------------------ tool result
     def _figures(self):
@@ -209,7 +210,8 @@ class UnitReport(BaseModel):
             figures=self._figures(),
             provenance=provenance(handle, store=self.store.get("path"), units=self.units_id, layer=self.layer, unit=self.unit,
                                   corpus=c.get("corpus"), n_tokens=self.store.get("n_tokens"), seed=c.get("seed"),
-                                  explainer=self.explanation_detail.explainer, simulator=self.score.simulator),
+                                  explainer=self.explanation_detail.explainer, simulator=self.score.simulator,
+                                  **({"cached_at": self.cached_at} if self.cached_at else {})),
             timings=self.timings,
             warnings=self.warnings,
             data=self.model_dump(mode="json"),

