@@ -27,13 +27,14 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from gnothi.agents import router
 from gnothi.agents.router import load_rows
 
 from .registry import SuiteContext, SuiteResult, suite
 
 ROUTING = Path(__file__).parent / "data" / "routing"
 DEV = ROUTING / "dev.jsonl"
-TUNING = [ROUTING / f"tuning{i}.jsonl" for i in range(1, 7)]  # earlier held-out sets and a tuning set (FROZEN.md)
+TUNING = list(router.TUNING)  # earlier held-out sets and a tuning set (FROZEN.md)
 HELDOUT = ROUTING / "heldout.jsonl"
 EXACT_KEYS = {"answer", "alternative"}  # the leading space is part of the token
 TARGET = 0.95
