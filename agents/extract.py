@@ -71,6 +71,7 @@ def words_to_digits(text: str) -> str:
         return str(v + int(m.group("b") or 0))
 
     t = _WORD_RE.sub(sub, text)
+    t = re.sub(r"\b(?:minus|negative)\s+(?=\d)", "-", t, flags=re.I)  # "strength minus two" -> "-2"
     t = re.sub(r"\b(?:a|one)\s+(hundred|thousand)\b", r"1 \1", t, flags=re.I)
     for _ in range(2):  # "two thousand five hundred"
         t = _SCALE_RE.sub(scale, t)
@@ -262,12 +263,16 @@ _LAYER_RE = [
     re.compile(r"\b(?:layer|lyr|l)[\s-]*#?(?P<l>\d+)\b", re.I),
     re.compile(r"\b(?P<l>\d+)(?:st|nd|rd|th)\s+layer\b", re.I),
     re.compile(r"\blayer\s+number\s+(?P<l>\d+)\b", re.I),
+    re.compile(r"\bblocks\.(?P<l>\d+)\.", re.I),  # a hook name: blocks.7.hook_resid_post, blocks.7.mlp neuron 340
 ]
 _LAYER_RANGE_RE = re.compile(r"\b(?:layers?(?:\s+from)?|from\s+layers?|l)\s*(?P<a>\d+)\s*(?:-|–|to|through|thru|\.\.|until|up to)\s*(?:layer\s+|l)?(?P<b>\d+)\b", re.I)
 _LAYER_LIST_RE = re.compile(r"\blayers?\s+(?P<list>\d+(?:\s*(?:,|and|&|or|\s)\s*\d+)+)\b", re.I)
+# the word repeated: "layer 5 or layer 20", "layer 3, layer 15 and layer 27", "layer 4 vs layer 9"
+_LAYER_REPEAT_RE = re.compile(r"\blayer\s+\d+(?:\s*(?:,\s*(?:and|or)?|and|or|&|vs\.?|versus|against)\s*(?:the\s+)?layer\s+\d+)+\b", re.I)
 _NEURON_RE = re.compile(r"\b(?:neuron|unit)\s*(?:number\s+|no\.?\s*|index\s+|idx\s*)?#?(?P<n>\d+)\b|(?<![\w=.])[nN](?P<n2>\d{1,5})\b"
                         r"|\b(?:neuron|unit)\b[^.?!]{0,30}?\b(?:index|idx|number|no\.?|#)\s*(?P<n3>\d+)\b", re.I)
 _FEATURE_RE = re.compile(r"\b(?:sae\s+)?(?:feature|latent|f)\s*(?:no\.?\s*|number\s+|index\s+|id\s+)?#?(?P<f>\d+)\b", re.I)
+_VERY_FIRST_LAYER_RE = re.compile(r"\b(?:very\s+(?:first|1st)|bottom(?:most)?|lowest|input)\s+layer\b", re.I)
 _LAST_LAYER_RE = re.compile(r"\b(?:last|final|top|output)\s+layer\b", re.I)
 _PENULT_RE = re.compile(r"\b(?:penultimate|(?:second|2nd)[- ]to[- ]last|next[- ]to[- ]last|one before the (?:last|final))\s+layer\b", re.I)
 _NTH_LAST_RE = re.compile(r"\b(?P<n>third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|\d{1,2}(?:st|nd|rd|th))[- ]to[- ]last\s+layer\b", re.I)
@@ -546,6 +551,10 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
         m = _LAYER_LIST_RE.search(bare)
         if m:
             e.layers = [int(x) for x in re.findall(r"\d+", m.group("list"))]
+        elif m := _LAYER_REPEAT_RE.search(bare):
+            e.layers = list(dict.fromkeys(int(x) for x in re.findall(r"\d+", m.group(0))))
+    if e.layer is None and _VERY_FIRST_LAYER_RE.search(bare):
+        e.layer = 0  # "the very first layer", "the bottom layer", "the input layer": index 0
     if e.layer is None:
         for pat in _LAYER_RE:
             m = pat.search(bare)

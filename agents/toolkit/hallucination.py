@@ -116,7 +116,10 @@ class HallucinationDetector(ToolAgent):
                 if hit and hit[0].strip() and hit[0].strip().lower() not in {str(v).strip().lower() for v in args.values()}:
                     args[k] = hit[0].strip()
         for k in ("question", "context"):  # "context = The meeting was moved ... question = what day is it"
-            if q.parsed.noted.get(k) and len(q.parsed.noted[k][0].split()) >= 2 and (not args.get(k) or len(str(args[k]).split()) < 2):
+            said = q.parsed.noted.get(k)
+            have = str(args.get(k) or "").strip(" .?!").lower()
+            # an explicit label's reading wins where the learned one is missing, one word, or a piece of it
+            if said and len(said[0].split()) >= 2 and (len(have.split()) < 2 or have in said[0].lower()):
                 args[k] = as_question(q.parsed.noted[k][0]) if k == "question" else q.parsed.noted[k][0]
         if isinstance(args.get("answer"), str) and len(args["answer"]) > 1 and args["answer"][-1] in ".;,":
             args["answer"] = args["answer"][:-1].rstrip()  # "Candidate completion: helicase."

@@ -22,14 +22,15 @@ _WORDS: list[tuple[str, re.Pattern]] = [
     ("previous_token", re.compile(r"\bprev(?:ious)?[- ](?:token|word|position)s?\b|\bprev-?tok\w*|\bpreceding (?:token|word)s?\b|\b(?:token|word) (?:just |right |immediately )?before\b|\bone (?:token|position) back\b|\blast token before\b", re.I)),
     ("first_token", re.compile(r"\bfirst[- ](?:token|position)\b|\bbos\b|\b(?:attention )?sinks?\b|\bstart of (?:the )?(?:text|sequence|prompt)\b|\bbeginning of (?:the )?(?:text|sequence)\b|\bposition 0\b", re.I)),
 ]
-_NOT_SCORED = re.compile(r"\bname[- ]?movers?\b|\bcopy[- ]suppression\b|\bsuccessor\b|\bpunctuation\b|\bpositional\b|\bS-?inhibition\b|\bbackup\b", re.I)
+_NOT_SCORED = re.compile(r"\b(?:(?:negative|backup)\s+)?name[- ]?movers?\b|\bcopy[- ]suppression\b|\bsuccessor\b|\bpunctuation\b|\bpositional\b|\bS-?inhibition\b|\bbackup\b", re.I)
 
 
 def behaviours_in(text: str) -> list[str]:
-    found = [b for b, rx in _WORDS if rx.search(text)]
-    if "duplicate_token" in found and "induction" in found and not re.search(r"\bdup\w*|same token", text, re.I):
-        found.remove("duplicate_token")  # "repeated sequences" is the induction test, not the duplicate one
-    return [b for b in heads.BEHAVIOURS if b in found]
+    """The behaviours a text names, in the order it names them."""
+    at = {b: m.start() for b, rx in _WORDS if (m := rx.search(text))}
+    if "duplicate_token" in at and "induction" in at and not re.search(r"\bdup\w*|same token", text, re.I):
+        del at["duplicate_token"]  # "repeated sequences" is the induction test, not the duplicate one
+    return sorted(at, key=lambda b: (at[b], heads.BEHAVIOURS.index(b)))
 
 
 class HeadsArgs(Args):
@@ -65,7 +66,7 @@ class Heads(ToolAgent):
         if q.parsed.k:
             args["k"] = q.parsed.k
         m = _NOT_SCORED.search(q.clause)
-        if m and not bs:
+        if m:  # a role the finder does not score, asked for alone or beside scored ones
             args["unscored"] = m.group(0).lower()
         return args, None
 

@@ -51,7 +51,7 @@ DATASET_WORDS = {
 _LABEL_WORD = r"[A-Za-z][\w-]{0,24}"
 _Q = r"\"([^\"]+)\"|“([^”]+)”|'([^']+)'"
 # "great movie" (positive) / "great movie" -> positive / "great movie" = positive / "great movie": positive
-_PAIR_RE = re.compile(rf"(?:{_Q})\s*(?:\(\s*(?P<l1>{_LABEL_WORD})\s*\)|(?:->|=>|→|=|:|is|as|labelled|labeled)\s+(?P<l2>{_LABEL_WORD})\b|(?P<l3>{_LABEL_WORD})(?=\s*(?:[,;.]|$|\s+and\b)))")
+_PAIR_RE = re.compile(rf"(?:{_Q})\s*(?:\(\s*(?P<l1>{_LABEL_WORD})\s*\)|(?:->|=>|→|=|:|is|as|labelled|labeled)\s+(?P<l2>{_LABEL_WORD})\b|(?P<l3>{_LABEL_WORD})(?=\s*(?:[,;.?!)]|$|\s+(?:and|or)\b)))")
 _ARROW_RE = re.compile(r"(?:^|[,;:?!|/\n]|\band\b|\.\s)\s*(?P<text>(?:[^,;:?!|/\n\"'“”.]|\.(?!\s))+?)\s*(?:->|=>|→)\s*(?P<label>[A-Za-z0-9][\w-]{0,24})\b")
 # unquoted: I am furious (anger), what a lovely surprise (joy)
 _PAREN_RE = re.compile(rf"(?:^|[,;:?!\n]|\band\b|\b\d{{1,2}}\))\s*(?P<text>[^,;:?!\n()\"“”]+?)\s*\(\s*(?P<label>{_LABEL_WORD})\s*\)")
@@ -70,6 +70,10 @@ _TRAILING_ASK = re.compile(r"[\s.?]+(?:which|what|where|how|does|can|could|probe
 # positive: "a", "b"; negative: "c" / positive examples "a", "b" and negative ones "c"
 _GROUP_RE = re.compile(rf"(?P<label>{_LABEL_WORD})(?:\s+(?:examples?|ones|sentences|texts|statements|class))?\s*(?::|=|are|is|like|such as|e\.g\.)?\s*(?P<items>(?:(?:{_Q})\s*(?:,|and|or|;)?\s*)+)", re.I)
 _ITEM_RE = re.compile(_Q)
+# tuples: ("2+2=4", correct), ('awful', negative)
+_TUPLE_RE = re.compile(rf"\(\s*(?:{_Q})\s*,\s*(?P<label>{_LABEL_WORD})\s*\)")
+# unquoted word=label lists: dog=animal, oak=plant
+_EQ_RE = re.compile(rf"(?:^|(?<=[\s,;:]))(?P<text>[A-Za-z][\w'-]{{0,30}})\s*=\s*(?P<label>{_LABEL_WORD})(?=\s*(?:[,;.?!)]|$|\s+(?:and|or)\b))")
 _SKIP_LABELS = {"and", "or", "the", "like", "as", "e.g", "examples", "example", "sentences", "texts", "with", "on", "for", "probe", "vs", "versus", "about",
                 "between", "q", "a", "question", "answer", "context", "text", "label", "prompt", "clean", "corrupted"}
 _BRACKET_RE = re.compile(rf"(?:^|[,;:\n])\s*(?P<text>[^,;:\n\[\]]+?)\s*\[(?P<label>{_LABEL_WORD})\]")
@@ -125,6 +129,9 @@ def user_examples(text: str) -> list[dict]:
     piped = [x for x in piped if not (x["text"].lower() in ("text", "sentence", "example", "input") and x["label"] in ("label", "class", "tag"))]
     if len(piped) >= 2 and len({x["label"] for x in piped}) >= 2:
         return piped
+    tuples = [{"text": next(g for g in m.groups()[:3] if g is not None), "label": m.group("label").lower()} for m in _TUPLE_RE.finditer(text)]
+    if len(tuples) >= 2 and len({x["label"] for x in tuples}) >= 2:
+        return tuples
     pairs = []
     for m in _PAIR_RE.finditer(text):
         t = next(g for g in m.groups()[:3] if g is not None)
@@ -144,6 +151,10 @@ def user_examples(text: str) -> list[dict]:
         found = [x for x in found if x["text"]]
         if len(found) >= 2 and len({a["label"] for a in found}) >= 2:
             return found
+    eqs = [{"text": m.group("text"), "label": m.group("label").lower()} for m in _EQ_RE.finditer(text)
+           if m.group("label").lower() not in _SKIP_LABELS]
+    if len(eqs) >= 2 and len({x["label"] for x in eqs}) >= 2:
+        return eqs
     groups = []
     for m in _GROUP_RE.finditer(text):
         lab = m.group("label").lower()

@@ -28,7 +28,10 @@ _CONCEPT_RE = re.compile(
 _STOP_TAIL = re.compile(r"\s+(?:at|in|on|from|with|by|using|for|when|while|during|whenever|every|all|so|and then|then)\b.*$|\s+(?:please|pls|thanks)\b.*$", re.I)
 _NEGATIVE = re.compile(r"\b(?:less|never|stop|suppress\w*|remove|subtract\w*|dial\w* down|reduce|away from|not to|avoid)\b", re.I)
 _STRENGTH_RE = re.compile(r"\b(?:strength|coefficient|coeff|alpha|scale|multiplier|magnitude|factor of|times|amount)\s*(?:of\s*)?[=:]?\s*(?P<s>[-+]?\d+(?:\.\d+)?)\b"
-                          r"|\b(?P<t>[-+]?\d+(?:\.\d+)?)\s*(?:x|times)\b", re.I)
+                          r"|\b(?P<t>[-+]?\d+(?:\.\d+)?)\s*(?:x|times)\b"
+                          # a verb of amount, then "by N" / "to N": "amplify L8N77 by 10", "crank it up to 10"
+                          r"|\b(?:amplif\w*|boost\w*|scal\w*|multipl\w*|crank\w*|turn\w*\s+(?:it\s+)?up|dial\w*\s+(?:it\s+)?up|push\w*|increas\w*|rais\w*|bump\w*)"
+                          r"\b[^.?!]{0,30}?\b(?:by|to)\s+(?P<u>[-+]?\d+(?:\.\d+)?)\b(?!\s*(?:layers?|neurons?|tokens?|words?)\b)", re.I)
 _PROBE_RE = re.compile(r"\bprob(?:e|e's|es|ing)\b", re.I)  # the property itself is read as probing reads it (find_dataset)
 _WORDS_RE = re.compile(r"\bwords?\s*[:=]\s*(?P<w>[A-Za-z][\w ,'-]+)", re.I)
 
@@ -102,7 +105,7 @@ class Steering(ToolAgent):
         bare = strip_quoted(text)  # a quoted prompt's words ("I can never decide", "3 times") are not the request's
         m = _STRENGTH_RE.search(bare)
         if m:
-            args["strength"] = float(m.group("s") or m.group("t"))
+            args["strength"] = float(m.group("s") or m.group("t") or m.group("u"))
         if _NEGATIVE.search(bare) and args.get("source", "concept") == "concept" and args.get("concept"):
             args["strength"] = -abs(args["strength"]) if args.get("strength") is not None else None
             args["negative"] = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gnothi.agents.extract import extract, is_followup, looks_like_injection, quoted
+from gnothi.agents.extract import extract, is_followup, looks_like_injection, quoted, words_to_digits
 from gnothi.agents.planner_offline import OfflinePlanner, PlanContext, split_clauses
 
 
@@ -475,3 +475,33 @@ def test_a_bias_answer_can_be_patched_next(planner):
     for q in ("which layers carry it for 'nurse'?", "which layers carry it?"):
         p = planner.plan(q, PlanContext(history=hist, n_layers=30, d_mlp=1536))
         assert calls(p) == [("activation_patching", {"clean": "The nurse said that", "answer": " she", "alternative": " he"})], q
+
+
+def test_layers_written_as_hook_names_repeated_words_and_signs():
+    assert (extract("what does blocks.12.mlp neuron 88 do?").layer, extract("what does blocks.12.mlp neuron 88 do?").neuron) == (12, 88)
+    assert (extract("blocks.3.mlp.hook_post unit 1400").layer, extract("blocks.3.mlp.hook_post unit 1400").neuron) == (3, 1400)
+    e = extract("pattern of blocks.20.attn head 7 on 'a b c'")
+    assert (e.layer, e.head) == (20, 7)
+    assert extract("probe blocks.9.hook_resid_post for sentiment").layer == 9
+    assert extract("compare layer 5 or layer 20").layers == [5, 20]
+    assert extract("layer 3, layer 15 and layer 27 please").layers == [3, 15, 27]
+    assert extract("what happens in the very first layer?", n_layers=30).layer == 0
+    assert extract("the bottom layer's neuron 4", n_layers=30).layer == 0
+    assert words_to_digits("strength minus two") == "strength -2"
+
+
+def test_examples_as_tuples_and_equations():
+    from gnothi.agents.toolkit.probing import user_examples
+
+    assert user_examples('probe ("2+2=4", correct), ("2+2=5", wrong), ("3+3=6", correct)') == [
+        {"text": "2+2=4", "label": "correct"}, {"text": "2+2=5", "label": "wrong"}, {"text": "3+3=6", "label": "correct"}]
+    assert user_examples("which layer separates cat=mammal, trout=fish, dog=mammal?") == [
+        {"text": "cat", "label": "mammal"}, {"text": "trout", "label": "fish"}, {"text": "dog", "label": "mammal"}]
+    assert user_examples("layer 3 = 5, layer 4 = 6") == []  # numbers are not labels
+
+
+def test_head_roles_in_the_order_named():
+    from gnothi.agents.toolkit.heads import behaviours_in
+
+    assert behaviours_in("find induction heads and previous-token heads") == ["induction", "previous_token"]
+    assert behaviours_in("previous-token heads, then induction heads") == ["previous_token", "induction"]

@@ -75,3 +75,6 @@ def test_the_agent_does_not_read_the_quoted_prompt_as_the_request():
     assert args("talk about dogs on 'I can never decide what to eat'") == {"source": "concept", "concept": "dogs", "prompt": "I can never decide what to eat"}
     assert "strength" not in args("make it talk about dogs on 'I ran 3 times'")
     assert args("make the model talk less about France") == {"source": "concept", "concept": "France", "strength": -8.0}
+    assert args("amplify L8N77 by 10")["strength"] == 10.0  # a verb of amount, then "by N"
+    assert args("talk about cats, crank it up to 12")["strength"] == 12.0
+    assert "strength" not in args("boost the cat direction in layer 3 by adding it to 5 tokens")  # a count of tokens is no strength
