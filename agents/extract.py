@@ -249,7 +249,7 @@ _HEAD_PATTERNS = [
 ]
 _HEAD_RE = re.compile(r"\bhead\s*#?(?P<h>\d+)\b", re.I)
 # a decimal reported as a value, not a unit written L.N: "that 0.97", "an effect of 0.8", "Pearson 0.31", "AUROC = 0.62"
-_VALUE_BEFORE = re.compile(r"(?:\b(?:that|this)|\b(?:score[sd]?|effect|value|pearson|r|auroc|auc|accuracy|selectivity|gap|loss|similarity|"
+_VALUE_BEFORE = re.compile(r"(?:\b(?:that|this)|\b(?:score[sd]?|effect|value|strength|coefficient|coeff|alpha|scale|multiplier|magnitude|temperature|pearson|r|auroc|auc|accuracy|selectivity|gap|loss|similarity|"
                            r"correlation|probability|p|ratio|ece|brier|l0)(?:\s+(?:of|is|was|at|=|:))?|[=:])\s*$", re.I)
 _UNIT_WORDS_RE = re.compile(r"\b(?:neurons?|units?|mlp|l\d)", re.I)
 

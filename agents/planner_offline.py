@@ -68,9 +68,12 @@ class PlanContext:
             return self.history[-1]["pending"]
         return None
 
-    def entities(self) -> dict[str, Any]:
+    def entities(self, earlier: list | None = None) -> dict[str, Any]:
+        """What "it" / "that prompt" may point back to: the earlier turns' calls and results, then ``earlier``
+        (the calls already planned for this message: "explain L3N5, then steer with it")."""
         ent: dict[str, Any] = {}
-        for turn in self.history:
+        turns = self.history + ([{"plan": [{"tool": c.tool, "args": c.args} for c in earlier]}] if earlier else [])
+        for turn in turns:
             for c in turn.get("plan") or []:
                 for k, v in (c.get("args") or {}).items():
                     if v is not None:
@@ -205,7 +208,7 @@ class OfflinePlanner:
             parsed = extract(clause, ctx.n_layers)
             query = Query(clause=clause, question=q if len(segments) == 1 else clause, parsed=parsed,
                           whole=whole if len(segments) == 1 else parsed, followup=followup,
-                          last_args=dict(last["args"]) if (last and followup) else {}, entities=ctx.entities(),
+                          last_args=dict(last["args"]) if (last and followup) else {}, entities=ctx.entities(calls),
                           n_layers=ctx.n_layers, d_mlp=ctx.d_mlp, datasets=ctx.datasets, taggers=self.taggers, tool=tool,
                           message_quotes=whole.quotes)
             readings = _shift_layers(agent.extract_all(query), parsed, last if followup else None)
@@ -339,7 +342,9 @@ def _squash(s: str) -> str:
 
 _SPLIT_RE = re.compile(
     r"\s*(?:;|,\s*then\b|\band\s+then\b|\bthen\s+also\b|\band\s+also\b|\balso\b,?|\bafter\s+that\b|\bplus\b|\.\s+(?=[A-Z])|\?\s+(?=[A-Za-z])"
-    r"|,?\s+and\s+(?=(?:please\s+)?(?:find|search|show|probe|explain|describe|check|patch|look|tell|is|are|does|do|what|which|why|how|where|can|could|run|trace|list|give)\b)"
+    r"|,?\s+and\s+(?=(?:please\s+)?(?:find|search|show|probe|explain|describe|check|patch|look|tell|is|are|does|do|what|which|why|how|where|can|could|run|trace|list|give"
+    r"|steer|amplify|generate|make\s+(?:it|the\s+model)|test|measure)\b)"
+    r"|,?\s+(?:and\s+)?(?:once|when|after)\s+(?:that(?:'s|\s+is)|it(?:'s|\s+is)|this\s+is)\s+(?:done|finished|over)\b,?"
     r"|,?\s+and\s+(?=(?:sae\s+)?(?:neuron|feature|head|latent)\s+#?\d|L\d+[NH]\d)"
     r"|\s+[+&]\s+|\s+(?:n|&|and|,)?\s*then\s+"
     r"|(?:^|\s)\(?\d{1,2}\)\s*|(?:^|\n)\s*[-*•]\s+|(?:^|\n)\s*\d{1,2}\s*[-–.:]\s+|(?:^|\s)\(?(?:i|ii|iii|iv|v|vi)\)\s+"

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 from gnothi.tools import steering
 from gnothi.tools.results import ToolResult
 
-from ..extract import strip_quoted
+from ..extract import strip_quoted, words_to_digits
 from .probing import find_dataset
 from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
 
@@ -45,9 +45,31 @@ def concept_in(text: str) -> str | None:
     c = re.sub(r"^(?:the model|it|its outputs?|generations?|replies|answers|text)\s+", "", c, flags=re.I)
     c = re.sub(r"^(?:more|less|only)\s+", "", c, flags=re.I)
     c = re.sub(r"\s+(?:instead|more|direction|again|too)$", "", c, flags=re.I)
-    if not c or len(c) > 40 or re.fullmatch(r"(?:it|this|that|them|something|things|layer \d+|\d+)", c, re.I):
+    if not c or len(c) > 40 or re.fullmatch(r"(?:it|this|that|them|something|things|layer \d+|\d+|(?:that|this|the same|the)\s+(?:topic|concept|thing|subject|one|direction|word))", c, re.I):
         return None
     return c
+
+
+_ANAPHOR_RE = re.compile(r"\b(?:it|that|this|them|the same|its|their)\b", re.I)
+
+
+def _has_source(args: dict[str, Any]) -> bool:
+    return bool(args.get("concept") or args.get("neuron") is not None or args.get("feature") is not None or args.get("probe"))
+
+
+def earlier_direction(ent: dict[str, Any]) -> dict[str, Any]:
+    """The direction "it" / "that probe" points back to: what the last earlier call (this message or a previous turn) named."""
+    last = ent.get("last_tool")
+    if last == "neuron_explainer" and ent.get("neuron_explainer.neuron", ent.get("neuron")) is not None:
+        return {"source": "neuron", "layer": ent.get("neuron_explainer.layer", ent.get("layer")),
+                "neuron": ent.get("neuron_explainer.neuron", ent.get("neuron"))}
+    if last == "sae_feature_search" and ent.get("sae_feature_search.feature", ent.get("feature")) is not None:
+        return {"source": "feature", "feature": ent.get("sae_feature_search.feature", ent.get("feature"))}
+    if last == "sae_feature_search" and isinstance(ent.get("sae_feature_search.query"), str):
+        return {"source": "concept", "concept": ent["sae_feature_search.query"]}  # "now make it talk about that topic"
+    if last == "probing" and isinstance(ent.get("probing.dataset"), str):
+        return {"source": "probe", "probe": ent["probing.dataset"]}
+    return {}
 
 
 class SteeringArgs(Args):
@@ -102,7 +124,7 @@ class Steering(ToolAgent):
                 args.update(source="concept", concept=c)
         if e.layer is not None and args.get("source") != "neuron":
             args["layer"] = e.layer
-        bare = strip_quoted(text)  # a quoted prompt's words ("I can never decide", "3 times") are not the request's
+        bare = words_to_digits(strip_quoted(text))  # a quoted prompt's words ("I can never decide", "3 times") are not the request's
         m = _STRENGTH_RE.search(bare)
         if m:
             args["strength"] = float(m.group("s") or m.group("t") or m.group("u"))
@@ -115,7 +137,9 @@ class Steering(ToolAgent):
         if w:
             args["words"] = [x.strip() for x in re.split(r",|\band\b", w.group("w")) if x.strip()][:10]
         neg = args.pop("negative", False)
-        if not (args.get("concept") or args.get("neuron") is not None or args.get("feature") is not None or args.get("probe")):
+        if not _has_source(args) and _ANAPHOR_RE.search(text):
+            args.update(earlier_direction(q.entities))  # "then steer with it", "steer with that probe now"
+        if not _has_source(args):
             return args, ("What should I steer towards? Name a concept ('make it talk about France'), a neuron ('add neuron 12.400 "
                           "with strength 5') or an SAE feature ('steer with feature 123').")
         if neg and args.get("strength") is None:
@@ -125,7 +149,7 @@ class Steering(ToolAgent):
         return args, None
 
     def missing(self, args):
-        return "concept" if not (args.get("concept") or args.get("neuron") is not None or args.get("feature") is not None or args.get("probe")) else None
+        return None if _has_source(args) else "concept"
 
     def reformulate(self, a):
         src = a.get("source", "concept")

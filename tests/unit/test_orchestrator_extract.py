@@ -505,3 +505,15 @@ def test_head_roles_in_the_order_named():
 
     assert behaviours_in("find induction heads and previous-token heads") == ["induction", "previous_token"]
     assert behaviours_in("previous-token heads, then induction heads") == ["previous_token", "induction"]
+
+
+def test_steer_with_it_points_back_to_the_earlier_call(planner):
+    assert calls(planner.plan("what does L11N1100 do? then steer with it at strength 6", CTX)) == [
+        ("neuron_explainer", {"layer": 11, "neuron": 1100}), ("steering", {"source": "neuron", "layer": 11, "neuron": 1100, "strength": 6.0})]
+    assert calls(planner.plan("probe for true vs false, and once that's done steer with that probe", CTX)) == [
+        ("probing", {"dataset": "true_false"}), ("steering", {"source": "probe", "probe": "true_false"})]
+    hist = [{"question": "find features about French", "plan": [{"tool": "sae_feature_search", "args": {"query": "French"}}]}]
+    (tool, args), = calls(planner.plan("now make the model talk about that topic", PlanContext(history=hist, n_layers=30)))
+    assert (tool, args) == ("steering", {"source": "concept", "concept": "French"})
+    (_, args), = calls(planner.plan("steer with neuron three hundred of layer two, strength minus two", CTX))
+    assert args == {"source": "neuron", "layer": 2, "neuron": 300, "strength": -2.0}

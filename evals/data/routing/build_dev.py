@@ -2112,6 +2112,48 @@ def _(r):
     return ask(t.format(l=l, n=n, s=s_, p=pr), NY("steering", source="neuron", layer=l, neuron=n, strength=float(s_), prompt=pr))
 
 
+@family("steering", "steering-feature-or-probe-direction", 14)
+def _(r):
+    f, ds, s_ = r.randint(0, 16383), pick(r, DATASETS), pick(r, [2, 3, 4, 5, 8, -3, -6])
+    if r.random() < 0.5:
+        t = pick(r, ["steer with SAE feature {f}", "add feature {f} while it generates, strength {s}", "generate text with latent {f} boosted",
+                     "steer the model using feature #{f} at strength {s}", "clamp SAE feature {f} up and let it write",
+                     "what happens to its writing if I add feature {f}?"])
+        a = {"source": "feature", "feature": f} | ({"strength": float(s_)} if "{s}" in t else {})
+        return ask(t.format(f=f, s=s_), NY("steering", **a))
+    t = pick(r, ["steer along the {d} probe direction", "steer with the {d} probe at strength {s}", "{d} probe steering, strength {s}",
+                 "use the {d} probe's direction to steer generation", "add the {d} probe vector to the residual stream while it writes",
+                 "push generations along the {d} probe"])
+    a = {"source": "probe", "probe": ds} | ({"strength": float(s_)} if "{s}" in t else {})
+    return ask(t.format(d=ds, s=s_), NY("steering", **a))
+
+
+STEER_BACK = [
+    ("what does L{l}N{n} do?", lambda l, n, f, d: NE(layer=l, neuron=n), lambda l, n, f, d: {"source": "neuron", "layer": l, "neuron": n}),
+    ("describe SAE feature {f}", lambda l, n, f, d: SAE(feature=f), lambda l, n, f, d: {"source": "feature", "feature": f}),
+    ("probe for {d}", lambda l, n, f, d: PR(dataset=d), lambda l, n, f, d: {"source": "probe", "probe": d}),
+]
+
+
+@family("steering", "steering-with-what-came-before", 14)
+def _(r):
+    l, n, f, d = r.randint(0, 29), r.randint(0, 1535), r.randint(0, 16383), pick(r, DATASETS)
+    q0, c0, a = pick(r, STEER_BACK)
+    t = pick(r, ["now steer with it", "ok steer generation with that", "add it while the model writes", "steer with that one at strength 4",
+                 "cool, use that direction to steer", "can you steer the model with this?"])
+    args = a(l, n, f, d) | ({"strength": 4.0} if "strength 4" in t else {})
+    return ask(t, NY("steering", **args), history=[hist(q0.format(l=l, n=n, f=f, d=d), plan=[c0(l, n, f, d)])])
+
+
+@family("multi", "then-steer-with-it", 12)
+def _(r):
+    l, n, f, d = r.randint(0, 29), r.randint(0, 1535), r.randint(0, 16383), pick(r, DATASETS)
+    q0, c0, a = pick(r, STEER_BACK)
+    t = pick(r, ["{q}, then steer with it", "{q} and steer with it afterwards", "first {q}; then add it while it generates",
+                 "{q}, and once that's done steer along it"])
+    return ask(t.format(q=q0.format(l=l, n=n, f=f, d=d).rstrip("?")), c0(l, n, f, d), NY("steering", **a(l, n, f, d)))
+
+
 @family("steering", "steering-concept-at-layer", 12)
 def _(r):
     c, l = pick(r, STEER_CONCEPTS), r.randint(1, 12)
