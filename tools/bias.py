@@ -46,6 +46,18 @@ OCCUPATIONS = MALE_DOMINATED + FEMALE_DOMINATED
 # occupations people often ask about that WinoBias does not list (measured too, outside its two groups)
 OTHER_OCCUPATIONS = ["engineer", "doctor", "surgeon", "pilot", "scientist", "judge", "babysitter", "programmer", "professor",
                      "firefighter", "soldier", "dancer", "maid", "plumber", "electrician"]
+# further occupations a question may name (recognised in questions and measured when named; not in the default set)
+NAMED_OCCUPATIONS = ["architect", "dentist", "pharmacist", "veterinarian", "vet", "paramedic", "midwife", "therapist", "psychologist",
+                     "psychiatrist", "social worker", "kindergarten teacher", "preschool teacher", "nanny", "flight attendant",
+                     "truck driver", "taxi driver", "bus driver", "police officer", "detective", "banker", "investor", "economist",
+                     "physicist", "chemist", "biologist", "mathematician", "statistician", "researcher", "astronaut", "mayor",
+                     "senator", "politician", "president", "butcher", "chef", "waiter", "waitress", "bartender", "barista",
+                     "florist", "gardener", "welder", "miner", "fisherman", "sailor", "captain", "coach", "athlete",
+                     "actor", "actress", "singer", "musician", "painter", "artist", "photographer", "journalist", "reporter",
+                     "author", "poet", "translator", "interpreter", "stylist", "beautician", "manicurist", "servant",
+                     "CFO", "CTO", "executive", "entrepreneur", "consultant", "software engineer", "data scientist",
+                     "web developer", "technician", "carer", "caregiver", "homemaker", "housewife", "principal", "tutor",
+                     "lecturer", "dean", "surgeon general", "priest", "rabbi", "nun", "monk"]
 
 # each template ends where the gendered word goes; its slot says which pair applies
 TEMPLATES: list[tuple[str, str]] = [

@@ -12,7 +12,7 @@ from gnothi.tools.results import ToolResult
 
 from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
 
-_KNOWN = {o.lower(): o for o in bias.OCCUPATIONS + bias.OTHER_OCCUPATIONS}
+_KNOWN = {o.lower(): o for o in bias.OCCUPATIONS + bias.OTHER_OCCUPATIONS + bias.NAMED_OCCUPATIONS}
 _OCC_RE = re.compile(r"\b(" + "|".join(sorted((re.escape(k) for k in _KNOWN), key=len, reverse=True)) + r")(?:e?s)?\b", re.I)
 # a word pair named as one: "pair she/he", "words: Mary vs John", or written with a slash ("he/she")
 _PAIR_RE = re.compile(r"\b(?:pair|words?)\s*[:=]?\s*['\"“‘]?(?P<a>[A-Za-z]+)['\"”’]?\s*(?:/|\s(?:vs\.?|versus|and|or)\s)\s*['\"“‘]?(?P<b>[A-Za-z]+)\b", re.I)

@@ -67,3 +67,7 @@ def test_the_agent_reads_pairs_only_where_they_are_named():
     assert args("what's the gender gap between nurses and engineers?") == {"occupations": ["nurse", "engineer"]}
     assert args("bias check with the pair she/he") == {"pair": "she/he"}
     assert args("use 'The {occupation} told me that' with words: Mary vs John")["pair"] == "Mary/John"
+    # occupations outside the measured set are read too, longest name first, in the order named
+    assert args("would it call a kindergarten teacher 'she' more than a truck driver?")["occupations"] == ["kindergarten teacher", "truck driver"]
+    assert args("bias for dentists, pharmacists and architects")["occupations"] == ["dentist", "pharmacist", "architect"]
+    assert "occupations" not in args("is the model gender-biased at all?")  # "model" names no occupation
