@@ -337,6 +337,15 @@ _LABELLED_TEXT_RE = re.compile(r"\b(?:text|sentence|prompt|input|string|phrase|o
 _AFTER_COLON_RE = re.compile(r"^[^:\n]*?[^\s:]\s*(?::|\s[-—–])\s+(?P<p>[^\n]{6,}?)\s*$")
 _THE_PROMPT_RE = re.compile(r"\b(?:the\s+)?(?:prompt|text|sentence|input|string)\s+(?:is\s+)?(?P<p>[A-Z0-9][^\n]{5,}?)\s*[?!]?\s*$")
 _FOR_SENTENCE_RE = re.compile(r"\b(?:for|on|in)\s+the\s+(?:sentence|text|phrase|input|prompt)\s+(?P<p>[A-Z0-9][^,;?!\n]{6,}?)\s*,\s*(?=(?:which|what|how|show|list|find|tell|give)\b(?:\s+\w+){0,3}?\s+(?:neurons?|features?|latents?|layers?|heads?|units?|sae)\b)", re.I)
+# an unquoted text that runs to the end: "what does head 3 attend to in the sentence the dog chased its tail"
+_TO_THE_END_RE = re.compile(r"\b(?:in|on|for|with)\s+the\s+(?:sentence|text|phrase|input|prompt|string)\s+(?P<p>[^\n?!]{6,}?)\s*[?.!]?\s*$", re.I)
+# set off by commas: "I have this prompt, The capital of Germany is, and I want to know ..."
+_PROMPT_COMMAS_RE = re.compile(r"\b(?:this|the|my|a|that)\s+prompt\s*[,:]\s*(?P<p>[^,\n]{6,}?)\s*,\s*(?=(?:and|which|so|what|how|why|i|can|could)\b)", re.I)
+# "why it completes Roses are red, violets are with blue"
+_COMPLETES_WITH_RE = re.compile(r"\b(?:completes?|completing|continues?|continuing|finish(?:es)?|ends?)\s+(?P<p>[A-Z][^?!\n]{6,}?)\s+with\s+(?P<a>[\w'-]+)\b")
+# the prompt to compare with: "... patch it against The President lives in"
+_AGAINST_RE = re.compile(r"\b(?:patch(?:ed|ing)?|compare[ds]?|contrast(?:ed)?|swap(?:ped)?)(?:\s+(?:it|this|that|them))?\s+(?:against|with|to|for)\s+"
+                         r"(?:the\s+(?:prompt|sentence|text)\s+)?(?P<b>[A-Z][^?\n]{6,}?)\s*[?.!]?\s*$")
 _UNQUOTED_PAIR_RE = re.compile(
     r"(?:\bpatch(?:ing)?\b|\bbetween\b|:)\s+(?P<a>[A-Z][^?\n]{6,}?)\s+(?:versus|vs\.?|against)\s+(?P<b>[A-Z][^?\n]{6,}?)\s*[?.]?\s*$"
 )
@@ -651,19 +660,26 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
         m = _UNQUOTED_PAIR_RE.search(text)
         if m:
             e.clean, e.corrupted = m.group("a").strip(), m.group("b").strip()
+    body = text  # the text the unquoted prompt is read from
     if not e.quotes:
-        m = _LABELLED_TEXT_RE.search(text) or _FOR_SENTENCE_RE.search(text) or _THE_PROMPT_RE.search(text)
+        if e.corrupted is None and (m := _AGAINST_RE.search(text)):
+            e.corrupted = m.group("b").strip()
+            body = text[:m.start()].rstrip(" ,;.?")  # the prompt named before it is read without it
+        m = (_LABELLED_TEXT_RE.search(body) or _FOR_SENTENCE_RE.search(body) or _PROMPT_COMMAS_RE.search(body)
+             or _COMPLETES_WITH_RE.search(body) or _THE_PROMPT_RE.search(body) or _TO_THE_END_RE.search(body))
         if not m:
-            m = _AFTER_COLON_RE.search(text)
-            if m and (re.search(r"\b(?:and|then|also)\b.*\?\s*$", m.group("p")) or "=" in text[:m.start("p")]
+            m = _AFTER_COLON_RE.search(body)
+            if m and (re.search(r"\b(?:and|then|also)\b.*\?\s*$", m.group("p")) or "=" in body[:m.start("p")]
                       or re.search(r"\b(?:prompts?|clean|corrupt\w*|layers?|heads?|neurons?|features?|probes?|patch\w*)\b", m.group("p"), re.I)):
                 m = None  # "a: x and is it ...?" is a request, "k=3: ..." a notation, "swap them: use the clean prompt" an instruction
+        if m and m.re is _COMPLETES_WITH_RE and (e.answer is None or e.answer.strip().lower() in m.group("p").lower()):
+            e.answer = as_continuation(m.group("a"))  # "complete Twinkle twinkle little with star": the word after "with"
         if m and len(m.group("p").split()) >= 2:
             e.prompt = m.group("p").strip().rstrip("?!").strip()
             if e.prompt.endswith(".") and not e.prompt.endswith(".."):
                 e.prompt = e.prompt[:-1].rstrip()
     if not e.quotes and e.prompt is None:
-        m = _PROMPT_AFTER_RE.search(text)
+        m = _PROMPT_AFTER_RE.search(body)
         if m:
             p = m.group("p").strip()
             if e.answer and p.endswith(e.answer.strip()):

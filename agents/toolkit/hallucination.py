@@ -77,6 +77,10 @@ class HallucinationDetector(ToolAgent):
             claim = None if args.get("answer") else claimed_answer(q.question)
             if claim and "QUOTED" not in claim and claim.lower() not in args["question"].lower():
                 args["answer"] = claim  # "Q: What is the capital of Canada? It answered Toronto."
+            for k in ("context", "answer"):  # 'is "A" a hallucination for the question "Q"', 'grounded in the note "C"': the learned reading of the other quotes
+                hit = None if args.get(k) else q.span(k)
+                if hit and hit[1] and hit[0].strip().lower() not in {str(v).strip().lower() for v in args.values()}:
+                    args[k] = hit[0].strip()
             rest = [x for x in q.quotes if x not in (args.get("question"), args.get("context")) and not _question_like(x)]
             if not args.get("answer") and rest:
                 args["answer"] = rest[0]  # "is 'Dr. Patel' supported by the context '...' for the question '...'"

@@ -62,6 +62,7 @@ _ROLE_PAIR_RE = re.compile(r"\b(?:clean|prompt)(?:\s+prompt)?\s+(?:is\s+|=\s*|:\
 _LOWER_AFTER_RE = re.compile(r"\b(?:after|finish(?:es)?|complete[sd]?|for)\s+(?P<p>(?:the|a|an|people|my|our|his|her|in)\s+[a-z][^?!,;\n]{6,}?)(?:\s+with\s+(?P<a>[\w'-]+))?\s*(?:[?,]|$)", re.I)
 # the fact a trace is about, stated in words: "... the fact that the Prado is in Madrid", "recall that insulin is made by the pancreas"
 _FACT_RE = re.compile(r"\b(?:fact|recall\w*|know\w*|stor\w*)\s+that\s+[^?.,;]{3,60}?\s+(?:is|was|are|were)\s+(?:(?:made|produced|written|built|located|found|played|spoken)\s+(?:by|in|at)\s+|in\s+|at\s+)?(?:the\s+)?(?P<a>[\w'-]+)\s*(?=[?.,;]|$)", re.I)
+_NO_SPACE_RE = re.compile(r"\b(?:no|without(?:\s+(?:a|the|any))?)\s+(?:leading\s+)?(?:space|whitespace)\b|\bno[- ]space\b", re.I)
 _SWAP_RE = re.compile(r"\b(?:swap|switch|flip|reverse|exchange)\b.{0,40}\b(?:them|prompts|clean|corrupted|roles|order|around)\b|\bthe other way (?:round|around)\b", re.I)
 
 
@@ -155,6 +156,9 @@ class ActivationPatching(ToolAgent):
             text, was_quoted = hit
             if was_quoted and _prompt_like(text) and len(text.split()) > 3:
                 continue  # a quoted prompt is never the answer
+            prompt = e.prompt or w.prompt
+            if not was_quoted and k == "answer" and ans is not None and prompt and re.search(rf"\b{re.escape(text.strip())}\b", prompt, re.I):
+                continue  # a word of the unquoted prompt is not its answer: the grammar's reading stays
             v = text if was_quoted else as_continuation(text)
             if k == "answer":
                 ans = v
@@ -228,7 +232,10 @@ class ActivationPatching(ToolAgent):
             elif (m := _ROLE_PAIR_RE.search(masked)) and "QUOTED" not in masked:
                 args["clean"], args["corrupted"] = m.group("a").strip(" ,"), m.group("b").strip(" ,")
             elif e.prompt or w.prompt:
-                args["clean"] = e.prompt or w.prompt
+                src = e if e.prompt else w
+                args["clean"] = src.prompt
+                if src.corrupted and src.corrupted != src.prompt:
+                    args["corrupted"] = src.corrupted  # "... after The Prime Minister lives in? patch it against The President lives in"
             elif (m := _LOWER_PAIR_RE.search(masked)) and "QUOTED" not in masked:
                 args["clean"], args["corrupted"] = m.group("a").strip(), m.group("b").strip()
             elif (m := _LOWER_AFTER_RE.search(masked)) and "QUOTED" not in masked and not re.search(r"\b(?:layers?|heads?|neurons?)\b", m.group("p"), re.I):
@@ -258,6 +265,8 @@ class ActivationPatching(ToolAgent):
             args["clean"], args["corrupted"] = args["corrupted"], args["clean"]  # "swap them"
             if args.get("answer") and args.get("alternative"):
                 args["answer"], args["alternative"] = args["alternative"], args["answer"]
+        if _NO_SPACE_RE.search(low):  # 'answer "cold" with no leading space': the token as the user wrote it
+            args.update({k: args[k].lstrip() for k in ("answer", "alternative") if isinstance(args.get(k), str)})
         args = {k: v for k, v in args.items() if v is not None}
         if not args.get("clean"):
             return args, ('Which prompt should I explain? Quote it, and a second prompt to compare if you have one: why does the model '

@@ -517,3 +517,22 @@ def test_steer_with_it_points_back_to_the_earlier_call(planner):
     assert (tool, args) == ("steering", {"source": "concept", "concept": "French"})
     (_, args), = calls(planner.plan("steer with neuron three hundred of layer two, strength minus two", CTX))
     assert args == {"source": "neuron", "layer": 2, "neuron": 300, "strength": -2.0}
+
+
+def test_unquoted_prompts_set_off_by_position(planner):
+    (_, args), = calls(planner.plan("what is head 2 of layer 4 looking at in the sentence my sister bought a red bike", CTX))
+    assert args == {"layer": 4, "head": 2, "prompt": "my sister bought a red bike"}
+    (_, args), = calls(planner.plan("ok so I have this prompt, The largest ocean is the, and which layers make it say Pacific", CTX))
+    assert (args["clean"], args["answer"]) == ("The largest ocean is the", " Pacific")
+    (_, args), = calls(planner.plan("which layers make it complete Twinkle twinkle little with star? patch", CTX))
+    assert (args["clean"], args["answer"]) == ("Twinkle twinkle little", " star")
+    (_, args), = calls(planner.plan("why does it say Tokyo after The capital of Japan is? patch it against The capital of Peru is", CTX))
+    assert (args["clean"], args["corrupted"], args["answer"]) == ("The capital of Japan is", "The capital of Peru is", " Tokyo")
+    (_, args), = calls(planner.plan('patch "The opposite of big is" with answer "small", no leading space', CTX))
+    assert args["answer"] == "small"  # the token as written, when the user says so
+
+
+def test_a_labelled_question_leaves_the_other_quotes_to_the_learned_reading():
+    p = OfflinePlanner()  # the learned span taggers read which quote is the answer and which the passage
+    (_, args), = calls(p.plan('is "Einstein was born in Paris" a hallucination for the question "Where was Einstein born?"', CTX))
+    assert args == {"question": "Where was Einstein born?", "answer": "Einstein was born in Paris"}
