@@ -797,10 +797,14 @@ _FOLLOWUP_RE = re.compile(
 )
 
 
+# a short message that changes one thing: "just layer 6?", "only the top 3", "give me 20 instead", "layer 9 this time"
+_SHORT_CHANGE_RE = re.compile(r"^\s*(?:just|only|but|but\s+only|and\s+just)\b|\b(?:instead|this time|as well|too)\s*[?.!]?\s*$", re.I)
+
+
 def is_followup(text: str) -> bool:
     """Does the question lean on an earlier turn ("now layer 5", "what about that feature")?"""
     t = text.strip()
-    if _FOLLOWUP_RE.search(t):
+    if _FOLLOWUP_RE.search(t) or (len(strip_quoted(t).split()) <= 6 and _SHORT_CHANGE_RE.search(t)):
         return True
     return bool(re.search(r"\b(?:that|this|the same|previous)\s+(?:feature|neuron|unit|layer|prompt|probe|one)\b", t, re.I))
 

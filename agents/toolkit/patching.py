@@ -62,6 +62,9 @@ _ROLE_PAIR_RE = re.compile(r"\b(?:clean|prompt)(?:\s+prompt)?\s+(?:is\s+|=\s*|:\
 _LOWER_AFTER_RE = re.compile(r"\b(?:after|finish(?:es)?|complete[sd]?|for)\s+(?P<p>(?:the|a|an|people|my|our|his|her|in)\s+[a-z][^?!,;\n]{6,}?)(?:\s+with\s+(?P<a>[\w'-]+))?\s*(?:[?,]|$)", re.I)
 # the fact a trace is about, stated in words: "... the fact that the Prado is in Madrid", "recall that insulin is made by the pancreas"
 _FACT_RE = re.compile(r"\b(?:fact|recall\w*|know\w*|stor\w*)\s+that\s+[^?.,;]{3,60}?\s+(?:is|was|are|were)\s+(?:(?:made|produced|written|built|located|found|played|spoken)\s+(?:by|in|at)\s+|in\s+|at\s+)?(?:the\s+)?(?P<a>[\w'-]+)\s*(?=[?.,;]|$)", re.I)
+# words about the model's answer, not a prompt to run: "the model's answer", "its output", "this prediction"
+_ABOUT_THE_ANSWER_RE = re.compile(r"(?:the\s+)?(?:model'?s|its|their|this|that|the|an?|my)\s+(?:own\s+|final\s+|next\s+)?"
+                                  r"(?:answers?|outputs?|predictions?|completions?|responses?|repl(?:y|ies)|behaviou?rs?|choices?|guess(?:es)?|tokens?)", re.I)
 _NO_SPACE_RE = re.compile(r"\b(?:no|without(?:\s+(?:a|the|any))?)\s+(?:leading\s+)?(?:space|whitespace)\b|\bno[- ]space\b", re.I)
 _SWAP_RE = re.compile(r"\b(?:swap|switch|flip|reverse|exchange)\b.{0,40}\b(?:them|prompts|clean|corrupted|roles|order|around)\b|\bthe other way (?:round|around)\b", re.I)
 
@@ -265,6 +268,8 @@ class ActivationPatching(ToolAgent):
             args["clean"], args["corrupted"] = args["corrupted"], args["clean"]  # "swap them"
             if args.get("answer") and args.get("alternative"):
                 args["answer"], args["alternative"] = args["alternative"], args["answer"]
+        if isinstance(args.get("clean"), str) and not q.quotes and _ABOUT_THE_ANSWER_RE.fullmatch(args["clean"].strip(" .?!")):
+            args.pop("clean")  # "which layers are responsible for the model's answer?": no prompt named yet
         if _NO_SPACE_RE.search(low):  # 'answer "cold" with no leading space': the token as the user wrote it
             args.update({k: args[k].lstrip() for k in ("answer", "alternative") if isinstance(args.get(k), str)})
         args = {k: v for k, v in args.items() if v is not None}

@@ -536,3 +536,17 @@ def test_a_labelled_question_leaves_the_other_quotes_to_the_learned_reading():
     p = OfflinePlanner()  # the learned span taggers read which quote is the answer and which the passage
     (_, args), = calls(p.plan('is "Einstein was born in Paris" a hallucination for the question "Where was Einstein born?"', CTX))
     assert args == {"question": "Where was Einstein born?", "answer": "Einstein was born in Paris"}
+
+
+def test_a_short_change_carries_the_rest_of_the_last_call(planner):
+    hist = [{"question": "find induction heads", "plan": [{"tool": "heads", "args": {"behaviours": ["induction"]}}]}]
+    for q, extra in [("just layer 6?", {"layer": 6}), ("give me 20 instead", {"k": 20}), ("only the top 3", {"k": 3})]:
+        assert calls(planner.plan(q, PlanContext(history=hist, n_layers=30))) == [("heads", {"behaviours": ["induction"], **extra})]
+    assert not is_followup("just explain neuron 5 in layer 3 and tell me everything you can about what it does")
+
+
+def test_words_about_the_answer_are_no_prompt(planner):
+    p = planner.plan("which layers are responsible for the model's answer?", CTX)
+    assert p.clarify and not p.calls and p.pending["tool"] == "activation_patching"
+    (_, args), = calls(planner.plan("which layers are responsible for the answer after The capital of Spain is?", CTX))
+    assert args["clean"] == "The capital of Spain is"

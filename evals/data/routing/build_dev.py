@@ -2030,6 +2030,20 @@ def _(r):
     return ask(t.format(m=pick(r, METHODS)), NY("methods"))
 
 
+METHOD_NAMES = ["activation patching", "causal tracing", "probing", "linear probes", "SAEs", "sparse autoencoders", "attention patterns",
+                "steering vectors", "neuron explanations", "the logit lens", "head scores", "the hallucination detector", "bias scores"]
+
+
+@family("methods", "methods-pitfalls-and-limits", 14)
+def _(r):
+    m = pick(r, METHOD_NAMES)
+    t = pick(r, ["what are the pitfalls of {m}?", "common mistakes people make when reading {m}?", "when does {m} mislead you?",
+                 "what can go wrong with {m}", "limitations of {m}?", "how far can I trust {m}, honestly?",
+                 "what should I be careful about with {m}?", "any caveats with {m} I should know before I believe it?",
+                 "what counts as a good result for {m}?", "is {m} reliable or can it fool me?"])
+    return ask(t.format(m=m), NY("methods"))
+
+
 @family("methods", "methods-how-measured", 12)
 def _(r):
     return ask(pick(r, ["how is the neuron explanation score computed?", "how do you measure whether an explanation is good?",
