@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
@@ -13,6 +13,9 @@ from gnothi.tools.errors import InputError
 from gnothi.tools.results import ToolResult
 
 from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
+
+if TYPE_CHECKING:
+    from gnothi.tools.model import ModelHandle
 
 
 class AttentionArgs(Args):
@@ -40,7 +43,7 @@ def _trailing_text(clause: str) -> str | None:
 
 
 @register
-class Attention(ToolAgent):
+class Attention(ToolAgent[AttentionArgs]):
     name = "attention"
     title = "Attention pattern"
     description = "Show where an attention head looks: one head's (or a layer's heads') attention pattern on a prompt, as a heatmap with the tokens on both axes."
@@ -82,7 +85,7 @@ class Attention(ToolAgent):
         who = f"head {a['head']} of layer {a.get('layer')}" if a.get("head") is not None else f"every head of layer {a.get('layer')}"
         return f"Show the attention pattern of {who} on {a.get('prompt')!r}, and where its last token looks."
 
-    def execute(self, handle, a: AttentionArgs, llm=None) -> ToolResult:
+    def execute(self, handle: ModelHandle, a: AttentionArgs, llm: Any = None) -> ToolResult:
         if not a.prompt:
             raise InputError("The prompt is empty.", "Quote a prompt to look at.")
         rep = attention.attention_view(handle, a.prompt, layer=a.layer, heads=[a.head] if a.head is not None else None)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -25,6 +25,9 @@ from gnothi.tools.results import ToolResult, provenance
 from gnothi.tools.tokens import merge_partial
 
 from ..extract import Parsed
+
+if TYPE_CHECKING:
+    from gnothi.tools.model import ModelHandle
 
 MAX_TEXT = 4000  # characters of any one prompt handed to a tool
 
@@ -183,14 +186,17 @@ def _label(key: str) -> str:
     return key.replace("_", " ").strip().capitalize()
 
 
-class ToolAgent:
+A = TypeVar("A", bound=BaseModel)
+
+
+class ToolAgent(Generic[A]):
     """One tool agent. Subclasses set the class attributes and implement ``extract`` and ``execute``."""
 
     name: ClassVar[str]
     title: ClassVar[str]
     description: ClassVar[str]  # routing and LLM planners read it
     examples: ClassVar[list[str]] = []  # seed questions for routing (the dev corpus has many more)
-    Args: ClassVar[type[BaseModel]]
+    Args: ClassVar[type[BaseModel]]  # the schema of A
     needs_model: ClassVar[bool] = True
     next_steps_text: ClassVar[list[str]] = []
 
@@ -218,17 +224,17 @@ class ToolAgent:
 
     # ------------------------------------------------------------------ running
 
-    def execute(self, handle, a: BaseModel, llm=None) -> ToolResult:
+    def execute(self, handle: ModelHandle, a: A, llm: Any = None) -> ToolResult:
         raise NotImplementedError
 
-    def notice(self, handle, args: dict[str, Any]) -> str | None:
+    def notice(self, handle: ModelHandle, args: dict[str, Any]) -> str | None:
         """Said before the run when it will take long (a first-use build), with an estimate."""
         return None
 
-    def validate(self, args: dict[str, Any]) -> BaseModel:
-        return self.Args.model_validate(args or {})
+    def validate(self, args: dict[str, Any]) -> A:
+        return self.Args.model_validate(args or {})  # type: ignore[return-value]  # Args is the class of A (a ClassVar cannot say so)
 
-    def run(self, handle, args: dict[str, Any], llm=None) -> ToolResult:
+    def run(self, handle: ModelHandle, args: dict[str, Any], llm: Any = None) -> ToolResult:
         """Validate ``args``, run, and return a ToolResult (``ok=False`` with an error on failure)."""
         t0 = time.perf_counter()
         try:
@@ -290,7 +296,7 @@ class ToolAgent:
         return {"type": "function", "function": {"name": self.name, "description": self.description, "parameters": schema}}
 
 
-TOOLKIT: dict[str, ToolAgent] = {}
+TOOLKIT: dict[str, ToolAgent[Any]] = {}
 
 
 def register(cls: type[ToolAgent]) -> type[ToolAgent]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
@@ -11,6 +11,9 @@ from gnothi.tools import bias
 from gnothi.tools.results import ToolResult
 
 from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
+
+if TYPE_CHECKING:
+    from gnothi.tools.model import ModelHandle
 
 _KNOWN = {o.lower(): o for o in bias.OCCUPATIONS + bias.OTHER_OCCUPATIONS + bias.NAMED_OCCUPATIONS}
 _OCC_RE = re.compile(r"\b(" + "|".join(sorted((re.escape(k) for k in _KNOWN), key=len, reverse=True)) + r")(?:e?s)?\b", re.I)
@@ -42,7 +45,7 @@ def occupations_in(text: str) -> list[str]:
 
 
 @register
-class Bias(ToolAgent):
+class Bias(ToolAgent[BiasArgs]):
     name = "bias"
     title = "Bias check"
     description = ("Measure gender bias: whether the model prefers he or she, his or her, man or woman after sentences about 40 "
@@ -77,7 +80,7 @@ class Bias(ToolAgent):
         return (f"Measure how much more likely the model finds he/his/man than she/her/woman after sentences about 40 occupations{who}, "
                 "with 95% intervals and a neutral word pair as the control.")
 
-    def execute(self, handle, a: BiasArgs, llm=None) -> ToolResult:
+    def execute(self, handle: ModelHandle, a: BiasArgs, llm: Any = None) -> ToolResult:
         rep = bias.bias_check(handle, a.occupations, template=a.template, pair=a.pair)
         return adopt(rep.to_tool_result(), self.name)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
@@ -13,6 +13,9 @@ from gnothi.tools.results import ToolResult
 
 from ..extract import claimed_answer, labelled_fields
 from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
+
+if TYPE_CHECKING:
+    from gnothi.tools.model import ModelHandle
 
 
 class HalluArgs(Args):
@@ -53,7 +56,7 @@ def _question_like(text: str) -> bool:
 
 
 @register
-class HallucinationDetector(ToolAgent):
+class HallucinationDetector(ToolAgent[HalluArgs]):
     name = "hallucination_detector"
     title = "Hallucination detector"
     description = "Detect whether the model is making an answer up (hallucinating) from its internal signals: confidence, consistency and a probe score."
@@ -155,7 +158,7 @@ class HallucinationDetector(ToolAgent):
         except GnothiError:  # a damaged detector is retrained
             return False
 
-    def notice(self, handle, args):
+    def notice(self, handle: ModelHandle, args: dict[str, Any]) -> str | None:
         if handle is None or self._has_detector(handle):
             return None
         if jobs.background_enabled():
@@ -169,7 +172,7 @@ class HallucinationDetector(ToolAgent):
                 "model (about 4 minutes on two CPU cores for the bundled models; later questions take seconds). "
                 "`gnothi hallucination --retrain` does this ahead of time; in `gnothi serve` it runs in the background.")
 
-    def execute(self, handle, a: HalluArgs, llm=None) -> ToolResult:
+    def execute(self, handle: ModelHandle, a: HalluArgs, llm: Any = None) -> ToolResult:
         if not a.question:
             raise InputError("Which question and answer should I check?", 'Quote them: is the model making it up on "Who wrote Hamlet?" answer "Dickens"?')
         if not jobs.background_enabled() or self._has_detector(handle):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -12,6 +12,9 @@ from gnothi.tools.errors import check_range
 from gnothi.tools.results import ToolResult
 
 from .base import Args, Query, Row, ToolAgent, adopt, num, register
+
+if TYPE_CHECKING:
+    from gnothi.tools.model import ModelHandle
 
 Behaviour = Literal["previous_token", "induction", "duplicate_token", "first_token"]
 
@@ -43,7 +46,7 @@ class HeadsArgs(Args):
 
 
 @register
-class Heads(ToolAgent):
+class Heads(ToolAgent[HeadsArgs]):
     name = "heads"
     title = "Head finder"
     description = ("Find attention heads by what they do across the whole model: induction heads, previous-token heads, "
@@ -76,7 +79,7 @@ class Heads(ToolAgent):
         return (f"Score every attention head{where} for {', '.join(heads.LABEL[b] for b in bs)} behaviour and rank them, "
                 f"each score beside its control.")
 
-    def execute(self, handle, a: HeadsArgs, llm=None) -> ToolResult:
+    def execute(self, handle: ModelHandle, a: HeadsArgs, llm: Any = None) -> ToolResult:
         if a.layer is not None:
             check_range("layer", a.layer, handle.n_layers)
         s = heads.head_scores(handle)

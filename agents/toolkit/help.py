@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from gnothi.tools.results import ToolResult
 
 from .base import TOOLKIT, Args, Query, ToolAgent, register
+
+if TYPE_CHECKING:
+    from gnothi.tools.model import ModelHandle
 
 
 class HelpArgs(Args):
@@ -24,7 +27,7 @@ TEXT = {
 
 
 @register
-class Help(ToolAgent):
+class Help(ToolAgent[HelpArgs]):
     name = "help"
     title = "Help"
     description = "Greetings, what the assistant can do and how to ask; the answer to off-topic requests."
@@ -38,7 +41,7 @@ class Help(ToolAgent):
     def reformulate(self, a):
         return "What can this assistant do?" if a.get("reason") in ("capabilities", "greeting") else "(not a question about the model)"
 
-    def execute(self, handle, a: HelpArgs, llm=None) -> ToolResult:
+    def execute(self, handle: ModelHandle, a: HelpArgs, llm: Any = None) -> ToolResult:
         others = [ag for ag in TOOLKIT.values() if ag.name != "help"]
         lines = [f"- {ag.title}: {ag.description} e.g. \"{ag.examples[0]}\"" for ag in others]
         summary = TEXT[a.reason]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
@@ -12,6 +12,9 @@ from gnothi.tools import methods
 from gnothi.tools.results import ToolResult
 
 from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
+
+if TYPE_CHECKING:
+    from gnothi.tools.model import ModelHandle
 
 _REFERS_BACK = re.compile(r"\b(?:that|this|these|those|the|your|its|my)\s+(?:number|score|value|figure|result|effect|pearson|auroc|accuracy|"
                           r"selectivity|gap|similarity|0?\.\d+)\b|\bwhat does (?:that|this|it) mean\b|\bis (?:that|this) (?:good|bad|high|low)\b", re.I)
@@ -56,7 +59,7 @@ class MethodsArgs(Args):
 
 
 @register
-class Methods(ToolAgent):
+class Methods(ToolAgent[MethodsArgs]):
     name = "methods"
     title = "Methods"
     description = ("Explain how an interpretability method works and how to read its numbers (activation patching, causal tracing, probes "
@@ -80,7 +83,7 @@ class Methods(ToolAgent):
         about = f" (about the {a['about'].replace('_', ' ')} result above)" if a.get("about") else ""
         return f"Answer {a.get('question')!r}{about} from the method cards, citing the papers."
 
-    def execute(self, handle, a: MethodsArgs, llm=None) -> ToolResult:
+    def execute(self, handle: ModelHandle, a: MethodsArgs, llm: Any = None) -> ToolResult:
         ans = methods.explain_method(a.question or "", tool_hint=a.about)
         return adopt(ans.to_tool_result(), self.name)
 

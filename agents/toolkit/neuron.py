@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
@@ -14,6 +14,9 @@ from gnothi.tools.results import ToolResult
 from ..extract import _AFTER_COLON_RE, strip_quoted
 
 from .base import Args, Query, Row, ToolAgent, adopt, check_text, context_lines, described, num, pct, register
+
+if TYPE_CHECKING:
+    from gnothi.tools.model import ModelHandle
 
 
 class NeuronArgs(Args):
@@ -36,7 +39,7 @@ _TOKEN_CUE = re.compile(r"\b(?:token|word|fire|fires|firing|activate|activates|a
 
 
 @register
-class NeuronExplainer(ToolAgent):
+class NeuronExplainer(ToolAgent[NeuronArgs]):
     name = "neuron_explainer"
     title = "Neuron explainer"
     description = ("Explain what a single MLP neuron (layer and index) responds to, with its top activating contexts and "
@@ -143,11 +146,11 @@ class NeuronExplainer(ToolAgent):
         where = f" in {a['text']!r}" if a.get("text") else ""
         return f"Rank the MLP neurons by how strongly they fire on the token {a.get('token')!r}{where}."
 
-    def execute(self, handle, a: NeuronArgs, llm=None) -> ToolResult:
+    def execute(self, handle: ModelHandle, a: NeuronArgs, llm: Any = None) -> ToolResult:
         layer = handle.n_layers - 1 if a.layer == -1 else a.layer
         if a.neuron is None and a.token:
-            rep = neurons.top_neurons_for_token(handle, text=a.text or a.token, token=a.token, layer=layer, k=a.k)
-            return adopt(rep.to_tool_result(handle=handle), self.name)
+            top = neurons.top_neurons_for_token(handle, text=a.text or a.token, token=a.token, layer=layer, k=a.k)
+            return adopt(top.to_tool_result(handle=handle), self.name)
         if layer is None or a.neuron is None:
             raise InputError("Which neuron? I need a layer and a neuron index.", "Say e.g. 'what does neuron 340 in layer 7 do?' (or 'L7 N340', '7.340').")
         rep = neurons.explain_neuron(handle, layer, a.neuron, llm=llm, n_contexts=a.k)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -13,6 +13,9 @@ from gnothi.tools.results import ToolResult
 
 from ..extract import _QUOTE_RE, _SAID_RE, _STOP_ANSWERS, as_continuation, labelled_fields, strip_quoted
 from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
+
+if TYPE_CHECKING:
+    from gnothi.tools.model import ModelHandle
 
 
 class PatchArgs(Args):
@@ -97,7 +100,7 @@ def per_prompt_answers(clause: str) -> tuple[str, str] | None:
     spans = [x for x in spans if _prompt_like(x[2])]
     if len(spans) != 2:
         return None
-    words = []
+    words: list[str] = []
     for i, (a, b, _) in enumerate(spans):
         after = clause[b: spans[i + 1][0] if i + 1 < len(spans) else len(clause)]
         before = clause[spans[i - 1][1] if i else 0: a]
@@ -115,12 +118,12 @@ def per_prompt_answers(clause: str) -> tuple[str, str] | None:
         words.append(w)
     if i == 1 and words[0] == words[1]:
         return None
-    a, b = as_continuation(words[0]), as_continuation(words[1])
-    return (a, b) if a != b else None
+    first, second = as_continuation(words[0]), as_continuation(words[1])
+    return (first, second) if first and second and first != second else None
 
 
 @register
-class ActivationPatching(ToolAgent):
+class ActivationPatching(ToolAgent[PatchArgs]):
     name = "activation_patching"
     title = "Activation patching"
     description = ("Activation patching and causal tracing: find which layers, positions, heads or MLPs cause the model's answer "
@@ -183,15 +186,16 @@ class ActivationPatching(ToolAgent):
                 ans, alt = as_continuation(m.group("a")), as_continuation(m.group("b"))
         elif ans is not None and alt is None and (m := _DIFF_RE.search(masked)) and as_continuation(m.group("a")) == ans:
             alt = as_continuation(m.group("b"))
-        if ans is not None and alt is None and (e.pair or w.pair):  # "..., cold vs down": the pair that starts with the answer
-            a, b = e.pair or w.pair
+        vs = e.pair or w.pair
+        if ans is not None and alt is None and vs:  # "..., cold vs down": the pair that starts with the answer
+            a, b = vs
             if as_continuation(a) == ans and b.lower() not in _STOP and a.lower() not in _STOP:
                 alt = as_continuation(b)
         if (ans is None or alt is None) and (m := _BEATS_RE.search(masked)) and m.group("a").lower() not in _STOP and m.group("b").lower() not in _STOP:
             if ans is None or as_continuation(m.group("a")) == ans:  # "where Shakespeare beats Wordsworth", "(puppy, not kitten)", "bees > wasps"
                 ans, alt = as_continuation(m.group("a")), as_continuation(m.group("b"))
-        if ans is None and (e.pair or w.pair):  # "... - yen vs rupee"
-            a, b = e.pair or w.pair
+        if ans is None and vs:  # "... - yen vs rupee"
+            a, b = vs
             ans, alt = as_continuation(a), as_continuation(b)
         said = [m.group("a") for m in _SAID_RE.finditer(strip_quoted(q.clause))]
         if ans is None and len(said) >= 1 and len(said[0].split()) <= 2:
@@ -256,14 +260,14 @@ class ActivationPatching(ToolAgent):
         if alt:
             args["alternative"] = alt
         low = q.clause
-        named = [mode for mode, pat in _MODE_WORDS if re.search(pat, low, re.I)]
+        modes = [mode for mode, pat in _MODE_WORDS if re.search(pat, low, re.I)]
         noted_mode = _MODE_VALUES.get((e.noted.get("mode") or [""])[0].lower().strip())
         if noted_mode:
             args["mode"] = noted_mode  # "mode=heads"
-        elif re.search(r"\ball components\b|\bfull patching\b|\beverything\b|\b(?:all|every|each) (?:component|kind|type)s?\b", low, re.I) or len(named) >= 3:
+        elif re.search(r"\ball components\b|\bfull patching\b|\beverything\b|\b(?:all|every|each) (?:component|kind|type)s?\b", low, re.I) or len(modes) >= 3:
             args["mode"] = "all"  # "over all component types (resid, attn and mlp together)"
-        elif named:
-            args["mode"] = named[0]
+        elif modes:
+            args["mode"] = modes[0]
         if q.followup and _SWAP_RE.search(low) and args.get("clean") and args.get("corrupted") and not q.quotes:
             args["clean"], args["corrupted"] = args["corrupted"], args["clean"]  # "swap them"
             if args.get("answer") and args.get("alternative"):
@@ -300,10 +304,11 @@ class ActivationPatching(ToolAgent):
         vs = f"against {a['corrupted']!r}" if a.get("corrupted") else "against an automatically corrupted prompt (the subject swapped)"
         return f"Patch {a.get('clean')!r}{ans} {vs}, {what}; causal tracing if the prompts cannot be lined up."
 
-    def execute(self, handle, a: PatchArgs, llm=None) -> ToolResult:
+    def execute(self, handle: ModelHandle, a: PatchArgs, llm: Any = None) -> ToolResult:
         if not a.clean:
             raise InputError("Patching needs a prompt to explain.",
                              'Quote the prompt and, if you can, a second one: patch "The capital of France is" vs "The capital of Italy is".')
+        rep: patching.PatchReport | patching.TraceReport
         if a.mode == "trace":
             rep = patching.causal_trace(handle, a.clean, answer=a.answer)
         else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -13,6 +13,9 @@ from gnothi.tools.errors import InputError, check_range
 from gnothi.tools.results import ToolResult
 
 from .base import Args, Query, Row, ToolAgent, adopt, num, register
+
+if TYPE_CHECKING:
+    from gnothi.tools.model import ModelHandle
 
 
 class LabeledText(BaseModel):
@@ -140,7 +143,7 @@ def user_examples(text: str) -> list[dict]:
             pairs.append({"text": t, "label": lab.lower()})
     if len(pairs) >= 2 and len({p["label"] for p in pairs}) >= 2:
         return pairs
-    groups = []  # "Group A (sarcastic): 'a', 'b'"
+    groups: list[dict[str, str]] = []  # "Group A (sarcastic): 'a', 'b'"
     for m in _PAREN_GROUP_RE.finditer(text):
         groups.extend({"text": next(g for g in x.groups() if g is not None), "label": m.group("label").lower()} for x in _ITEM_RE.finditer(m.group("items")))
     if len({g["label"] for g in groups}) >= 2:
@@ -189,7 +192,7 @@ def find_dataset(text: str, names: list[str] | None = None) -> str | None:
 
 
 @register
-class Probing(ToolAgent):
+class Probing(ToolAgent[ProbeArgs]):
     name = "probing"
     title = "Linear probes"
     description = "Train linear probes on each layer's activations to find which layers encode a property (truth, sentiment, question vs statement, code, plural), on a built-in dataset or the user's own labelled examples."
@@ -241,9 +244,10 @@ class Probing(ToolAgent):
         return (f"Train a linear probe on {where} ({a.get('position', 'last')} token) on {what}, and compare its test accuracy "
                 "with a control task of shuffled labels.")
 
-    def execute(self, handle, a: ProbeArgs, llm=None) -> ToolResult:
+    def execute(self, handle: ModelHandle, a: ProbeArgs, llm: Any = None) -> ToolResult:
         for layer in a.layers or []:
             check_range("layer", layer, handle.n_layers)
+        data: str | datasets.LabeledDataset
         if a.examples:
             data = datasets.from_examples([x.model_dump() for x in a.examples])
         elif a.dataset:

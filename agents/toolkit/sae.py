@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
@@ -12,6 +12,9 @@ from gnothi.tools.errors import InputError, OutOfRangeError, check_range
 from gnothi.tools.results import ToolResult
 
 from .base import Args, Query, Row, ToolAgent, adopt, check_text, context_lines, described, num, pct, register
+
+if TYPE_CHECKING:
+    from gnothi.tools.model import ModelHandle
 
 
 class SAEArgs(Args):
@@ -61,7 +64,7 @@ def topic_after(t: str, words: str = _TOPIC_AFTER) -> str | None:
 
 
 @register
-class SAEFeatureSearch(ToolAgent):
+class SAEFeatureSearch(ToolAgent[SAEArgs]):
     name = "sae_feature_search"
     title = "SAE feature search"
     description = "Search sparse autoencoder (SAE) features by meaning, describe one SAE feature, or list the features active on a text."
@@ -120,7 +123,7 @@ class SAEFeatureSearch(ToolAgent):
             hit = q.span("query")
             phrase = topic_after(q.clause)
             qry = hit[0] if hit else (e.quotes[0] if e.quotes else phrase)
-            if hit and not hit[1] and phrase and phrase != qry and qry.lower() in phrase.lower() and len(phrase.split()) <= 4:
+            if hit and not hit[1] and phrase and qry and phrase != qry and qry.lower() in phrase.lower() and len(phrase.split()) <= 4:
                 qry = phrase  # the learned reading stopped short of the grammar's phrase ("legal" of "legal language")
             if qry and _NOT_TOPIC.match(qry) and phrase and not _NOT_TOPIC.match(phrase):
                 qry = phrase  # the learned reading was a unit or a filler word ("L14"): the grammar's phrase instead
@@ -156,10 +159,11 @@ class SAEFeatureSearch(ToolAgent):
 
     sae: str | None = None  # an SAE chosen for the session (Assistant(sae=...)); None: the model's default SAE
 
-    def execute(self, handle, a: SAEArgs, llm=None) -> ToolResult:
+    def execute(self, handle: ModelHandle, a: SAEArgs, llm: Any = None) -> ToolResult:
         if a.layer is not None:
             check_range("layer", a.layer, handle.n_layers)
         sae = self.sae if a.layer is None else None  # a layer named in the question picks that layer's SAE
+        rep: features.FeaturesOnTextResult | features.FeaturePage | features.FeatureSearchResult
         if a.text and a.feature is None and not a.query:
             rep = features.features_on_text(handle, text=a.text, sae=sae, k=a.k, layer=a.layer)
         elif a.feature is not None and not a.query:

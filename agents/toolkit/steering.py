@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -13,6 +13,9 @@ from gnothi.tools.results import ToolResult
 from ..extract import strip_quoted, words_to_digits
 from .probing import find_dataset
 from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
+
+if TYPE_CHECKING:
+    from gnothi.tools.model import ModelHandle
 
 # "talk (more) about France", "steer it towards pirates", "obsessed with cooking", "sound like a pirate"
 _CONCEPT_RE = re.compile(
@@ -92,7 +95,7 @@ class SteeringArgs(Args):
 
 
 @register
-class Steering(ToolAgent):
+class Steering(ToolAgent[SteeringArgs]):
     name = "steering"
     title = "Steering"
     description = ("Steer what the model writes: add a direction (a concept such as 'France', a neuron, an SAE feature or a probe) to its "
@@ -112,8 +115,8 @@ class Steering(ToolAgent):
         if e.units:
             args.update(source="neuron", layer=e.units[0][0], neuron=e.units[0][1])
             args.pop("concept", None)
-        elif e.features or re.search(r"\bfeature\s*#?\d+", text, re.I):
-            args.update(source="feature", feature=(e.features or [int(re.search(r"\bfeature\s*#?(\d+)", text, re.I).group(1))])[0])
+        elif feats := e.features or [int(x) for x in re.findall(r"\bfeature\s*#?(\d+)", text, re.I)]:
+            args.update(source="feature", feature=feats[0])
             args.pop("concept", None)
         elif (ds := find_dataset(strip_quoted(text), q.datasets)) and (_PROBE_RE.search(text) or re.search(rf"\b{re.escape(ds)}\s+direction\b", text, re.I)):
             args.update(source="probe", probe=ds)  # "steer with the sentiment probe", "the truth probe's direction"
@@ -162,10 +165,10 @@ class Steering(ToolAgent):
         return (f"Add {what} to the model's activations{at} {how} while it writes{on}; compare with no steering, a random direction "
                 f"of the same norm and a prompting baseline, and measure the cost on corpus text.")
 
-    def notice(self, handle, args):
+    def notice(self, handle: ModelHandle, args: dict[str, Any]) -> str | None:
         return "Steering runs about a dozen generations side by side; on a CPU this takes up to a minute."
 
-    def execute(self, handle, a: SteeringArgs, llm=None) -> ToolResult:
+    def execute(self, handle: ModelHandle, a: SteeringArgs, llm: Any = None) -> ToolResult:
         rep = steering.steer(handle, a.source, layer=a.layer, concept=a.concept, neuron=a.neuron, feature=a.feature, probe=a.probe,
                              strength=a.strength, prompts=[a.prompt] if a.prompt else None, words=a.words)
         return adopt(rep.to_tool_result(), self.name)
