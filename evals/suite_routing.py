@@ -29,6 +29,7 @@ from typing import Any
 
 from gnothi.agents import router
 from gnothi.agents.router import load_rows
+from gnothi.tools.probing import wilson_interval
 
 from .registry import SuiteContext, SuiteResult, suite
 
@@ -201,7 +202,10 @@ def run(ctx: SuiteContext) -> SuiteResult:
                                "fallback_rate": 0.0, "seconds_per_question": 0.0}
         table.append([name, hev["n"], round(hev["tool_accuracy"], 3), round(hev["full_accuracy"], 3), round(hev["seconds_per_question"], 4)]
                      + [round(hev["by_category"].get(c, 0.0), 2) for c in cats])
-        print(f"routing[{name}] held-out: tools {hev['tool_accuracy']:.1%}, tools+args {hev['full_accuracy']:.1%} on {hev['n']} questions "
+        lo, hi = wilson_interval(round(hev["full_accuracy"] * hev["n"]), hev["n"])
+        res.metrics[name]["heldout_full_accuracy_ci95"] = [round(lo, 4), round(hi, 4)]
+        print(f"routing[{name}] held-out: tools {hev['tool_accuracy']:.1%}, tools+args {hev['full_accuracy']:.1%} "
+              f"(95% Wilson interval {lo:.1%}-{hi:.1%}) on {hev['n']} questions "
               f"in {len({r['family'] for r in held})} frozen families; majority baseline {hbase['full_accuracy']:.1%}")
         if hev["misses"]:
             res.tables.append(_miss_table(f"held-out misses of {name}", hev["misses"], 400))
