@@ -36,6 +36,7 @@ from .planner_offline import OfflinePlanner
 from gnothi.tools.datasets import dataset_names
 
 from .toolkit import TOOLKIT, ToolAgent
+from .toolkit.sae import SAEFeatureSearch
 from .types import Answer, Event, Plan, ToolCall
 
 
@@ -86,6 +87,7 @@ class Assistant:
         self._handle_lock = threading.Lock()
         self.llm = make_llm(llm)
         self.offline_planner = OfflinePlanner(embedder=embedder)
+        self.planner: Any  # the offline or the LLM planner, or one given by the caller (anything with .plan)
         if planner == "auto":
             planner = "llm" if self.llm is not None else "offline"
         if planner == "llm":
@@ -108,13 +110,14 @@ class Assistant:
 
                 raise InputError(f"There is no tool agent {name!r}.", f"Use one of: {', '.join(TOOLKIT)}.")
             agent = copy.copy(base)
-            agent.execute = fn  # the replacement takes (handle, validated args, llm) like ToolAgent.execute
+            agent.execute = fn  # type: ignore[method-assign]  # the replacement takes (handle, validated args, llm) like ToolAgent.execute
             self.agents[name] = agent
         self.sae = str(sae) if sae else None
         if self.sae:  # this assistant's feature agent answers with the chosen SAE
-            agent = copy.copy(self.agents["sae_feature_search"])
-            agent.sae = self.sae
-            self.agents["sae_feature_search"] = agent
+            sae_agent = copy.copy(self.agents["sae_feature_search"])
+            assert isinstance(sae_agent, SAEFeatureSearch)
+            sae_agent.sae = self.sae
+            self.agents["sae_feature_search"] = sae_agent
 
         self.db_path = str(db_path) if db_path is not None else str(default_db_path())
         if self.db_path != ":memory:":

@@ -576,7 +576,7 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
             e.layers = toks
     if (m := _NTH_LAST_RE.search(bare)) and n_layers:
         w = m.group("n").lower()
-        e.layer = n_layers - (_NTH.get(w) or int(re.match(r"\d+", w).group(0)))
+        e.layer = n_layers - (_NTH.get(w) or int(re.sub(r"\D", "", w)))
     elif _PENULT_RE.search(bare) and n_layers:
         e.layer = n_layers - 2
     elif _LAST_LAYER_RE.search(bare):
@@ -619,15 +619,15 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
     for pat in _ANSWER_RE:
         for m in pat.finditer(text):
             raw = m.group("a")
-            a = _unq(raw)
-            if not a or a.strip().lower() in _STOP_ANSWERS or a in (e.clean, e.corrupted):
+            said = _unq(raw)
+            if not said or said.strip().lower() in _STOP_ANSWERS or said in (e.clean, e.corrupted):
                 continue
-            if raw[:1] in "\"'“‘" and a in e.quotes and len(a.split()) > 3:
+            if raw[:1] in "\"'“‘" and said in e.quotes and len(said.split()) > 3:
                 continue  # a quoted prompt, not an answer
-            e.answer = as_continuation(a)
-            b = m.groupdict().get("b")
-            if b and _unq(b).strip().lower() not in _STOP_ANSWERS:
-                e.alternative = as_continuation(_unq(b))
+            e.answer = as_continuation(said)
+            other = _unq(m.groupdict().get("b"))
+            if other and other.strip().lower() not in _STOP_ANSWERS:
+                e.alternative = as_continuation(other)
             break
         if e.answer:
             break
@@ -646,9 +646,9 @@ def extract(text: str, n_layers: int | None = None) -> Parsed:
     if e.answer and not e.alternative:
         m = _ALT_RE.search(text)
         if m:
-            b = _unq(m.group("b") or m.group("b2"))
-            if b not in (e.clean, e.corrupted) and as_continuation(b) != e.answer:
-                e.alternative = as_continuation(b)
+            other = _unq(m.group("b") or m.group("b2"))
+            if other not in (e.clean, e.corrupted) and as_continuation(other) != e.answer:
+                e.alternative = as_continuation(other)
     if not e.answer and e.quotes:  # 'ice is cold fire is' hot: the word right after a quoted prompt continues it
         m = re.search(rf"(?:{_QP})\s+(?P<a>{_STOPWORD}[\w'-]+)\s*(?:[,.;!?]|$|\s+(?:then|and|also)\b)", text)
         if m and m.group("a").lower() not in {"vs", "versus", "against", "and", "or", "to"}:
@@ -759,8 +759,8 @@ def _apply_notations(e: Parsed, text: str) -> None:
     e.noted = notations(text)
     used: list[int] = []
     for key in ("k", "layer", "neuron", "head", "feature"):
-        v = (e.noted.get(key) or [None])[0]
-        if v is not None and re.fullmatch(r"\d{1,6}", v.strip()):
+        v = (e.noted.get(key) or [""])[0]
+        if v and re.fullmatch(r"\d{1,6}", v.strip()):
             setattr(e, key, int(v))
             used.append(int(v))
             if key == "feature":

@@ -71,7 +71,7 @@ def entities_of(calls: list[dict], results: list[dict]) -> dict[str, Any]:
     """Things a follow-up can point back to ("that feature", "that neuron"), as each agent names them."""
     ent: dict[str, Any] = {}
     for i, c in enumerate(calls):
-        agent = TOOLKIT.get(c.get("tool"))
+        agent = TOOLKIT.get(str(c.get("tool")))
         r = results[i] if i < len(results) and results[i].get("ok") else None
         if agent is not None:
             ent.update({k: v for k, v in agent.entities(c.get("args") or {}, r).items() if v is not None})

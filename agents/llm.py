@@ -225,6 +225,7 @@ class LLMClient:
                 if i + 1 < len(styles) and e.kind in ("status", "server"):
                     continue  # e.g. llama.cpp's server rejects json_schema but takes json_object + schema
                 raise
+        assert r is not None  # every style either answered or raised
         text = r.choices[0].message.content or ""
         try:
             obj = json.loads(text)

@@ -137,7 +137,8 @@ NOW_BUILT = {"steering": "steering", "bias": "bias", "methods": "methods", "head
 
 
 def _now_built(calls: list[tuple[str, dict]]) -> tuple[list[tuple[str, dict]], bool]:
-    out, changed = [], False
+    out: list[tuple[str, dict]] = []
+    changed = False
     for t, a in calls:
         if t == "help" and (a or {}).get("reason") == "not_yet" and (a.get("topic") or "methods") in NOW_BUILT:
             out.append((NOW_BUILT[a.get("topic") or "methods"], {}))
@@ -186,8 +187,8 @@ class Router:
     def __init__(self, embedder: Any = None, C: float = C):
         self.embedder = embedder
         self.C = C
-        self._clf = None
-        self._tfidf = None
+        self._clf: Any = None  # a fitted LogisticRegression
+        self._tfidf: Any = None  # a fitted TfidfVectorizer
 
     def _dense(self, texts: list[str], cache: Path | None = None) -> np.ndarray | None:
         if self.embedder is None:
@@ -243,7 +244,7 @@ class Router:
         With a previous turn, the follow-up probability is added to the previous tool's; with
         none, a follow-up is not possible and the best other label wins."""
         p = self.folded(text, last_tool)
-        best = max(p, key=p.get)
+        best = max(p, key=lambda k: p[k])
         return best, p[best]
 
     def folded(self, text: str, last_tool: str | None) -> dict[str, float]:
