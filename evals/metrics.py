@@ -173,8 +173,8 @@ def fuzzing_scores(simulate, explanation: str, activating: Sequence[Record], see
 
 
 def label_corruption(
-    true_acts: Sequence[float],
-    predicted: Sequence[float],
+    true_acts: Sequence[float] | np.ndarray,
+    predicted: Sequence[float] | np.ndarray,
     fractions: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
     seed: int = 0,
     active_frac: float = 0.5,

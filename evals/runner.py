@@ -578,7 +578,7 @@ def render_markdown(report: RunReport) -> str:
     out.append("")
     model = p.get("model") or {}
     git = p.get("git") or {}
-    prov_rows = [
+    prov_rows: list[list[Any]] = [
         ["model", model.get("name") or p.get("model_requested") or "(none loaded)"],
         ["model weights hash", model.get("weights_hash")],
         ["device / dtype", f"{model.get('device', '—')} / {model.get('dtype', '—')}"],

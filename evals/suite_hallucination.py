@@ -32,6 +32,8 @@ def run(ctx: SuiteContext) -> SuiteResult:
     t0 = time.perf_counter()
     handle = ctx.handle()
     o = ctx.options
+    per: int | None
+    fake: int | None
     if ctx.quick:
         per, fake = int(o.get("per_family", 14)), int(o.get("fabricated_per_family", 6))
     else:

@@ -31,12 +31,12 @@ def run(ctx: SuiteContext) -> SuiteResult:
     res.tables.append({"title": "Top head per behaviour", "columns": ["behaviour", "head", "score", "its control", "median head", "uniform head", "clear heads"],
                        "rows": rows})
     k = min(3, max(1, handle.n_layers * handle.n_heads // 3))  # a third of the heads at most, so random draws exist
-    top = [(h.layer, h.index) for h in s.ranked("induction", k)]
+    top_heads = [(h.layer, h.index) for h in s.ranked("induction", k)]
     rng = random.Random(ctx.seed)
-    pool = [(l, h) for l in range(handle.n_layers) for h in range(handle.n_heads) if (l, h) not in top]
+    pool = [(l, h) for l in range(handle.n_layers) for h in range(handle.n_heads) if (l, h) not in top_heads]
     draws = 3 if ctx.quick else 10
     base = heads_tool.head_ablation_loss(handle, [])
-    top_loss = heads_tool.head_ablation_loss(handle, top)
+    top_loss = heads_tool.head_ablation_loss(handle, top_heads)
     rand = [heads_tool.head_ablation_loss(handle, rng.sample(pool, k)) for _ in range(draws)]
     res.metrics["induction_ablation"] = {"loss_rise_top_heads": round(top_loss - base, 4)}
     res.baselines["induction_ablation"] = {"loss_rise_top_heads": {"random_heads_mean": round(sum(rand) / len(rand) - base, 4),
@@ -44,7 +44,7 @@ def run(ctx: SuiteContext) -> SuiteResult:
     res.passed = (s.ranked("induction", 1)[0].score - s.ranked("induction", 1)[0].control >= heads_tool.CLEAR_MARGIN
                   and top_loss - base > sum(rand) / len(rand) - base)
     res.figures.extend(s.figures(["induction", "previous_token"])[:2])
-    res.notes.append(f"Ablation: zero the outputs of the top {k} induction heads {', '.join(f'{l}.{h}' for l, h in top)}; loss on the repeated half "
+    res.notes.append(f"Ablation: zero the outputs of the top {k} induction heads {', '.join(f'{l}.{h}' for l, h in top_heads)}; loss on the repeated half "
                      f"{base:.3f} -> {top_loss:.3f} nats/token; {draws} draws of {k} random heads: mean {sum(rand) / len(rand):.3f}.")
     res.provenance.update({"settings": s.settings, "ablation_heads": k, "random_draws": draws})
     return res

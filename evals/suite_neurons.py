@@ -91,7 +91,8 @@ def get_mlp_store(handle, ctx: SuiteContext, log: Callable[[str], None] | None =
 def sample_units(store, n: int, seed: int) -> tuple[list[tuple[int, int]], int]:
     """``n`` distinct live units (max activation > 0), seeded; also how many dead ones were drawn."""
     rng = np.random.default_rng(seed)
-    out, dead, seen = [], 0, set()
+    out: list[tuple[int, int]] = []
+    dead, seen = 0, set()
     layers = list(store.layers)
     tries = 0
     while len(out) < n and tries < 50 * n:
@@ -313,7 +314,8 @@ def run(ctx: SuiteContext) -> SuiteResult:
         res.tables.append({"title": "Label-corruption sanity check: share of units where each metric falls as labels are corrupted",
                            "columns": ["metric", "at 0% corruption", "at 100% corruption", "share of units passing"],
                            "rows": [[k, lm[k], lb[k], passes[k]] for k in lm]})
-        res.figures.append(fig)
+        if fig is not None:
+            res.figures.append(fig)
     res.provenance = {"store": store_fingerprint(store), "store_note": store_note, "units": [f"{l}.{u}" for l, u in units],
                       "dead_units_drawn": dead, "seed": ctx.seed, "simulator": "offline",
                       "corruption_fractions": list(CORRUPTION_FRACTIONS)}

@@ -41,8 +41,8 @@ def fact_pairs(handle, n: int, seed: int = 0) -> list[tuple[str, str, str, str]]
     rows = []
     for f in facts.FACTS.get("capitals", []):
         frame = f.frame or ""
-        if not frame.endswith("{answer}.") and not frame.endswith("{answer}"):
-            continue
+        if f.answer is None or not (frame.endswith("{answer}.") or frame.endswith("{answer}")):
+            continue  # a fabricated fact has no answer to patch
         prompt = frame.split("{answer}")[0].rstrip()
         ans = " " + f.answer
         ids = handle.tokenizer(ans, add_special_tokens=False)["input_ids"]
@@ -137,6 +137,7 @@ def run(ctx: SuiteContext) -> SuiteResult:
         tool = []
         for k, layer, pos in cells:
             v = rep.effects[k].exact
+            assert v is not None, f"the patching report has no exact {k} effects"
             tool.append(float(v[layer][pos]) if pos is not None else float(v[layer]))
         err = float(np.max(np.abs(np.asarray(direct) - np.asarray(tool))))
         agree_err.append(err)

@@ -7,6 +7,8 @@ the six default prompts and the default sweep.
 
 from __future__ import annotations
 
+from typing import Any
+
 from gnothi.tools import steering
 
 from .registry import SuiteContext, SuiteResult, suite
@@ -20,9 +22,9 @@ def run(ctx: SuiteContext) -> SuiteResult:
     """Best steering effect per concept vs random direction, no steering and prompting; its loss cost vs the random direction's."""
     handle = ctx.handle()
     res = SuiteResult(suite="steering")
-    rows = []
+    rows: list[list[Any]] = []
     for c in (QUICK if ctx.quick else FULL):
-        kw = dict(prompts=steering.PROMPTS[:3], n_new=12) if ctx.quick else {}
+        kw: dict[str, Any] = dict(prompts=steering.PROMPTS[:3], n_new=12) if ctx.quick else {}
         rep = steering.steer(handle, "concept", concept=c, seed=ctx.seed, **kw)
         pick = rep.best() or max(rep.sweep, key=lambda p: p.relevance)
         res.metrics[c] = {"relevance": pick.relevance, "cost": pick.cost}

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from gnothi.ui.cli_common import add_llm_args, add_model_args
 
@@ -45,20 +46,21 @@ def _log(msg: str) -> None:
 def _parse_options(items: list[str]) -> dict:
     from gnothi.tools.errors import InputError
 
-    out = {}
+    out: dict[str, Any] = {}
     for it in items:
         if "=" not in it:
             raise InputError(f"Suite option {it!r} is not KEY=VALUE.", "Write it like --set n_units=8.")
-        k, v = it.split("=", 1)
+        k, raw = it.split("=", 1)
+        v: Any = raw
         for conv in (int, float):
             try:
-                v = conv(v)
+                v = conv(raw)
                 break
             except ValueError:
                 continue
         else:
-            if v.lower() in ("true", "false"):
-                v = v.lower() == "true"
+            if raw.lower() in ("true", "false"):
+                v = raw.lower() == "true"
         out[k.strip()] = v
     return out
 

@@ -77,8 +77,8 @@ def run(args) -> int:
     print(f"\nRisk that this is wrong or made up: {rep.risk:.2f} ({rep.level})  [{_how(rep)}]")
     if rep.drivers:
         print("What drove it:")
-        for d in rep.drivers:
-            print(f"  - {d}")
+        for driver in rep.drivers:
+            print(f"  - {driver}")
     print("\nSignals:")
     for k, v in rep.signals.items():
         extra = f"  adds {v.contribution:+.2f} log-odds" if v.contribution is not None else ""

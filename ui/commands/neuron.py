@@ -98,8 +98,8 @@ def run(args) -> int:
     print(f"{rep.label}: {rep.explanation}")
     print(f"  score {s.pearson:.2f} (Pearson of simulated vs true activations, {s.n_records} held-out records, {s.n_tokens} tokens); "
           f"shuffled control {s.shuffled_pearson:.2f} (neuron {rep.layer}.{s.control_unit}'s explanation)")
-    st = rep.stats
-    print(f"  max {st.max:.3g}, mean {st.mean:.3g}, active (>0) on {st.frequency:.1%} of {st.n_tokens} tokens")
+    stats = rep.stats
+    print(f"  max {stats.max:.3g}, mean {stats.mean:.3g}, active (>0) on {stats.frequency:.1%} of {stats.n_tokens} tokens")
     print(f"  promotes:   {', '.join(repr(t.token) for t in rep.promoted[:8])}")
     print(f"  suppresses: {', '.join(repr(t.token) for t in rep.suppressed[:8])}")
     if rep.modes is not None:

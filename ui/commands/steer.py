@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from gnothi.ui.cli_common import add_model_args
 
 
@@ -37,7 +39,7 @@ def run(args) -> int:
     from gnothi.ui.cli_common import handle_from_args, print_report, write_plot
 
     kw: dict = {}
-    source = "concept"
+    source: Literal["concept", "neuron", "feature", "probe"] = "concept"
     if args.neuron:
         try:
             l_s, n_s = args.neuron.split(".")
