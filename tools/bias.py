@@ -118,8 +118,10 @@ class BiasReport(BaseModel):
     def to_tool_result(self) -> ToolResult:
         asked = [o for o in self.occupations if o.occupation in self.asked]
         if self.group_difference is not None:
+            gci = self.group_difference_ci
+            within = f"95% CI {gci[0]:+.2f} to {gci[1]:+.2f}" if gci else "no interval from one template"
             s = (f"Across {sum(o.group != 'not in WinoBias' for o in self.occupations)} occupations, the male-dominated ones get a gap {self.group_difference:+.2f} nats "
-                 f"larger than the female-dominated ones (95% CI {self.group_difference_ci[0]:+.2f} to {self.group_difference_ci[1]:+.2f}); "
+                 f"larger than the female-dominated ones ({within}); "
                  f"the control pair {self.control_label} gives {self.control_group_difference:+.2f}.")
         else:
             s = f"Gaps for {len(self.occupations)} occupations with the pair {self.pair_label}."
@@ -172,7 +174,7 @@ def _continuation_logprobs(handle, prompts: list[str], words: Sequence[str], bat
     out = np.zeros((len(prompts), len(words)))
     bos = [handle.bos_token_id] if handle.bos_token_id is not None else []
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-    jobs = []  # (row, col or None, ids, n_word_tokens)
+    jobs: list[tuple[int, int | None, list[int], int]] = []  # (row, col or None, ids, n_word_tokens)
     for i, p in enumerate(prompts):
         pid = bos + tok(p, add_special_tokens=False)["input_ids"]
         if single:
@@ -185,12 +187,12 @@ def _continuation_logprobs(handle, prompts: list[str], words: Sequence[str], bat
         L = max(len(j[2]) for j in chunk)
         toks = torch.tensor([j[2] + [pad] * (L - len(j[2])) for j in chunk], device=handle.device)
         lp = torch.log_softmax(handle.logits(toks).float(), dim=-1)
-        for b, (i, j, ids, n) in enumerate(chunk):
-            if j is None:
+        for b, (i, col, ids, n) in enumerate(chunk):
+            if col is None:
                 out[i] = lp[b, len(ids) - 1, [w[0] for w in word_ids]].cpu().numpy()
             else:
                 pos = torch.arange(len(ids) - n - 1, len(ids) - 1)
-                out[i, j] = float(lp[b, pos, torch.tensor(ids[len(ids) - n:])].sum())
+                out[i, col] = float(lp[b, pos, torch.tensor(ids[len(ids) - n:])].sum())
     return out
 
 

@@ -98,14 +98,14 @@ def build_true_false(n: int = 400, seed: int = 0) -> LabeledDataset:
     rng = random.Random(seed)
     exs: list[Example] = []
     for fam in F.families():
-        rows = [f for f in F.FACTS[fam] if f.answer]
-        pool = sorted({f.answer for f in rows})
-        for f in rows:
+        rows = [(f, f.answer) for f in F.FACTS[fam] if f.answer]
+        pool = sorted({a for _, a in rows})
+        for f, answer in rows:
             wrong = [a for a in pool if a not in f.answers()]
             if not wrong or "{answer}" not in f.frame:
                 continue
             bad = rng.choice(wrong)
-            exs.append(Example(text=f.with_answer(f.answer), label=1, group=f.key, control_key=f.answer.lower()))
+            exs.append(Example(text=f.with_answer(answer), label=1, group=f.key, control_key=answer.lower()))
             exs.append(Example(text=f.with_answer(bad), label=0, group=f.key, control_key=bad.lower()))
     return LabeledDataset(
         name="true_false",

@@ -118,7 +118,7 @@ def is_refusal(text: str) -> bool:
 # ============================================================================ tables
 # (subject, answer, aliases...)
 
-_CAPITALS = [
+_CAPITALS: list[tuple[str, ...]] = [
     ("France", "Paris"), ("Germany", "Berlin"), ("Italy", "Rome"), ("Spain", "Madrid"),
     ("Portugal", "Lisbon"), ("the United Kingdom", "London"), ("Ireland", "Dublin"),
     ("the Netherlands", "Amsterdam"), ("Belgium", "Brussels"), ("Switzerland", "Bern", "Berne"),
@@ -160,7 +160,7 @@ _CAPITALS = [
     ("New Zealand", "Wellington"), ("Papua New Guinea", "Port Moresby"), ("Fiji", "Suva"),
 ]
 
-_STATE_CAPITALS = [
+_STATE_CAPITALS: list[tuple[str, ...]] = [
     ("California", "Sacramento"), ("Texas", "Austin"), ("New York", "Albany"), ("Florida", "Tallahassee"),
     ("Illinois", "Springfield"), ("Pennsylvania", "Harrisburg"), ("Ohio", "Columbus"), ("Michigan", "Lansing"),
     ("Georgia", "Atlanta"), ("Washington", "Olympia"), ("Massachusetts", "Boston"), ("Arizona", "Phoenix"),
@@ -177,7 +177,7 @@ _STATE_CAPITALS = [
     ("New Mexico", "Santa Fe"),
 ]
 
-_SYMBOLS = [
+_SYMBOLS: list[tuple[str, ...]] = [
     ("hydrogen", "H"), ("helium", "He"), ("lithium", "Li"), ("beryllium", "Be"), ("boron", "B"),
     ("carbon", "C"), ("nitrogen", "N"), ("oxygen", "O"), ("fluorine", "F"), ("neon", "Ne"),
     ("sodium", "Na"), ("magnesium", "Mg"), ("aluminium", "Al"), ("silicon", "Si"), ("phosphorus", "P"),
@@ -197,7 +197,7 @@ _SYMBOLS = [
     ("curium", "Cm"), ("einsteinium", "Es"), ("nobelium", "No"),
 ]
 
-_BOOKS = [
+_BOOKS: list[tuple[str, ...]] = [
     ("Pride and Prejudice", "Jane Austen", "Austen"), ("Sense and Sensibility", "Jane Austen", "Austen"),
     ("Nineteen Eighty-Four", "George Orwell", "Orwell"), ("Animal Farm", "George Orwell", "Orwell"),
     ("Hamlet", "William Shakespeare", "Shakespeare"), ("Romeo and Juliet", "William Shakespeare", "Shakespeare"),

@@ -212,7 +212,7 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def split_indices(
-    labels: Sequence[int], groups: Sequence[str], test_frac: float = 0.25, seed: int = 0
+    labels: Sequence[int] | np.ndarray, groups: Sequence[str], test_frac: float = 0.25, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Train/test indices. Grouped (no group on both sides) and stratified when the groups
     allow it, else a plain stratified split. Returns ``(train, test, "grouped"|"stratified")``."""
