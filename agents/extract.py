@@ -338,7 +338,8 @@ _AFTER_COLON_RE = re.compile(r"^[^:\n]*?[^\s:]\s*(?::|\s[-—–])\s+(?P<p>[^\n]
 _THE_PROMPT_RE = re.compile(r"\b(?:the\s+)?(?:prompt|text|sentence|input|string)\s+(?:is\s+)?(?P<p>[A-Z0-9][^\n]{5,}?)\s*[?!]?\s*$")
 _FOR_SENTENCE_RE = re.compile(r"\b(?:for|on|in)\s+the\s+(?:sentence|text|phrase|input|prompt)\s+(?P<p>[A-Z0-9][^,;?!\n]{6,}?)\s*,\s*(?=(?:which|what|how|show|list|find|tell|give)\b(?:\s+\w+){0,3}?\s+(?:neurons?|features?|latents?|layers?|heads?|units?|sae)\b)", re.I)
 # an unquoted text that runs to the end: "what does head 3 attend to in the sentence the dog chased its tail"
-_TO_THE_END_RE = re.compile(r"\b(?:in|on|for|with)\s+the\s+(?:sentence|text|phrase|input|prompt|string)\s+(?P<p>[^\n?!]{6,}?)\s*[?.!]?\s*$", re.I)
+_TO_THE_END_RE = re.compile(r"\b(?:in|on|for|with)\s+the\s+(?:sentence|text|phrase|input|prompt|string)\s+"
+                            r"(?P<p>(?![^\n]*\b(?:before|earlier|above|previous(?:ly)?|last time|you used|i gave|we used|again)\b)[^\n?!]{6,}?)\s*[?.!]?\s*$", re.I)
 # set off by commas: "I have this prompt, The capital of Germany is, and I want to know ..."
 _PROMPT_COMMAS_RE = re.compile(r"\b(?:this|the|my|a|that)\s+prompt\s*[,:]\s*(?P<p>[^,\n]{6,}?)\s*,\s*(?=(?:and|which|so|what|how|why|i|can|could)\b)", re.I)
 # "why it completes Roses are red, violets are with blue"

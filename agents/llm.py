@@ -118,7 +118,7 @@ class LLMClient:
     def identity(self) -> str:
         """What decides this client's answers (endpoint, model, sampling): the key of cached explanations."""
         c = self.config
-        return f"{c.model} @ {c.base_url} t={c.temperature:g} max_tokens={c.max_tokens}"
+        return f"{c.model} @ {str(c.base_url).rstrip('/')} t={c.temperature:g} max_tokens={c.max_tokens}"
 
     def describe(self) -> dict:
         return {"type": "openai-compatible", "base_url": self.config.base_url, "model": self.config.model}

@@ -203,9 +203,11 @@ def run(ctx: SuiteContext) -> SuiteResult:
         table.append([name, hev["n"], round(hev["tool_accuracy"], 3), round(hev["full_accuracy"], 3), round(hev["seconds_per_question"], 4)]
                      + [round(hev["by_category"].get(c, 0.0), 2) for c in cats])
         lo, hi = wilson_interval(round(hev["full_accuracy"] * hev["n"]), hev["n"])
+        tlo, thi = wilson_interval(round(hev["tool_accuracy"] * hev["n"]), hev["n"])
         res.metrics[name]["heldout_full_accuracy_ci95"] = [round(lo, 4), round(hi, 4)]
-        print(f"routing[{name}] held-out: tools {hev['tool_accuracy']:.1%}, tools+args {hev['full_accuracy']:.1%} "
-              f"(95% Wilson interval {lo:.1%}-{hi:.1%}) on {hev['n']} questions "
+        res.metrics[name]["heldout_tool_accuracy_ci95"] = [round(tlo, 4), round(thi, 4)]
+        print(f"routing[{name}] held-out: tools {hev['tool_accuracy']:.1%} [{tlo:.1%}, {thi:.1%}], tools+args {hev['full_accuracy']:.1%} "
+              f"[{lo:.1%}, {hi:.1%}] (95% Wilson intervals) on {hev['n']} questions "
               f"in {len({r['family'] for r in held})} frozen families; majority baseline {hbase['full_accuracy']:.1%}")
         if hev["misses"]:
             res.tables.append(_miss_table(f"held-out misses of {name}", hev["misses"], 400))

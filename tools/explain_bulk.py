@@ -284,8 +284,8 @@ def explain_units(store: ActivationStore, units: Sequence[tuple[int, int]], llm:
                 return
             if tracked and tracked.errors:
                 why = f"{len(tracked.errors)} LLM call(s) failed ({tracked.errors[-1]})"
-            if attempt == retries or stop.is_set():
-                break
+            if llm is None or attempt == retries or stop.is_set():
+                break  # offline, a failure comes back the same on a retry
             sleep(backoff_s * (2**attempt) * (1 + 0.25 * random.random()))
             reset = getattr(owner, "reset_breaker", None)
             if callable(reset):
@@ -318,6 +318,8 @@ def explain_units(store: ActivationStore, units: Sequence[tuple[int, int]], llm:
         raise LLMError(
             f"Stopped after {state['in_a_row']} units failed in a row (last: {state['failed'][-1]}); "
             f"{res.explained + res.from_cache} of {res.n_units} units are done and kept.",
-            "Check the LLM server, then run the same command again: it resumes from the finished units.",
+            ("Check the LLM server, then run the same command again: it resumes from the finished units." if llm is not None else
+             "Read the failures above (a damaged store or a unit it cannot read), fix that, then run the same command again: "
+             "it resumes from the finished units."),
         )
     return res

@@ -12,6 +12,7 @@ from gnothi.tools import datasets, probing
 from gnothi.tools.errors import InputError, check_range
 from gnothi.tools.results import ToolResult
 
+from ..extract import NOTATION_KEYS
 from .base import Args, Query, Row, ToolAgent, adopt, num, register
 
 if TYPE_CHECKING:
@@ -75,7 +76,8 @@ _GROUP_RE = re.compile(rf"(?P<label>{_LABEL_WORD})(?:\s+(?:examples?|ones|senten
 _ITEM_RE = re.compile(_Q)
 # tuples: ("2+2=4", correct), ('awful', negative)
 _TUPLE_RE = re.compile(rf"\(\s*(?:{_Q})\s*,\s*(?P<label>{_LABEL_WORD})\s*\)")
-# unquoted word=label lists: dog=animal, oak=plant
+# unquoted word=label lists: dog=animal, oak=plant (not the options of a call: dataset=sentiment, position=mean)
+_NOT_EXAMPLE_KEYS = set(NOTATION_KEYS) | {"dataset", "data", "position", "pos", "pool", "pooling", "layers", "layer", "mode", "source", "probe", "k"}
 _EQ_RE = re.compile(rf"(?:^|(?<=[\s,;:]))(?P<text>[A-Za-z][\w'-]{{0,30}})\s*=\s*(?P<label>{_LABEL_WORD})(?=\s*(?:[,;.?!)]|$|\s+(?:and|or)\b))")
 _SKIP_LABELS = {"and", "or", "the", "like", "as", "e.g", "examples", "example", "sentences", "texts", "with", "on", "for", "probe", "vs", "versus", "about",
                 "between", "q", "a", "question", "answer", "context", "text", "label", "prompt", "clean", "corrupted"}
@@ -155,7 +157,7 @@ def user_examples(text: str) -> list[dict]:
         if len(found) >= 2 and len({a["label"] for a in found}) >= 2:
             return found
     eqs = [{"text": m.group("text"), "label": m.group("label").lower()} for m in _EQ_RE.finditer(text)
-           if m.group("label").lower() not in _SKIP_LABELS]
+           if m.group("label").lower() not in _SKIP_LABELS and m.group("text").lower() not in _NOT_EXAMPLE_KEYS]
     if len(eqs) >= 2 and len({x["label"] for x in eqs}) >= 2:
         return eqs
     groups = []

@@ -125,6 +125,8 @@ class Steering(ToolAgent[SteeringArgs]):
             c = concept_in(re.sub(r"(['\"“‘]).*?(['\"”’])", " ", text) if q.quotes else text) or concept_in(text)
             if c:
                 args.update(source="concept", concept=c)
+        if not _has_source(args) and _ANAPHOR_RE.search(text):
+            args.update(earlier_direction(q.entities))  # "then steer with it", "steer with that probe now", "talk less about that topic"
         if e.layer is not None and args.get("source") != "neuron":
             args["layer"] = e.layer
         bare = words_to_digits(strip_quoted(text))  # a quoted prompt's words ("I can never decide", "3 times") are not the request's
@@ -140,8 +142,6 @@ class Steering(ToolAgent[SteeringArgs]):
         if w:
             args["words"] = [x.strip() for x in re.split(r",|\band\b", w.group("w")) if x.strip()][:10]
         neg = args.pop("negative", False)
-        if not _has_source(args) and _ANAPHOR_RE.search(text):
-            args.update(earlier_direction(q.entities))  # "then steer with it", "steer with that probe now"
         if not _has_source(args):
             return args, ("What should I steer towards? Name a concept ('make it talk about France'), a neuron ('add neuron 12.400 "
                           "with strength 5') or an SAE feature ('steer with feature 123').")

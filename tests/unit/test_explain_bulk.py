@@ -169,6 +169,7 @@ def test_bulk_cli_end_to_end(planted, fresh_cache, tmp_path, capsys, monkeypatch
 
     h, _ = planted
     monkeypatch.setattr(cli_common, "handle_from_args", lambda args: h)
+    monkeypatch.delenv("GNOTHI_LLM_BASE_URL", raising=False)  # offline, whatever the environment says
     out = tmp_path / "o.jsonl"
     assert main(["explain", "--units", "0:0-2", "--no-modes", "--quiet", "--out", str(out)]) == 0
     text = capsys.readouterr().out

@@ -550,3 +550,14 @@ def test_words_about_the_answer_are_no_prompt(planner):
     assert p.clarify and not p.calls and p.pending["tool"] == "activation_patching"
     (_, args), = calls(planner.plan("which layers are responsible for the answer after The capital of Spain is?", CTX))
     assert args["clean"] == "The capital of Spain is"
+
+
+def test_points_back_before_reading_direction_and_options_are_no_examples(planner):
+    hist = [{"question": "find features about French", "plan": [{"tool": "sae_feature_search", "args": {"query": "French"}}]}]
+    (tool, args), = calls(planner.plan("now make the model talk less about that topic", PlanContext(history=hist, n_layers=30)))
+    assert (tool, args["concept"], args["strength"]) == ("steering", "French", -8.0)  # away from it, not towards
+    from gnothi.agents.toolkit.probing import user_examples
+
+    assert user_examples("probe dataset=sentiment, position=mean") == []
+    assert extract("show head 3 of layer 2 on the prompt from before").prompt is None  # it points back
+    assert split_clauses("what are the train and test accuracy of the sentiment probe?") == ["what are the train and test accuracy of the sentiment probe?"]

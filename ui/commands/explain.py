@@ -3,7 +3,7 @@
 Offline by default; with ``--llm-base-url`` (or ``GNOTHI_LLM_BASE_URL``) against any
 OpenAI-compatible server, ``--concurrency`` units at a time, each retried with backoff when the
 endpoint fails. Every finished unit lands in the explanation cache as it finishes: rerunning
-the same command resumes, and the chat and ``gnothi neuron`` read those units back.
+the same command resumes, and the chat and its neuron page read those units back (for the same explainer).
 """
 
 from __future__ import annotations
