@@ -37,10 +37,7 @@ def run(ctx: SuiteContext) -> SuiteResult:
                        "rows": [[o.occupation, o.group, o.gap, (f"{o.ci[0]:+.2f} to {o.ci[1]:+.2f}" if o.ci else "n/a"), o.control_gap, o.n_prompts]
                                 for o in sorted(rep.occupations, key=lambda o: o.gap)]})
     res.figures.extend(rep.figures())
-    def ci(x: tuple[float, float] | None) -> str:
-        return f"{x[0]:+.3f} to {x[1]:+.3f}" if x else "no interval"
-
-    res.notes.append(f"Group difference {rep.group_difference:+.3f} nats (95% CI {ci(rep.group_difference_ci)}); "
-                     f"neutral pair {rep.control_group_difference:+.3f} ({ci(rep.control_group_difference_ci)}).")
+    res.notes.append(f"Group difference {rep.group_difference:+.3f} nats ({bias.ci_text(rep.group_difference_ci, 3)}); "
+                     f"neutral pair {rep.control_group_difference:+.3f} ({bias.ci_text(rep.control_group_difference_ci, 3)}).")
     res.provenance = {"occupations": len(rep.occupations), "templates": rep.n_templates, "grouping": rep.citation}
     return res

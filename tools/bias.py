@@ -118,10 +118,8 @@ class BiasReport(BaseModel):
     def to_tool_result(self) -> ToolResult:
         asked = [o for o in self.occupations if o.occupation in self.asked]
         if self.group_difference is not None:
-            gci = self.group_difference_ci
-            within = f"95% CI {gci[0]:+.2f} to {gci[1]:+.2f}" if gci else "no interval from one template"
             s = (f"Across {sum(o.group != 'not in WinoBias' for o in self.occupations)} occupations, the male-dominated ones get a gap {self.group_difference:+.2f} nats "
-                 f"larger than the female-dominated ones ({within}); "
+                 f"larger than the female-dominated ones ({ci_text(self.group_difference_ci)}); "
                  f"the control pair {self.control_label} gives {self.control_group_difference:+.2f}.")
         else:
             s = f"Gaps for {len(self.occupations)} occupations with the pair {self.pair_label}."
@@ -140,6 +138,11 @@ class BiasReport(BaseModel):
             warnings=self.notes,
             data=self.model_dump(mode="json"),
         )
+
+
+def ci_text(ci: tuple[float, float] | None, digits: int = 2) -> str:
+    """A 95% interval as text, or why there is none (one template gives no spread to bootstrap)."""
+    return f"95% CI {ci[0]:+.{digits}f} to {ci[1]:+.{digits}f}" if ci else "no interval from one template"
 
 
 def singular(word: str) -> str:

@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from .config import explanations_dir
-from .errors import InputError, LLMError, describe_failure
+from .errors import GnothiError, InputError, LLMError, describe_failure
 from .explain import UnitReport, explain_unit
 from .files import atomic_write_json, read_json
 from .store import STORE_VERSION, ActivationStore
@@ -315,11 +315,10 @@ def explain_units(store: ActivationStore, units: Sequence[tuple[int, int]], llm:
         cache_dir=str(cache.dir), out=str(out) if out is not None else None,
     )
     if stop.is_set():
-        raise LLMError(
-            f"Stopped after {state['in_a_row']} units failed in a row (last: {state['failed'][-1]}); "
-            f"{res.explained + res.from_cache} of {res.n_units} units are done and kept.",
-            ("Check the LLM server, then run the same command again: it resumes from the finished units." if llm is not None else
-             "Read the failures above (a damaged store or a unit it cannot read), fix that, then run the same command again: "
-             "it resumes from the finished units."),
-        )
+        said = (f"Stopped after {state['in_a_row']} units failed in a row (last: {state['failed'][-1]}); "
+                f"{res.explained + res.from_cache} of {res.n_units} units are done and kept.")
+        again = "then run the same command again: it resumes from the finished units."
+        if llm is not None:
+            raise LLMError(said, "Check the LLM server, " + again)
+        raise GnothiError(said, "Read the failure (a damaged store, or a unit it cannot read), fix that, " + again)
     return res

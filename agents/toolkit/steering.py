@@ -63,11 +63,14 @@ def _has_source(args: dict[str, Any]) -> bool:
 def earlier_direction(ent: dict[str, Any]) -> dict[str, Any]:
     """The direction "it" / "that probe" points back to: what the last earlier call (this message or a previous turn) named."""
     last = ent.get("last_tool")
-    if last == "neuron_explainer" and ent.get("neuron_explainer.neuron", ent.get("neuron")) is not None:
-        return {"source": "neuron", "layer": ent.get("neuron_explainer.layer", ent.get("layer")),
-                "neuron": ent.get("neuron_explainer.neuron", ent.get("neuron"))}
-    if last == "sae_feature_search" and ent.get("sae_feature_search.feature", ent.get("feature")) is not None:
-        return {"source": "feature", "feature": ent.get("sae_feature_search.feature", ent.get("feature"))}
+
+    def said(key: str) -> Any:  # what that call's arguments named, else what its result named
+        return ent.get(f"{last}.{key}", ent.get(key))
+
+    if last == "neuron_explainer" and said("neuron") is not None:
+        return {"source": "neuron", "layer": said("layer"), "neuron": said("neuron")}
+    if last == "sae_feature_search" and said("feature") is not None:
+        return {"source": "feature", "feature": said("feature")}
     if last == "sae_feature_search" and isinstance(ent.get("sae_feature_search.query"), str):
         return {"source": "concept", "concept": ent["sae_feature_search.query"]}  # "now make it talk about that topic"
     if last == "probing" and isinstance(ent.get("probing.dataset"), str):

@@ -101,6 +101,21 @@ def test_a_failing_endpoint_is_retried_with_backoff_and_failed_units_are_not_cac
     assert UnitCache(store, "dead @ local", True).done() == set() and UnitCache(store, "dead @ local", False).done() == set()
 
 
+def test_offline_failures_are_not_retried_and_do_not_blame_a_server(store, fresh_cache, monkeypatch):
+    from gnothi.tools import explain_bulk
+    from gnothi.tools.errors import GnothiError, LLMError, StoreError
+
+    def broken(*a, **k):
+        raise StoreError("the store cannot be read.", "Rebuild it.")
+
+    monkeypatch.setattr(explain_bulk, "explain_unit", broken)
+    sleeps: list[float] = []
+    with pytest.raises(GnothiError, match=r"0 of 3 units are done and kept") as e:
+        explain_bulk.explain_units(store, [(0, u) for u in range(3)], retries=3, modes=False, progress=False, max_failures_in_a_row=2,
+                                   sleep=sleeps.append)
+    assert sleeps == [] and not isinstance(e.value, LLMError) and "LLM" not in e.value.fix  # the same failure would come back
+
+
 def test_a_run_that_keeps_failing_stops_and_the_next_run_resumes(store, fresh_cache):
     from gnothi.tools.errors import LLMError
     from gnothi.tools.explain_bulk import explain_units
