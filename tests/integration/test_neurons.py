@@ -77,10 +77,13 @@ def test_reverse_lookup_agrees_with_store(bundled, small_store):
 
 def test_cli_neuron_json_and_errors(bundled, small_store, monkeypatch, capsys):
     import gnothi.tools.store as store_mod
+    from gnothi.tools.store import build as store_build, opened as store_opened, status as store_status_mod
     from gnothi.ui.cli import main
 
     rep, st = small_store
-    monkeypatch.setattr(store_mod, "store_path", lambda model, units_id="mlp": st.path)
+    # store_path is looked up where it is used: opening, status and building the default store
+    for mod in (store_opened, store_status_mod, store_build):
+        monkeypatch.setattr(mod, "store_path", lambda model, units_id="mlp": st.path)
     store_mod._OPEN.clear()
     n = int(st.max_activations(LAYER).argmax())
     assert main(["neuron", str(LAYER), str(n), "--json", "--no-modes"]) == 0
