@@ -74,8 +74,9 @@ def _method_fingerprint() -> str:
     from . import explain, explain_refine
 
     h = hashlib.sha256(__version__.encode())
-    for mod in (explain, explain_refine):
-        h.update(Path(str(mod.__file__)).read_bytes())
+    sources = sorted(Path(str(explain.__file__)).parent.glob("*.py")) + [Path(str(explain_refine.__file__))]
+    for src in sources:
+        h.update(src.read_bytes())
     for name in ("explain_unit", "simulate_units"):
         h.update(prompts.path(name).read_bytes())
     return h.hexdigest()[:12]

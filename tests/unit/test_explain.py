@@ -50,7 +50,8 @@ def test_heldout_records_never_reach_the_explainer(store, monkeypatch):
     assert caught > 0  # the store's own samples do overlap the held-out ones: the split has work to do
     seen = []
     real = E.explain_offline
-    monkeypatch.setattr(E, "explain_offline", lambda kind, recs, rand=(), mx=None: seen.append({r.window for r in [*recs, *rand]}) or real(kind, recs, rand, mx))
+    # patched where explain_unit looks it up (the package re-exports it; the pipeline module calls it)
+    monkeypatch.setattr(E.pipeline, "explain_offline", lambda kind, recs, rand=(), mx=None: seen.append({r.window for r in [*recs, *rand]}) or real(kind, recs, rand, mx))
     rep = E.explain_unit(store, 0, CAT_NEURON, modes=False)
     held = {r.window for r in rep.heldout}
     assert seen[0] and held and not seen[0] & held and set(rep.explained_windows) == seen[0]
