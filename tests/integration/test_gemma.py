@@ -80,7 +80,7 @@ def test_patching_identities_and_handoff(gemma):
 def test_probe_above_its_control(gemma, tmp_path, monkeypatch):
     from gnothi.tools.probing import run_probe
 
-    monkeypatch.setattr("gnothi.tools.probing.model_cache_dir", lambda name: tmp_path / name)
+    monkeypatch.setattr("gnothi.tools.probing.saved.model_cache_dir", lambda name: tmp_path / name)
     rep = run_probe(gemma, "singular_vs_plural", layers=[0, 9], n=200, save=False)
     l0, l9 = rep.layer(0), rep.layer(9)
     print(f"\nGemma 3 singular/plural probe: layer 0 {l0.accuracy:.2f}, layer 9 {l9.accuracy:.2f} (selectivity {l9.selectivity:+.2f})")

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     # probes go to a temporary cache; the converted model stays where it is (already loaded)
-    monkeypatch.setattr("gnothi.tools.probing.model_cache_dir", lambda name: tmp_path / name)
+    monkeypatch.setattr("gnothi.tools.probing.saved.model_cache_dir", lambda name: tmp_path / name)
 
 
 def test_singular_plural_emerges_with_depth(bundled):
