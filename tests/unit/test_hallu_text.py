@@ -10,6 +10,7 @@ import pytest
 from gnothi.tools import hallu_data as D
 from gnothi.tools import hallu_text as HT
 from gnothi.tools import hallucination as H
+from gnothi.tools.hallucination import training as H_training
 from gnothi.tools.stats import auroc
 
 
@@ -67,7 +68,8 @@ def test_a_detector_trained_inside_a_turn_skips_the_controls(tiny, monkeypatch):
     _, ev = H.train_and_evaluate(tiny, examples=exs, transfer=False, save=False, controls=False)
     assert "not measured" in ev.text_control["all"]["note"] and not set(HT.TEXT_CONTROLS) & set(ev.auroc)
     real = H.train_and_evaluate
-    monkeypatch.setattr(H, "load_detector", lambda name: None)
-    monkeypatch.setattr(H, "train_and_evaluate", lambda handle, **kw: real(handle, examples=exs, save=False, **kw))
+    # get_detector looks both up in the training module
+    monkeypatch.setattr(H_training, "load_detector", lambda name: None)
+    monkeypatch.setattr(H_training, "train_and_evaluate", lambda handle, **kw: real(handle, examples=exs, save=False, **kw))
     det, how, _ = H.get_detector(tiny, train=True)
     assert how == "trained" and det is not None

@@ -7,6 +7,8 @@ import pytest
 
 from gnothi.tools import hallu_data as D
 from gnothi.tools import hallucination as H
+from gnothi.tools.hallucination import cache as H_cache
+from gnothi.tools.hallucination import training as H_training
 from gnothi.tools.errors import CacheCorruptError, InputError, NoAnswerError
 
 
@@ -102,7 +104,7 @@ def test_pipeline_train_save_detect(tiny, monkeypatch):
     monkeypatch.undo()
     sig = H.dataset_signals(tiny, exs)
     assert sig.resid_q.shape == (70, 2, 32) and np.isfinite(sig.unc).all()
-    monkeypatch.setattr(H, "compute_signals", lambda *a, **k: pytest.fail("recomputed cached signals"))
+    monkeypatch.setattr(H_cache, "compute_signals", lambda *a, **k: pytest.fail("recomputed cached signals"))  # where dataset_signals looks it up
     sig2 = H.dataset_signals(tiny, exs)
     assert np.array_equal(sig.resid_q, sig2.resid_q) and np.array_equal(sig.unc, sig2.unc)
     monkeypatch.undo()
@@ -196,7 +198,7 @@ def test_first_use_in_a_server_trains_in_the_background_and_answers_now(tiny, mo
         det.save(H.detector_dir(handle.name))
         return det, SimpleNamespace(auroc={"combined": 0.9})
 
-    monkeypatch.setattr(H, "train_and_evaluate", slow_training)
+    monkeypatch.setattr(H_training, "train_and_evaluate", slow_training)  # where get_detector looks it up
     agent = get_agent("hallucination_detector")
     args = {"question": "the cat is", "answer": "big"}
     assert "background" in agent.notice(tiny, args)

@@ -287,9 +287,10 @@ def test_a_long_first_use_build_is_announced_before_it_runs(tiny, tmp_path, monk
     """No detector yet for this model: the turn says, before the tool runs, that it will
     train one first and about how long that takes; once one exists, nothing is said."""
     from gnothi.tools import hallucination as H
+    from gnothi.tools.hallucination import training as H_training
 
     monkeypatch.setenv("GNOTHI_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(H, "_LOADED", {})  # detectors other tests trained stay out of it
+    monkeypatch.setattr(H_training, "_LOADED", {})  # detectors other tests trained stay out of it (load_detector reads this one)
     seen = []
 
     def fake_detect(h, a, llm):
