@@ -14,7 +14,7 @@ raw activation.
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from typing import Callable, Sequence, cast
 
 import torch
 from pydantic import BaseModel, Field
@@ -175,7 +175,7 @@ def top_neurons_for_token(
         raise InputError(f"k must be between 1 and 1000, got {k!r}.", "Use e.g. k=10.")
     if rank_by not in ("auto", "relative", "activation"):
         raise InputError(f"Unknown rank_by {rank_by!r}.", "Use auto, relative or activation.")
-    layers = [layer] if isinstance(layer, int) and not isinstance(layer, bool) else parse_layers(layer, handle.n_layers)
+    layers = [layer] if isinstance(layer, int) and not isinstance(layer, bool) else parse_layers(cast("str | Sequence[int] | None", layer), handle.n_layers)
     for l in layers:
         check_range("layer", l, handle.n_layers)
     toks = handle.to_tokens(text)
@@ -221,7 +221,7 @@ def top_neurons_for_token(
             try:
                 from collections import Counter
 
-                c = Counter(token_key(r.tokens[r.argmax]) for r in store.top_records(l, n)[:12])
+                c = Counter(token_key(r.tokens[r.argmax]) for r in cast(ActivationStore, store).top_records(l, n)[:12])  # store is set whenever maxes is
                 tn.top_tokens = [t for t, _ in c.most_common(3)]
             except StoreError:
                 pass

@@ -164,9 +164,9 @@ def training_windows(handle, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tens
             f"Corpus {cfg.corpus!r} gives only {len(wins)} windows of {cfg.window} tokens; at least {n_eval + 1} are needed.",
             "Use a bigger corpus, fewer --eval-tokens, or a smaller window.",
         )
-    wins = torch.from_numpy(np.ascontiguousarray(wins))
+    wins_t = torch.from_numpy(np.ascontiguousarray(wins))
     # eval windows taken from the end of a deterministic shuffle, train from the rest
-    return wins[: len(wins) - n_eval], wins[len(wins) - n_eval :]
+    return wins_t[: len(wins_t) - n_eval], wins_t[len(wins_t) - n_eval :]
 
 
 @torch.inference_mode()
