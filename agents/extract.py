@@ -71,6 +71,7 @@ def words_to_digits(text: str) -> str:
         return str(v + int(m.group("b") or 0))
 
     t = _WORD_RE.sub(sub, text)
+    t = re.sub(r"\b(\d+)\s+point\s+(\d+)\b", r"\1.\2", t, flags=re.I)  # "one point five" -> "1.5"
     t = re.sub(r"\b(?:minus|negative)\s+(?=\d)", "-", t, flags=re.I)  # "strength minus two" -> "-2"
     t = re.sub(r"\b(?:a|one)\s+(hundred|thousand)\b", r"1 \1", t, flags=re.I)
     for _ in range(2):  # "two thousand five hundred"
@@ -81,11 +82,13 @@ def words_to_digits(text: str) -> str:
 # words the grammar keys on, and the misspellings people type ("nueron", "layr"): corrected before reading
 KEYWORDS = ["neuron", "neurons", "layer", "layers", "feature", "features", "latent", "latents", "head", "heads", "probe", "probes",
             "probing", "sentiment", "explain", "patching", "patch", "attention", "hallucinate", "hallucinating", "hallucination",
-            "singular", "plural", "statement", "question", "truthfulness", "causal", "tracing", "activation", "neurone"]
+            "singular", "plural", "statement", "question", "truthfulness", "causal", "tracing", "activation", "neurone",
+            "token", "tokens", "previous", "induction", "duplicate", "steer", "steering", "strength", "corrupted"]
 
 
 ABBREVIATIONS = {"feats": "features", "feat": "feature", "attn": "attention", "halluc": "hallucination", "hallu": "hallucination",
-                 "lyr": "layer", "lyrs": "layers", "hd": "head", "hds": "heads", "tok": "token", "toks": "tokens", "neur": "neuron", "prob": "probe"}
+                 "lyr": "layer", "lyrs": "layers", "hd": "head", "hds": "heads", "tok": "token", "toks": "tokens", "neur": "neuron", "prob": "probe",
+                 "corr": "corrupted"}
 
 
 _INVISIBLE = {"Cf"}  # format characters: zero-width space and joiners, BOM, direction marks
@@ -273,7 +276,7 @@ _NEURON_RE = re.compile(r"\b(?:neuron|unit)\s*(?:number\s+|no\.?\s*|index\s+|idx
                         r"|\b(?:neuron|unit)\b[^.?!]{0,30}?\b(?:index|idx|number|no\.?|#)\s*(?P<n3>\d+)\b", re.I)
 _FEATURE_RE = re.compile(r"\b(?:sae\s+)?(?:feature|latent|f)\s*(?:no\.?\s*|number\s+|index\s+|id\s+)?#?(?P<f>\d+)\b", re.I)
 _VERY_FIRST_LAYER_RE = re.compile(r"\b(?:very\s+(?:first|1st)|bottom(?:most)?|lowest|input)\s+layer\b", re.I)
-_LAST_LAYER_RE = re.compile(r"\b(?:last|final|top|output)\s+layer\b", re.I)
+_LAST_LAYER_RE = re.compile(r"\b(?:last|final|top|output)\s+layer(?:'s|s'|s(?=\s+(?:neuron|unit|head|feature)s?\b))?\b", re.I)  # "the last layer's neuron"
 _PENULT_RE = re.compile(r"\b(?:penultimate|(?:second|2nd)[- ]to[- ]last|next[- ]to[- ]last|one before the (?:last|final))\s+layer\b", re.I)
 _NTH_LAST_RE = re.compile(r"\b(?P<n>third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|\d{1,2}(?:st|nd|rd|th))[- ]to[- ]last\s+layer\b", re.I)
 _NTH = {"third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10}

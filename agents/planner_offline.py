@@ -27,6 +27,7 @@ from .extract import (
 )
 from .router import get_router
 from .toolkit import TOOLKIT, Query
+from .toolkit.probing import user_examples
 from .types import Plan, ToolCall
 
 MAX_QUESTION = 8000  # characters
@@ -42,6 +43,35 @@ REFUSE_P = 0.6  # an off-topic or injection reading less sure than this gives wa
 REFUSE_ALT_P = 0.15  # ... that has at least this probability
 TEXT_ANSWERS = ("clean", "prompt", "question", "text", "query")  # what a bare reply to a clarifying question can be, as typed
 BARE_ANSWER_RE = re.compile(r"^\s*(?:it'?s\s+|in\s+|at\s+|use\s+|try\s+|make it\s+|how about\s+)?(?:the\s+)?(?:layer|neuron|unit|feature|head|number|n|l|h|f)?\s*#?(\d{1,6})(?:st|nd|rd|th)?\s*(?:layer|neuron|one|please)?\s*[.!?]?\s*$", re.I)
+
+
+# "the other prompt", "the second sentence", "and for B?" (after "prompt A: '...' prompt B: '...'")
+_OTHER_PROMPT_RE = re.compile(r"\b(?:the\s+)?(?:other|second|2nd)\s+(?:prompt|sentence|text|input|question|example|string|one)\b", re.I)
+_LABELLED_PROMPT_RE = re.compile(r"\b(?:prompt|sentence|text|input|question|example|string)\s+(?P<label>[A-Za-z]|[1-9])\s*[:=]?\s*"
+                                 r"(?:'(?P<q1>[^']+)'|\"(?P<q2>[^\"]+)\")", re.I)
+_LABEL_REF_RE = re.compile(r"\b(?:for|on|with|to|do|try|use)\s+(?:(?:prompt|sentence|text|input|question|example|string)\s+(?P<a>[A-Za-z]|[1-9])|(?P<b>[A-Z]))\b(?!['.]\w)")
+
+
+def name_earlier_prompt(q: str, ctx: "PlanContext") -> str:
+    """``q`` with "the other prompt" (or a label such as "B") replaced by that prompt, quoted, when the last
+    turn quoted it; unchanged otherwise (a question with quotes of its own names its prompt itself)."""
+    if _QUOTE_RE.search(q) or not ctx.history:
+        return q
+    others, labels = ctx.earlier_prompts()
+    m = _OTHER_PROMPT_RE.search(q)
+    if m and others:
+        return q[:m.start()] + _quoted(others[0]) + q[m.end():]
+    m = _LABEL_REF_RE.search(q)
+    label = m and (m.group("a") or m.group("b")).upper()
+    if m and label in labels:
+        start = m.start("a") if m.group("a") else m.start("b")
+        head = re.search(r"(?:(?:prompt|sentence|text|input|question|example|string)\s+)?$", q[:start], re.I)
+        return q[:head.start() if head else start] + _quoted(labels[label]) + q[m.end():]
+    return q
+
+
+def _quoted(text: str) -> str:
+    return f'"{text}"' if '"' not in text else f"'{text}'"
 
 
 @dataclass
@@ -61,6 +91,22 @@ class PlanContext:
             if turn.get("pending"):  # a clarifying question: its half-built call
                 return [turn["pending"]]
         return []
+
+    def earlier_prompts(self) -> tuple[list[str], dict[str, str]]:
+        """The prompts the last turn quoted besides the one its call measured (in the order typed), and
+        the labels it gave its prompts ("prompt B: '...'"): what "the other prompt" and "B" point back to."""
+        for turn in reversed(self.history):
+            calls = [c for c in turn.get("plan") or [] if c.get("tool") != "help"]
+            if not calls:
+                continue
+            text = str(turn.get("question") or "")
+            quotes = extract(text).quotes
+            a = calls[-1].get("args") or {}
+            main = a.get("clean") or a.get("prompt") or a.get("text") or a.get("question")
+            labels = {m.group("label").upper(): next(g for g in m.group("q1", "q2") if g is not None)
+                      for m in _LABELLED_PROMPT_RE.finditer(text)}
+            return [x for x in dict.fromkeys(quotes) if x != main], labels
+        return [], {}
 
     def pending(self) -> dict | None:
         """The half-built call of the last turn, when that turn asked a clarifying question."""
@@ -147,6 +193,19 @@ class OfflinePlanner:
         whole = self.route(q, last_tool)
         fields = labelled_fields(q)
         clauses = split_clauses(q) if len(fields) < 2 or not {"context", "question"} & set(fields) else [q]  # "Context: ... Question: ...": one request
+        examples = user_examples(q) if len(clauses) > 1 and whole[0] == "probing" else []
+        if examples:  # labelled examples are one probing request, however many sentences they run over
+            texts = [x["text"] for x in examples]
+            out: list[tuple[str, str]] = []
+            for c in clauses:  # in the order asked; the probing request stands where its examples begin
+                if any(t in c for t in texts):
+                    if (q, "probing") not in out:
+                        out.append((q, "probing"))
+                    continue
+                lab, p = self.route(c, last_tool)
+                if lab in TOOLKIT and lab not in ("help", "probing") and p >= MULTI_MIN_P and len(strip_quoted(c).split()) >= 3:
+                    out.append((c, lab))
+            return out or [(q, "probing")]
         if len(clauses) > 1:
             routed = [(c, self.route(c, last_tool)) for c in clauses]
             if any(lab == "help:injection" and p >= INJECTION_CLAUSE_P for _, (lab, p) in routed):
@@ -187,6 +246,7 @@ class OfflinePlanner:
             return done
 
         q = fix_typos(q)  # "nueron 200 in layr 14": the agents read the corrected words (quotes stay as typed)
+        q = name_earlier_prompt(q, ctx)  # "and for the other prompt?": the prompt the last turn quoted besides the one it measured
         last_calls = ctx.last_calls()
         calls: list[ToolCall] = []
         clarify: list[str] = []
@@ -268,6 +328,8 @@ class OfflinePlanner:
         for label, p in sorted(ranked.items(), key=lambda kv: -kv[1]):
             if label == tool or p < ALT_RATIO * p_tool:
                 continue
+            if label in ("help:off_topic", "help:injection") and p < REFUSE_P:
+                continue  # as in route(): an unsure decline does not replace asking for what the tool needs
             call = help_call(label)
             if call is not None:
                 return [call]
@@ -340,12 +402,20 @@ def _squash(s: str) -> str:
     return re.sub(r"\W+", " ", s).strip().lower()
 
 
+# a list of requests, "X, check Y, and Z": a comma before a request's opening word, in a message whose list ends
+# with ", and" (segments() keeps a split only when the parts route to different tools)
+_LIST_COMMA_RE = re.compile(
+    r",\s+(?=(?:please\s+)?(?:find|search|show|probe|explain|describe|check|patch|look\s+up|tell\s+me|run|trace|list|give|steer|amplify"
+    r"|is\s+(?:the\s+)?(?:model|it)|does\s+(?:the\s+)?(?:model|it)|what(?:'s|\s+is|\s+are|\s+does)|which\s+(?:sae\s+)?(?:neurons?|features?|heads?|layers?|latents?))\b)",
+    re.I)
+_LIST_END_RE = re.compile(r",\s*(?:and|&)\s+(?:then\s+)?\w", re.I)
 _SPLIT_RE = re.compile(
     r"\s*(?:;|,\s*then\b|\band\s+then\b|\bthen\s+also\b|\band\s+also\b|\balso\b,?|\bafter\s+that\b|\bplus\b|\.\s+(?=[A-Z])|\?\s+(?=[A-Za-z])"
     r"|,?\s+and\s+(?=(?:please\s+)?(?:find|search|show|probe|explain|describe|check|patch|look|tell|is|are|does|do|what|which|why|how|where|can|could|run|trace|list|give"
     r"|steer|amplify|generate|make\s+(?:it|the\s+model))\b)"
     r"|,?\s+(?:and\s+)?(?:once|when|after)\s+(?:that(?:'s|\s+is)|it(?:'s|\s+is)|this\s+is)\s+(?:done|finished|over)\b,?"
     r"|,?\s+and\s+(?=(?:sae\s+)?(?:neuron|feature|head|latent)\s+#?\d|L\d+[NH]\d)"
+
     r"|\s+[+&]\s+|\s+(?:n|&|and|,)?\s*then\s+"
     r"|(?:^|\s)\(?\d{1,2}\)\s*|(?:^|\n)\s*[-*•]\s+|(?:^|\n)\s*\d{1,2}\s*[-–.:]\s+|(?:^|\s)\(?(?:i|ii|iii|iv|v|vi)\)\s+"
     r"|\s[-–]\s+(?=then\b)|^\s*(?:first(?:ly)?|initially)\b,?|[,;]?\s+(?:second(?:ly)?|third(?:ly)?|finally|lastly|afterwards?|subsequently|next)\b,?)\s*",
@@ -361,6 +431,8 @@ def split_clauses(q: str) -> list[str]:
     masked = _QUOTE_RE.sub(lambda m: "\0" * len(m.group(0)), q)  # the grammar's own quotes (apostrophes are not quotes)
     parts, start = [], 0
     seps = list(_SPLIT_RE.finditer(masked))
+    if (end := list(_LIST_END_RE.finditer(masked))):
+        seps = sorted(seps + [m for m in _LIST_COMMA_RE.finditer(masked) if m.start() < end[-1].start()], key=lambda m: m.start())
     letters = list(_LETTER_ITEM_RE.finditer(masked))
     if [m.group("l").lower() for m in letters][:2] == ["a", "b"]:  # "a) ... b) ...": lettered items, when they run a, b, ...
         seps = sorted(seps + letters, key=lambda m: m.start())

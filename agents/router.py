@@ -29,12 +29,13 @@ from typing import Any, Iterable
 import numpy as np
 
 from .extract import fix_typos, strip_quoted, words_to_digits
+from .toolkit.probing import user_examples
 
 ROUTING = Path(__file__).resolve().parent.parent / "evals" / "data" / "routing"
 DEV = ROUTING / "dev.jsonl"
 # what the router and the taggers learn from (never heldout.jsonl): the dev corpus and earlier held-out sets, each
 # studied after its one measurement
-TUNING = tuple(ROUTING / f"tuning{i}.jsonl" for i in range(1, 8))
+TUNING = tuple(ROUTING / f"tuning{i}.jsonl" for i in range(1, 9))
 TRAIN = (DEV, *TUNING)
 FOLLOWUP = "followup"
 C = 8.0  # inverse regularization; chosen by family-grouped cross-validation on the dev corpus (see evals/suite_routing.py)
@@ -43,7 +44,8 @@ EMB_WEIGHT = 1.0
 
 def normalise(text: str) -> str:
     """What the router reads: quotes masked, the grammar's notations named (``L3N45`` -> ``neuron-unit``,
-    ``f123`` -> ``feature-id``, ``L5H3`` -> ``head-unit``), digits folded, whitespace collapsed."""
+    ``f123`` -> ``feature-id``, ``L5H3`` -> ``head-unit``, labelled examples typed in -> ``labelled-examples``), digits
+    folded, whitespace collapsed."""
     from .extract import _FEATURE_RE, _HEAD_PATTERNS, _UNIT_PATTERNS
 
     t = words_to_digits(fix_typos(strip_quoted(text)))
@@ -52,6 +54,8 @@ def normalise(text: str) -> str:
     for pat in _UNIT_PATTERNS:
         t = pat.sub(" neuron-unit ", t)
     t = _FEATURE_RE.sub(" feature-id ", t)
+    if user_examples(text):
+        t += " labelled-examples"  # the quotes are masked, so the labels beside them are named ("'a' (europe), 'b' (asia)")
     t = re.sub(r"\d", "0", t)
     return re.sub(r"\s+", " ", t).strip()[:1000]
 
@@ -280,7 +284,8 @@ def get_router(embedder: Any = None, paths: tuple[Path, ...] = TRAIN) -> Router:
 
             texts, labels = training_pairs(load_rows(paths))
             who = f"{type(embedder).__module__}.{type(embedder).__qualname__}:{getattr(getattr(embedder, 'model', None), 'model_card_data', '')}"
-            h = hashlib.sha256((who + corpus_hash(paths) + "\n".join(texts)).encode()).hexdigest()[:16]
+            # the embeddings are of the normalised texts: a change to normalise() is a new cache
+            h = hashlib.sha256((who + corpus_hash(paths) + "\n".join(normalise(split_context(t)[1]) for t in texts)).encode()).hexdigest()[:16]
             cache = cache_dir() / "router" / f"minilm-{h}.npy" if embedder is not None else None
             r = _CACHE[key] = Router(embedder).fit(texts, labels, cache=cache)
         return r

@@ -16,7 +16,20 @@ if TYPE_CHECKING:
     from gnothi.tools.model import ModelHandle
 
 _KNOWN = {o.lower(): o for o in bias.OCCUPATIONS + bias.OTHER_OCCUPATIONS + bias.NAMED_OCCUPATIONS}
-_OCC_RE = re.compile(r"\b(" + "|".join(sorted((re.escape(k) for k in _KNOWN), key=len, reverse=True)) + r")(?:e?s)?\b", re.I)
+
+
+def _plurals(word: str) -> list[str]:
+    """The ways an occupation is written in the plural: "nurses", "secretaries", "firemen", "CEOs"."""
+    forms = [word + "s", word + "es"]
+    if re.search(r"[^aeiou]y$", word):
+        forms.append(word[:-1] + "ies")
+    if word.endswith("man"):
+        forms.append(word[:-3] + "men")
+    return forms
+
+
+_FORMS = {f: k for k in _KNOWN for f in [k, *_plurals(k)]}
+_OCC_RE = re.compile(r"\b(" + "|".join(sorted((re.escape(f) for f in _FORMS), key=len, reverse=True)) + r")\b", re.I)
 # a word pair named as one: "pair she/he", "words: Mary vs John", or written with a slash ("he/she")
 _PAIR_RE = re.compile(r"\b(?:pair|words?)\s*[:=]?\s*['\"“‘]?(?P<a>[A-Za-z]+)['\"”’]?\s*(?:/|\s(?:vs\.?|versus|and|or)\s)\s*['\"“‘]?(?P<b>[A-Za-z]+)\b", re.I)
 _SLASH_RE = re.compile(r"\b(?P<a>[A-Za-z]+)/(?P<b>[A-Za-z]+)\b")
@@ -38,7 +51,7 @@ class BiasArgs(Args):
 def occupations_in(text: str) -> list[str]:
     out = []
     for m in _OCC_RE.finditer(text):
-        o = _KNOWN[m.group(1).lower()]
+        o = _KNOWN[_FORMS[m.group(1).lower()]]
         if o not in out:
             out.append(o)
     return out

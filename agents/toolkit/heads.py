@@ -60,7 +60,9 @@ class Heads(ToolAgent[HeadsArgs]):
     ]
 
     def extract(self, q: Query) -> tuple[dict[str, Any], str | None]:
-        args: dict[str, Any] = {}
+        args: dict[str, Any] = {k: q.last_args[k] for k in ("layer", "k") if q.followup and q.last_args.get(k) is not None}
+        if re.search(r"\b(?:all|every|each|any)\s+layers?\b|\bwhole model\b", q.clause, re.I):
+            args.pop("layer", None)  # "and across all layers?"
         bs = behaviours_in(q.clause) or (list(q.last_args.get("behaviours") or []) if q.followup else [])
         if bs:
             args["behaviours"] = bs

@@ -62,7 +62,37 @@ _LOWER_PAIR_RE = re.compile(r"\bpatch\w*\s+(?:pls\s+|please\s+)?(?P<a>[a-z][^,;?
 # unquoted prompts named by their role: "clean prompt Dogs say X vs corrupted Dogs say Y", "prompt is A, corrupted is B"
 _ROLE_PAIR_RE = re.compile(r"\b(?:clean|prompt)(?:\s+prompt)?\s+(?:is\s+|=\s*|:\s*)?(?P<a>[A-Za-z0-9][^\n]{4,}?)\s*(?:,|;|\bvs\.?|\bversus|\band)?\s+"
                            r"(?:the\s+)?corrupt(?:ed|ion)?(?:\s+(?:prompt|one))?\s+(?:is\s+|=\s*|:\s*)?(?P<b>[A-Za-z0-9][^\n]{4,}?)\s*[?.]?\s*$", re.I)
-_LOWER_AFTER_RE = re.compile(r"\b(?:after|finish(?:es)?|complete[sd]?|for)\s+(?P<p>(?:the|a|an|people|my|our|his|her|in)\s+[a-z][^?!,;\n]{6,}?)(?:\s+with\s+(?P<a>[\w'-]+))?\s*(?:[?,]|$)", re.I)
+_LOWER_AFTER_RE = re.compile(r"\b(?:after|finish(?:es)?|complete[sd]?|for)\s+(?P<p>(?:the|a|an|people|my|our|his|her|in)\s+[a-z][^?!,;\n]{6,}?)(?:\s+with\s+(?P<a>[\w'-]+))?\s*(?:[?,]|$|\s[-–—]\s)", re.I)  # " - can you ...": a dash between words ends the prompt
+# an unquoted cloze prompt: the words after a lead-in, up to the clause's end, ending in a word that waits for the answer
+_PROMPT_LEAD_RE = re.compile(r"\b(?:on|in|for|prompt|sentence|text|trac(?:e|ing)|patch(?:ing)?|recalls?)\s+", re.I)
+_CLAUSE_END_RE = re.compile(r"\s*(?:[,;?!]|\s[-–—]\s|\s+(?:then|and\s+(?:then|tell|show|see|find|check|say))\b|$)", re.I)
+_DANGLING = {"in", "of", "is", "was", "are", "were", "the", "a", "an", "by", "at", "from", "to", "for", "on", "called", "named", "as",
+             "than", "with", "into", "has", "had", "like"}
+
+
+def _before_answer_words(prompt: str) -> str:
+    """An unquoted prompt without the words that name its answer ("... is — expects Jupiter not Saturn", "... was with answer")."""
+    lead = r"(?:^\s*|\s*[-–—,;(]\s*(?:(?:with|and)\s+)?(?:the\s+)?|\s+(?:with|and)\s+(?:the\s+)?|\s+(?:the\s+)?(?=expected|correct))"
+    return re.sub(lead + r"(?:(?:expected|correct)\s+)?(?:answers?|expect\w*)\b.*$", "", prompt, flags=re.I | re.S).strip()
+
+
+def unquoted_prompt(clause: str) -> str | None:
+    """A prompt typed without quotes in a request ("run causal tracing on the Space Needle is located in the city of"):
+    the last lead-in ("on", "the prompt", "trace") after which four words or more run to the clause's end and stop
+    on a word that waits for its answer ("of", "in", "is"); None when there is none."""
+    best = None
+    for m in _PROMPT_LEAD_RE.finditer(clause):
+        end = _CLAUSE_END_RE.search(clause, m.end())
+        text = clause[m.end():end.start() if end else len(clause)].strip()
+        text = re.sub(r"^(?:the\s+)?(?:prompt|sentence|text)\s+", "", text, flags=re.I)
+        words = text.split()
+        if words and re.fullmatch(r"(?:where|what|how|why|which|who|when|whether|if)", words[0], re.I):
+            continue  # "where the prediction comes from": a question about the prompt, not the prompt
+        if len(words) >= 4 and words[-1].lower() in _DANGLING and not re.search(r"\b(?:layers?|heads?|neurons?|model)\b", text, re.I):
+            best = text
+    return best
+
+
 # the fact a trace is about, stated in words: "... the fact that the Prado is in Madrid", "recall that insulin is made by the pancreas"
 _FACT_RE = re.compile(r"\b(?:fact|recall\w*|know\w*|stor\w*)\s+that\s+[^?.,;]{3,60}?\s+(?:is|was|are|were)\s+(?:(?:made|produced|written|built|located|found|played|spoken)\s+(?:by|in|at)\s+|in\s+|at\s+)?(?:the\s+)?(?P<a>[\w'-]+)\s*(?=[?.,;]|$)", re.I)
 # words about the model's answer, not a prompt to run: "the model's answer", "its output", "this prediction"
@@ -238,9 +268,9 @@ class ActivationPatching(ToolAgent[PatchArgs]):
                     args.pop("corrupted", None)
             elif (m := _ROLE_PAIR_RE.search(masked)) and "QUOTED" not in masked:
                 args["clean"], args["corrupted"] = m.group("a").strip(" ,"), m.group("b").strip(" ,")
-            elif e.prompt or w.prompt:
+            elif len(_before_answer_words(str(e.prompt or w.prompt or "")).split()) >= 2:
                 src = e if e.prompt else w
-                args["clean"] = src.prompt
+                args["clean"] = _before_answer_words(str(src.prompt))  # "... was with answer George": the prompt ends where the answer is named
                 if src.corrupted and src.corrupted != src.prompt:
                     args["corrupted"] = src.corrupted  # "... after The Prime Minister lives in? patch it against The President lives in"
             elif (m := _LOWER_PAIR_RE.search(masked)) and "QUOTED" not in masked:
@@ -252,6 +282,8 @@ class ActivationPatching(ToolAgent[PatchArgs]):
                     args["answer"] = ans
             elif q.referred_prompt():
                 args["clean"] = q.referred_prompt()
+            elif "QUOTED" not in masked and (found := unquoted_prompt(masked)):
+                args["clean"] = found
         if ans:
             args["answer"] = ans
             tail = ans.strip()
@@ -272,6 +304,8 @@ class ActivationPatching(ToolAgent[PatchArgs]):
             args["clean"], args["corrupted"] = args["corrupted"], args["clean"]  # "swap them"
             if args.get("answer") and args.get("alternative"):
                 args["answer"], args["alternative"] = args["alternative"], args["answer"]
+        if q.followup and q.last_args.get("clean") and args.get("clean") == args.get("corrupted") == q.last_args.get("corrupted"):
+            args["corrupted"] = q.last_args["clean"]  # "and for the other prompt as clean": the two prompts change places
         if isinstance(args.get("clean"), str) and not q.quotes and _ABOUT_THE_ANSWER_RE.fullmatch(args["clean"].strip(" .?!")):
             args.pop("clean")  # "which layers are responsible for the model's answer?": no prompt named yet
         if _NO_SPACE_RE.search(low):  # 'answer "cold" with no leading space': the token as the user wrote it

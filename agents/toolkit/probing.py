@@ -84,6 +84,34 @@ _SKIP_LABELS = {"and", "or", "the", "like", "as", "e.g", "examples", "example", 
 _BRACKET_RE = re.compile(rf"(?:^|[,;:\n])\s*(?P<text>[^,;:\n\[\]]+?)\s*\[(?P<label>{_LABEL_WORD})\]")
 
 
+# a quote whose marks are not apostrophes inside words ("Here's ... 'She walked home'"); a word's own apostrophe may sit inside
+_WHOLE_QUOTE_RE = re.compile(r"(?<![\w'])'(?P<a>(?:[^'\n]|(?<=\w)'(?=\w))+?)'(?![\w'])|\"(?P<b>[^\"\n]+)\"|“(?P<c>[^”\n]+)”")
+# a label written right after a quote: 'a' (europe), 'a' label warm, 'a' -> past, 'a' = x, 'a': x
+_LABEL_AFTER_RE = re.compile(rf"^\s*(?:\(\s*(?P<p>{_LABEL_WORD})\s*\)|(?:label(?:led|ed)?|class|tag|category|as|->|=>|→|=|:)\s*(?P<w>{_LABEL_WORD})\b)", re.I)
+# ... or right before it: past: 'a', sarcastic - 'a', x = 'a', (x) 'a'
+_LABEL_BEFORE_RE = re.compile(rf"(?:^|[\s,;(])(?P<l>{_LABEL_WORD})\s*(?::|-|–|—|=|->|=>|→|\))\s*$")
+
+
+def _labels_by_quotes(text: str) -> list[dict]:
+    """Examples where every quote carries its label on the same side ('a' (x), 'b' (y) / x: 'a', y - 'b'): [] otherwise."""
+    quotes = list(_WHOLE_QUOTE_RE.finditer(text))
+    if len(quotes) < 2:
+        return []
+    gaps = [text[(quotes[i - 1].end() if i else 0):q.start()] for i, q in enumerate(quotes)] + [text[quotes[-1].end():]]
+    for side in ("after", "before"):
+        rows = []
+        for i, q in enumerate(quotes):
+            m = _LABEL_AFTER_RE.match(gaps[i + 1]) if side == "after" else _LABEL_BEFORE_RE.search(gaps[i])
+            label = (m.group("p") or m.group("w")) if (m and side == "after") else (m.group("l") if m else None)
+            if not label or label.lower() in _SKIP_LABELS:
+                break
+            rows.append({"text": next(g for g in q.group("a", "b", "c") if g is not None), "label": label.lower()})
+        else:
+            if len({r["label"] for r in rows}) >= 2:
+                return rows
+    return []
+
+
 _LINE_RE = re.compile(rf"^\s*(?P<label>{_LABEL_WORD})\s*:\s*(?P<text>[^\n]+?)\s*$", re.M)
 
 
@@ -134,6 +162,9 @@ def user_examples(text: str) -> list[dict]:
     piped = [x for x in piped if not (x["text"].lower() in ("text", "sentence", "example", "input") and x["label"] in ("label", "class", "tag"))]
     if len(piped) >= 2 and len({x["label"] for x in piped}) >= 2:
         return piped
+    quoted = _labels_by_quotes(text)
+    if quoted:
+        return quoted
     tuples = [{"text": next(g for g in m.groups()[:3] if g is not None), "label": m.group("label").lower()} for m in _TUPLE_RE.finditer(text)]
     if len(tuples) >= 2 and len({x["label"] for x in tuples}) >= 2:
         return tuples

@@ -11,6 +11,7 @@ from gnothi.tools import features
 from gnothi.tools.errors import InputError, OutOfRangeError, check_range
 from gnothi.tools.results import ToolResult
 
+from ..extract import words_to_digits
 from .base import Args, Query, Row, ToolAgent, adopt, check_text, context_lines, described, num, pct, register
 
 if TYPE_CHECKING:
@@ -39,6 +40,9 @@ _NOT_TOPIC = re.compile(r"^(?:(?:it|this|that|them|these|those|the same|the|its|
                         r"|^(?:l|layer\s*)\d+$|^(?:it|that|this)\s+too$", re.I)
 _FOR_SENTENCE = re.compile(r"\b(?:for|on|of|in)\s+the\s+(?:sentence|text|phrase|input|string)\s*:?\s+(?P<t>[^?\n]{3,}?)\s*[?.!]?\s*$", re.I)
 _SAME_SEARCH = re.compile(r"\b(?:same|again)\b", re.I)
+# what a follow-up says when it only changes how many results or which layer ("what about the top 20 there?")
+_SETTINGS_ONLY = re.compile(r"^(?:(?:ok(?:ay)?|and|so|now|then|what|how|about|the|top|first|best|most|just|only|there|instead|then|"
+                            r"results?|ones?|features?|latents?|in|layer|l|of|them|please|pls|\d+)\s*)+$", re.I)
 
 
 def topic_after(t: str, words: str = _TOPIC_AFTER) -> str | None:
@@ -109,6 +113,9 @@ class SAEFeatureSearch(ToolAgent[SAEArgs]):
             args.pop("query", None)
         elif q.followup and q.last_args.get("query") and _SAME_SEARCH.search(q.clause) and "feature" not in args:
             pass  # "same search but only in layer 9": the query stays
+        elif (q.followup and "feature" not in args and (q.last_args.get("query") or q.last_args.get("text"))
+              and _SETTINGS_ONLY.match(re.sub(r"[^\w\s]", " ", words_to_digits(q.clause)).strip())):
+            pass  # "what about the top 20?", "top twelve in layer 3 then": the same search with other settings
         elif e.prompt and _ON_TEXT.search(q.clause) and "feature" not in args:
             args["text"] = e.prompt  # "features firing on this text: ..."
             args.pop("query", None)

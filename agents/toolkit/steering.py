@@ -34,7 +34,8 @@ _STRENGTH_RE = re.compile(r"\b(?:strength|coefficient|coeff|alpha|scale|multipli
                           r"|\b(?P<t>[-+]?\d+(?:\.\d+)?)\s*(?:x|times)\b"
                           # a verb of amount, then "by N" / "to N": "amplify L8N77 by 10", "crank it up to 10"
                           r"|\b(?:amplif\w*|boost\w*|scal\w*|multipl\w*|crank\w*|turn\w*\s+(?:it\s+)?up|dial\w*\s+(?:it\s+)?up|push\w*|increas\w*|rais\w*|bump\w*)"
-                          r"\b[^.?!]{0,30}?\b(?:by|to)\s+(?P<u>[-+]?\d+(?:\.\d+)?)\b(?!\s*(?:layers?|neurons?|tokens?|words?)\b)", re.I)
+                          r"\b[^.?!]{0,30}?\b(?:by|to)\s+(?P<u>[-+]?\d+(?:\.\d+)?)\b(?!\s*(?:layers?|neurons?|tokens?|words?)\b)"
+                          r"|\bat\s+(?P<v>[-+]\d+(?:\.\d+)?)\b", re.I)  # a signed amount: "add feature 77's direction at -2"
 _PROBE_RE = re.compile(r"\bprob(?:e|e's|es|ing)\b", re.I)  # the property itself is read as probing reads it (find_dataset)
 _WORDS_RE = re.compile(r"\bwords?\s*[:=]\s*(?P<w>[A-Za-z][\w ,'-]+)", re.I)
 
@@ -115,8 +116,9 @@ class Steering(ToolAgent[SteeringArgs]):
     def extract(self, q: Query) -> tuple[dict[str, Any], str | None]:
         e, text = q.parsed, q.clause
         args: dict[str, Any] = {k: v for k, v in q.last_args.items() if k in SteeringArgs.model_fields} if q.followup else {}
-        if e.units:
-            args.update(source="neuron", layer=e.units[0][0], neuron=e.units[0][1])
+        units = e.units or ([(e.layer, e.neuron)] if e.layer is not None and e.neuron is not None else [])  # "neuron 12 in the last layer"
+        if units:
+            args.update(source="neuron", layer=units[0][0], neuron=units[0][1])
             args.pop("concept", None)
         elif feats := e.features or [int(x) for x in re.findall(r"\bfeature\s*#?(\d+)", text, re.I)]:
             args.update(source="feature", feature=feats[0])
@@ -135,7 +137,7 @@ class Steering(ToolAgent[SteeringArgs]):
         bare = words_to_digits(strip_quoted(text))  # a quoted prompt's words ("I can never decide", "3 times") are not the request's
         m = _STRENGTH_RE.search(bare)
         if m:
-            args["strength"] = float(m.group("s") or m.group("t") or m.group("u"))
+            args["strength"] = float(m.group("s") or m.group("t") or m.group("u") or m.group("v"))
         if _NEGATIVE.search(bare) and args.get("source", "concept") == "concept" and args.get("concept"):
             args["strength"] = -abs(args["strength"]) if args.get("strength") is not None else None
             args["negative"] = True

@@ -561,3 +561,73 @@ def test_points_back_before_reading_direction_and_options_are_no_examples(planne
     assert user_examples("probe dataset=sentiment, position=mean") == []
     assert extract("show head 3 of layer 2 on the prompt from before").prompt is None  # it points back
     assert split_clauses("what are the train and test accuracy of the sentiment probe?") == ["what are the train and test accuracy of the sentiment probe?"]
+
+
+def test_the_other_prompt_of_the_last_turn(planner):
+    """"the other prompt" and a label ("B") name the prompt the last turn quoted besides the one it measured."""
+    hist = [{"question": "two sentences: 'The dog barked at the' and 'The cat hissed at the'. show L4H1 on the first",
+             "plan": [{"tool": "attention", "args": {"prompt": "The dog barked at the", "layer": 4, "head": 1}}]}]
+    ctx = PlanContext(history=hist, n_layers=30)
+    assert calls(planner.plan("now the other sentence", ctx)) == [("attention", {"prompt": "The cat hissed at the", "layer": 4, "head": 1})]
+    hist = [{"question": "text 1: 'I adore jazz' text 2: 'I loathe jazz'. which SAE features fire on text 1?",
+             "plan": [{"tool": "sae_feature_search", "args": {"text": "I adore jazz"}}]}]
+    assert calls(planner.plan("and for text 2?", PlanContext(history=hist, n_layers=30))) == [("sae_feature_search", {"text": "I loathe jazz"})]
+    # both prompts were used: "the other one as clean" swaps them
+    hist = [{"question": "patch 'The Nile flows through' against 'The Amazon flows through'",
+             "plan": [{"tool": "activation_patching", "args": {"clean": "The Nile flows through", "corrupted": "The Amazon flows through"}}]}]
+    assert calls(planner.plan("and with the other prompt as clean?", PlanContext(history=hist, n_layers=30))) == [
+        ("activation_patching", {"clean": "The Amazon flows through", "corrupted": "The Nile flows through"})]
+    # no other prompt to point at (no history, or the last turn quoted one): the question stays as typed
+    from gnothi.agents.planner_offline import name_earlier_prompt
+
+    assert name_earlier_prompt("and for the other prompt?", PlanContext()) == "and for the other prompt?"
+    one = [{"question": "show L4H1 on 'The dog barked at the'", "plan": [{"tool": "attention", "args": {"prompt": "The dog barked at the", "layer": 4, "head": 1}}]}]
+    assert name_earlier_prompt("and for the other prompt?", PlanContext(history=one)) == "and for the other prompt?"
+
+
+def test_a_follow_up_that_only_changes_k_keeps_the_search(planner):
+    hist = [{"question": "find SAE features about rivers, top 4", "plan": [{"tool": "sae_feature_search", "args": {"query": "rivers", "k": 4}}]}]
+    assert calls(planner.plan("what about the top 12?", PlanContext(history=hist, n_layers=30))) == [("sae_feature_search", {"query": "rivers", "k": 12})]
+    hist = [{"question": "top 3 SAE features on 'it rains in Spain'", "plan": [{"tool": "sae_feature_search", "args": {"text": "it rains in Spain", "k": 3}}]}]
+    assert calls(planner.plan("and the top twenty?", PlanContext(history=hist, n_layers=30))) == [("sae_feature_search", {"text": "it rains in Spain", "k": 20})]
+    hist = [{"question": "which heads are induction heads in layer 6?", "plan": [{"tool": "heads", "args": {"behaviours": ["induction"], "layer": 6}}]}]
+    assert calls(planner.plan("what about the top 4 there?", PlanContext(history=hist, n_layers=30))) == [
+        ("heads", {"layer": 6, "behaviours": ["induction"], "k": 4})]
+
+
+def test_labels_beside_quotes():
+    from gnothi.agents.toolkit.probing import user_examples
+
+    want = [{"text": "I ran fast", "label": "past"}, {"text": "I run fast", "label": "present"},
+            {"text": "We sang", "label": "past"}, {"text": "We sing", "label": "present"}]
+    assert user_examples("probe 'I ran fast' (past), 'I run fast' (present), 'We sang' (past), 'We sing' (present)") == want
+    assert user_examples("It's my data: past - 'I ran fast', present - 'I run fast', past - 'We sang', present - 'We sing'") == want
+    assert user_examples("'I ran fast' label past, 'I run fast' label present, 'We sang' label past, 'We sing' label present") == want
+    assert user_examples("compare 'I ran fast' and 'I run fast'") == []  # quotes without labels are no examples
+
+
+def test_an_unquoted_cloze_prompt_is_the_prompt(planner):
+    p = planner.plan("run causal tracing on the Golden Gate Bridge is located in the city of", CTX)
+    assert calls(p) == [("activation_patching", {"clean": "the Golden Gate Bridge is located in the city of", "mode": "trace"})]
+    p = planner.plan("activation patching on The tallest mountain on Earth is — expects Everest not K2", CTX)
+    assert calls(p) == [("activation_patching", {"clean": "The tallest mountain on Earth is", "answer": " Everest", "alternative": " K2"})]
+    assert not planner.plan("I want to know where the prediction comes from, can you patch it?", CTX).calls  # a question, no prompt
+
+
+def test_plural_occupations_and_spoken_strengths(planner):
+    from gnothi.agents.toolkit.bias import occupations_in
+
+    assert occupations_in("bias check secretaries plumbers") == ["secretary", "plumber"]
+    assert calls(planner.plan("steer with the sentiment probe at layer nine, strength two point five", CTX)) == [
+        ("steering", {"source": "probe", "probe": "sentiment", "layer": 9, "strength": 2.5})]
+    assert calls(planner.plan("add SAE feature 812's direction at -3 while it writes", CTX)) == [("steering", {"source": "feature", "feature": 812, "strength": -3.0})]
+    assert calls(planner.plan("steer with neuron seven in the last layer, strength four", CTX)) == [
+        ("steering", {"source": "neuron", "layer": 29, "neuron": 7, "strength": 4.0})]
+
+
+def test_comma_separated_requests_and_examples_over_sentences(planner):
+    p = planner.plan("please explain neuron 3 in layer 2, check gender bias for doctors, and steer the model toward the sea", CTX)
+    assert [c.tool for c in p.calls] == ["neuron_explainer", "bias", "steering"]
+    q = "Set X (formal): 'Dear Sir', 'Yours faithfully'. Set Y (casual): 'hey dude', 'see ya'. Which layer can a probe tell X from Y?"
+    p = planner.plan(q, CTX)
+    assert [c.tool for c in p.calls] == ["probing"] and len(p.calls[0].args["examples"]) == 4
