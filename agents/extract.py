@@ -276,7 +276,7 @@ _NEURON_RE = re.compile(r"\b(?:neuron|unit)\s*(?:number\s+|no\.?\s*|index\s+|idx
                         r"|\b(?:neuron|unit)\b[^.?!]{0,30}?\b(?:index|idx|number|no\.?|#)\s*(?P<n3>\d+)\b", re.I)
 _FEATURE_RE = re.compile(r"\b(?:sae\s+)?(?:feature|latent|f)\s*(?:no\.?\s*|number\s+|index\s+|id\s+)?#?(?P<f>\d+)\b", re.I)
 _VERY_FIRST_LAYER_RE = re.compile(r"\b(?:very\s+(?:first|1st)|bottom(?:most)?|lowest|input)\s+layer\b", re.I)
-_LAST_LAYER_RE = re.compile(r"\b(?:last|final|top|output)\s+layer(?:'s|s'|s(?=\s+(?:neuron|unit|head|feature)s?\b))?\b", re.I)  # "the last layer's neuron"
+_LAST_LAYER_RE = re.compile(r"\b(?:last|final|top|output)\s+layer(?:'s|s(?=\s+(?:neuron|unit|head|feature)\s*#?\d))?\b", re.I)  # "the last layer's neuron", "last layers neuron 600"
 _PENULT_RE = re.compile(r"\b(?:penultimate|(?:second|2nd)[- ]to[- ]last|next[- ]to[- ]last|one before the (?:last|final))\s+layer\b", re.I)
 _NTH_LAST_RE = re.compile(r"\b(?P<n>third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|\d{1,2}(?:st|nd|rd|th))[- ]to[- ]last\s+layer\b", re.I)
 _NTH = {"third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10}

@@ -46,10 +46,10 @@ BARE_ANSWER_RE = re.compile(r"^\s*(?:it'?s\s+|in\s+|at\s+|use\s+|try\s+|make it\
 
 
 # "the other prompt", "the second sentence", "and for B?" (after "prompt A: '...' prompt B: '...'")
-_OTHER_PROMPT_RE = re.compile(r"\b(?:the\s+)?(?:other|second|2nd)\s+(?:prompt|sentence|text|input|question|example|string|one)\b", re.I)
-_LABELLED_PROMPT_RE = re.compile(r"\b(?:prompt|sentence|text|input|question|example|string)\s+(?P<label>[A-Za-z]|[1-9])\s*[:=]?\s*"
-                                 r"(?:'(?P<q1>[^']+)'|\"(?P<q2>[^\"]+)\")", re.I)
-_LABEL_REF_RE = re.compile(r"\b(?:for|on|with|to|do|try|use)\s+(?:(?:prompt|sentence|text|input|question|example|string)\s+(?P<a>[A-Za-z]|[1-9])|(?P<b>[A-Z]))\b(?!['.]\w)")
+_PROMPT_NOUN = r"(?:prompt|sentence|text|input|question|example|string)"
+_OTHER_PROMPT_RE = re.compile(rf"\b(?:the\s+)?(?:(?P<other>other)\s+(?:{_PROMPT_NOUN}|one)|(?:second|2nd)\s+{_PROMPT_NOUN})\b", re.I)
+_PROMPT_LABEL_RE = re.compile(rf"\b{_PROMPT_NOUN}\s+(?P<label>[A-Za-z]|[1-9])\s*[:=]?\s*(?=[\"“«‘'`])", re.I)
+_LABEL_REF_RE = re.compile(rf"\b(?i:for|on|with|to|do|try|use)\s+(?:(?i:{_PROMPT_NOUN})\s+(?P<a>[A-Za-z]|[1-9])|(?P<b>[A-Z]))\b(?!['.]\w)")
 
 
 def name_earlier_prompt(q: str, ctx: "PlanContext") -> str:
@@ -57,10 +57,11 @@ def name_earlier_prompt(q: str, ctx: "PlanContext") -> str:
     turn quoted it; unchanged otherwise (a question with quotes of its own names its prompt itself)."""
     if _QUOTE_RE.search(q) or not ctx.history:
         return q
-    others, labels = ctx.earlier_prompts()
+    quotes, others, labels = ctx.earlier_prompts()
     m = _OTHER_PROMPT_RE.search(q)
-    if m and others:
-        return q[:m.start()] + _quoted(others[0]) + q[m.end():]
+    pick = (others[0] if others else None) if m and m.group("other") else (quotes[1] if m and len(quotes) > 1 else None)
+    if m and pick:  # "the other ...": the one not measured; "the second ...": the second one typed
+        return q[:m.start()] + _quoted(pick) + q[m.end():]
     m = _LABEL_REF_RE.search(q)
     label = m and (m.group("a") or m.group("b")).upper()
     if m and label in labels:
@@ -71,7 +72,11 @@ def name_earlier_prompt(q: str, ctx: "PlanContext") -> str:
 
 
 def _quoted(text: str) -> str:
-    return f'"{text}"' if '"' not in text else f"'{text}'"
+    """``text`` in quotes the grammar reads back whole, whatever quote marks it holds itself."""
+    for a, b in (('"', '"'), ("“", "”"), ("«", "»"), ("`", "`")):
+        if a not in text and b not in text:
+            return f"{a}{text}{b}"
+    return f"'{text}'"
 
 
 @dataclass
@@ -92,21 +97,26 @@ class PlanContext:
                 return [turn["pending"]]
         return []
 
-    def earlier_prompts(self) -> tuple[list[str], dict[str, str]]:
-        """The prompts the last turn quoted besides the one its call measured (in the order typed), and
-        the labels it gave its prompts ("prompt B: '...'"): what "the other prompt" and "B" point back to."""
+    def earlier_prompts(self) -> tuple[list[str], list[str], dict[str, str]]:
+        """The prompts the last turn quoted (in the order typed), those besides the one its call measured, and the
+        labels it gave them ("prompt B: '...'"): what "the second prompt", "the other prompt" and "B" point back to.
+        Quoted answers (" Paris") are no prompts."""
         for turn in reversed(self.history):
             calls = [c for c in turn.get("plan") or [] if c.get("tool") != "help"]
             if not calls:
                 continue
             text = str(turn.get("question") or "")
-            quotes = extract(text).quotes
             a = calls[-1].get("args") or {}
-            main = a.get("clean") or a.get("prompt") or a.get("text") or a.get("question")
-            labels = {m.group("label").upper(): next(g for g in m.group("q1", "q2") if g is not None)
-                      for m in _LABELLED_PROMPT_RE.finditer(text)}
-            return [x for x in dict.fromkeys(quotes) if x != main], labels
-        return [], {}
+            answers = {str(a[k]).strip() for k in ("answer", "alternative") if a.get(k)}
+            quotes = [x for x in dict.fromkeys(extract(text).quotes) if x.strip() not in answers and not x.startswith(" ")]
+            main = a.get("clean") or a.get("prompt") or a.get("text") or a.get("question") or a.get("query")
+            labels = {}
+            for m in _PROMPT_LABEL_RE.finditer(text):
+                qm = _QUOTE_RE.match(text, m.end())
+                if qm:
+                    labels[m.group("label").upper()] = next(g for g in qm.groups() if g is not None)
+            return quotes, [x for x in quotes if x != main], labels
+        return [], [], {}
 
     def pending(self) -> dict | None:
         """The half-built call of the last turn, when that turn asked a clarifying question."""
@@ -193,23 +203,13 @@ class OfflinePlanner:
         whole = self.route(q, last_tool)
         fields = labelled_fields(q)
         clauses = split_clauses(q) if len(fields) < 2 or not {"context", "question"} & set(fields) else [q]  # "Context: ... Question: ...": one request
-        examples = user_examples(q) if len(clauses) > 1 and whole[0] == "probing" else []
-        if examples:  # labelled examples are one probing request, however many sentences they run over
-            texts = [x["text"] for x in examples]
-            out: list[tuple[str, str]] = []
-            for c in clauses:  # in the order asked; the probing request stands where its examples begin
-                if any(t in c for t in texts):
-                    if (q, "probing") not in out:
-                        out.append((q, "probing"))
-                    continue
-                lab, p = self.route(c, last_tool)
-                if lab in TOOLKIT and lab not in ("help", "probing") and p >= MULTI_MIN_P and len(strip_quoted(c).split()) >= 3:
-                    out.append((c, lab))
-            return out or [(q, "probing")]
         if len(clauses) > 1:
             routed = [(c, self.route(c, last_tool)) for c in clauses]
             if any(lab == "help:injection" and p >= INJECTION_CLAUSE_P for _, (lab, p) in routed):
                 return [(q, "help:injection")]  # an instruction hidden in one clause declines the whole message
+            examples = user_examples(q) if whole[0] == "probing" else []
+            if examples:  # labelled examples are one probing request, however many sentences they run over
+                return self._with_examples(q, routed, examples)
             def words(c: str) -> int:
                 return len([w for w in strip_quoted(c).split() if w != "QUOTED"])
 
@@ -221,6 +221,26 @@ class OfflinePlanner:
             if whole[0].startswith("help:") and not whole[0].endswith("injection") and strong:
                 return [(q, strong[0])]  # context that reads as off-topic around one request: the request decides
         return [(q, whole[0])]
+
+    @staticmethod
+    def _with_examples(q: str, routed: list[tuple[str, tuple[str, float]]], examples: list[dict]) -> list[tuple[str, str]]:
+        """The segments of a message that types labelled examples: one probing request (the message as typed, less
+        the clauses that are requests of their own for another tool), and those requests, in the order asked."""
+        def holds(c: str) -> bool:
+            return any(re.search(rf"(?<!\w){re.escape(x['text'])}(?!\w)", c) for x in examples)
+
+        others = [c for c, (lab, p) in routed if not holds(c) and lab in TOOLKIT and lab not in ("help", "probing")
+                  and p >= MULTI_MIN_P and len(strip_quoted(c).split()) >= 3]
+        probe = q
+        for c in others:
+            probe = probe.replace(c, " ", 1)
+        out: list[tuple[str, str]] = []
+        for c, _ in routed:
+            if c in others:
+                out.append((c, next(lab for x, (lab, _) in routed if x == c)))
+            elif not any(label == "probing" for _, label in out):
+                out.append((probe.strip(), "probing"))
+        return out
 
     # --------------------------------------------------------------- plan
 
@@ -415,7 +435,6 @@ _SPLIT_RE = re.compile(
     r"|steer|amplify|generate|make\s+(?:it|the\s+model))\b)"
     r"|,?\s+(?:and\s+)?(?:once|when|after)\s+(?:that(?:'s|\s+is)|it(?:'s|\s+is)|this\s+is)\s+(?:done|finished|over)\b,?"
     r"|,?\s+and\s+(?=(?:sae\s+)?(?:neuron|feature|head|latent)\s+#?\d|L\d+[NH]\d)"
-
     r"|\s+[+&]\s+|\s+(?:n|&|and|,)?\s*then\s+"
     r"|(?:^|\s)\(?\d{1,2}\)\s*|(?:^|\n)\s*[-*•]\s+|(?:^|\n)\s*\d{1,2}\s*[-–.:]\s+|(?:^|\s)\(?(?:i|ii|iii|iv|v|vi)\)\s+"
     r"|\s[-–]\s+(?=then\b)|^\s*(?:first(?:ly)?|initially)\b,?|[,;]?\s+(?:second(?:ly)?|third(?:ly)?|finally|lastly|afterwards?|subsequently|next)\b,?)\s*",
@@ -432,7 +451,10 @@ def split_clauses(q: str) -> list[str]:
     parts, start = [], 0
     seps = list(_SPLIT_RE.finditer(masked))
     if (end := list(_LIST_END_RE.finditer(masked))):
-        seps = sorted(seps + [m for m in _LIST_COMMA_RE.finditer(masked) if m.start() < end[-1].start()], key=lambda m: m.start())
+        # (not after a leading phrase: "For the prompt '...', show ..., and ..." / "In layer 5, which neurons ...")
+        lead = re.match(r"\s*(?:for|in|on|at|with|about|from|given|using|after|before|regarding)\b[^,]*,", masked, re.I)
+        commas = [m for m in _LIST_COMMA_RE.finditer(masked) if m.start() < end[-1].start() and not (lead and m.start() < lead.end())]
+        seps = sorted(seps + commas, key=lambda m: m.start())
     letters = list(_LETTER_ITEM_RE.finditer(masked))
     if [m.group("l").lower() for m in letters][:2] == ["a", "b"]:  # "a) ... b) ...": lettered items, when they run a, b, ...
         seps = sorted(seps + letters, key=lambda m: m.start())

@@ -55,7 +55,7 @@ def normalise(text: str) -> str:
         t = pat.sub(" neuron-unit ", t)
     t = _FEATURE_RE.sub(" feature-id ", t)
     if user_examples(text):
-        t += " labelled-examples"  # the quotes are masked, so the labels beside them are named ("'a' (europe), 'b' (asia)")
+        t = "labelled-examples " + t  # the quotes are masked, so the labels beside them are named ("'a' (europe), 'b' (asia)")
     t = re.sub(r"\d", "0", t)
     return re.sub(r"\s+", " ", t).strip()[:1000]
 

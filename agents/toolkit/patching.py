@@ -66,14 +66,15 @@ _LOWER_AFTER_RE = re.compile(r"\b(?:after|finish(?:es)?|complete[sd]?|for)\s+(?P
 # an unquoted cloze prompt: the words after a lead-in, up to the clause's end, ending in a word that waits for the answer
 _PROMPT_LEAD_RE = re.compile(r"\b(?:on|in|for|prompt|sentence|text|trac(?:e|ing)|patch(?:ing)?|recalls?)\s+", re.I)
 _CLAUSE_END_RE = re.compile(r"\s*(?:[,;?!]|\s[-–—]\s|\s+(?:then|and\s+(?:then|tell|show|see|find|check|say))\b|$)", re.I)
+MAX_LEADS = 40  # lead-ins looked at in one clause (a long hostile message costs no more than this)
 _DANGLING = {"in", "of", "is", "was", "are", "were", "the", "a", "an", "by", "at", "from", "to", "for", "on", "called", "named", "as",
              "than", "with", "into", "has", "had", "like"}
 
 
 def _before_answer_words(prompt: str) -> str:
     """An unquoted prompt without the words that name its answer ("... is — expects Jupiter not Saturn", "... was with answer")."""
-    lead = r"(?:^\s*|\s*[-–—,;(]\s*(?:(?:with|and)\s+)?(?:the\s+)?|\s+(?:with|and)\s+(?:the\s+)?|\s+(?:the\s+)?(?=expected|correct))"
-    return re.sub(lead + r"(?:(?:expected|correct)\s+)?(?:answers?|expect\w*)\b.*$", "", prompt, flags=re.I | re.S).strip()
+    lead = r"(?:^\s*|\s*[-–—,;(]\s*(?:with\s+)?(?:the\s+)?|\s+with\s+(?:the\s+)?)"
+    return re.sub(lead + r"(?:(?:expected|correct)\s+)?(?:answers?|expects?)\b.*$", "", prompt, flags=re.I | re.S).strip()
 
 
 def unquoted_prompt(clause: str) -> str | None:
@@ -81,13 +82,14 @@ def unquoted_prompt(clause: str) -> str | None:
     the last lead-in ("on", "the prompt", "trace") after which four words or more run to the clause's end and stop
     on a word that waits for its answer ("of", "in", "is"); None when there is none."""
     best = None
-    for m in _PROMPT_LEAD_RE.finditer(clause):
-        end = _CLAUSE_END_RE.search(clause, m.end())
-        text = clause[m.end():end.start() if end else len(clause)].strip()
+    ends = [m.start() for m in _CLAUSE_END_RE.finditer(clause)]  # the last one is the clause's own end
+    for m in list(_PROMPT_LEAD_RE.finditer(clause))[:MAX_LEADS]:
+        stop = next((e for e in ends if e >= m.end()), len(clause))
+        text = clause[m.end():stop].strip()
         text = re.sub(r"^(?:the\s+)?(?:prompt|sentence|text)\s+", "", text, flags=re.I)
         words = text.split()
-        if words and re.fullmatch(r"(?:where|what|how|why|which|who|when|whether|if)", words[0], re.I):
-            continue  # "where the prediction comes from": a question about the prompt, not the prompt
+        if words and re.fullmatch(r"(?:where|what|how|why|which|who|when|whether|if|my|your|our)", words[0], re.I):
+            continue  # "where the prediction comes from", "my question about ...": words about the prompt, not the prompt
         if len(words) >= 4 and words[-1].lower() in _DANGLING and not re.search(r"\b(?:layers?|heads?|neurons?|model)\b", text, re.I):
             best = text
     return best

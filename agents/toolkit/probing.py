@@ -80,7 +80,8 @@ _TUPLE_RE = re.compile(rf"\(\s*(?:{_Q})\s*,\s*(?P<label>{_LABEL_WORD})\s*\)")
 _NOT_EXAMPLE_KEYS = set(NOTATION_KEYS) | {"dataset", "data", "position", "pos", "pool", "pooling", "layers", "layer", "mode", "source", "probe", "k"}
 _EQ_RE = re.compile(rf"(?:^|(?<=[\s,;:]))(?P<text>[A-Za-z][\w'-]{{0,30}})\s*=\s*(?P<label>{_LABEL_WORD})(?=\s*(?:[,;.?!)]|$|\s+(?:and|or)\b))")
 _SKIP_LABELS = {"and", "or", "the", "like", "as", "e.g", "examples", "example", "sentences", "texts", "with", "on", "for", "probe", "vs", "versus", "about",
-                "between", "q", "a", "question", "answer", "context", "text", "label", "prompt", "clean", "corrupted"}
+                "between", "q", "a", "question", "answer", "context", "text", "label", "prompt", "clean", "corrupted", "original",
+                "counterfactual", "base", "source", "target"}
 _BRACKET_RE = re.compile(rf"(?:^|[,;:\n])\s*(?P<text>[^,;:\n\[\]]+?)\s*\[(?P<label>{_LABEL_WORD})\]")
 
 
@@ -103,11 +104,12 @@ def _labels_by_quotes(text: str) -> list[dict]:
         for i, q in enumerate(quotes):
             m = _LABEL_AFTER_RE.match(gaps[i + 1]) if side == "after" else _LABEL_BEFORE_RE.search(gaps[i])
             label = (m.group("p") or m.group("w")) if (m and side == "after") else (m.group("l") if m else None)
-            if not label or label.lower() in _SKIP_LABELS:
+            if not label or label.lower() in _SKIP_LABELS or len(label) < 2:
                 break
             rows.append({"text": next(g for g in q.group("a", "b", "c") if g is not None), "label": label.lower()})
         else:
-            if len({r["label"] for r in rows}) >= 2:
+            counts = Counter(r["label"] for r in rows)
+            if len(counts) >= 2 and min(counts.values()) >= 2:  # "sentence X: 'a' sentence Y: 'b'" names prompts, not classes
                 return rows
     return []
 

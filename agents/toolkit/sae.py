@@ -41,8 +41,14 @@ _NOT_TOPIC = re.compile(r"^(?:(?:it|this|that|them|these|those|the same|the|its|
 _FOR_SENTENCE = re.compile(r"\b(?:for|on|of|in)\s+the\s+(?:sentence|text|phrase|input|string)\s*:?\s+(?P<t>[^?\n]{3,}?)\s*[?.!]?\s*$", re.I)
 _SAME_SEARCH = re.compile(r"\b(?:same|again)\b", re.I)
 # what a follow-up says when it only changes how many results or which layer ("what about the top 20 there?")
-_SETTINGS_ONLY = re.compile(r"^(?:(?:ok(?:ay)?|and|so|now|then|what|how|about|the|top|first|best|most|just|only|there|instead|then|"
-                            r"results?|ones?|features?|latents?|in|layer|l|of|them|please|pls|\d+)\s*)+$", re.I)
+_SETTINGS_WORDS = {"ok", "okay", "and", "so", "now", "then", "what", "how", "about", "the", "top", "first", "best", "most", "just", "only",
+                   "there", "instead", "result", "results", "one", "ones", "feature", "features", "latent", "latents", "in", "layer", "l",
+                   "of", "them", "please", "pls"}
+
+
+def _settings_only(clause: str) -> bool:
+    words = re.sub(r"[^\w\s]", " ", words_to_digits(clause)).lower().split()
+    return bool(words) and all(w in _SETTINGS_WORDS or w.isdigit() for w in words)
 
 
 def topic_after(t: str, words: str = _TOPIC_AFTER) -> str | None:
@@ -114,7 +120,7 @@ class SAEFeatureSearch(ToolAgent[SAEArgs]):
         elif q.followup and q.last_args.get("query") and _SAME_SEARCH.search(q.clause) and "feature" not in args:
             pass  # "same search but only in layer 9": the query stays
         elif (q.followup and "feature" not in args and (q.last_args.get("query") or q.last_args.get("text"))
-              and _SETTINGS_ONLY.match(re.sub(r"[^\w\s]", " ", words_to_digits(q.clause)).strip())):
+              and _settings_only(q.clause)):
             pass  # "what about the top 20?", "top twelve in layer 3 then": the same search with other settings
         elif e.prompt and _ON_TEXT.search(q.clause) and "feature" not in args:
             args["text"] = e.prompt  # "features firing on this text: ..."

@@ -631,3 +631,44 @@ def test_comma_separated_requests_and_examples_over_sentences(planner):
     q = "Set X (formal): 'Dear Sir', 'Yours faithfully'. Set Y (casual): 'hey dude', 'see ya'. Which layer can a probe tell X from Y?"
     p = planner.plan(q, CTX)
     assert [c.tool for c in p.calls] == ["probing"] and len(p.calls[0].args["examples"]) == 4
+
+
+def test_earlier_prompt_references_read_the_right_prompt(planner):
+    """"the second" is the second one typed, "the other" the one not measured; quoted answers are no prompts; labels
+    keep their apostrophes; "For B?" may be capitalised."""
+    h = [{"question": "two sentences: 'The dog barked at the' and 'The cat hissed at the'. show L4H1 on the second",
+          "plan": [{"tool": "attention", "args": {"prompt": "The cat hissed at the", "layer": 4, "head": 1}}]}]
+    assert calls(planner.plan("now L5H2 on the second sentence", PlanContext(history=h, n_layers=30))) == [
+        ("attention", {"prompt": "The cat hissed at the", "layer": 5, "head": 2})]
+    assert calls(planner.plan("and the other one?", PlanContext(history=h, n_layers=30))) == [
+        ("attention", {"prompt": "The dog barked at the", "layer": 4, "head": 1})]
+    h = [{"question": "patch 'The Eiffel Tower is in' -> ' Paris' vs 'The Colosseum is in' -> ' Rome'",
+          "plan": [{"tool": "activation_patching", "args": {"clean": "The Eiffel Tower is in", "corrupted": "The Colosseum is in", "answer": " Paris", "alternative": " Rome"}}]}]
+    assert calls(planner.plan("now use the other prompt as clean", PlanContext(history=h, n_layers=30)))[0][1]["clean"] == "The Colosseum is in"
+    from gnothi.agents.planner_offline import name_earlier_prompt
+
+    h = [{"question": "prompt A: 'The dog's bone is' prompt B: 'The cat's toy is'. show L2H3 on A",
+          "plan": [{"tool": "attention", "args": {"prompt": "The dog's bone is", "layer": 2, "head": 3}}]}]
+    assert name_earlier_prompt("For B?", PlanContext(history=h)) == 'For "The cat\'s toy is"?'
+
+
+def test_list_splits_keep_leading_phrases_and_whole_words(planner):
+    assert split_clauses("In layer 5, which neurons respond to 'river', and what do they do?")[0] == "In layer 5, which neurons respond to 'river'"
+    p = planner.plan("probe 'dog' (animal), 'cat' (animal), 'oak' (plant), 'fir' (plant), and then find SAE features about cats", CTX)
+    assert [c.tool for c in p.calls] == ["probing", "sae_feature_search"]  # "cats" is not the example 'cat'
+    p = planner.plan("probe 'I ran fast' (past), 'I run fast' (present), 'We sang' (past), 'We sing' (present). Also explain neuron 5 in layer 7.", CTX)
+    assert calls(p)[1] == ("neuron_explainer", {"layer": 7, "neuron": 5}) and "layers" not in p.calls[0].args  # layer 7 is the neuron's
+
+
+def test_hostile_lengths_stay_fast_and_prompt_words_stay():
+    import time
+
+    from gnothi.agents.toolkit.patching import _before_answer_words, unquoted_prompt
+    from gnothi.agents.toolkit.sae import _settings_only
+
+    assert _before_answer_words("The train is expected to arrive at") == "The train is expected to arrive at"
+    assert _before_answer_words("The Eiffel Tower is in, expected answer Paris") == "The Eiffel Tower is in"
+    t = time.perf_counter()
+    unquoted_prompt("in " * 2666)
+    assert not _settings_only("what about the top " + "1" * 40 + " z")  # a word that is no setting: not only settings
+    assert time.perf_counter() - t < 5  # quadratic or exponential reading would take minutes here
