@@ -229,16 +229,16 @@ class OfflinePlanner:
         def holds(c: str) -> bool:
             return any(re.search(rf"(?<!\w){re.escape(x['text'])}(?!\w)", c) for x in examples)
 
-        others = [c for c, (lab, p) in routed if not holds(c) and lab in TOOLKIT and lab not in ("help", "probing")
-                  and p >= MULTI_MIN_P and len(strip_quoted(c).split()) >= 3]
+        others = {c: lab for c, (lab, p) in routed if not holds(c) and lab in TOOLKIT and lab not in ("help", "probing")
+                  and p >= MULTI_MIN_P and len(strip_quoted(c).split()) >= 3}
         probe = q
         for c in others:
             probe = probe.replace(c, " ", 1)
         out: list[tuple[str, str]] = []
         for c, _ in routed:
             if c in others:
-                out.append((c, next(lab for x, (lab, _) in routed if x == c)))
-            elif not any(label == "probing" for _, label in out):
+                out.append((c, others[c]))
+            elif (probe.strip(), "probing") not in out:
                 out.append((probe.strip(), "probing"))
         return out
 
