@@ -8,6 +8,9 @@
    the 10N peak <= 1.1x the N peak: memory must not grow with the corpus).
 3. Latency of explaining a neuron from the store (offline explainer and simulator), with
    and without the mode analysis; the model is not run.
+4. With ``--ray-workers N``: the same build on a local Ray cluster of N one-thread workers,
+   beside one process with ``--threads`` threads and one with a single thread, and whether
+   the stores are the same (``store_differences``).
 
     python benchmarks/bench_store.py --tokens 2048 --mem-tokens 1024 --mem-layers 0-3
 """
@@ -79,6 +82,7 @@ def main() -> None:
     ap.add_argument("--mem-layers", default="0-3")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip", default="", help="comma list of parts to skip: throughput,memory,latency")
+    ap.add_argument("--ray-workers", type=int, default=0, help="also build on a local Ray cluster of this many one-thread workers")
     ap.add_argument("--mem-child", nargs=2, metavar=("N", "LAYERS"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.mem_child:
@@ -185,6 +189,27 @@ def main() -> None:
         lat["warm_with_modes_s"] = round(time.perf_counter() - t, 3)
         out["explain_latency"] = lat
         print(json.dumps(lat, indent=1), flush=True)
+    if a.ray_workers:
+        from gnothi.tools.store import store_differences
+
+        runs, paths = {}, {}
+        with tempfile.TemporaryDirectory() as td:
+            for name, threads, ray in (("one_process", a.threads, None), ("one_process_1_thread", 1, None), ("ray", 1, "local")):
+                torch.set_num_threads(threads)
+                paths[name] = os.path.join(td, name)
+                t = time.perf_counter()
+                rep = build_store(h, "mlp", "default", n_tokens=a.tokens, layers=a.layers, batch_size=a.batch_size, path=paths[name],
+                                  progress=False, ray=ray, ray_workers=a.ray_workers if ray else None)
+                runs[name] = {"threads": threads, "seconds": round(time.perf_counter() - t, 1)}
+            torch.set_num_threads(a.threads)
+            out["ray"] = {
+                "n_tokens": rep.n_tokens, "workers": a.ray_workers, "runs": runs,
+                "ratio_ray_vs_one_process": round(runs["one_process"]["seconds"] / runs["ray"]["seconds"], 3),
+                "ratio_ray_vs_one_process_1_thread": round(runs["one_process_1_thread"]["seconds"] / runs["ray"]["seconds"], 3),
+                "differences_vs_1_thread": store_differences(paths["one_process_1_thread"], paths["ray"]),
+                "differences_vs_threads": store_differences(paths["one_process"], paths["ray"]),
+            }
+        print(json.dumps(out["ray"], indent=1), flush=True)
     print(json.dumps(out))
 
 

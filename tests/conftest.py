@@ -40,3 +40,13 @@ def gemma():
     from gnothi.tools.model import load_model
 
     return load_model("gemma-3-270m")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray cluster of two workers (one CPU each), for the tests of ``--ray`` builds."""
+    import ray  # a test dependency (requirements/test.txt): a missing ray fails these tests, it does not skip them
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()

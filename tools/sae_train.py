@@ -603,3 +603,77 @@ def train_sae(handle, cfg: TrainConfig, progress: bool = True, save: bool = True
     sae.path = path if save else None
     res._sae = sae
     return res
+
+
+# ============================================================================ several layers, Ray
+
+
+def _train_layer_task(factory: Any, cfg: dict[str, Any], threads: int) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """One layer's SAE on a Ray worker: the result, and the saved folder's files (the driver
+    writes them into its own cache, so the cluster need not share a disk)."""
+    from pathlib import Path
+
+    torch.set_num_threads(threads)
+    res = train_sae(factory(), TrainConfig(**cfg), progress=False, save=True)
+    return res.model_dump(mode="json"), {p.name: p.read_bytes() for p in Path(res.path).iterdir() if p.is_file()}
+
+
+def train_saes(handle, cfg: TrainConfig, layers: list[int], progress: bool = True, ray: str | None = None,
+               ray_workers: int | None = None, factory: Any = None) -> list[TrainResult]:
+    """One SAE per layer in ``layers`` (settings of ``cfg`` but its layer and name), in this
+    process one after another, or with ``ray`` as Ray tasks, one per layer (``factory()``
+    loads the model on each worker; default: this model by name, on the worker's device).
+    Each SAE is saved under the model's saes/ as soon as it is trained."""
+    for l in layers:
+        check_range("layer", l, handle.n_layers)
+    per_layer = [cfg.model_copy(update={"layer": l, "name": None if cfg.name is None else f"{cfg.name}-L{l}"}) for l in layers]
+    if ray is None:
+        return [train_sae(handle, c, progress=progress) for c in per_layer]
+    import functools
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from .cluster import connect, worker_resources
+    from .model import get_handle
+
+    rt = connect(ray, ray_workers)
+    workers, per_task = worker_resources(rt, ray_workers)
+    factory = factory or functools.partial(get_handle, handle.name, None, str(handle.dtype).replace("torch.", ""))
+    task = rt.remote(_train_layer_task).options(max_retries=3, **per_task)
+    fac = rt.put(factory)
+    pending = {task.remote(fac, c.model_dump(), int(per_task["num_cpus"])): c.layer for c in per_layer}
+    if progress:
+        print(f"[gnothi] training {len(layers)} SAEs as Ray tasks on {workers} workers", file=sys.stderr)
+    done: dict[int, TrainResult] = {}
+    while pending:
+        ready, _ = rt.wait(list(pending), num_returns=1)
+        for ref in ready:
+            layer = pending.pop(ref)
+            try:
+                d, files = rt.get(ref)
+            except rt.exceptions.RayError as e:
+                for r in pending:
+                    rt.cancel(r, force=True)
+                raise InputError(
+                    f"Training the SAE of layer {layer} failed on Ray: {str(e).strip().splitlines()[-1][:300]}",
+                    f"The SAEs of layers {sorted(done) or 'none'} are saved; train the others with --layers.",
+                ) from None
+            res = TrainResult(**d)
+            path = saes_dir(handle.name) / res.name
+            if Path(res.path).resolve() != path.resolve() or not path.exists():  # another machine's disk
+                tmp = Path(tempfile.mkdtemp(prefix=f".{res.name}.", dir=path.parent))
+                for name, data in files.items():
+                    (tmp / name).write_bytes(data)
+                old = path.with_name(path.name + f".old-{os.getpid()}")
+                if path.exists():
+                    os.replace(path, old)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            res.path = str(path)
+            done[layer] = res
+            if progress:
+                print(f"[gnothi] layer {layer}: explained variance {res.explained_variance:.3f}, L0 {res.l0:.1f} ({len(done)}/{len(layers)})",
+                      file=sys.stderr)
+    return [done[l] for l in layers]

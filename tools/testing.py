@@ -125,3 +125,59 @@ def tiny_handle(name: str = "tiny-llama", arch: str = "llama", seed: int = 0):
 
     model, tok = tiny_hf(arch, seed)
     return from_hf_model(model, tok, name=name)
+
+
+CAT_NEURON, TWO_MODE_NEURON = 5, 9
+
+
+def planted_handle():
+    """A tiny model with planted MLP neurons in layer 0 (layer-0 attention output zeroed, so
+    the MLP sees only the token embedding): neuron 5 fires exactly on "cat", neuron 9 on
+    "king" and on "river" (two modes). Deterministic: built from a config and a seed."""
+    h = tiny_handle(name="tiny-planted")
+    m, tok = h.tl_model, h.tokenizer
+    ids = {w: tok.convert_tokens_to_ids(w) for w in ("cat", "king", "river")}
+    with torch.no_grad():
+        m.blocks[0].attn.W_O.zero_()
+        m.W_E[:, :3] = 0
+        m.W_E[ids["cat"], 0] = 4.0
+        m.W_E[ids["king"], 1] = 4.0
+        m.W_E[ids["river"], 2] = 4.0
+        mlp = m.blocks[0].mlp
+        mlp.W_gate[:3, :] = 0
+        mlp.W_in[:3, :] = 0
+        for n, dims in ((CAT_NEURON, [0]), (TWO_MODE_NEURON, [1, 2])):
+            mlp.W_gate[:, n] = 0
+            mlp.W_in[:, n] = 0
+            for d in dims:
+                mlp.W_gate[d, n] = 3.0
+                mlp.W_in[d, n] = 1.0
+    return h
+
+
+def synthetic_corpus(n_docs: int = 300, seed: int = 0):
+    """Documents of random words from :data:`WORDS`, two sources."""
+    import random
+
+    from .corpus import Corpus, Document
+
+    rng = random.Random(seed)
+    words = [w for w in WORDS if w.isalpha()]
+    docs = [Document(" ".join(rng.choice(words) for _ in range(rng.randint(20, 60))), f"src{i % 2}") for i in range(n_docs)]
+    return Corpus("synthetic", docs)
+
+
+def slow_planted_handle(seconds_per_batch: float = 0.3):
+    """:func:`planted_handle` whose every forward pass takes ``seconds_per_batch`` longer: a
+    build then lasts long enough for a test to stop or kill it part way through."""
+    import time
+
+    h = planted_handle()
+    run = h.run_with_cache
+
+    def slow(*a, **kw):
+        time.sleep(seconds_per_batch)
+        return run(*a, **kw)
+
+    h.run_with_cache = slow
+    return h

@@ -8,7 +8,8 @@ import re
 import pytest
 
 from gnothi.tools.errors import InputError, OutOfRangeError
-from test_store import CAT_NEURON, TWO_MODE_NEURON, _one_thread, planted  # noqa: F401  (fixtures)
+from gnothi.tools.testing import CAT_NEURON, TWO_MODE_NEURON
+from test_store import _one_thread, planted  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="module")

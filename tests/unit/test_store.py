@@ -9,50 +9,15 @@ embedding; embedding dimension 0 is non-zero only for "cat", dims 1 and 2 only f
 from __future__ import annotations
 
 import json
-import random
 
 import numpy as np
 import pytest
 import torch
 
-from gnothi.tools.corpus import Corpus, Document
 from gnothi.tools.errors import OutOfRangeError, StoreError
+from gnothi.tools.testing import CAT_NEURON, planted_handle, synthetic_corpus
 
-CAT_NEURON, TWO_MODE_NEURON = 5, 9
 WINDOW = 16
-
-
-def planted_handle():
-    from gnothi.tools.testing import tiny_handle
-
-    h = tiny_handle(name="tiny-planted")
-    m, tok = h.tl_model, h.tokenizer
-    ids = {w: tok.convert_tokens_to_ids(w) for w in ("cat", "king", "river")}
-    with torch.no_grad():
-        m.blocks[0].attn.W_O.zero_()
-        m.W_E[:, :3] = 0
-        m.W_E[ids["cat"], 0] = 4.0
-        m.W_E[ids["king"], 1] = 4.0
-        m.W_E[ids["river"], 2] = 4.0
-        mlp = m.blocks[0].mlp
-        mlp.W_gate[:3, :] = 0
-        mlp.W_in[:3, :] = 0
-        for n, dims in ((CAT_NEURON, [0]), (TWO_MODE_NEURON, [1, 2])):
-            mlp.W_gate[:, n] = 0
-            mlp.W_in[:, n] = 0
-            for d in dims:
-                mlp.W_gate[d, n] = 3.0
-                mlp.W_in[d, n] = 1.0
-    return h
-
-
-def synthetic_corpus(n_docs: int = 300, seed: int = 0) -> Corpus:
-    from gnothi.tools.testing import WORDS
-
-    rng = random.Random(seed)
-    words = [w for w in WORDS if w.isalpha()]
-    docs = [Document(" ".join(rng.choice(words) for _ in range(rng.randint(20, 60))), f"src{i % 2}") for i in range(n_docs)]
-    return Corpus("synthetic", docs)
 
 
 @pytest.fixture(autouse=True)

@@ -87,7 +87,7 @@ def _same_run(a: StoreConfig, b: StoreConfig) -> bool:
 
 def _add_layers(handle: ModelHandle, units: UnitSource, corpus: Corpus, st: ActivationStore, missing: list[int], window: int,
                 top_k: int, n_quantile: int, n_random: int, chunk_tokens: int, batch_size: int, seed: int, progress: bool,
-                final: Path, t0: float) -> BuildReport:
+                final: Path, t0: float, ray_args: tuple = ()) -> BuildReport:
     """Build only ``missing`` layers over the same windows, then merge them into the finished
     store ``st`` (a new folder swapped in when complete: the old store stays whole until then)."""
     from safetensors.torch import load_file
@@ -95,7 +95,8 @@ def _add_layers(handle: ModelHandle, units: UnitSource, corpus: Corpus, st: Acti
     old_cfg = st.config
     add_dir = final.with_name(final.name + ".add")
     part = _build_store(handle, units_from_spec(handle, "mlp", missing) if units.kind == "mlp" else units, corpus, old_cfg.n_tokens,
-                        missing, window, top_k, n_quantile, n_random, chunk_tokens, batch_size, seed, True, progress, add_dir, None)
+                        missing, window, top_k, n_quantile, n_random, chunk_tokens, batch_size, seed, True, progress, add_dir, None,
+                        *ray_args)
     new = ActivationStore(add_dir, verify=False)
     if st.meta.files.get("windows.npz", {}).get("sha256") != new.meta.files.get("windows.npz", {}).get("sha256"):
         shutil.rmtree(add_dir, ignore_errors=True)
@@ -138,6 +139,69 @@ def _add_layers(handle: ModelHandle, units: UnitSource, corpus: Corpus, st: Acti
                        added_layers=missing)
 
 
+def _uncovered(covered: Sequence[Sequence[int]], n_win: int) -> list[tuple[int, int]]:
+    """The window ranges of [0, n_win) not in ``covered`` (disjoint ranges), in order."""
+    out, at = [], 0
+    for a, b in sorted((int(a), int(b)) for a, b in covered):
+        if a > at:
+            out.append((at, a))
+        at = max(at, b)
+    if at < n_win:
+        out.append((at, n_win))
+    return out
+
+
+def _coalesce(ranges: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Disjoint ranges, adjacent ones joined: [[0, 8], [8, 16], [32, 40]] -> [[0, 16], [32, 40]]."""
+    out: list[list[int]] = []
+    for a, b in sorted((int(a), int(b)) for a, b in ranges):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return out
+
+
+def _default_factory(handle: ModelHandle) -> Callable[[], ModelHandle]:
+    """What a Ray worker loads: this model by name and dtype, on the worker's own device."""
+    import functools
+
+    from ..model import get_handle
+
+    return functools.partial(get_handle, handle.name, None, str(handle.dtype).replace("torch.", ""))
+
+
+def _stream_range(handle: ModelHandle, units: UnitSource, wins: np.ndarray, w0: int, w1: int, batch_size: int, seed: int,
+                  top_k: int, n_quantile: int, rand_slot: dict[int, int], states: dict[int, _LayerState] | None = None,
+                  on_batch: Callable[[int], None] | None = None) -> tuple[dict[int, _LayerState], dict[str, torch.Tensor]]:
+    """Stream windows [w0, w1) through the model into ``states`` (fresh ones if None): the
+    states, and the activations of the store's random windows among them."""
+    T = wins.shape[1]
+    if states is None:
+        states = {l: _LayerState(units.n_units(l), top_k, n_quantile, T, l, seed) for l in units.layers}
+    hooks = [units.hook_name(l) for l in units.layers]
+    skip_first = handle.bos_token_id is not None
+    rand_here: dict[str, torch.Tensor] = {}
+    for b0 in range(w0, w1, batch_size):
+        b1 = min(w1, b0 + batch_size)
+        toks = torch.from_numpy(wins[b0:b1].astype(np.int64)).to(handle.device)
+        _, cache = handle.run_with_cache(toks, hooks, stop_early=True)
+        ids = torch.arange(b0, b1, dtype=torch.int32)
+        for l in units.layers:
+            with torch.inference_mode():
+                a = units.encode(l, cache[units.hook_name(l)]).float().cpu()
+                if skip_first:
+                    a[:, 0, :] = 0.0  # the BOS position is not part of any record's evidence
+            states[l].update(a, ids)
+            for j, w in enumerate(range(b0, b1)):
+                if w in rand_slot:
+                    rand_here[f"{l}.{rand_slot[w]}"] = a[j].to(torch.float16).clone()
+        del cache
+        if on_batch is not None:
+            on_batch(b1 - b0)
+    return states, rand_here
+
+
 def _build_store(
     handle: ModelHandle,
     units: UnitSource | str | None = "mlp",
@@ -155,6 +219,10 @@ def _build_store(
     progress: bool = True,
     path: str | Path | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
+    ray: str | None = None,
+    ray_workers: int | None = None,
+    ray_factory: Callable[[], ModelHandle] | None = None,
+    on_ray_progress: Callable[[dict], None] | None = None,
 ) -> BuildReport:
     """The build itself (see :func:`build_store`); the caller holds the build lock."""
     t0 = time.perf_counter()
@@ -223,7 +291,7 @@ def _build_store(
                 )
             missing = [l for l in cfg.layers if l not in old_cfg.layers]
             return _add_layers(handle, units, corpus, st, missing, window, top_k, n_quantile, n_random, chunk_tokens,
-                               batch_size, seed, progress, final, t0)
+                               batch_size, seed, progress, final, t0, (ray, ray_workers, ray_factory, on_ray_progress))
     # resume or start fresh (force allows replacing a finished store; it does not throw away progress)
     progress_rec = None
     if prog_p.exists():
@@ -249,12 +317,12 @@ def _build_store(
     rand_win = np.sort(rng.choice(n_win, size=min(n_random, n_win), replace=False)).astype(np.int64)
     rand_slot = {int(w): i for i, w in enumerate(rand_win)}
 
-    states = {l: _LayerState(units.n_units(l), top_k, n_quantile, T) for l in units.layers}
-    start_win, chunk_i, done_tokens, prev_seconds = 0, 0, 0, 0.0
+    states = {l: _LayerState(units.n_units(l), top_k, n_quantile, T, l, seed) for l in units.layers}
+    chunk_i, prev_seconds = 0, 0.0
+    covered: list[list[int]] = []  # window ranges [w0, w1) already in ``states``
     if progress_rec is not None:
         chunk_i = int(progress_rec["chunk"])
-        start_win = int(progress_rec["next_window"])
-        done_tokens = int(progress_rec["n_tokens_seen"])
+        covered = [list(map(int, r)) for r in progress_rec.get("covered", [[0, progress_rec.get("next_window", 0)]])]
         prev_seconds = float(progress_rec.get("seconds", 0.0))
         from safetensors.torch import load_file
 
@@ -262,61 +330,60 @@ def _build_store(
             try:
                 states[l].load(load_file(str(partial / f"state_{l:03d}.c{chunk_i}.safetensors")))
             except Exception:
-                # a damaged checkpoint: start over rather than use it
-                print("[gnothi] the interrupted build's checkpoint is damaged; starting over", file=sys.stderr)
+                # a damaged checkpoint (or one of an older layout): start over rather than use it
+                print("[gnothi] the interrupted build's checkpoint cannot be used (damaged, or from an older version); starting over",
+                      file=sys.stderr)
+                shutil.rmtree(partial, ignore_errors=True)
                 return _build_store(handle, units, corpus, n_tokens, None, window, top_k, n_quantile, n_random, chunk_tokens,
-                                   batch_size, seed, True, progress, path, on_chunk)
+                                   batch_size, seed, True, progress, path, on_chunk, ray, ray_workers, ray_factory, on_ray_progress)
+    done_tokens = sum(b - a for a, b in covered) * T
     resumed_from = done_tokens
-    hooks = [units.hook_name(l) for l in units.layers]
-    skip_first = handle.bos_token_id is not None
-    gen = torch.Generator().manual_seed(seed * 7919 + chunk_i)
     wins_per_chunk = max(batch_size, (chunk_tokens // T) // batch_size * batch_size)
+    todo = _uncovered(covered, n_win)
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=n_win * T, initial=start_win * T, unit="tok", unit_scale=True, desc=f"Indexing {units.id} ({len(units.layers)} layers)",
+    bar = tqdm(total=n_win * T, initial=done_tokens, unit="tok", unit_scale=True, desc=f"Indexing {units.id} ({len(units.layers)} layers)",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
     t_run = time.perf_counter()
+
+    def checkpoint(rand_here: dict[str, torch.Tensor], w0: int, w1: int) -> None:
+        """Save the states after windows [w0, w1) went in: versioned state files, then progress (written last)."""
+        nonlocal chunk_i, done_tokens
+        nxt = chunk_i + 1
+        for l in units.layers:
+            _save_tensors(partial / f"state_{l:03d}.c{nxt}.safetensors", states[l].tensors())
+        if rand_here:
+            _save_tensors(partial / f"rand.c{nxt}.safetensors", rand_here)
+        covered[:] = _coalesce(covered + [[w0, w1]])
+        done_tokens += (w1 - w0) * T
+        atomic_write_json(prog_p, {"key": cfg.key(), "chunk": nxt, "covered": covered, "n_tokens_seen": done_tokens,
+                                    "seconds": prev_seconds + time.perf_counter() - t_run})
+        for l in units.layers:
+            (partial / f"state_{l:03d}.c{chunk_i}.safetensors").unlink(missing_ok=True)
+        chunk_i = nxt
+        if on_chunk is not None:
+            on_chunk(chunk_i, done_tokens)
+
     try:
-        w0 = start_win
-        while w0 < n_win:
-            w1 = min(n_win, w0 + wins_per_chunk)
-            rand_here: dict[int, dict[str, torch.Tensor]] = {}
-            gen.manual_seed(seed * 7919 + chunk_i)  # per-chunk seed: a resumed build samples as an unbroken one
-            for b0 in range(w0, w1, batch_size):
-                b1 = min(w1, b0 + batch_size)
-                toks = torch.from_numpy(wins[b0:b1].astype(np.int64)).to(handle.device)
-                _, cache = handle.run_with_cache(toks, hooks, stop_early=True)
-                ids = torch.arange(b0, b1, dtype=torch.int32)
-                for l in units.layers:
-                    with torch.inference_mode():
-                        a = units.encode(l, cache[units.hook_name(l)]).float().cpu()
-                        if skip_first:
-                            a[:, 0, :] = 0.0  # the BOS position is not part of any record's evidence
-                    states[l].update(a, ids, gen)
-                    for j, w in enumerate(range(b0, b1)):
-                        if w in rand_slot:
-                            rand_here.setdefault(l, {})[f"{l}.{rand_slot[w]}"] = a[j].to(torch.float16).clone()
-                del cache
-                bar.update((b1 - b0) * T)
-            # checkpoint: versioned state files, then progress (written last)
-            nxt = chunk_i + 1
-            for l in units.layers:
-                _save_tensors(partial / f"state_{l:03d}.c{nxt}.safetensors", states[l].tensors())
-            rflat = {k: v for d in rand_here.values() for k, v in d.items()}
-            if rflat:
-                _save_tensors(partial / f"rand.c{nxt}.safetensors", rflat)
-            done_tokens += (w1 - w0) * T
-            atomic_write_json(prog_p, {"key": cfg.key(), "chunk": nxt, "next_window": w1, "n_tokens_seen": done_tokens,
-                                        "seconds": prev_seconds + time.perf_counter() - t_run})
-            for l in units.layers:
-                old = partial / f"state_{l:03d}.c{chunk_i}.safetensors"
-                if old.exists():
-                    old.unlink()
-            chunk_i = nxt
-            w0 = w1
-            if on_chunk is not None:
-                on_chunk(chunk_i, done_tokens)
+        if ray is not None:
+            from .distributed import build_on_ray
+
+            build_on_ray(ray, ray_workers, ray_factory or _default_factory(handle), units, wins, todo, batch_size, seed, top_k,
+                         n_quantile, rand_slot, states, checkpoint, bar, on_ray_progress)
+        else:
+            for r0, r1 in todo:
+                for w0 in range(r0, r1, wins_per_chunk):
+                    w1 = min(r1, w0 + wins_per_chunk)
+                    # windows after all those seen stream straight in; a gap before some (left by an
+                    # interrupted Ray build) is built apart and merged
+                    fresh = w0 < max((b for _, b in covered), default=0)
+                    part_states, rand_here = _stream_range(handle, units, wins, w0, w1, batch_size, seed, top_k, n_quantile, rand_slot,
+                                                           None if fresh else states, lambda n: bar.update(n * T))
+                    if fresh:
+                        for l in units.layers:
+                            states[l].merge(part_states[l])
+                    checkpoint(rand_here, w0, w1)
     finally:
         bar.close()
     run_seconds = prev_seconds + time.perf_counter() - t_run
@@ -338,10 +405,11 @@ def _build_store(
                 raise StoreError("A random window of the build is missing its activations.", "Rebuild with --force.")
             rand_acts[i] = t
         top_val, top_win, top_acts = s.sorted_top()
+        q_win, q_acts = s.final_quantile()
         out = {
             "top_val": top_val.float(),
             "top_win": top_win,
-            "q_win": torch.where(torch.isinf(s.q_key), torch.full_like(s.q_win, -1), s.q_win),
+            "q_win": q_win,
             "count_pos": s.count_pos,
             "sum": s.sum,
             "sumsq": s.sumsq,
@@ -350,7 +418,7 @@ def _build_store(
             "rand_win": torch.from_numpy(rand_win).to(torch.int32),
         }
         _pack("top_acts", top_acts, out)
-        _pack("q_acts", s.q_acts.permute(0, 2, 1).contiguous(), out)
+        _pack("q_acts", q_acts, out)
         _pack("rand_acts", rand_acts, out)
         name = f"layer_{l:03d}.safetensors"
         _save_tensors(partial / name, out)
@@ -380,7 +448,7 @@ def _build_store(
     with _OPEN_LOCK:
         for k in [k for k in _OPEN if k[0] == str(final)]:
             _OPEN.pop(k, None)
-    if resumed_from == 0 and path is None:
+    if resumed_from == 0 and path is None and ray is None:  # a Ray build's speed includes its start-up
         try:
             full = tps * len(units.layers) / max(1, handle.n_layers)
             atomic_write_json(_throughput_file(handle.name), {"tokens_per_second_full_depth": full, "measured": time.time()})
@@ -409,13 +477,23 @@ def build_store(
     progress: bool = True,
     path: str | Path | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
+    ray: str | None = None,
+    ray_workers: int | None = None,
+    ray_factory: Callable[[], ModelHandle] | None = None,
+    on_ray_progress: Callable[[dict], None] | None = None,
 ) -> BuildReport:
     """Stream ``n_tokens`` tokens of ``corpus`` through the model once and write the store.
 
     ``units``: a UnitSource, or a spec (``"mlp"``, ``"sae:PATH"``); ``layers`` narrows an
     ``"mlp"`` spec. A finished store with the same settings is reused unless ``force``;
     an interrupted build with the same settings resumes from its last finished chunk
-    (``on_chunk(chunk_index, tokens_done)`` is called after each chunk is saved). Only one
+    (``on_chunk(chunk_index, tokens_done)`` is called after each chunk is saved).
+
+    ``ray``: build on a Ray cluster instead of in this process: ``"local"`` starts one here
+    (``ray_workers`` workers, default one per core), anything else is a cluster address
+    (``"auto"``, ``"ray://host:10001"``); the windows are split into shards, each worker builds
+    some with its own model (``ray_factory()``, default: this model by name, on the worker's
+    own device) and the shards merge into exactly this store (see :mod:`.state`). Only one
     process builds a given store at a time (a lock file next to it); a second gets a
     :class:`StoreError`.
     """
@@ -450,7 +528,7 @@ def build_store(
         os.write(fd, str(os.getpid()).encode())
         os.close(fd)
         return _build_store(handle, units, corpus, n_tokens, layers, window, top_k, n_quantile, n_random, chunk_tokens,
-                            batch_size, seed, force, progress, path, on_chunk)
+                            batch_size, seed, force, progress, path, on_chunk, ray, ray_workers, ray_factory, on_ray_progress)
     finally:
         lock.unlink(missing_ok=True)
 

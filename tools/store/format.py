@@ -108,3 +108,40 @@ def _unpack(name: str, d: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def _throughput_file(model_name: str) -> Path:
     return stores_dir(model_name) / "throughput.json"
+
+
+# fields that are sums over the corpus: two builds that added in another order agree to fp64 rounding
+SUM_FIELDS = ("sum", "sumsq", "mean")
+
+
+def store_differences(a: str | Path, b: str | Path, rtol: float = 1e-12) -> list[str]:
+    """What differs between the stores in folders ``a`` and ``b`` (empty: the same store).
+
+    Every tensor must be equal bit for bit, except sums over the corpus (:data:`SUM_FIELDS`),
+    which must agree to ``rtol`` (a sharded build adds them in another order); the windows
+    and their sources must be equal."""
+    from safetensors.torch import load_file
+
+    a, b = Path(a), Path(b)
+    out = []
+    names = sorted({p.name for p in a.glob("*.safetensors")} | {p.name for p in b.glob("*.safetensors")})
+    for name in names:
+        if not (a / name).exists() or not (b / name).exists():
+            out.append(f"{name}: only in one store")
+            continue
+        da, db = load_file(str(a / name)), load_file(str(b / name))
+        for k in sorted(set(da) | set(db)):
+            if k not in da or k not in db:
+                out.append(f"{name}:{k}: only in one store")
+            elif da[k].shape != db[k].shape or da[k].dtype != db[k].dtype:
+                out.append(f"{name}:{k}: shape or dtype differs")
+            elif k.split(".")[0] in SUM_FIELDS:
+                if not torch.allclose(da[k].double(), db[k].double(), rtol=rtol, atol=1e-9):
+                    out.append(f"{name}:{k}: differs by more than rounding")
+            elif not torch.equal(da[k], db[k]):
+                out.append(f"{name}:{k}: differs")
+    wa, wb = np.load(a / "windows.npz"), np.load(b / "windows.npz")
+    for k in ("tokens", "source"):
+        if not np.array_equal(wa[k], wb[k]):
+            out.append(f"windows.npz:{k}: differs")
+    return out

@@ -25,6 +25,11 @@ def register(sub):
     p.add_argument("--export", nargs=2, type=int, metavar=("LAYER", "UNIT"), help="print one unit's records as JSON (NeuronRecord layout)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="build on a Ray cluster: alone, one started on this machine; 'auto' or ray://HOST:10001 for a running one "
+                        "(needs `pip install ray`; the shards merge into exactly the one-process store)")
+    p.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                   help="Ray workers (default: one per GPU of the cluster, else one per CPU)")
     p.set_defaults(func=run)
 
 
@@ -65,9 +70,23 @@ def run(args) -> int:
     if not args.quiet:
         print(f"[gnothi] streaming {n_tokens:,} tokens through {n_layers} layer(s): about {_duration(est)} here "
               "(from the last build's speed on this machine, else from the model's size); a store with these settings is reused, "
-              "an interrupted build resumes.", file=sys.stderr)
+              "an interrupted build resumes." + (" On Ray the shards share that time among the workers, plus a start-up of a minute or so."
+                                          if args.ray is not None else ""), file=sys.stderr)
+    if args.ray_workers is not None and args.ray_workers < 1:
+        raise InputError(f"--ray-workers {args.ray_workers} is not a number of workers.", "Use 1 or more, or leave it out.")
+    if args.ray_workers is not None and args.ray is None:
+        raise InputError("--ray-workers needs --ray.", "Add --ray (a cluster on this machine) or --ray ADDRESS.")
+    factory = None
+    if args.ray is not None:
+        import functools
+
+        from gnothi.tools.model import get_handle
+
+        # each worker loads the model as this command did, on its own device unless --device says
+        factory = functools.partial(get_handle, getattr(args, "model", None), getattr(args, "device", None), getattr(args, "dtype", None))
     rep = build_store(h, args.units, args.corpus, n_tokens=n_tokens, layers=args.layers, window=args.window,
-                      batch_size=args.batch_size, seed=args.seed, force=args.force, progress=not args.quiet)
+                      batch_size=args.batch_size, seed=args.seed, force=args.force, progress=not args.quiet,
+                      ray=args.ray, ray_workers=args.ray_workers, ray_factory=factory)
     if args.json:
         print_json(rep)
         return 0

@@ -30,7 +30,11 @@ def register(sub):
 
     t = s.add_parser("train", help="train a TopK SAE on one layer's residual stream (CPU, minutes) and save it")
     _common(t, sae=False)
-    t.add_argument("--layer", type=int, required=True, help="layer whose activations the SAE reads")
+    t.add_argument("--layer", type=int, default=None, help="layer whose activations the SAE reads")
+    t.add_argument("--layers", default=None, help="one SAE per layer instead: e.g. '0-29', 'all', '2,6,10'")
+    t.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="with --layers: train the layers as Ray tasks (alone: a cluster on this machine; 'auto' or ray://HOST:10001)")
+    t.add_argument("--ray-workers", type=int, default=None, metavar="N", help="Ray workers (default: one per GPU, else per CPU)")
     t.add_argument("--hook", default="resid_post", help="hook kind: resid_post (default), resid_mid, resid_pre, mlp_out, attn_out")
     t.add_argument("--tokens", type=int, default=None, help="training tokens (default 120000)")
     t.add_argument("--expansion", type=int, default=4, help="features per model dimension (default 4)")
@@ -116,13 +120,20 @@ def run_train(args) -> int:
     from gnothi.tools.sae_train import TrainConfig, estimate_train_seconds, train_sae
     from gnothi.ui.cli_common import handle_from_args, print_json
 
-    kw = dict(layer=args.layer, hook=args.hook, expansion=args.expansion, k=args.k, epochs=args.epochs,
+    from gnothi.tools.errors import InputError
+
+    if (args.layer is None) == (args.layers is None):
+        raise InputError("Say which layer the SAE reads: --layer L, or --layers for one SAE per layer.",
+                         "For example: gnothi sae train --layer 6, or gnothi sae train --layers 0-29 --ray.")
+    if args.ray is not None and args.layers is None:
+        raise InputError("--ray trains several layers at once.", "Add --layers (e.g. --layers 0-29), or drop --ray.")
+    if args.ray_workers is not None and (args.ray is None or args.ray_workers < 1):
+        raise InputError("--ray-workers needs --ray and a number of 1 or more.", "For example: --layers 0-29 --ray --ray-workers 4.")
+    kw = dict(layer=args.layer if args.layer is not None else 0, hook=args.hook, expansion=args.expansion, k=args.k, epochs=args.epochs,
               eval_tokens=args.eval_tokens, ce_tokens=args.ce_tokens, corpus=args.corpus, name=args.name, seed=args.seed)
     if args.tokens is not None:
         kw["n_tokens"] = args.tokens
     from pydantic import ValidationError
-
-    from gnothi.tools.errors import InputError
 
     try:
         cfg = TrainConfig(**kw)
@@ -132,6 +143,8 @@ def run_train(args) -> int:
     h = handle_from_args(args)
     from gnothi.tools.errors import check_range
 
+    if args.layers is not None:
+        return _train_layers(args, h, cfg)
     check_range("layer", args.layer, h.n_layers)
     est = estimate_train_seconds(h, cfg)
     print(f"[gnothi] training a TopK SAE at {h.hook_name(cfg.hook, cfg.layer)}: {cfg.n_tokens:,} tokens, "
@@ -169,6 +182,34 @@ def run_train(args) -> int:
         print(idx_rep.to_tool_result(h).summary)
     elif res.next_step:
         print(f"  next: {res.next_step}")
+    return 0
+
+
+def _train_layers(args, h, cfg) -> int:
+    """``--layers``: one SAE per layer, here one after another or as Ray tasks."""
+    import functools
+
+    from gnothi.tools.sae import human_seconds
+    from gnothi.tools.sae_train import estimate_train_seconds, train_saes
+    from gnothi.tools.units import parse_layers
+    from gnothi.ui.cli_common import print_json
+
+    layers = parse_layers(args.layers, h.n_layers)
+    est = sum(estimate_train_seconds(h, cfg.model_copy(update={"layer": l})) for l in layers)
+    print(f"[gnothi] training {len(layers)} TopK SAEs ({cfg.n_tokens:,} tokens each) at layers {args.layers}: about "
+          f"{human_seconds(est)} here one after another" + (", shared among the Ray workers" if args.ray else ""), file=sys.stderr)
+    factory = None
+    if args.ray is not None:
+        from gnothi.tools.model import get_handle
+
+        factory = functools.partial(get_handle, getattr(args, "model", None), getattr(args, "device", None), getattr(args, "dtype", None))
+    results = train_saes(h, cfg, layers, progress=True, ray=args.ray, ray_workers=args.ray_workers, factory=factory)
+    if args.json:
+        print_json([r.model_dump(mode="json") for r in results])
+        return 0
+    for r in results:
+        ce = f", CE loss recovered {r.ce_loss_recovered:.1%}" if r.ce_loss_recovered is not None else ""
+        print(f"layer {r.layer}: {r.name}: explained variance {r.explained_variance:.3f}, L0 {r.l0:.1f}{ce}  ({r.path})")
     return 0
 
 
