@@ -72,12 +72,67 @@ def mem_child(n_tokens: int, layers: str, threads: int, model: str | None = None
                       "tokens_per_second": rep.tokens_per_second}))
 
 
+def body_flops_per_window(hf, window: int, n_layers: int | None = None) -> float:
+    """Multiply-adds x 2 of one window through the model body (no LM head): every 2-D weight
+    matrix of the first ``n_layers`` blocks (Linear or GPT-2's Conv1D) once per token, and
+    the attention scores and their weighted sum (the full window x window matrices the
+    attention computes). Embedding lookups and norms are not counted."""
+    cfg = hf.config
+    layers = hf.model.layers if hasattr(hf, "model") and hasattr(hf.model, "layers") else None
+    blocks = list(layers) if layers is not None else list(hf.base_model.h if hasattr(hf.base_model, "h") else hf.base_model.layers)
+    blocks = blocks[: n_layers or len(blocks)]
+    per_token = 0.0
+    for b in blocks:
+        for name, w in b.named_parameters():
+            if w.dim() == 2 and "norm" not in name:
+                per_token += 2 * w.numel()
+    heads = getattr(cfg, "num_attention_heads", None) or cfg.n_head
+    d_head = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    attn_per_token = len(blocks) * 2 * 2 * heads * d_head * window  # Q.K over the window, then weights.V
+    return window * (per_token + attn_per_token)
+
+
+def matmul_flops_per_s(device: str, dtype, shapes: list[tuple[int, int, int]], seconds: float = 2.0) -> dict:
+    """This machine's measured matmul rate (FLOP/s) on each ``(M, K, N)`` and the best of them:
+    the limit the model's forward is measured against."""
+    import torch
+
+    out = {}
+    for m, k, n in shapes:
+        a = torch.randn(m, k, device=device, dtype=dtype)
+        b = torch.randn(k, n, device=device, dtype=dtype)
+        torch.mm(a, b)
+        reps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            torch.mm(a, b)
+            reps += 1
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        out[f"{m}x{k}x{n}"] = 2 * m * k * n * reps / (time.perf_counter() - t0)
+    out["best"] = max(out.values())
+    return out
+
+
+def auto_batch(h, window: int, n_layers: int) -> int:
+    """Windows per forward from the device's free memory (a quarter of it for the recorded
+    activations of every layer plus one layer's attention); 16 on a CPU."""
+    import torch
+
+    if not str(h.device).startswith("cuda"):
+        return 16
+    free, _ = torch.cuda.mem_get_info()
+    per_window = 4 * window * (n_layers * h.d_mlp + 4 * h.d_model + h.n_heads * window)
+    return int(max(16, min(1024, free // 4 // per_window)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None, help="bundled name, folder or cached HF id (default: the bundled SmolLM2)")
     ap.add_argument("--tokens", type=int, default=2048, help="tokens for the throughput comparison")
     ap.add_argument("--layers", default="all", help="layers the store records in the throughput comparison")
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=None, help="windows per forward (default: 16 on a CPU, from free memory on a GPU)")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: what the model loads on)")
+    ap.add_argument("--dtype", default=None, help="float32 (CPU default) or bfloat16 (GPU default)")
     ap.add_argument("--mem-tokens", type=int, default=1024, help="N for the memory comparison (also runs 10N)")
     ap.add_argument("--mem-layers", default="0-3")
     ap.add_argument("--threads", type=int, default=2)
@@ -97,18 +152,30 @@ def main() -> None:
     from gnothi.tools.model import get_handle
     from gnothi.tools.store import ActivationStore, build_store, corpus_windows
 
-    h = get_handle(a.model)
-    out: dict = {"model": h.name, "threads": a.threads, "cpu_count": os.cpu_count()}
+    dev = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    h = get_handle(a.model, device=dev, dtype=a.dtype or ("bfloat16" if dev.startswith("cuda") else None))
+    from gnothi.tools.units import parse_layers
+
+    n_rec = len(parse_layers(a.layers, h.n_layers))
+    a.batch_size = a.batch_size or auto_batch(h, 64, n_rec)
+    out: dict = {"model": h.name, "device": str(h.device), "dtype": str(h.dtype).replace("torch.", ""), "threads": a.threads,
+                 "cpu_count": os.cpu_count(), "batch_size": a.batch_size}
+
+    def sync() -> None:
+        if str(h.device).startswith("cuda"):
+            torch.cuda.synchronize()
+
     if "throughput" not in skip:
         from transformers import AutoModelForCausalLM
 
-        hf = AutoModelForCausalLM.from_pretrained(h.source, dtype=torch.float32, local_files_only=True).eval()
+        hf = AutoModelForCausalLM.from_pretrained(h.source, dtype=h.dtype, local_files_only=True).eval().to(h.device)
         corpus = load_corpus("default")
         wins, _, _ = corpus_windows(corpus, h.tokenizer, 64, a.tokens, 0, h.bos_token_id)
-        batches = [torch.from_numpy(wins[i : i + a.batch_size].astype(np.int64)) for i in range(0, len(wins), a.batch_size)]
+        batches = [torch.from_numpy(wins[i : i + a.batch_size].astype(np.int64)).to(h.device) for i in range(0, len(wins), a.batch_size)]
         n_tok = int(wins.size)
 
         def hf_run(with_head: bool) -> float:
+            sync()
             t = time.perf_counter()
             with torch.inference_mode():
                 for b in batches:
@@ -116,11 +183,26 @@ def main() -> None:
                         hf(input_ids=b)
                     else:
                         hf.model(input_ids=b)
+            sync()
+            return time.perf_counter() - t
+
+        from gnothi.tools.units import units_from_spec
+
+        hooks = [units_from_spec(h, "mlp", a.layers).hook_name(l) for l in parse_layers(a.layers, h.n_layers)]
+
+        def bridge_run() -> float:
+            """The forward the store runs: the TransformerLens bridge, recording the same hooks."""
+            sync()
+            t = time.perf_counter()
+            for b in batches:
+                h.run_with_cache(b, hooks, stop_early=True)
+            sync()
             return time.perf_counter() - t
 
         hf_run(False) if len(batches) == 1 else None  # warm-up on tiny runs only
-        t_head = hf_run(True)
-        t_nohead = hf_run(False)
+        # best of two, alternating, so that a busy moment of a shared machine counts less
+        t_head = min(hf_run(True), hf_run(True))
+        t_nohead, t_bridge = min(hf_run(False), hf_run(False)), min(bridge_run(), bridge_run())
         with tempfile.TemporaryDirectory() as td:
             t = time.perf_counter()
             rep = build_store(h, "mlp", corpus, n_tokens=a.tokens, layers=a.layers, batch_size=a.batch_size, path=os.path.join(td, "mlp"), progress=False)
@@ -129,6 +211,12 @@ def main() -> None:
             size = rep.size_mb
             st = ActivationStore(os.path.join(td, "mlp"), tokenizer=h.tokenizer)
             out["store_mb"] = size
+        # the FLOP limit: the forward's FLOPs against this machine's measured matmul rate, in the same run
+        n_layers = max(rep.layers) + 1
+        flops = body_flops_per_window(hf, 64, n_layers) * len(wins)
+        body_flops = body_flops_per_window(hf, 64) * len(wins)
+        rows = a.batch_size * 64
+        mm = matmul_flops_per_s(str(h.device), h.dtype, [(rows, h.d_model, h.d_mlp), (rows, h.d_mlp, h.d_model), (2048, 2048, 2048)])
         out["throughput"] = {
             "n_tokens": n_tok,
             "layers": rep.layers[0] if len(rep.layers) == 1 else f"{rep.layers[0]}-{rep.layers[-1]}",
@@ -140,6 +228,15 @@ def main() -> None:
             "ratio_store_streaming_vs_hf_without_head": round(t_nohead / t_store_stream, 3),
             "ratio_store_total_vs_hf_with_head": round(t_head / t_store_total, 3),
             "ratio_store_total_vs_hf_without_head": round(t_nohead / t_store_total, 3),
+            "bridge_forward_tok_s": round(n_tok / t_bridge, 1),
+            "ratio_bridge_forward_vs_hf_without_head": round(t_nohead / t_bridge, 3),
+            "ratio_store_streaming_vs_bridge_forward": round(t_bridge / t_store_stream, 3),
+            "forward_gflop": round(flops / 1e9, 1),
+            "matmul_gflop_s": {k: round(v / 1e9, 1) for k, v in mm.items()},
+            "store_streaming_gflop_s": round(flops / t_store_stream / 1e9, 1),
+            "hf_without_lm_head_gflop_s": round(body_flops / t_nohead / 1e9, 1),
+            "ratio_store_streaming_vs_flop_limit": round(flops / t_store_stream / mm["best"], 3),
+            "ratio_hf_without_lm_head_vs_flop_limit": round(body_flops / t_nohead / mm["best"], 3),
         }
         print(json.dumps(out["throughput"], indent=1), flush=True)
         del hf

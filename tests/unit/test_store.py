@@ -148,7 +148,7 @@ def test_resume_after_interruption_matches_clean_build(tmp_path, monkeypatch):
             raise Stop
 
     with pytest.raises(Stop):
-        build_store(h, "mlp", c, on_chunk=stop_after_two, **kw)
+        build_store(h, "mlp", c, on_chunk=stop_after_two, checkpoint_seconds=0, **kw)  # a checkpoint after every chunk
     rep = build_store(h, "mlp", c, **kw)
     assert rep.resumed_from_tokens == 1024
     a = open_store(h)
@@ -287,7 +287,7 @@ def hang_after_two(chunk, done):
         time.sleep(600)  # killed here, with -9, mid-build
 
 build_store(planted_handle(), "mlp", synthetic_corpus(), n_tokens=2048, window=WINDOW, chunk_tokens=512, batch_size=8,
-            progress=False, on_chunk=hang_after_two)
+            progress=False, on_chunk=hang_after_two, checkpoint_seconds=0)
 """
 
 

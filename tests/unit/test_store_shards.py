@@ -130,7 +130,8 @@ def test_interrupted_ray_build_resumes_with_the_unfinished_shards(ray_cluster, t
             raise Stop
 
     with pytest.raises(Stop):
-        build_store(h, "mlp", c, path=tmp_path / "ray", ray="local", ray_factory=_factory(), on_ray_progress=stop_after_two, **KW)
+        build_store(h, "mlp", c, path=tmp_path / "ray", ray="local", ray_factory=_factory(), on_ray_progress=stop_after_two,
+                    checkpoint_seconds=0, **KW)
     # finished as one process (a Ray partial is resumed without Ray too), then compared
     rep = build_store(h, "mlp", c, path=tmp_path / "ray", **KW)
     assert 0 < rep.resumed_from_tokens < rep.n_tokens
@@ -175,3 +176,15 @@ def test_cli_ray_flags_say_what_to_do(tiny, monkeypatch, tmp_path, capsys):
         assert cli.main(argv) == 2, argv
         out = capsys.readouterr()
         assert says in out.err + out.out, argv
+
+
+def test_checkpoints_are_rate_limited_and_change_nothing(tmp_path, monkeypatch):
+    from gnothi.tools.store import build_store, store_differences
+
+    monkeypatch.setenv("GNOTHI_CACHE_DIR", str(tmp_path / "cache"))
+    h, c = planted_handle(), synthetic_corpus()
+    saves: dict[str, list] = {"every": [], "never": []}
+    a = build_store(h, "mlp", c, path=tmp_path / "every", checkpoint_seconds=0, on_chunk=lambda i, n: saves["every"].append(n), **KW)
+    b = build_store(h, "mlp", c, path=tmp_path / "never", checkpoint_seconds=1e9, on_chunk=lambda i, n: saves["never"].append(n), **KW)
+    assert len(saves["every"]) == 3072 // 256 and saves["never"] == []  # one per chunk, and none
+    assert store_differences(a.path, b.path) == []  # random windows kept in memory until the end are all there

@@ -21,6 +21,7 @@ from ..files import atomic_write_json, sha256_file
 from ..units import UnitSource, check_units, units_from_spec
 from .commands import _fmt_layers, _index_command
 from .format import (
+    CHECKPOINT_SECONDS,
     DEFAULT_BATCH,
     DEFAULT_CHUNK_TOKENS,
     DEFAULT_N_QUANTILE,
@@ -178,7 +179,7 @@ def _stream_range(handle: ModelHandle, units: UnitSource, wins: np.ndarray, w0: 
     states, and the activations of the store's random windows among them."""
     T = wins.shape[1]
     if states is None:
-        states = {l: _LayerState(units.n_units(l), top_k, n_quantile, T, l, seed) for l in units.layers}
+        states = {l: _LayerState(units.n_units(l), top_k, n_quantile, T, l, seed, handle.device) for l in units.layers}
     hooks = [units.hook_name(l) for l in units.layers]
     skip_first = handle.bos_token_id is not None
     rand_here: dict[str, torch.Tensor] = {}
@@ -186,16 +187,16 @@ def _stream_range(handle: ModelHandle, units: UnitSource, wins: np.ndarray, w0: 
         b1 = min(w1, b0 + batch_size)
         toks = torch.from_numpy(wins[b0:b1].astype(np.int64)).to(handle.device)
         _, cache = handle.run_with_cache(toks, hooks, stop_early=True)
-        ids = torch.arange(b0, b1, dtype=torch.int32)
+        ids = torch.arange(b0, b1, dtype=torch.int32, device=handle.device)
         for l in units.layers:
             with torch.inference_mode():
-                a = units.encode(l, cache[units.hook_name(l)]).float().cpu()
+                a = units.encode(l, cache[units.hook_name(l)]).float()  # stays on the model's device, as the state does
                 if skip_first:
                     a[:, 0, :] = 0.0  # the BOS position is not part of any record's evidence
             states[l].update(a, ids)
             for j, w in enumerate(range(b0, b1)):
                 if w in rand_slot:
-                    rand_here[f"{l}.{rand_slot[w]}"] = a[j].to(torch.float16).clone()
+                    rand_here[f"{l}.{rand_slot[w]}"] = a[j].to(torch.float16).cpu().clone()
         del cache
         if on_batch is not None:
             on_batch(b1 - b0)
@@ -223,6 +224,7 @@ def _build_store(
     ray_workers: int | None = None,
     ray_factory: Callable[[], ModelHandle] | None = None,
     on_ray_progress: Callable[[dict], None] | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
 ) -> BuildReport:
     """The build itself (see :func:`build_store`); the caller holds the build lock."""
     t0 = time.perf_counter()
@@ -291,7 +293,7 @@ def _build_store(
                 )
             missing = [l for l in cfg.layers if l not in old_cfg.layers]
             return _add_layers(handle, units, corpus, st, missing, window, top_k, n_quantile, n_random, chunk_tokens,
-                               batch_size, seed, progress, final, t0, (ray, ray_workers, ray_factory, on_ray_progress))
+                               batch_size, seed, progress, final, t0, (ray, ray_workers, ray_factory, on_ray_progress, checkpoint_seconds))
     # resume or start fresh (force allows replacing a finished store; it does not throw away progress)
     progress_rec = None
     if prog_p.exists():
@@ -317,7 +319,7 @@ def _build_store(
     rand_win = np.sort(rng.choice(n_win, size=min(n_random, n_win), replace=False)).astype(np.int64)
     rand_slot = {int(w): i for i, w in enumerate(rand_win)}
 
-    states = {l: _LayerState(units.n_units(l), top_k, n_quantile, T, l, seed) for l in units.layers}
+    states = {l: _LayerState(units.n_units(l), top_k, n_quantile, T, l, seed, handle.device) for l in units.layers}
     chunk_i, prev_seconds = 0, 0.0
     covered: list[list[int]] = []  # window ranges [w0, w1) already in ``states``
     if progress_rec is not None:
@@ -335,7 +337,8 @@ def _build_store(
                       file=sys.stderr)
                 shutil.rmtree(partial, ignore_errors=True)
                 return _build_store(handle, units, corpus, n_tokens, None, window, top_k, n_quantile, n_random, chunk_tokens,
-                                   batch_size, seed, True, progress, path, on_chunk, ray, ray_workers, ray_factory, on_ray_progress)
+                                   batch_size, seed, True, progress, path, on_chunk, ray, ray_workers, ray_factory, on_ray_progress,
+                                   checkpoint_seconds)
     done_tokens = sum(b - a for a, b in covered) * T
     resumed_from = done_tokens
     wins_per_chunk = max(batch_size, (chunk_tokens // T) // batch_size * batch_size)
@@ -347,21 +350,30 @@ def _build_store(
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
     t_run = time.perf_counter()
 
+    unsaved_rand: dict[str, torch.Tensor] = {}  # random windows' activations not yet in a checkpoint
+    last_save = [time.perf_counter()]
+
     def checkpoint(rand_here: dict[str, torch.Tensor], w0: int, w1: int) -> None:
-        """Save the states after windows [w0, w1) went in: versioned state files, then progress (written last)."""
+        """Windows [w0, w1) went into the states; save them (versioned state files, then the
+        progress, written last) when ``checkpoint_seconds`` have passed since the last save."""
         nonlocal chunk_i, done_tokens
+        unsaved_rand.update(rand_here)
+        covered[:] = _coalesce(covered + [[w0, w1]])
+        done_tokens += (w1 - w0) * T
+        if time.perf_counter() - last_save[0] < checkpoint_seconds:
+            return
         nxt = chunk_i + 1
         for l in units.layers:
             _save_tensors(partial / f"state_{l:03d}.c{nxt}.safetensors", states[l].tensors())
-        if rand_here:
-            _save_tensors(partial / f"rand.c{nxt}.safetensors", rand_here)
-        covered[:] = _coalesce(covered + [[w0, w1]])
-        done_tokens += (w1 - w0) * T
+        if unsaved_rand:
+            _save_tensors(partial / f"rand.c{nxt}.safetensors", unsaved_rand)
+            unsaved_rand.clear()
         atomic_write_json(prog_p, {"key": cfg.key(), "chunk": nxt, "covered": covered, "n_tokens_seen": done_tokens,
                                     "seconds": prev_seconds + time.perf_counter() - t_run})
         for l in units.layers:
             (partial / f"state_{l:03d}.c{chunk_i}.safetensors").unlink(missing_ok=True)
         chunk_i = nxt
+        last_save[0] = time.perf_counter()
         if on_chunk is not None:
             on_chunk(chunk_i, done_tokens)
 
@@ -394,9 +406,10 @@ def _build_store(
     rand_all: dict[str, torch.Tensor] = {}
     for f in sorted(partial.glob("rand.c*.safetensors")):
         rand_all.update(load_file(str(f)))
+    rand_all.update(unsaved_rand)
     files: dict[str, dict] = {}
     for l in units.layers:
-        s = states[l]
+        s = states[l].to("cpu")
         U = units.n_units(l)
         rand_acts = torch.zeros((len(rand_win), T, U), dtype=torch.float16)
         for i in range(len(rand_win)):
@@ -481,13 +494,16 @@ def build_store(
     ray_workers: int | None = None,
     ray_factory: Callable[[], ModelHandle] | None = None,
     on_ray_progress: Callable[[dict], None] | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
 ) -> BuildReport:
     """Stream ``n_tokens`` tokens of ``corpus`` through the model once and write the store.
 
     ``units``: a UnitSource, or a spec (``"mlp"``, ``"sae:PATH"``); ``layers`` narrows an
     ``"mlp"`` spec. A finished store with the same settings is reused unless ``force``;
     an interrupted build with the same settings resumes from its last finished chunk
-    (``on_chunk(chunk_index, tokens_done)`` is called after each chunk is saved).
+    (``on_chunk(checkpoint_index, tokens_done)`` is called after each checkpoint is saved: after
+    the first chunk that ends ``checkpoint_seconds`` or more after the last one; 0 saves every
+    chunk, or with Ray every shard).
 
     ``ray``: build on a Ray cluster instead of in this process: ``"local"`` starts one here
     (``ray_workers`` workers, default one per core), anything else is a cluster address
@@ -528,7 +544,8 @@ def build_store(
         os.write(fd, str(os.getpid()).encode())
         os.close(fd)
         return _build_store(handle, units, corpus, n_tokens, layers, window, top_k, n_quantile, n_random, chunk_tokens,
-                            batch_size, seed, force, progress, path, on_chunk, ray, ray_workers, ray_factory, on_ray_progress)
+                            batch_size, seed, force, progress, path, on_chunk, ray, ray_workers, ray_factory, on_ray_progress,
+                            checkpoint_seconds)
     finally:
         lock.unlink(missing_ok=True)
 

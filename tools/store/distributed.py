@@ -131,7 +131,7 @@ def build_on_ray(address: str, n_workers: int | None, factory: Callable[[], Mode
                 ) from None
             for l in layers:
                 s = states[l]
-                part = _LayerState(s.top_val.shape[1], s.top_val.shape[0], n_quantile, T, l, seed)
+                part = _LayerState(s.top_val.shape[1], s.top_val.shape[0], n_quantile, T, l, seed, s.device)
                 part.load(tensors[l])
                 s.merge(part)
             finished.append(i)

@@ -20,6 +20,9 @@ DEFAULT_N_QUANTILE = 12
 DEFAULT_N_RANDOM = 32
 DEFAULT_WINDOW = 64
 DEFAULT_CHUNK_TOKENS = 8192
+# an interrupted build loses at most about this much work: a checkpoint (every layer's state) is
+# written after the first chunk that ends this long after the last one
+CHECKPOINT_SECONDS = 60.0
 DEFAULT_BATCH = 16
 # the default store of a model: every layer, this many tokens of the default corpus (`gnothi index --quick`: the smaller one)
 DEFAULT_STORE_TOKENS = 131072

@@ -39,7 +39,7 @@ def window_keys(seed: int, layer: int, win_ids: torch.Tensor, n_units: int) -> t
     """``[B, U]`` uniform numbers in [0, 1), a function of (seed, layer, window) only."""
     out = torch.empty((len(win_ids), n_units))
     g = torch.Generator()
-    for i, w in enumerate(win_ids.tolist()):
+    for i, w in enumerate(win_ids.cpu().tolist()):
         g.manual_seed(((seed * 1_000_003 + layer) * 10_000_019 + int(w)) % (2**63))
         out[i] = torch.rand(n_units, generator=g)
     return out
@@ -48,45 +48,55 @@ def window_keys(seed: int, layer: int, win_ids: torch.Tensor, n_units: int) -> t
 class _LayerState:
     """Running per-unit top-k, quantile reservoir and statistics for one layer."""
 
-    def __init__(self, n_units: int, K: int, Q: int, T: int, layer: int = 0, seed: int = 0):
+    def __init__(self, n_units: int, K: int, Q: int, T: int, layer: int = 0, seed: int = 0, device: str | torch.device = "cpu"):
         U = n_units
-        self.layer, self.seed, self.n_quantile = layer, seed, Q
-        self.top_val = torch.full((K, U), -math.inf)
-        self.top_win = torch.full((K, U), -1, dtype=torch.int32)
+        self.layer, self.seed, self.n_quantile, self.device = layer, seed, Q, torch.device(device)
+        d = {"device": self.device}
+        self.top_val = torch.full((K, U), -math.inf, **d)
+        self.top_win = torch.full((K, U), -1, dtype=torch.int32, **d)
         # activations are kept [slot, pos, unit] while building (writes are contiguous) and
         # written [slot, unit, pos] at the end
-        self.top_acts = torch.zeros((K, T, U), dtype=torch.float16)
+        self.top_acts = torch.zeros((K, T, U), dtype=torch.float16, **d)
         Qs = Q * Q_SLACK
-        self.q_key = torch.full((Qs, U), -math.inf)
-        self.q_win = torch.full((Qs, U), -1, dtype=torch.int32)
-        self.q_acts = torch.zeros((Qs, T, U), dtype=torch.float16)
-        self.q_wmax = torch.zeros((Qs, U))
-        self.count_pos = torch.zeros(U, dtype=torch.int64)
-        self.sum = torch.zeros(U, dtype=torch.float64)
-        self.sumsq = torch.zeros(U, dtype=torch.float64)
-        self.max = torch.full((U,), -math.inf)
-        self.min = torch.full((U,), math.inf)
+        self.q_key = torch.full((Qs, U), -math.inf, **d)
+        self.q_win = torch.full((Qs, U), -1, dtype=torch.int32, **d)
+        self.q_acts = torch.zeros((Qs, T, U), dtype=torch.float16, **d)
+        self.q_wmax = torch.zeros((Qs, U), **d)
+        # statistics: fp64 sums where the device has fp64 (not MPS)
+        self.count_pos = torch.zeros(U, dtype=torch.int64, **d)
+        self.sum = torch.zeros(U, dtype=torch.float64, **d)
+        self.sumsq = torch.zeros(U, dtype=torch.float64, **d)
+        self.max = torch.full((U,), -math.inf, **d)
+        self.min = torch.full((U,), math.inf, **d)
 
     FIELDS = ("top_val", "top_win", "top_acts", "q_key", "q_win", "q_acts", "q_wmax", "count_pos", "sum", "sumsq", "max", "min")
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {k: getattr(self, k) for k in self.FIELDS}
+        """The state as CPU tensors (to save, or to send to another process)."""
+        return {k: getattr(self, k).cpu() for k in self.FIELDS}
+
+    def to(self, device: str | torch.device) -> "_LayerState":
+        """Move the state to ``device`` (the store is finalised on the CPU)."""
+        self.device = torch.device(device)
+        for k in self.FIELDS:
+            setattr(self, k, getattr(self, k).to(self.device))
+        return self
 
     def load(self, d: dict[str, torch.Tensor]) -> None:
         for k in self.FIELDS:
             if k not in d or d[k].shape != getattr(self, k).shape:
                 raise ValueError(f"checkpoint field {k} is missing or has another shape")
         for k in self.FIELDS:
-            setattr(self, k, d[k].clone())
+            setattr(self, k, d[k].to(self.device, copy=True))
 
     @staticmethod
     def _insert(vals: torch.Tensor, wins: torch.Tensor, acts: torch.Tensor, new_vals: torch.Tensor, new_win: torch.Tensor,
                 a: torch.Tensor, extra: torch.Tensor | None = None, new_extra: torch.Tensor | None = None) -> None:
-        """Keep the ``len(vals)`` best windows per unit, unsorted: each new window replaces the
-        unit's worst slot (smallest value; of equal values, the largest window id) when it beats
-        it. Windows come in increasing id order, so an equal value never beats a kept one. Only
-        changed slots are written, so late in a build (when few windows still qualify) this
-        costs almost nothing. ``extra``: one more per-slot value carried along (``new_extra``)."""
+        """Keep the ``len(vals)`` best windows per unit in the canonical order (value descending,
+        window id ascending; slots unsorted): the kept slots and the batch's windows are ranked
+        together, all units at once, and only the slots whose window leaves are written, so late
+        in a build (when few windows still qualify) this costs almost nothing. ``extra``: one more
+        per-slot value carried along (``new_extra``)."""
         B = new_vals.shape[0]
         K = vals.shape[0]
         inf_rows = torch.isinf(vals).all(dim=1).to(torch.int64)  # [K]
@@ -101,19 +111,27 @@ class _LayerState:
             if extra is not None and new_extra is not None:
                 extra[start:start + B] = new_extra
             return
-        never = torch.full_like(wins, -2)
-        for b in range(B):
-            mn = vals.min(0).values  # [U]
-            hit = (new_vals[b] > mn).nonzero().reshape(-1)
-            if hit.numel() == 0:
-                continue
-            slot = torch.where(vals == mn[None, :], wins, never).argmax(0)  # of the worst, the latest window
-            s = slot[hit]
-            vals[s, hit] = new_vals[b, hit]
-            wins[s, hit] = new_win[b]
-            acts[s, :, hit] = a[b][:, hit].T.to(torch.float16)
-            if extra is not None and new_extra is not None:
-                extra[s, hit] = new_extra[b, hit]
+        if not bool((new_vals > vals.min(0).values[None, :]).any()):
+            return  # late in a build most batches change nothing
+        # the best K of the kept slots and the new windows, in the canonical order; then each
+        # unit's leaving slots take its entering windows (both listed unit by unit, in order)
+        all_vals = torch.cat([vals, new_vals])
+        best = torch.topk(all_vals, K + 1, dim=0)
+        order = best.indices[:K]
+        # the K best are one set unless the K-th and the next tie: only those units need the tie rule
+        tied = (best.values[K - 1] == best.values[K]).nonzero().reshape(-1)
+        if tied.numel():
+            all_wins = torch.cat([wins, new_win[:, None].to(wins.dtype).expand(B, vals.shape[1])])
+            order[:, tied] = canonical_order(all_vals[:, tied], all_wins[:, tied])[:K]
+        keep = torch.zeros((K + B, vals.shape[1]), dtype=torch.bool, device=vals.device)
+        keep.scatter_(0, order, True)
+        lu, ls = (~keep[:K]).T.nonzero(as_tuple=True)  # (unit, slot) of the slots that leave
+        eu, eb = keep[K:].T.nonzero(as_tuple=True)  # (unit, window) of the windows that enter
+        vals[ls, lu] = new_vals[eb, eu]
+        wins[ls, lu] = new_win.to(wins.dtype)[eb]
+        acts[ls, :, lu] = a[eb, :, eu].to(torch.float16)
+        if extra is not None and new_extra is not None:
+            extra[ls, lu] = new_extra[eb, eu]
 
     def update(self, a: torch.Tensor, win_ids: torch.Tensor) -> None:
         """``a``: ``[B, T, U]`` float unit activations for windows ``win_ids`` (increasing)."""
@@ -124,7 +142,7 @@ class _LayerState:
         self.max = torch.maximum(self.max, wmax.max(0).values)
         self.min = torch.minimum(self.min, a.amin((0, 1)))
         self._insert(self.top_val, self.top_win, self.top_acts, wmax, win_ids, a)
-        u = window_keys(self.seed, self.layer, win_ids, a.shape[2])
+        u = window_keys(self.seed, self.layer, win_ids, a.shape[2]).to(a.device)
         pos = wmax.clamp(min=0)
         keys = torch.where(pos > 0, torch.log(u) / (pos * pos), torch.full_like(u, -math.inf))
         self._insert(self.q_key, self.q_win, self.q_acts, keys, win_ids, a, self.q_wmax, wmax)
