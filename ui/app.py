@@ -705,8 +705,8 @@ def store_status_text(handle) -> str:
 
 def run_store_build(handle, on_progress: Callable[[float, str], None], n_tokens: int | None = None, **build_kw):
     """Build (or resume, or reuse) the default MLP activation store, calling
-    ``on_progress(fraction, text)`` after each saved chunk. Raising from ``on_progress``
-    (``Cancelled``) stops the build there; the next build resumes from that chunk.
+    ``on_progress(fraction, text)`` after each chunk. Raising from ``on_progress``
+    (``Cancelled``) saves and stops the build there; the next build resumes from that chunk.
     ``build_kw`` go to ``build_store`` (``corpus``, ``chunk_tokens`` ...; the app uses the defaults)."""
     from gnothi.tools import store
 

@@ -183,8 +183,27 @@ def test_checkpoints_are_rate_limited_and_change_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setenv("GNOTHI_CACHE_DIR", str(tmp_path / "cache"))
     h, c = planted_handle(), synthetic_corpus()
-    saves: dict[str, list] = {"every": [], "never": []}
-    a = build_store(h, "mlp", c, path=tmp_path / "every", checkpoint_seconds=0, on_chunk=lambda i, n: saves["every"].append(n), **KW)
-    b = build_store(h, "mlp", c, path=tmp_path / "never", checkpoint_seconds=1e9, on_chunk=lambda i, n: saves["never"].append(n), **KW)
-    assert len(saves["every"]) == 3072 // 256 and saves["never"] == []  # one per chunk, and none
+    saved: dict[str, list] = {"every": [], "never": []}
+
+    def watch(name):
+        progress = tmp_path / f"{name}.partial" / "progress.json"
+        return lambda i, n: saved[name].append(progress.exists())
+
+    a = build_store(h, "mlp", c, path=tmp_path / "every", checkpoint_seconds=0, on_chunk=watch("every"), **KW)
+    b = build_store(h, "mlp", c, path=tmp_path / "never", checkpoint_seconds=1e9, on_chunk=watch("never"), **KW)
+    assert saved["every"] == [True] * (3072 // 256) and saved["never"] == [False] * (3072 // 256)
     assert store_differences(a.path, b.path) == []  # random windows kept in memory until the end are all there
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_three(i, n):
+        if i == 3:
+            raise Stop
+
+    # stopped between checkpoints: it saves before it stops, and the next build resumes from there
+    with pytest.raises(Stop):
+        build_store(h, "mlp", c, path=tmp_path / "stopped", checkpoint_seconds=1e9, on_chunk=stop_at_three, **KW)
+    rep = build_store(h, "mlp", c, path=tmp_path / "stopped", **KW)
+    assert rep.resumed_from_tokens == 3 * 256  # three chunks of 256 tokens
+    assert store_differences(a.path, rep.path) == []

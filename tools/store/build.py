@@ -353,15 +353,9 @@ def _build_store(
     unsaved_rand: dict[str, torch.Tensor] = {}  # random windows' activations not yet in a checkpoint
     last_save = [time.perf_counter()]
 
-    def checkpoint(rand_here: dict[str, torch.Tensor], w0: int, w1: int) -> None:
-        """Windows [w0, w1) went into the states; save them (versioned state files, then the
-        progress, written last) when ``checkpoint_seconds`` have passed since the last save."""
-        nonlocal chunk_i, done_tokens
-        unsaved_rand.update(rand_here)
-        covered[:] = _coalesce(covered + [[w0, w1]])
-        done_tokens += (w1 - w0) * T
-        if time.perf_counter() - last_save[0] < checkpoint_seconds:
-            return
+    def save() -> None:
+        """A checkpoint: versioned state files, then the progress (written last)."""
+        nonlocal chunk_i
         nxt = chunk_i + 1
         for l in units.layers:
             _save_tensors(partial / f"state_{l:03d}.c{nxt}.safetensors", states[l].tensors())
@@ -374,8 +368,28 @@ def _build_store(
             (partial / f"state_{l:03d}.c{chunk_i}.safetensors").unlink(missing_ok=True)
         chunk_i = nxt
         last_save[0] = time.perf_counter()
+
+    n_chunks = [0]
+
+    def checkpoint(rand_here: dict[str, torch.Tensor], w0: int, w1: int) -> None:
+        """Windows [w0, w1) went into the states: save them when ``checkpoint_seconds`` have
+        passed since the last save, then tell ``on_chunk``; if it raises (to stop the build),
+        save first, so that the next build resumes from here."""
+        nonlocal done_tokens
+        unsaved_rand.update(rand_here)
+        covered[:] = _coalesce(covered + [[w0, w1]])
+        done_tokens += (w1 - w0) * T
+        n_chunks[0] += 1
+        saved = time.perf_counter() - last_save[0] >= checkpoint_seconds
+        if saved:
+            save()
         if on_chunk is not None:
-            on_chunk(chunk_i, done_tokens)
+            try:
+                on_chunk(n_chunks[0], done_tokens)
+            except BaseException:
+                if not saved:
+                    save()
+                raise
 
     try:
         if ray is not None:
@@ -501,9 +515,9 @@ def build_store(
     ``units``: a UnitSource, or a spec (``"mlp"``, ``"sae:PATH"``); ``layers`` narrows an
     ``"mlp"`` spec. A finished store with the same settings is reused unless ``force``;
     an interrupted build with the same settings resumes from its last finished chunk
-    (``on_chunk(checkpoint_index, tokens_done)`` is called after each checkpoint is saved: after
-    the first chunk that ends ``checkpoint_seconds`` or more after the last one; 0 saves every
-    chunk, or with Ray every shard).
+    (``on_chunk(chunks_done, tokens_done)`` is called after each chunk, or with Ray each shard;
+    if it raises, the build saves and stops there). A checkpoint is saved after the first chunk
+    that ends ``checkpoint_seconds`` or more after the last one (0: after every chunk).
 
     ``ray``: build on a Ray cluster instead of in this process: ``"local"`` starts one here
     (``ray_workers`` workers, default one per core), anything else is a cluster address

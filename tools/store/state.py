@@ -51,23 +51,22 @@ class _LayerState:
     def __init__(self, n_units: int, K: int, Q: int, T: int, layer: int = 0, seed: int = 0, device: str | torch.device = "cpu"):
         U = n_units
         self.layer, self.seed, self.n_quantile, self.device = layer, seed, Q, torch.device(device)
-        d = {"device": self.device}
-        self.top_val = torch.full((K, U), -math.inf, **d)
-        self.top_win = torch.full((K, U), -1, dtype=torch.int32, **d)
+        dev = self.device
+        self.top_val = torch.full((K, U), -math.inf, device=dev)
+        self.top_win = torch.full((K, U), -1, dtype=torch.int32, device=dev)
         # activations are kept [slot, pos, unit] while building (writes are contiguous) and
         # written [slot, unit, pos] at the end
-        self.top_acts = torch.zeros((K, T, U), dtype=torch.float16, **d)
+        self.top_acts = torch.zeros((K, T, U), dtype=torch.float16, device=dev)
         Qs = Q * Q_SLACK
-        self.q_key = torch.full((Qs, U), -math.inf, **d)
-        self.q_win = torch.full((Qs, U), -1, dtype=torch.int32, **d)
-        self.q_acts = torch.zeros((Qs, T, U), dtype=torch.float16, **d)
-        self.q_wmax = torch.zeros((Qs, U), **d)
-        # statistics: fp64 sums where the device has fp64 (not MPS)
-        self.count_pos = torch.zeros(U, dtype=torch.int64, **d)
-        self.sum = torch.zeros(U, dtype=torch.float64, **d)
-        self.sumsq = torch.zeros(U, dtype=torch.float64, **d)
-        self.max = torch.full((U,), -math.inf, **d)
-        self.min = torch.full((U,), math.inf, **d)
+        self.q_key = torch.full((Qs, U), -math.inf, device=dev)
+        self.q_win = torch.full((Qs, U), -1, dtype=torch.int32, device=dev)
+        self.q_acts = torch.zeros((Qs, T, U), dtype=torch.float16, device=dev)
+        self.q_wmax = torch.zeros((Qs, U), device=dev)
+        self.count_pos = torch.zeros(U, dtype=torch.int64, device=dev)
+        self.sum = torch.zeros(U, dtype=torch.float64, device=dev)
+        self.sumsq = torch.zeros(U, dtype=torch.float64, device=dev)
+        self.max = torch.full((U,), -math.inf, device=dev)
+        self.min = torch.full((U,), math.inf, device=dev)
 
     FIELDS = ("top_val", "top_win", "top_acts", "q_key", "q_win", "q_acts", "q_wmax", "count_pos", "sum", "sumsq", "max", "min")
 
