@@ -53,3 +53,14 @@ def worker_resources(ray: Any, n_workers: int | None) -> tuple[int, dict[str, fl
     workers = n_workers or (gpus if gpus else cpus)
     per_task: dict[str, float] = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": max(1, cpus // workers)}
     return workers, per_task
+
+
+def result_or_stop(ray: Any, ref: Any, pending: Any, fail: Any) -> Any:
+    """``ray.get(ref)``; if the task failed for good (Ray already ran it again where a worker
+    died), cancel the ``pending`` tasks and raise ``fail(reason)``."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayError as e:
+        for r in pending:
+            ray.cancel(r, force=True)
+        raise fail(str(e).strip().splitlines()[-1][:300]) from None

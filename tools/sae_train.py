@@ -635,7 +635,7 @@ def train_saes(handle, cfg: TrainConfig, layers: list[int], progress: bool = Tru
     import tempfile
     from pathlib import Path
 
-    from .cluster import connect, worker_resources
+    from .cluster import connect, result_or_stop, worker_resources
     from .model import get_handle
 
     rt = connect(ray, ray_workers)
@@ -651,15 +651,9 @@ def train_saes(handle, cfg: TrainConfig, layers: list[int], progress: bool = Tru
         ready, _ = rt.wait(list(pending), num_returns=1)
         for ref in ready:
             layer = pending.pop(ref)
-            try:
-                d, files = rt.get(ref)
-            except rt.exceptions.RayError as e:
-                for r in pending:
-                    rt.cancel(r, force=True)
-                raise InputError(
-                    f"Training the SAE of layer {layer} failed on Ray: {str(e).strip().splitlines()[-1][:300]}",
-                    f"The SAEs of layers {sorted(done) or 'none'} are saved; train the others with --layers.",
-                ) from None
+            d, files = result_or_stop(rt, ref, pending, lambda why, layer=layer: InputError(
+                f"Training the SAE of layer {layer} failed on Ray: {why}",
+                f"The SAEs of layers {sorted(done) or 'none'} are saved; train the others with --layers."))
             res = TrainResult(**d)
             path = saes_dir(handle.name) / res.name
             if Path(res.path).resolve() != path.resolve() or not path.exists():  # another machine's disk

@@ -207,3 +207,17 @@ def test_checkpoints_are_rate_limited_and_change_nothing(tmp_path, monkeypatch):
     rep = build_store(h, "mlp", c, path=tmp_path / "stopped", **KW)
     assert rep.resumed_from_tokens == 3 * 256  # three chunks of 256 tokens
     assert store_differences(a.path, rep.path) == []
+
+
+def test_a_shard_that_fails_for_good_says_why_and_what_to_do(ray_cluster, tmp_path, monkeypatch):
+    from gnothi.tools.errors import StoreError
+    from gnothi.tools.store import build_store
+
+    monkeypatch.setenv("GNOTHI_CACHE_DIR", str(tmp_path / "cache"))
+    from gnothi.tools.model import get_handle
+
+    # the workers cannot load the model (not in their cache): the error reaches the user as it is
+    missing = functools.partial(get_handle, str(tmp_path / "no-such-model"))
+    with pytest.raises(StoreError, match="failed on Ray: .*no-such-model") as e:
+        build_store(planted_handle(), "mlp", synthetic_corpus(), path=tmp_path / "ray", ray="local", ray_factory=missing, **KW)
+    assert "Rerun the same command" in e.value.fix

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import torch
 
-from ..cluster import connect, worker_resources
+from ..cluster import connect, result_or_stop, worker_resources
 from ..errors import InputError, StoreError
 from .state import _LayerState
 
@@ -120,15 +120,9 @@ def build_on_ray(address: str, n_workers: int | None, factory: Callable[[], Mode
             on_progress({"shards": shards, "finished": list(finished), "running": running})
         for ref in ready:
             i, w0, w1 = pending.pop(ref)
-            try:
-                tensors, rand = ray.get(ref)
-            except ray.exceptions.RayError as e:
-                for r in pending:
-                    ray.cancel(r, force=True)
-                raise StoreError(
-                    f"Shard {i} (windows {w0}-{w1}) failed on Ray after retries: {str(e).strip().splitlines()[-1][:300]}",
-                    "Rerun the same command: the finished shards are kept and only the others are built again.",
-                ) from None
+            tensors, rand = result_or_stop(ray, ref, pending, lambda why, i=i, w0=w0, w1=w1: StoreError(
+                f"Shard {i} (windows {w0}-{w1}) failed on Ray: {why}",
+                "Rerun the same command: the finished shards are kept and only the others are built again."))
             for l in layers:
                 s = states[l]
                 part = _LayerState(s.top_val.shape[1], s.top_val.shape[0], n_quantile, T, l, seed, s.device)
