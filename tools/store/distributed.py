@@ -1,7 +1,8 @@
 """Building a store on a Ray cluster: shards of windows on workers, merged exactly.
 
 The driver (the process that runs ``gnothi index --ray``) cuts the windows not yet in the
-store into shards, aligned to the one-process build's chunks and batches. Each shard is a Ray
+store into shards of whole batches (the forward passes see the same windows as in a one-process
+build). Each shard is a Ray
 task: a worker loads its own model (on its own device: a GPU when the cluster gives it one),
 streams the shard's windows and returns the shard's per-layer state. The driver merges each
 finished shard into the build's state (:meth:`_LayerState.merge`, exact by construction) and
@@ -109,26 +110,31 @@ def build_on_ray(address: str, n_workers: int | None, factory: Callable[[], Mode
     finished: list[int] = []
     if not getattr(bar, "disable", True):
         bar.set_description(f"{bar.desc} on Ray: {len(shards)} shards, {workers} workers")
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-        snap = ray.get(reporter.snapshot.remote())
-        running = {i: {"pid": pid, "windows": n, "w0": shards[i][0], "w1": shards[i][1]} for i, (pid, n) in snap.items()
-                   if i not in finished}
-        bar.n = base + T * (sum(shards[i][1] - shards[i][0] for i in finished) + sum(r["windows"] for r in running.values()))
-        bar.refresh()
-        if on_progress is not None:
-            on_progress({"shards": shards, "finished": list(finished), "running": running})
-        for ref in ready:
-            i, w0, w1 = pending.pop(ref)
-            tensors, rand = result_or_stop(ray, ref, pending, lambda why, i=i, w0=w0, w1=w1: StoreError(
-                f"Shard {i} (windows {w0}-{w1}) failed on Ray: {why}",
-                "Rerun the same command: the finished shards are kept and only the others are built again."))
-            for l in layers:
-                s = states[l]
-                part = _LayerState(s.top_val.shape[1], s.top_val.shape[0], n_quantile, T, l, seed, s.device)
-                part.load(tensors[l])
-                s.merge(part)
-            finished.append(i)
-            checkpoint(rand, w0, w1)
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            snap = ray.get(reporter.snapshot.remote())
+            running = {i: {"pid": pid, "windows": n, "w0": shards[i][0], "w1": shards[i][1]} for i, (pid, n) in snap.items()
+                       if i not in finished}
+            bar.n = base + T * (sum(shards[i][1] - shards[i][0] for i in finished) + sum(r["windows"] for r in running.values()))
+            bar.refresh()
+            if on_progress is not None:
+                on_progress({"shards": shards, "finished": list(finished), "running": running})
+            for ref in ready:
+                i, w0, w1 = pending.pop(ref)
+                tensors, rand = result_or_stop(ray, ref, pending, lambda why, i=i, w0=w0, w1=w1: StoreError(
+                    f"Shard {i} (windows {w0}-{w1}) failed on Ray: {why}",
+                    "Rerun the same command: the finished shards are kept and only the others are built again."))
+                for l in layers:
+                    s = states[l]
+                    part = _LayerState(s.top_val.shape[1], s.top_val.shape[0], n_quantile, T, l, seed, s.device)
+                    part.load(tensors[l])
+                    s.merge(part)
+                finished.append(i)
+                checkpoint(rand, w0, w1)
+    except BaseException:  # stopped (Ctrl-C, a failed shard): the cluster stops working for this build
+        for r in pending:
+            ray.cancel(r, force=True)
+        raise
     bar.n = base + T * sum(b - a for a, b in shards)
     bar.refresh()
