@@ -17,6 +17,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from .config import models_dir
 from .errors import CacheCorruptError, UnknownModelError
@@ -182,12 +183,13 @@ def _convert(gguf: Path, out: Path, progress: bool = True) -> None:
     bar.update(1)
     bar.set_postfix_str(steps[2])
     # transformers refuses to save a gguf-"quantized" model; the weights are already plain fp32.
-    model.hf_quantizer = None
+    m: Any = model  # attributes transformers sets on a loaded model, not typed on the class
+    m.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     if hasattr(model, "is_quantized"):
         try:
-            model.is_quantized = False
+            m.is_quantized = False
         except Exception:
             pass
     out.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -92,9 +93,10 @@ def _tiny_hf_config(arch: str, vocab: int, tok):
     if arch in ("gpt_neox", "pythia"):
         # Pythia's blocks are parallel (attention and MLP both read the block's input), so
         # they have no resid_mid; plain GPT-NeoX here is sequential
+        partial: dict[str, Any] = {"rotary_pct": 0.5}  # rotary on half of each head (as Pythia), a legacy keyword the config still reads
         return tf.GPTNeoXConfig(
             vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            max_position_embeddings=64, rotary_pct=0.5, use_parallel_residual=arch == "pythia", **ids,
+            max_position_embeddings=64, use_parallel_residual=arch == "pythia", **ids, **partial,
         )
     raise ValueError(f"no tiny config for {arch!r}; use one of {', '.join(TINY_ARCHS)}")
 
