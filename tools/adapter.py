@@ -30,7 +30,7 @@ import contextlib
 import itertools
 import logging
 import warnings
-from typing import Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import torch
 
@@ -187,7 +187,8 @@ class BridgeAdapter:
         level = next(self._levels)
         points = []
         try:
-            for direction, hooks in (("fwd", fwd_hooks), ("bwd", bwd_hooks)):
+            both: tuple[tuple[Literal["fwd", "bwd"], Sequence[Hook]], ...] = (("fwd", fwd_hooks), ("bwd", bwd_hooks))
+            for direction, hooks in both:
                 for name, fn in hooks:
                     point = self._points[name]
                     point.add_hook(_named(name, fn), dir=direction, level=level)
@@ -198,7 +199,7 @@ class BridgeAdapter:
                 point.remove_hooks(dir="both", level=level)
             # a run ended early can leave the bridge's per-run state set: the batch size its
             # learned position embedding (GPT-2) expands to, read and cleared later in the run
-            pos = self.model._modules.get("pos_embed")
+            pos: Any = self.model._modules.get("pos_embed")
             if pos is not None and getattr(pos, "_current_batch_size", None) is not None:
                 pos._current_batch_size = None
 
@@ -330,7 +331,7 @@ class BridgeAdapter:
                  fwd_hooks: Sequence[Hook] = ()) -> torch.Tensor:
         """New token ids ``[batch, new]`` after left-padded prompts, by the HF model's own
         ``generate`` (KV cache). ``fwd_hooks`` fire at every step: on the prompt, then on each new token."""
-        kw = dict(do_sample=sample, max_new_tokens=max_new_tokens, pad_token_id=eos[0] if eos else 0)
+        kw: dict[str, Any] = dict(do_sample=sample, max_new_tokens=max_new_tokens, pad_token_id=eos[0] if eos else 0)
         if eos:
             kw["eos_token_id"] = eos
         if sample:

@@ -646,9 +646,9 @@ def load_model(
                 f"{display} needs custom code from its repository to load.",
                 "Pass --trust-remote-code only if you trust that code.",
             ) from None
-        if bundled.resolve_bundled(name or DEFAULT_MODEL) is not None:
+        bm = bundled.resolve_bundled(name or DEFAULT_MODEL)
+        if bm is not None:
             # damaged cache: rebuild once and retry
-            bm = bundled.resolve_bundled(name or DEFAULT_MODEL)
             folder = bundled.ensure_converted(bm, force=True)
             tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
             hf = AutoModelForCausalLM.from_pretrained(
@@ -737,7 +737,7 @@ def compare_with_hf(handle: ModelHandle, texts: Sequence[str]) -> float:
     hf = AutoModelForCausalLM.from_pretrained(
         handle.source, dtype=handle.dtype, local_files_only=True, use_safetensors=True, attn_implementation="eager"
     )
-    hf.to(handle.device).eval()
+    torch.nn.Module.to(hf, handle.device).eval()
     worst = 0.0
     for t in texts:
         toks = handle.to_tokens(t)
