@@ -45,6 +45,16 @@ def connect(address: str, n_workers: int | None = None) -> Any:
     return ray
 
 
+def model_factory(name: str | None, device: str | None = None, dtype: Any = None) -> Any:
+    """What each Ray worker calls to load its model: ``get_handle(name, device, dtype)`` (device
+    None: the worker's own, a GPU when it has one). Picklable, so it travels to the workers."""
+    import functools
+
+    from .model import get_handle
+
+    return functools.partial(get_handle, name, device, None if dtype is None else str(dtype).replace("torch.", ""))
+
+
 def worker_resources(ray: Any, n_workers: int | None) -> tuple[int, dict[str, float]]:
     """(workers, each task's Ray resources): one GPU each when the cluster has GPUs, else an
     equal share of its CPUs."""

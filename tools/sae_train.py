@@ -629,18 +629,16 @@ def train_saes(handle, cfg: TrainConfig, layers: list[int], progress: bool = Tru
     per_layer = [cfg.model_copy(update={"layer": l, "name": None if cfg.name is None else f"{cfg.name}-L{l}"}) for l in layers]
     if ray is None:
         return [train_sae(handle, c, progress=progress) for c in per_layer]
-    import functools
     import os
     import shutil
     import tempfile
     from pathlib import Path
 
-    from .cluster import connect, result_or_stop, worker_resources
-    from .model import get_handle
+    from .cluster import connect, model_factory, result_or_stop, worker_resources
 
     rt = connect(ray, ray_workers)
     workers, per_task = worker_resources(rt, ray_workers)
-    factory = factory or functools.partial(get_handle, handle.name, None, str(handle.dtype).replace("torch.", ""))
+    factory = factory or model_factory(handle.name, None, handle.dtype)
     task = rt.remote(_train_layer_task).options(max_retries=3, **per_task)
     fac = rt.put(factory)
     pending = {task.remote(fac, c.model_dump(), int(per_task["num_cpus"])): c.layer for c in per_layer}

@@ -163,15 +163,6 @@ def _coalesce(ranges: Sequence[Sequence[int]]) -> list[list[int]]:
     return out
 
 
-def _default_factory(handle: ModelHandle) -> Callable[[], ModelHandle]:
-    """What a Ray worker loads: this model by name and dtype, on the worker's own device."""
-    import functools
-
-    from ..model import get_handle
-
-    return functools.partial(get_handle, handle.name, None, str(handle.dtype).replace("torch.", ""))
-
-
 def _stream_range(handle: ModelHandle, units: UnitSource, wins: np.ndarray, w0: int, w1: int, batch_size: int, seed: int,
                   top_k: int, n_quantile: int, rand_slot: dict[int, int], states: dict[int, _LayerState] | None = None,
                   on_batch: Callable[[int], None] | None = None) -> tuple[dict[int, _LayerState], dict[str, torch.Tensor]]:
@@ -393,10 +384,12 @@ def _build_store(
 
     try:
         if ray is not None:
+            from ..cluster import model_factory
             from .distributed import build_on_ray
 
-            build_on_ray(ray, ray_workers, ray_factory or _default_factory(handle), units, wins, todo, batch_size, seed, top_k,
-                         n_quantile, rand_slot, states, checkpoint, bar, on_ray_progress)
+            factory = ray_factory or model_factory(handle.name, None, handle.dtype)
+            build_on_ray(ray, ray_workers, factory, units, wins, todo, batch_size, seed, top_k, n_quantile, rand_slot, states,
+                         checkpoint, bar, on_ray_progress)
         else:
             for r0, r1 in todo:
                 for w0 in range(r0, r1, wins_per_chunk):

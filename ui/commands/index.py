@@ -78,12 +78,11 @@ def run(args) -> int:
         raise InputError("--ray-workers needs --ray.", "Add --ray (a cluster on this machine) or --ray ADDRESS.")
     factory = None
     if args.ray is not None:
-        import functools
 
-        from gnothi.tools.model import get_handle
+        from gnothi.tools.cluster import model_factory
 
         # each worker loads the model as this command did, on its own device unless --device says
-        factory = functools.partial(get_handle, getattr(args, "model", None), getattr(args, "device", None), getattr(args, "dtype", None))
+        factory = model_factory(getattr(args, "model", None), getattr(args, "device", None), getattr(args, "dtype", None))
     rep = build_store(h, args.units, args.corpus, n_tokens=n_tokens, layers=args.layers, window=args.window,
                       batch_size=args.batch_size, seed=args.seed, force=args.force, progress=not args.quiet,
                       ray=args.ray, ray_workers=args.ray_workers, ray_factory=factory)

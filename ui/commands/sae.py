@@ -187,7 +187,6 @@ def run_train(args) -> int:
 
 def _train_layers(args, h, cfg) -> int:
     """``--layers``: one SAE per layer, here one after another or as Ray tasks."""
-    import functools
 
     from gnothi.tools.sae import human_seconds
     from gnothi.tools.sae_train import estimate_train_seconds, train_saes
@@ -200,9 +199,9 @@ def _train_layers(args, h, cfg) -> int:
           f"{human_seconds(est)} here one after another" + (", shared among the Ray workers" if args.ray else ""), file=sys.stderr)
     factory = None
     if args.ray is not None:
-        from gnothi.tools.model import get_handle
+        from gnothi.tools.cluster import model_factory
 
-        factory = functools.partial(get_handle, getattr(args, "model", None), getattr(args, "device", None), getattr(args, "dtype", None))
+        factory = model_factory(getattr(args, "model", None), getattr(args, "device", None), getattr(args, "dtype", None))
     results = train_saes(h, cfg, layers, progress=True, ray=args.ray, ray_workers=args.ray_workers, factory=factory)
     if args.json:
         print_json([r.model_dump(mode="json") for r in results])
