@@ -21,7 +21,7 @@ import functools
 import re
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 _UNITS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
@@ -83,12 +83,20 @@ def words_to_digits(text: str) -> str:
 KEYWORDS = ["neuron", "neurons", "layer", "layers", "feature", "features", "latent", "latents", "head", "heads", "probe", "probes",
             "probing", "sentiment", "explain", "patching", "patch", "attention", "hallucinate", "hallucinating", "hallucination",
             "singular", "plural", "statement", "question", "truthfulness", "causal", "tracing", "activation", "neurone",
-            "token", "tokens", "previous", "induction", "duplicate", "steer", "steering", "strength", "corrupted"]
+            "token", "tokens", "previous", "induction", "duplicate", "steer", "steering", "strength", "corrupted",
+            "model", "talk", "towards", "about", "obsessed", "suppression"]
 
 
 ABBREVIATIONS = {"feats": "features", "feat": "feature", "attn": "attention", "halluc": "hallucination", "hallu": "hallucination",
                  "lyr": "layer", "lyrs": "layers", "hd": "head", "hds": "heads", "tok": "token", "toks": "tokens", "neur": "neuron", "prob": "probe",
-                 "corr": "corrupted"}
+                 "corr": "corrupted",
+                 # phone typing
+                 "abt": "about", "bout": "about", "twds": "towards", "hed": "head", "heds": "heads", "mdl": "model", "cn": "can",
+                 "wat": "what", "wht": "what", "wher": "where", "shw": "show", "ppl": "people"}
+# shorthand with digits or a slash, which the word pattern does not see: "2wards", "w/ dogs"
+_SHORTHAND = ((re.compile(r"(?<![\w'])2wards?(?![\w'])", re.I), "towards"), (re.compile(r"(?<![\w/])w/(?=\s)", re.I), "with"),
+              (re.compile(r"(?<![\w'.])w(?=\s+[a-z]{2})"), "with"))
+_SUFFIXES = {"", "s", "es", "ed", "d", "ing", "ion", "ions", "er", "ers", "ly", "ation", "ations", "ating", "ate", "ated", "e", "al"}
 
 
 _INVISIBLE = {"Cf"}  # format characters: zero-width space and joiners, BOM, direction marks
@@ -129,20 +137,42 @@ def fix_typos(text: str) -> str:
         low = w.lower()
         if low in ABBREVIATIONS:
             return ABBREVIATIONS[low]
-        if low in _KW or len(low) < 4 or low in english_words() or low[:-1] in _KW:  # "activations": a plural is no typo
+        if low in _KW or len(low) < 3 or low in english_words() or low[:-1] in _KW:  # "activations": a plural is no typo
+            return w
+        if (hit := _SKELETONS.get(_skeleton(low))) and sum(ch in "aeiou" for ch in low[1:]) <= 1:
+            return hit  # vowels dropped, as on a phone: "tlk", "twrds", "strngth"
+        if len(low) < 4:
             return w
         for hit in difflib.get_close_matches(low, KEYWORDS, n=3, cutoff=0.75):
-            if _edits(low, hit) <= (1 if len(low) <= 6 else 2):  # "nueron", "layr", "halucination"; not "euro" -> "neuron"
-                return hit
+            if _edits(low, hit) <= (1 if len(low) <= 6 else 2) and not _inflection(low, hit):
+                return hit  # "nueron", "layr", "halucination"; not "euro" -> "neuron", nor "activating" -> "activation"
         return w
+
+    def fix_all(s: str) -> str:
+        for pat, word in _SHORTHAND:
+            s = pat.sub(word, s)
+        return re.sub(_TYPO_WORD, fix, s)
 
     out, pos = [], 0
     for m in _QUOTE_RE.finditer(text):  # quoted prompts stay exactly as typed
-        out.append(re.sub(_TYPO_WORD, fix, text[pos:m.start()]))
+        out.append(fix_all(text[pos:m.start()]))
         out.append(m.group(0))
         pos = m.end()
-    out.append(re.sub(_TYPO_WORD, fix, text[pos:]))
+    out.append(fix_all(text[pos:]))
     return "".join(out)
+
+
+def _skeleton(w: str) -> str:
+    """A word without its vowels after the first letter ("towards" -> "twrds")."""
+    return w[:1] + re.sub(r"[aeiou]", "", w[1:])
+
+
+def _inflection(a: str, b: str) -> bool:
+    """``a`` and ``b`` are one stem with different endings ("activating", "activation"): another word, not a typo."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return any(a[k:] and a[k:] in _SUFFIXES and b[k:] in _SUFFIXES for k in range(5, n + 1))  # "featur" is no inflection
 
 
 def _edits(a: str, b: str) -> int:
@@ -158,6 +188,11 @@ def _edits(a: str, b: str) -> int:
 
 _TYPO_WORD = r"(?<![\w=])[A-Za-z]{2,}(?![\w=])"  # a whole word: not part of an identifier ("code_vs_prose") or a key ("pos=")
 _KW = set(KEYWORDS)
+_SKELETON_HITS: dict[str, set[str]] = {}
+for _k in KEYWORDS:
+    _SKELETON_HITS.setdefault(_skeleton(_k), set()).add(_k)
+# a vowel-less spelling stands for a key word only when it has three letters or more and one key word has it
+_SKELETONS = {s: next(iter(ks)) for s, ks in _SKELETON_HITS.items() if len(s) >= 3 and len(ks) == 1}
 # ordinary words that sit close to a keyword and must stay as they are
 # English words are never typos: the whole words of the bundled MiniLM's WordPiece vocabulary (30k entries:
 # "read", "heard", "euro", "train"), plus words it splits that sit one edit from a key word
@@ -176,7 +211,7 @@ def english_words() -> frozenset[str]:
     return frozenset(words | _COMMON_EXTRA)
 
 
-_QUOTE_RE = re.compile(r"\"([^\"]+)\"|“([^”]+)”|«([^»]+)»|‘([^’]+)’|(?<![A-Za-z0-9])'((?:[^']|(?<=[A-Za-z])'(?=[A-Za-z]))+?)'(?![A-Za-z0-9])|`([^`]+)`")
+_QUOTE_RE = re.compile(r"\"([^\"]+)\"|“([^”]+)”|«([^»]+)»|‘([^’]+)’|(?<![A-Za-z0-9])'((?:[^']|(?<=[A-Za-z])'(?=[A-Za-z]))+?)'(?![A-Za-z0-9])|`([^`]+)`|„([^“”„]+)[“”]")
 
 
 def quoted(text: str) -> list[str]:
@@ -398,7 +433,8 @@ _CLAIM = re.compile(
     r"(?P<a>(?:[^,;!?()\n]|(?<=\d),(?=\d))+?)\s*(?=[,;!?()\n]|\.(?:\s|$)|$|\s+(?:when|if|after|once|because)\s+(?:i|we|you|someone|asked|prompted)\b)",
     re.I,
 )
-_FIELD_KEYS = (r"context|passage|text|source|document|doc|retrieved chunk|chunk|question|query|q|model answer|model's answer|answer it gave|its answer|"
+_FIELD_KEYS = (r"(?:clean|corrupted|corrupt|original|counterfactual)\s+(?:prompt|run|input|sentence|version)|(?:first|second)\s+(?:one|prompt|sentence)|"
+               r"prompt\s+[12AB]|counterfactual|context|passage|text|source|document|doc|retrieved chunk|chunk|question|query|q|model answer|model's answer|answer it gave|its answer|"
                r"generated answer|candidate completion|candidate answer|completion|model output|output|a\s*\(model\)|answer|ans|a|clean|corrupted|corrupt|alternative|alt")
 _FIELD = re.compile(
     rf"(?:^|\n|(?<=[\s.?!]))(?P<k>{_FIELD_KEYS})\s*(?:[:=]?\s*(?P<qv>\"[^\"]+\"|“[^”]+”|'(?:[^']|(?<=[A-Za-z])'(?=[A-Za-z]))+')|:\s*(?P<v>.+?)(?=\s+(?:{_FIELD_KEYS})\s*:|\n|$))",
@@ -422,10 +458,15 @@ def labelled_fields(text: str) -> dict[str, str]:
     names = {"passage": "context", "text": "context", "source": "context", "document": "context", "doc": "context", "ans": "answer", "q": "question", "query": "question", "retrieved chunk": "context", "chunk": "context",
              "generated answer": "answer", "candidate completion": "answer", "candidate answer": "answer", "completion": "answer",
              "model output": "answer", "output": "answer", "model answer": "answer",
-             "model's answer": "answer", "answer it gave": "answer", "its answer": "answer", "a": "answer", "corrupt": "corrupted", "alt": "alternative"}
+             "model's answer": "answer", "answer it gave": "answer", "its answer": "answer", "a": "answer", "corrupt": "corrupted", "alt": "alternative",
+             "counterfactual": "corrupted", "prompt 1": "clean", "prompt a": "clean", "prompt 2": "corrupted", "prompt b": "corrupted"}
     for m in _FIELD.finditer(text):
         k = re.sub(r"\s+", " ", m.group("k").lower())
         k = "answer" if k.startswith("a (") or k.startswith("a(") else names.get(k, k)
+        if re.match(r"(?:clean|original|first)\s", k):
+            k = "clean"  # "clean prompt: ...", "first one: ..."
+        elif re.match(r"(?:corrupt|counterfactual|second)", k):
+            k = "corrupted"
         if m.group("qv"):
             out.setdefault(k, m.group("qv")[1:-1])
             continue
@@ -438,6 +479,7 @@ def labelled_fields(text: str) -> dict[str, str]:
         elif k == "question" and "?" in v:
             v = v[: v.index("?") + 1]
         elif k in ("answer", "alternative", "clean", "corrupted"):
+            v = v.rstrip(" /|-–—")  # "Answer: Shakespeare / Alternative: ..."
             v = re.split(r"\.\s+(?=\w)|\s+(?=(?:answer|ans|alt|alternative|mode)\s+\w)|\s+(?=is (?:that|this|it)\b)|\s+[-–—/|]+\s+", v)[0]
         elif k == "context":  # a passage ends where the question about it begins
             sents = re.split(r"(?<=[.!])\s+(?=[A-Z])", v)
@@ -824,6 +866,9 @@ _INJECTION_RE = re.compile(
     r"|\b(?:dump|print|show|reveal|output|list|leak|tell me)\s+(?:me\s+)?(?:your|the|all)\s+(?:\w+\s+)?(?:configuration|config|credentials|secrets?|passwords?|tokens?|environment(?: variables)?|env vars|developer message|hidden (?:prompt|text|rules))\b"
     r"|\b(?:disable|turn off|bypass|override)\s+(?:your|all|the)?\s*(?:safety|content)?\s*(?:rules|filters?|guardrails|restrictions|safety)\b"
     r"|\bnew instructions?\s+(?:from|by)\b|\b(?:the )?text above (?:this|the) (?:conversation|message|chat)\b"
+    # prompt extraction: "repeat the text above starting with 'You are'", "stop being gnothi"
+    r"|\b(?:repeat|print|output|recite|copy|reproduce)\s+(?:back\s+)?(?:the|all|everything|your)\s+(?:\w+\s+)?(?:text|words|lines|message|content)\s+(?:above|before|that came before)\b"
+    r"|\b(?:stop|quit)\s+being\s+(?:gnothi|an?\s+(?:assistant|ai|interpretability))"
     r"|\b(?:run|execute|exec)\s+(?:this\s+)?(?:shell\s+)?(?:command\s*)?[:]?\s*`[^`]+`|\b(?:run|execute)\s+(?:this|the following|a)\s+shell\s+command\b"
     r"|\bcat\s+/etc/|\bcurl\s+\S+\s*\|\s*(?:ba)?sh\b|\bpip install\b",
     re.I,
@@ -832,3 +877,33 @@ _INJECTION_RE = re.compile(
 
 def looks_like_injection(text: str) -> bool:
     return bool(_INJECTION_RE.search(text))
+
+
+# ``key=value`` as typed in a terse request ("tok='bank' txt='river bank erosion'", "query=dates and times"):
+# the keys are argument names, or their usual short forms
+_KEY_ALIASES = {"tok": "token", "txt": "text", "q": "query", "l": "layer", "lyr": "layer", "n": "neuron", "h": "head", "f": "feature",
+                "feat": "feature", "top": "k", "topk": "k", "str": "strength", "alpha": "strength", "ans": "answer", "alt": "alternative",
+                "ctx": "context", "pos": "position", "src": "source", "behaviour": "behaviours", "behavior": "behaviours"}
+_KEY_VALUE_RE = re.compile(
+    r"(?<![\w=])(?P<k>[A-Za-z_]{1,16})\s*=\s*(?P<v>\"[^\"]*\"|'[^']*'|“[^”]*”|‘[^’]*’|`[^`]*`|[^\s,;=\"']+(?:\s+(?![A-Za-z_]{1,16}\s*=)[^\s,;=\"']+)*)")
+
+
+def explicit_args(text: str, fields: dict[str, type]) -> dict[str, Any]:
+    """The ``key=value`` pairs of ``text`` whose key (or its short form) is one of ``fields`` (name -> int, float or
+    str), each as that type ("top-k=8 contexts" -> ``{"k": 8}``); a number field without a number is left out."""
+    out: dict[str, Any] = {}
+    for m in _KEY_VALUE_RE.finditer(text):
+        k = m.group("k").lower()
+        k = k if k in fields else _KEY_ALIASES.get(k, k)
+        if k not in fields:
+            continue
+        v = m.group("v").strip()
+        if fields[k] in (int, float):
+            n = re.match(r"[-+]?\d+(?:\.\d+)?", v)
+            if n:
+                out[k] = fields[k](float(n.group(0))) if fields[k] is float or "." not in n.group(0) else float(n.group(0))
+        elif len(v) >= 2 and v[0] in "\"'“‘`" and v[-1] in "\"'”’`":
+            out[k] = v[1:-1]
+        else:
+            out[k] = v.rstrip(".?!")
+    return out

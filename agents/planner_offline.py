@@ -22,11 +22,12 @@ from typing import Any
 from gnothi.tools.config import env_flag
 
 from .extract import (
-    _QUOTE_RE, extract, fix_typos, is_followup, labelled_fields, looks_like_injection, squeeze, strip_invisible, strip_quoted,
+    _QUOTE_RE, explicit_args, extract, fix_typos, is_followup, labelled_fields, looks_like_injection, squeeze, strip_invisible, strip_quoted,
     words_to_digits,
 )
 from .router import get_router
 from .toolkit import TOOLKIT, Query
+from .toolkit.methods import defines
 from .toolkit.probing import user_examples
 from .types import Plan, ToolCall
 
@@ -41,7 +42,7 @@ MULTI_SURE_P = 0.9  # ... and a two-word clause ("probe sentiment") when it is t
 INJECTION_CLAUSE_P = 0.8  # one clause read as an injection this surely declines the whole message
 REFUSE_P = 0.6  # an off-topic or injection reading less sure than this gives way to a tool reading ...
 REFUSE_ALT_P = 0.15  # ... that has at least this probability
-TEXT_ANSWERS = ("clean", "prompt", "question", "text", "query")  # what a bare reply to a clarifying question can be, as typed
+TEXT_ANSWERS = ("clean", "corrupted", "prompt", "question", "text", "query", "concept", "context")  # what a bare reply to a clarifying question can be, as typed
 BARE_ANSWER_RE = re.compile(r"^\s*(?:it'?s\s+|in\s+|at\s+|use\s+|try\s+|make it\s+|how about\s+)?(?:the\s+)?(?:layer|neuron|unit|feature|head|number|n|l|h|f)?\s*#?(\d{1,6})(?:st|nd|rd|th)?\s*(?:layer|neuron|one|please)?\s*[.!?]?\s*$", re.I)
 
 
@@ -201,10 +202,11 @@ class OfflinePlanner:
         (three or more words outside quotes), route to different tools; otherwise the
         sentences are one request with its context ("Who wrote Hamlet? Is it making that up?")."""
         whole = self.route(q, last_tool)
+        whole = (_handed(whole[0], q, q), whole[1])
         fields = labelled_fields(q)
         clauses = split_clauses(q) if len(fields) < 2 or not {"context", "question"} & set(fields) else [q]  # "Context: ... Question: ...": one request
         if len(clauses) > 1:
-            routed = [(c, self.route(c, last_tool)) for c in clauses]
+            routed = [(c, (_handed(lab, c, q), p)) for c in clauses for lab, p in [self.route(c, last_tool)]]
             if any(lab == "help:injection" and p >= INJECTION_CLAUSE_P for _, (lab, p) in routed):
                 return [(q, "help:injection")]  # an instruction hidden in one clause declines the whole message
             examples = user_examples(q) if whole[0] == "probing" else []
@@ -214,7 +216,8 @@ class OfflinePlanner:
                 return len([w for w in strip_quoted(c).split() if w != "QUOTED"])
 
             real = [(c, lab) for c, (lab, p) in routed if lab in TOOLKIT and lab != "help" and p >= MULTI_MIN_P
-                    and (words(c) >= 3 or _names_a_unit(c) or (words(c) >= 2 and ("QUOTED" in strip_quoted(c) or p >= MULTI_SURE_P)))]
+                    and (words(c) >= 3 or _names_a_unit(c) or (words(c) >= 2 and ("QUOTED" in strip_quoted(c) or p >= MULTI_SURE_P)))
+                    and TOOLKIT[lab].asks_on_its_own(c) and not _only_context(c)]
             if len({lab for _, lab in real}) >= 2 or (len(real) >= 2 and all(_names_a_unit(c) for c, _ in real)):
                 return real
             strong = [lab for _, (lab, p) in routed if lab in TOOLKIT and lab != "help" and p >= MULTI_MIN_P]
@@ -292,6 +295,14 @@ class OfflinePlanner:
                           n_layers=ctx.n_layers, d_mlp=ctx.d_mlp, datasets=ctx.datasets, taggers=self.taggers, tool=tool,
                           message_quotes=whole.quotes)
             readings = _shift_layers(agent.extract_all(query), parsed, last if followup else None)
+            # "tok='bank' k=5": arguments typed by name fill what the agent's own reading left out; when that reading
+            # lacks something, the agent reads the clause again as if a previous call had set them
+            explicit = explicit_args(clause, agent.scalar_fields())
+            if explicit and any(need for _, need in readings):
+                query.followup, query.last_args = True, {**query.last_args, **explicit}
+                readings = _shift_layers(agent.extract_all(query), parsed, last if followup else None)
+            if explicit:
+                readings = [({**explicit, **args}, need) for args, need in readings]
             if tool == last_tool and not followup and all(need for _, need in readings):
                 # not marked as a follow-up, but incomplete on its own: the previous call supplies the rest
                 query.followup, query.last_args = True, dict(last["args"]) if last else {}
@@ -383,7 +394,7 @@ class OfflinePlanner:
             elif len(quotes) == 1:  # "Thanks for asking. The text is 'Winter is coming'."
                 args = {**(pend.get("args") or {}), missing: next(g for g in quotes[0] if g)}
             else:
-                args = {**(pend.get("args") or {}), missing: q.strip().strip("\"'“”‘’`")}
+                args = {**(pend.get("args") or {}), missing: bare_reply(q)}
         else:
             parsed = extract(q, ctx.n_layers)
             query = Query(clause=q, question=q, parsed=parsed, whole=parsed, followup=True, last_args=dict(pend.get("args") or {}),
@@ -418,6 +429,19 @@ class OfflinePlanner:
         return args
 
 
+_REPLY_LEAD_RE = re.compile(r"^(?:(?:ok(?:ay)?|sure|yes|yeah|um+|hmm+|well|so)\b[,!.]?\s*)*(?:let'?s\s+(?:go|try)\s+(?:with\s+)?|how about\s+|what about\s+"
+                            r"|maybe\s+|i'?d say\s+|go with\s+|try\s+|use\s+)?", re.I)
+_REPLY_TAIL_RE = re.compile(r"(?:[\s,]+(?:please|pls|plz|thanks|thx|ty|ofc|lol|then|i guess|maybe))+\s*[.!]*\s*$|\s*[.!]+\s*$", re.I)
+
+
+def bare_reply(q: str) -> str:
+    """A short reply to a clarifying question without its conversational wrapping: "Let's go with space exploration." ->
+    "space exploration", "dinosaurs plz" -> "dinosaurs" (a prompt typed as the reply keeps its own words)."""
+    s = q.strip()
+    core = _REPLY_TAIL_RE.sub("", _REPLY_LEAD_RE.sub("", s, count=1)).strip()
+    return (core or s).strip("\"'“”‘’`")
+
+
 def _squash(s: str) -> str:
     return re.sub(r"\W+", " ", s).strip().lower()
 
@@ -433,11 +457,13 @@ _SPLIT_RE = re.compile(
     r"\s*(?:;|,\s*then\b|\band\s+then\b|\bthen\s+also\b|\band\s+also\b|\balso\b,?|\bafter\s+that\b|\bplus\b|\.\s+(?=[A-Z])|\?\s+(?=[A-Za-z])"
     r"|,?\s+and\s+(?=(?:please\s+)?(?:find|search|show|probe|explain|describe|check|patch|look|tell|is|are|does|do|what|which|why|how|where|can|could|run|trace|list|give"
     r"|steer|amplify|generate|make\s+(?:it|the\s+model))\b)"
+    r"|,?\s*(?:and\s+)?while\s+you(?:'re|\s+are)\s+at\s+it\b,?"
     r"|,?\s+(?:and\s+)?(?:once|when|after)\s+(?:that(?:'s|\s+is)|it(?:'s|\s+is)|this\s+is)\s+(?:done|finished|over)\b,?"
     r"|,?\s+and\s+(?=(?:sae\s+)?(?:neuron|feature|head|latent)\s+#?\d|L\d+[NH]\d)"
     r"|\s+[+&]\s+|\s+(?:n|&|and|,)?\s*then\s+"
     r"|(?:^|\s)\(?\d{1,2}\)\s*|(?:^|\n)\s*[-*•]\s+|(?:^|\n)\s*\d{1,2}\s*[-–.:]\s+|(?:^|\s)\(?(?:i|ii|iii|iv|v|vi)\)\s+"
-    r"|\s[-–]\s+(?=then\b)|^\s*(?:first(?:ly)?|initially)\b,?|[,;]?\s+(?:second(?:ly)?|third(?:ly)?|finally|lastly|afterwards?|subsequently|next)\b,?)\s*",
+    r"|\s[-–]\s+(?=then\b)|^\s*(?:first(?:ly)?|initially)\b,?|[,;]?\s+(?:second(?:ly)?|third(?:ly)?|finally|lastly|afterwards?|subsequently"
+    r"|next(?=\s*,|\s+(?:please\s+)?(?:show|find|search|probe|explain|describe|check|patch|run|trace|list|give|steer|tell|do|try|look|what|which|is|can|could)\b))\b,?)\s*",
     re.I,
 )
 
@@ -485,6 +511,29 @@ def help_call(label: str) -> ToolCall | None:
     """The help call a router label stands for ("help:off_topic"), or None for a tool label."""
     kind, _, what = label.partition(":")
     return ToolCall(tool="help", args={"reason": what}) if kind == "help" else None
+
+
+# a sentence about the asker, with no request in it: context for the request beside it ("So I'm trying to build some
+# intuition for attention.", "I've heard heads can track pronouns.")
+_ABOUT_ME_RE = re.compile(r"^(?:(?:so|well|ok(?:ay)?|basically|hi|hey)\b[,!]?\s*)*(?:i'?m|i\s+am|i'?ve|i\s+have|i\s+was|i\s+keep|i\s+heard|i\s+read"
+                          r"|i\s+think|i\s+saw|i\s+know|we'?re|we\s+are|we'?ve|my|our|someone|people)\b", re.I)
+_REQUEST_CUE_RE = re.compile(r"\?|\b(?:can|could|would|will)\s+(?:you|we|i)\b|\bplease\b|\b(?:want|need|like|wondering|curious|looking\s+for|searching\s+for|interested\s+in)\b|\bshow\b|\btell\s+me\b", re.I)
+
+
+def _only_context(clause: str) -> bool:
+    return bool(_ABOUT_ME_RE.match(clause.strip())) and not _REQUEST_CUE_RE.search(clause)
+
+
+def _handed(label: str, clause: str, message: str) -> str:
+    """The agent that measures what ``clause`` (of ``message``) asks, when the routed one hands it over
+    ("which heads matter for '...'?": heads on one prompt are found by patching them)."""
+    if label not in TOOLKIT:
+        return label
+    if label not in ("methods", "help") and defines(clause):
+        return "methods"  # "What's an induction head?": what it is, not a search for them
+    e = extract(clause)
+    handed = TOOLKIT[label].hand_over(Query(clause=clause, question=message, parsed=e, whole=extract(message) if message != clause else e, tool=label))
+    return handed if handed in TOOLKIT else label
 
 
 def _names_a_unit(clause: str) -> bool:

@@ -57,6 +57,11 @@ class Attention(ToolAgent[AttentionArgs]):
         "patch the heads to see which ones cause the answer ('which heads matter for ...?')",
     ]
 
+    def asks_on_its_own(self, clause: str) -> bool:
+        # one head's pattern is asked for by naming the head or the pattern; "... and look at attention only" sets how
+        # another request measures
+        return bool(re.search(r"\b(?:heads?|h)\s*#?\d|\bL\d+H\d|\d+\.\d+\b|\bpatterns?\b|\battend\w*|\bheat\s*maps?\b|\blooks?\s+(?:at|to)\s+(?:which|what)\b", clause, re.I))
+
     def extract(self, q: Query) -> tuple[dict[str, Any], str | None]:
         e = q.parsed
         args = {k: v for k, v in q.last_args.items() if k in ("prompt", "layer", "head")} if q.followup else {}

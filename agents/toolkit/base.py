@@ -13,6 +13,8 @@ of its own. Adding a tool is adding one module (a :class:`ToolAgent` subclass de
 
 from __future__ import annotations
 
+import typing
+
 import re
 import time
 from dataclasses import dataclass, field
@@ -213,6 +215,25 @@ class ToolAgent(Generic[A]):
     def canonical(self, args: dict[str, Any]) -> dict[str, Any]:
         """Arguments in this tool's conventions, whoever planned them (an LLM planner's too)."""
         return args
+
+    @classmethod
+    def scalar_fields(cls) -> dict[str, type]:
+        """The arguments a user can type as ``key=value``: name -> int, float or str (lists and the rest left out)."""
+        out: dict[str, type] = {}
+        for name, f in cls.Args.model_fields.items():
+            kinds = [k for k in (int, float, str) if k in typing.get_args(f.annotation) or f.annotation is k]
+            if kinds and "list" not in str(f.annotation) and "Literal" not in str(f.annotation):
+                out[name] = kinds[0]
+        return out
+
+    def hand_over(self, q: Query) -> str | None:
+        """Another agent that measures what ``q`` asks better than this one (its name), or None."""
+        return None
+
+    def asks_on_its_own(self, clause: str) -> bool:
+        """Whether ``clause``, one part of a longer message, is a request to this agent by itself (and not the
+        message's other request going on: "..., report per-layer accuracy")."""
+        return True
 
     def missing(self, args: dict[str, Any]) -> str | None:
         """The one argument a half-built call lacks, when a short answer can supply it."""

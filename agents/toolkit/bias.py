@@ -48,11 +48,35 @@ class BiasArgs(Args):
         return check_text(v, info.field_name)
 
 
+# a word listed beside a known occupation is one too ("the cook and the builder", "teachers n cops", "nurses, pilots & cooks")
+_CONJ = r"(?:\s*,\s*(?:and\s+|or\s+|&\s*)?|\s+(?:and|or|n|&|\+|vs\.?|versus)\s+)(?:(?:the|a|an)\s+)?"
+_NEXT_RE = re.compile(rf"^{_CONJ}(?P<w>[A-Za-z][a-z-]{{2,}})\b")
+_PREV_RE = re.compile(rf"\b(?P<w>[A-Za-z][a-z-]{{2,}}){_CONJ}$")
+_NOT_OCCUPATION = {"he", "she", "him", "his", "her", "hers", "they", "them", "men", "women", "man", "woman", "people", "person", "gender",
+                   "genders", "model", "bias", "biased", "also", "both", "other", "others", "all", "more", "less", "see", "check", "test",
+                   "measure", "compare", "show", "tell", "which", "what", "how", "then", "one", "ones", "jobs", "job", "occupation",
+                   "occupations", "professions", "profession", "stereotypes", "stereotype", "female", "male", "gendered", "try", "use",
+                   "with", "for", "about", "like", "this", "that", "these", "those", "you", "your", "not", "but", "now", "too", "please",
+                   "and", "after", "before", "while", "when", "then", "next", "run", "make", "find", "give", "same", "any", "some"}
+_HE_SHE_RE = re.compile(r"\b(?P<a>he|she|his|her|him|man|woman|male|female)\s+(?:or|vs\.?|versus|over)\s+(?P<b>he|she|his|her|him|man|woman|male|female)\b", re.I)
+
+
 def occupations_in(text: str) -> list[str]:
-    out = []
+    found: list[tuple[int, str]] = []
     for m in _OCC_RE.finditer(text):
-        o = _KNOWN[_FORMS[m.group(1).lower()]]
-        if o not in out:
+        found.append((m.start(), _KNOWN[_FORMS[m.group(1).lower()]]))
+        for side, pat, s in (("next", _NEXT_RE, text[m.end():]), ("prev", _PREV_RE, text[:m.start()])):
+            pos = m.end()
+            while (n := pat.search(s)) and n.group("w").lower() not in _NOT_OCCUPATION and n.group("w").lower() not in _FORMS:
+                w = bias.singular(n.group("w").lower())
+                found.append((pos + n.start("w") if side == "next" else n.start("w"), w))
+                if side == "prev":
+                    break
+                pos += n.end()
+                s = s[n.end():]
+    out: list[str] = []
+    for _, o in sorted(found):
+        if o not in out and not any(x != o and x.startswith(o + " ") for _, x in found):  # "flight" of "flight attendants"
             out.append(o)
     return out
 
@@ -82,6 +106,8 @@ class Bias(ToolAgent[BiasArgs]):
         m = _PAIR_RE.search(q.clause) or _SLASH_RE.search(q.clause)
         if m and not {m.group("a").lower(), m.group("b").lower()} & (set(_KNOWN) | {"occupation", "occupations", "and", "or"}):
             args["pair"] = f"{m.group('a')}/{m.group('b')}"
+        if not args.get("pair") and (m := _HE_SHE_RE.search(q.clause)) and m.group("a").lower() != m.group("b").lower():
+            args["pair"] = f"{m.group('a').lower()}/{m.group('b').lower()}"  # "does it prefer he or she for pilots?"
         if args.get("template") and not args.get("pair"):
             args["pair"] = "he/she"
         return args, None

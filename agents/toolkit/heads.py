@@ -11,6 +11,7 @@ from gnothi.tools import heads
 from gnothi.tools.errors import check_range
 from gnothi.tools.results import ToolResult
 
+from ..extract import strip_quoted
 from .base import Args, Query, Row, ToolAgent, adopt, num, register
 
 if TYPE_CHECKING:
@@ -26,6 +27,15 @@ _WORDS: list[tuple[str, re.Pattern]] = [
     ("first_token", re.compile(r"\bfirst[- ](?:token|position)\b|\bbos\b|\b(?:attention )?sinks?\b|\bstart of (?:the )?(?:text|sequence|prompt)\b|\bbeginning of (?:the )?(?:text|sequence)\b|\bposition 0\b", re.I)),
 ]
 _NOT_SCORED = re.compile(r"\b(?:(?:negative|backup)\s+)?name[- ]?movers?\b|\bcopy[- ]suppression\b|\bsuccessor\b|\bpunctuation\b|\bpositional\b|\bS-?inhibition\b|\bbackup\b", re.I)
+
+# "<role> heads" for a role not among the scored behaviours: "retrieval heads", "negative heads"
+_ROLE_HEADS = re.compile(r"\b(?P<role>[a-z][a-z-]{3,}(?:\s+[a-z][a-z-]{3,})?)\s+heads?\b", re.I)
+_NOT_A_ROLE = {"which", "what", "these", "those", "there", "their", "some", "many", "most", "more", "other", "important", "interesting",
+               "attention", "individual", "specific", "particular", "main", "top", "best", "strongest", "biggest", "different", "certain",
+               "about", "find", "show", "list", "rank", "score", "scores", "give", "tell", "have", "with", "from", "into", "over", "like",
+               "previous-token", "previous", "token", "induction", "duplicate", "duplicate-token", "first-token", "first", "layer",
+               "model", "model's", "your", "does", "kind", "kinds", "type", "types", "sort", "sorts", "much", "many", "every", "each", "same",
+               "look", "looking", "anything", "know", "known", "famous", "good", "real", "actual", "special", "named", "called"}
 
 
 def behaviours_in(text: str) -> list[str]:
@@ -73,7 +83,18 @@ class Heads(ToolAgent[HeadsArgs]):
         m = _NOT_SCORED.search(q.clause)
         if m:  # a role the finder does not score, asked for alone or beside scored ones
             args["unscored"] = m.group(0).lower()
+        elif not bs and (m := _ROLE_HEADS.search(strip_quoted(q.clause))) and not set(m.group("role").lower().split()) & _NOT_A_ROLE:
+            args["unscored"] = m.group("role").lower()  # "any retrieval heads?": a role named by the user, not one scored here
         return args, None
+
+    def hand_over(self, q: Query) -> str | None:
+        # "which heads matter for 'The Amazon river flows through'?": heads on one prompt are found by patching them
+        prompts = [x for x in q.quotes if len(x.split()) >= 3]
+        causal = re.search(r"\b(?:matter\w*|important|responsible|contribut\w*|driv\w*|caus\w*|mov\w*|affect\w*|influenc\w*|effect|impact\w*|"
+                           r"patch\w*|decid\w*|promot\w*|necessary|needed)\b", strip_quoted(q.question or q.clause), re.I)
+        if prompts and causal and q.parsed.head is None and not behaviours_in(q.clause) and not _NOT_SCORED.search(q.clause):
+            return "activation_patching"
+        return None
 
     def reformulate(self, a):
         bs = a.get("behaviours") or list(heads.BEHAVIOURS)

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from gnothi.tools import methods
 from gnothi.tools.results import ToolResult
 
+from ..extract import strip_quoted
 from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
 
 if TYPE_CHECKING:
@@ -42,8 +43,25 @@ def _terms() -> re.Pattern:
     return re.compile(r"\b(?:" + "|".join(sorted((re.escape(w) for w in words), key=len, reverse=True)) + r")", re.I)
 
 
+_ASKS_RE = re.compile(r"\?|\b(?:what|why|how|when|which|whether|explain\w*|defin\w*|meaning|means?|difference|tell\s+me\s+about|is\s+it|are\s+they"
+                      r"|does|do\s+(?:you|they|i)|should|can\s+(?:i|you|we))\b", re.I)
+
+
 def names_a_method(text: str) -> bool:
     return bool(_terms().search(text) or _GENERIC.search(text))
+
+
+# a question that asks what a method or a concept is, whichever tool's words it uses ("What's an induction head?",
+# "what are SAE features?", "Are SAE features really monosemantic?"): not a request to run that tool
+_DEFINES_RE = re.compile(
+    r"^\s*(?:(?:so|ok(?:ay)?|um+|hey|quick question)\b[,:]?\s*)*(?:what(?:'s|\s+is)\s+(?:an?|the\s+(?:idea|point)\s+(?:of|behind))\s+"
+    r"|what\s+(?:is|are)\s+(?!the\b|this\b|that\b|these\b|those\b|my\b|your\b|its\b|some\b|any\b)[\w -]{3,40}\?"
+    r"|what\s+does\s+[\w -]{3,40}\s+mean\b|how\s+(?:does|do)\s+[\w -]{3,40}\s+work\b|(?:is|are)\s+[\w -]{3,40}\s+really\b|define\s+)", re.I)
+
+
+def defines(clause: str) -> bool:
+    """``clause`` asks what a method or concept is (no unit, number or prompt of its own)."""
+    return bool(_DEFINES_RE.match(clause)) and not re.search(r"\d|QUOTED", strip_quoted(clause)) and names_a_method(clause)
 
 
 class MethodsArgs(Args):
@@ -73,11 +91,15 @@ class Methods(ToolAgent[MethodsArgs]):
     def extract(self, q: Query) -> tuple[dict[str, Any], str | None]:
         args: dict[str, Any] = {"question": q.clause.strip() or q.question.strip()}
         last = q.entities.get("last_tool")
-        if last and last not in ("methods", "help") and (_REFERS_BACK.search(q.clause) or re.search(r"\d*\.\d+", q.clause)):
+        if last and last not in ("methods", "help") and (_REFERS_BACK.search(q.clause) or re.search(r"\d*\.\d+|\d+(?:\.\d+)?\s*%", q.clause)):
             args["about"] = last
         if not args.get("about") and not names_a_method(q.clause):
             return args, "Which method should I explain? For example: activation patching, probes, SAEs, neuron explanation scores or steering."
         return args, None
+
+    def asks_on_its_own(self, clause: str) -> bool:
+        # a question about a method is asked as one ("how are labels made?", "explain what a probe is"), not as an order
+        return bool(_ASKS_RE.search(clause))
 
     def reformulate(self, a):
         about = f" (about the {a['about'].replace('_', ' ')} result above)" if a.get("about") else ""

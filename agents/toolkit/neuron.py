@@ -38,6 +38,11 @@ _TOKEN_CUE = re.compile(r"\b(?:token|word|fire|fires|firing|activate|activates|a
                         r"|\bneurons\s+(?:for|on|about|by)\b|\bneurons\b.{0,30}\b(?:on|by|for)\s+QUOTED", re.I)
 
 
+_ADD_UNIT_RE = re.compile(r"\b(?:inject\w*|add\w*|amplif\w*|boost\w*|clamp\w*|steer\w*|push\w*|crank\w*|turn\w*\s+up)\b", re.I)
+_WHILE_WRITING_RE = re.compile(r"\b(?:decod\w*|generat\w*|writ\w*|continu\w*|sampl\w*|complet\w*|strength|scale|coefficient|alpha|"
+                               r"multiplier|times|by\s+[-+]?\d|to\s+[-+]?\d|\d+(?:\.\d+)?\s*x)\b", re.I)
+
+
 @register
 class NeuronExplainer(ToolAgent[NeuronArgs]):
     name = "neuron_explainer"
@@ -130,6 +135,14 @@ class NeuronExplainer(ToolAgent[NeuronArgs]):
                 out.append((args, None))
             return out
         return [self.extract(q)]
+
+    def hand_over(self, q: Query) -> str | None:
+        # "inject L20N101 during decoding, scale 10", "amplify neuron 8.77 by 10 while it writes": adding the unit's
+        # direction while the model generates is steering
+        bare = strip_quoted(q.clause)
+        if _ADD_UNIT_RE.search(bare) and _WHILE_WRITING_RE.search(bare):
+            return "steering"
+        return None
 
     def missing(self, args):
         if args.get("neuron") is not None and args.get("layer") is None:

@@ -108,6 +108,10 @@ _STOP = _STOP_ANSWERS | {"and", "or", "but", "not", "to", "of", "for", "with", "
                          "clean", "corrupted", "corrupt", "prompt", "prompts", "say", "says"}
 
 
+_AGAINST_EARLIER_RE = re.compile(r"\b(?:it|that|this|the same|the)(?:\s+(?:prompt|sentence|one|input))?\s+(?:against|versus|vs\.?|with)\s+(?:the\s+)?"
+                                 r"(?:corrupted\s+|counterfactual\s+)?(?:prompt\s+|sentence\s+|version\s+)?[\"“'‘„]", re.I)
+_REQUEST_TAIL_RE = re.compile(r"(?:\s*,\s*|\s+)(?:and\s+(?:then\s+)?)?(?:tell|show|let|give|which|what|where|how|see|find|report|explain|check|list|plot)\b"
+                              r"(?=[^.?!]*\b(?:layers?|positions?|heads?|tokens?|components?|matters?|me|us)\b).*$", re.I | re.S)
 _BACK_REF = re.compile(r"\b(?:it|that|this|there|the same|the gap|the bias|the difference)\b", re.I)
 
 
@@ -286,6 +290,14 @@ class ActivationPatching(ToolAgent[PatchArgs]):
                 args["clean"] = q.referred_prompt()
             elif "QUOTED" not in masked and (found := unquoted_prompt(masked)):
                 args["clean"] = found
+        if len(q.quotes) == 1 and _AGAINST_EARLIER_RE.search(q.clause):
+            earlier = q.last_args.get("clean") or (q.entities.get("prompt") if isinstance(q.entities.get("prompt"), str) else None)
+            if earlier and earlier != q.quotes[0]:  # "now patch that prompt against '...'": the earlier prompt is the clean one
+                args["clean"], args["corrupted"] = earlier, q.quotes[0]
+        if not q.quotes:  # an unquoted prompt ends where the request goes on ("... city of and tell me which positions matter")
+            for k in ("clean", "corrupted"):
+                if isinstance(args.get(k), str):
+                    args[k] = _REQUEST_TAIL_RE.sub("", args[k]).strip(" /|-–—") or args[k]
         if ans:
             args["answer"] = ans
             tail = ans.strip()

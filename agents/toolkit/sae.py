@@ -40,6 +40,8 @@ _NOT_TOPIC = re.compile(r"^(?:(?:it|this|that|them|these|those|the same|the|its|
                         r"|^(?:l|layer\s*)\d+$|^(?:it|that|this)\s+too$", re.I)
 _FOR_SENTENCE = re.compile(r"\b(?:for|on|of|in)\s+the\s+(?:sentence|text|phrase|input|string)\s*:?\s+(?P<t>[^?\n]{3,}?)\s*[?.!]?\s*$", re.I)
 _SAME_SEARCH = re.compile(r"\b(?:same|again)\b", re.I)
+# "same for German?": the same search for a new topic (not "same but for layer 9", "same for the top 20")
+_SAME_FOR_NEW = re.compile(r"\b(?:same|again)\s+(?:thing\s+|search\s+)?(?:for|with|about|on)\s+(?!(?:the\s+)?(?:top|first|layer|l\d|\d|that|this|it)\b)[A-Za-z]", re.I)
 # what a follow-up says when it only changes how many results or which layer ("what about the top 20 there?")
 _SETTINGS_WORDS = {"ok", "okay", "and", "so", "now", "then", "what", "how", "about", "the", "top", "first", "best", "most", "just", "only",
                    "there", "instead", "result", "results", "one", "ones", "feature", "features", "latent", "latents", "in", "layer", "l",
@@ -117,7 +119,8 @@ class SAEFeatureSearch(ToolAgent[SAEArgs]):
         elif not q.quotes and "feature" not in args and (m := _FOR_SENTENCE.search(q.clause)):
             args["text"] = m.group("t").strip()  # "activations for the sentence Das ist ein schöner Tag"
             args.pop("query", None)
-        elif q.followup and q.last_args.get("query") and _SAME_SEARCH.search(q.clause) and "feature" not in args:
+        elif (q.followup and q.last_args.get("query") and _SAME_SEARCH.search(q.clause) and "feature" not in args
+              and not _SAME_FOR_NEW.search(words_to_digits(q.clause))):
             pass  # "same search but only in layer 9": the query stays
         elif (q.followup and "feature" not in args and (q.last_args.get("query") or q.last_args.get("text"))
               and _settings_only(q.clause)):

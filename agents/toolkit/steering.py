@@ -24,18 +24,22 @@ _CONCEPT_RE = re.compile(
     r"|\b(?:obsessed with|mention(?:s|ing)?|bring(?:s|ing)? up|interest in|tendency to bring up|lean(?:s|ing)? towards|away from|avoid(?:s|ing)?|less about)\s+(?P<c>[^.,;:!?()\n]+)"
     r"|\b(?:sound|act|write|talk)\s+like\s+(?P<d>[^.,;:!?()\n]+)"
     r"|\b(?:the|a|an)\s+(?P<e>[A-Za-z][\w' -]{1,30}?)\s+(?:concept|direction|vector|steering vector)\b"
+    r"|\b(?:concept|topic|theme|subject)\s+(?:of\s+)?(?P<i>['\"“‘][^'\"”’]{1,40}['\"”’]|[A-Za-z][\w-]*(?:\s+[a-z][\w-]*)?)"
     r"|\b(?:activation addition|caa|actadd|steering vector|direction|vector)\s+(?:for|of|towards?)\s+(?P<h>[^.,;:!?()\n]+)"
     r"|\bmore\s+(?P<f>[a-z]+)\b(?=[^.?!]*\b(?:direction|inside|internals|activations|steer|dial|intervening)\b)"
     r"|\bless\s+(?P<g>[a-z]+)\b(?=[^.?!]*\b(?:direction|dial|internals|activations|steer)\b)",
     re.I)
-_STOP_TAIL = re.compile(r"\s+(?:at|in|on|from|with|by|using|for|when|while|during|whenever|every|all|so|and then|then)\b.*$|\s+(?:please|pls|thanks)\b.*$", re.I)
-_NEGATIVE = re.compile(r"\b(?:less|never|stop|suppress\w*|remove|subtract\w*|dial\w* down|reduce|away from|not to|avoid)\b", re.I)
+_STOP_TAIL = re.compile(r"\s+(?:at|in|on|from|with|by|using|for|when|while|during|whenever|every|all|so|and then|then|strength|layer|scale)\b.*$"
+                        r"|\s+(?:please|pls|plz|thanks|thx|lol|haha|ok)\b.*$|\s+[-–—(]\s*.*$|\s+[-+]?\d.*$", re.I)
+_NEGATIVE = re.compile(r"\b(?:less|never|stop|negative(?:ly)?|suppress\w*|remove|subtract\w*|dial\w* down|reduce|away from|not to|avoid)\b", re.I)
 _STRENGTH_RE = re.compile(r"\b(?:strength|coefficient|coeff|alpha|scale|multiplier|magnitude|factor of|times|amount)\s*(?:of\s*)?[=:]?\s*(?P<s>[-+]?\d+(?:\.\d+)?)\b"
                           r"|\b(?P<t>[-+]?\d+(?:\.\d+)?)\s*(?:x|times)\b"
                           # a verb of amount, then "by N" / "to N": "amplify L8N77 by 10", "crank it up to 10"
                           r"|\b(?:amplif\w*|boost\w*|scal\w*|multipl\w*|crank\w*|turn\w*\s+(?:it\s+)?up|dial\w*\s+(?:it\s+)?up|push\w*|increas\w*|rais\w*|bump\w*)"
                           r"\b[^.?!]{0,30}?\b(?:by|to)\s+(?P<u>[-+]?\d+(?:\.\d+)?)\b(?!\s*(?:layers?|neurons?|tokens?|words?)\b)"
-                          r"|\bat\s+(?P<v>[-+]\d+(?:\.\d+)?)\b", re.I)  # a signed amount: "add feature 77's direction at -2"
+                          # an amount after "at" ("toward chess at 4.5", "the probe at -2"), not a layer or a percentage
+                          r"|\bat\s+(?P<v>[-+]?\d+(?:\.\d+)?)\b(?!\s*(?:%|layers?|neurons?|tokens?|words?|heads?)\b)"
+                          r"|,\s*(?P<w>[-+]\d+(?:\.\d+)?)\s*$", re.I)  # a signed amount at the end: "the concept 'sadness', -8"
 _PROBE_RE = re.compile(r"\bprob(?:e|e's|es|ing)\b", re.I)  # the property itself is read as probing reads it (find_dataset)
 _WORDS_RE = re.compile(r"\bwords?\s*[:=]\s*(?P<w>[A-Za-z][\w ,'-]+)", re.I)
 
@@ -117,6 +121,11 @@ class Steering(ToolAgent[SteeringArgs]):
         e, text = q.parsed, q.clause
         args: dict[str, Any] = {k: v for k, v in q.last_args.items() if k in SteeringArgs.model_fields} if q.followup else {}
         units = e.units or ([(e.layer, e.neuron)] if e.layer is not None and e.neuron is not None else [])  # "neuron 12 in the last layer"
+        amount_only = False
+        amount = re.search(r"\b(?:at|strength|by|to|of)\s+(\d+)\.(\d+)\b", text, re.I)
+        if units == [(int(amount[1]), int(amount[2]))] if amount else False:
+            if not re.search(r"\b(?:neurons?|units?|mlp)\b", text, re.I):
+                units, amount_only = [], True  # "toward chess at 4.5": an amount, not neuron 4.5
         if units:
             args.update(source="neuron", layer=units[0][0], neuron=units[0][1])
             args.pop("concept", None)
@@ -132,17 +141,18 @@ class Steering(ToolAgent[SteeringArgs]):
                 args.update(source="concept", concept=c)
         if not _has_source(args) and _ANAPHOR_RE.search(text):
             args.update(earlier_direction(q.entities))  # "then steer with it", "steer with that probe now", "talk less about that topic"
-        if e.layer is not None and args.get("source") != "neuron":
+        if e.layer is not None and args.get("source") != "neuron" and not amount_only:
             args["layer"] = e.layer
         bare = words_to_digits(strip_quoted(text))  # a quoted prompt's words ("I can never decide", "3 times") are not the request's
         m = _STRENGTH_RE.search(bare)
         if m:
-            args["strength"] = float(m.group("s") or m.group("t") or m.group("u") or m.group("v"))
+            args["strength"] = float(next(g for g in m.groups() if g is not None))
         if _NEGATIVE.search(bare) and args.get("source", "concept") == "concept" and args.get("concept"):
             args["strength"] = -abs(args["strength"]) if args.get("strength") is not None else None
             args["negative"] = True
-        if q.quotes:
-            args["prompt"] = max(q.quotes, key=len)
+        prompts = [x for x in q.quotes if x.strip().lower() != str(args.get("concept") or "").lower()]  # "the concept 'sadness'"
+        if prompts:
+            args["prompt"] = max(prompts, key=len)
         w = _WORDS_RE.search(text)
         if w:
             args["words"] = [x.strip() for x in re.split(r",|\band\b", w.group("w")) if x.strip()][:10]
