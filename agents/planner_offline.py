@@ -295,14 +295,12 @@ class OfflinePlanner:
                           n_layers=ctx.n_layers, d_mlp=ctx.d_mlp, datasets=ctx.datasets, taggers=self.taggers, tool=tool,
                           message_quotes=whole.quotes)
             readings = _shift_layers(agent.extract_all(query), parsed, last if followup else None)
-            # "tok='bank' k=5": arguments typed by name fill what the agent's own reading left out; when that reading
-            # lacks something, the agent reads the clause again as if a previous call had set them
+            # "tok='bank' txt='...'": when the agent's own reading lacks something, arguments typed by name are read as if
+            # a previous call had set them
             explicit = explicit_args(clause, agent.scalar_fields())
             if explicit and any(need for _, need in readings):
                 query.followup, query.last_args = True, {**query.last_args, **explicit}
                 readings = _shift_layers(agent.extract_all(query), parsed, last if followup else None)
-            if explicit:
-                readings = [({**explicit, **args}, need) for args, need in readings]
             if tool == last_tool and not followup and all(need for _, need in readings):
                 # not marked as a follow-up, but incomplete on its own: the previous call supplies the rest
                 query.followup, query.last_args = True, dict(last["args"]) if last else {}

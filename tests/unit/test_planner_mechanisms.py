@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from gnothi.agents.extract import explicit_args, fix_typos, labelled_fields, looks_like_injection, quoted
-from gnothi.agents.planner_offline import OfflinePlanner, PlanContext, bare_reply, split_clauses
+from gnothi.agents.planner_offline import OfflinePlanner, PlanContext, _handed, bare_reply, split_clauses
 from gnothi.agents.toolkit import TOOLKIT
 from gnothi.agents.toolkit.bias import occupations_in
 from gnothi.agents.toolkit.methods import defines
@@ -127,6 +127,10 @@ def test_heads_on_one_prompt_are_patched(planner):
     p = planner.plan("which heads matter for 'The Nile flows through'?", CTX)
     assert calls(p) == [("activation_patching", {"clean": "The Nile flows through", "mode": "heads"})]
     assert calls(planner.plan("which heads are induction heads?", CTX))[0][0] == "heads"  # no prompt: the head finder
+    # the head finder hands the first over, whatever the router said; not one head's pattern on a prompt
+    assert _handed("heads", "do individual heads matter for 'The Nile flows through'?", "do individual heads matter for 'The Nile flows through'?") == "activation_patching"
+    assert _handed("heads", "where does layer 2's head 4 look in 'The Nile flows through'?", "where does layer 2's head 4 look in 'The Nile flows through'?") == "heads"
+    assert _handed("neuron_explainer", "amplify neuron 4.20 by 3 while it writes", "amplify neuron 4.20 by 3 while it writes") == "steering"
 
 
 def test_what_a_method_is_goes_to_the_method_cards():
@@ -142,6 +146,8 @@ def test_a_sentence_about_the_asker_is_context_not_a_request(planner):
 
 
 def test_an_order_is_not_a_method_question(planner):
+    assert not TOOLKIT["methods"].asks_on_its_own("report per-layer accuracy")
+    assert TOOLKIT["methods"].asks_on_its_own("explain how SAE labels are made")
     assert [t for t, _ in calls(planner.plan("I need a diagnostic classifier for sentiment on the residual stream; report per-layer accuracy.", CTX))] == ["probing"]
 
 
