@@ -57,7 +57,7 @@ _NOT_OCCUPATION = {"he", "she", "him", "his", "her", "hers", "they", "them", "me
                    "measure", "compare", "show", "tell", "which", "what", "how", "then", "one", "ones", "jobs", "job", "occupation",
                    "occupations", "professions", "profession", "stereotypes", "stereotype", "female", "male", "gendered", "try", "use",
                    "with", "for", "about", "like", "this", "that", "these", "those", "you", "your", "not", "but", "now", "too", "please",
-                   "and", "after", "before", "while", "when", "then", "next", "run", "make", "find", "give", "same", "any", "some"}
+                   "and", "after", "before", "while", "when", "next", "run", "make", "find", "give", "same", "any", "some"}
 _HE_SHE_RE = re.compile(r"\b(?P<a>he|she|his|her|him|man|woman|male|female)\s+(?:or|vs\.?|versus|over)\s+(?P<b>he|she|his|her|him|man|woman|male|female)\b", re.I)
 
 

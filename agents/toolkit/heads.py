@@ -34,7 +34,7 @@ _NOT_A_ROLE = {"which", "what", "these", "those", "there", "their", "some", "man
                "attention", "individual", "specific", "particular", "main", "top", "best", "strongest", "biggest", "different", "certain",
                "about", "find", "show", "list", "rank", "score", "scores", "give", "tell", "have", "with", "from", "into", "over", "like",
                "previous-token", "previous", "token", "induction", "duplicate", "duplicate-token", "first-token", "first", "layer",
-               "model", "model's", "your", "does", "kind", "kinds", "type", "types", "sort", "sorts", "much", "many", "every", "each", "same",
+               "model", "model's", "your", "does", "kind", "kinds", "type", "types", "sort", "sorts", "much", "every", "each", "same",
                "look", "looking", "anything", "know", "known", "famous", "good", "real", "actual", "special", "named", "called"}
 
 
