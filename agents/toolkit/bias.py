@@ -96,13 +96,15 @@ class Bias(ToolAgent[BiasArgs]):
     ]
 
     def extract(self, q: Query) -> tuple[dict[str, Any], str | None]:
-        args: dict[str, Any] = {}
+        # a follow-up ("try it with my sentence '...'", "and for pilots?") keeps what it does not change
+        args: dict[str, Any] = {k: v for k, v in q.last_args.items() if k in ("occupations", "template", "pair")} if q.followup else {}
         occ = occupations_in(q.clause)
         if occ:
             args["occupations"] = occ
         quoted = [x for x in q.quotes if "{" in x or "occupation" in x.lower()]
         if quoted:
             args["template"] = quoted[0].replace("{}", "{occupation}")
+            args.pop("pair", None)  # a new template: its pair is read below (he/she unless named)
         m = _PAIR_RE.search(q.clause) or _SLASH_RE.search(q.clause)
         if m and not {m.group("a").lower(), m.group("b").lower()} & (set(_KNOWN) | {"occupation", "occupations", "and", "or"}):
             args["pair"] = f"{m.group('a')}/{m.group('b')}"

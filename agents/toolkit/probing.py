@@ -47,7 +47,7 @@ class ProbeArgs(Args):
 DATASET_WORDS = {
     "true_false": r"\btrue\s*(?:/|vs\.?|or|and)?\s*false\b|\btruefalse\b|\btru(?:e|th|thful\w*|ths)\b|\bfalse(?:hood)?\b|\bfactual\w*\b|\bcorrect(?:ness)?\b|\blies\b|\blying\b|\baccura(?:te|cy) (?:statement|fact|claim)s?\b|\bfacts? (?:are|is) (?:right|wrong)\b|\bwrong\b",
     "sentiment": r"\bsentiment\b|\bpositive\b|\bnegative\b|\breviews?\b|\bemotion\w*|\bhappy\b|\bsad\b|\bmood\b|\bpolarity\b|\btone\b|\bfeel(?:s|ing)? (?:good|bad)\b|\bpraise|\bcomplain",
-    "question_vs_statement": r"\bq\s+vs\.?\s+statements?\b|\bquestions?\b.{0,40}\bstatements?\b|\bstatements?\b.{0,40}\bquestions?\b|\bis\s+a\s+question\b|\bquestions?\s+(?:vs\.?|or|from|versus)\b|\binterrogative\b|\bstatements?\s+(?:vs\.?|or|from|versus)\s+questions?\b|\basking\s+something\b|\bquestion[- ]ness\b|\bquestion or (?:a )?statement\b",
+    "question_vs_statement": r"\bq\s+vs\.?\s+statements?\b|\bquestions?\b.{0,40}\bstatements?\b|\bstatements?\b.{0,40}\bquestions?\b|\bis\s+a\s+question\b|\bquestions?\s+(?:vs\.?|or|from|versus)\b|\binterrogative\b|\bstatements?\s+(?:vs\.?|or|from|versus)\s+questions?\b|\basking\s+(?:something|(?:a\s+)?questions?)\b|\b(?:asking|telling)\b.{0,30}\b(?:telling|asking|stating)\b|\bquestion[- ]ness\b|\bquestion or (?:a )?statement\b",
     "code_vs_prose": r"\bcode\b|\bprogramming\b|\bpython\b|\bsource\b|\bprose\b",
     "singular_vs_plural": r"\bplural\w*\b|\bsingular\b|\bgrammatical number\b|\bnumber agreement\b|\bagreement\b",
 }
