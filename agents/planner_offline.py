@@ -454,7 +454,7 @@ _LIST_END_RE = re.compile(r",\s*(?:and|&)\s+(?:then\s+)?\w", re.I)
 _SPLIT_RE = re.compile(
     r"\s*(?:;|,\s*then\b|\band\s+then\b|\bthen\s+also\b|\band\s+also\b|\balso\b,?|\bafter\s+that\b|\bplus\b|\.\s+(?=[A-Z])|\?\s+(?=[A-Za-z])"
     r"|,?\s+and\s+(?=(?:please\s+)?(?:find|search|show|probe|explain|describe|check|patch|look|tell|is|are|does|do|what|which|why|how|where|can|could|run|trace|list|give"
-    r"|steer|amplify|generate|make\s+(?:it|the\s+model))\b)"
+    r"|steer|amplify|add|inject|boost|generate|make\s+(?:it|the\s+model))\b)"
     r"|,?\s*(?:and\s+)?while\s+you(?:'re|\s+are)\s+at\s+it\b,?"
     r"|,?\s+(?:and\s+)?(?:once|when|after)\s+(?:that(?:'s|\s+is)|it(?:'s|\s+is)|this\s+is)\s+(?:done|finished|over)\b,?"
     r"|,?\s+and\s+(?=(?:sae\s+)?(?:neuron|feature|head|latent)\s+#?\d|L\d+[NH]\d)"

@@ -26,7 +26,7 @@ from gnothi.tools.errors import GnothiError, InputError
 from gnothi.tools.results import ToolResult, provenance
 from gnothi.tools.tokens import merge_partial
 
-from ..extract import Parsed
+from ..extract import Parsed, strip_quoted
 
 if TYPE_CHECKING:
     from gnothi.tools.model import ModelHandle
@@ -50,6 +50,18 @@ class Args(BaseModel):
     """Base of every argument schema: an argument the tool cannot take is an error, never dropped."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+_ADD_UNIT_RE = re.compile(r"\b(?:inject\w*|add\w*|amplif\w*|boost\w*|clamp\w*|steer\w*|push\w*|crank\w*|turn\w*\s+up|set\s+(?:it|its|the|neuron|feature|unit).{0,30}\bto)\b", re.I)
+_WHILE_WRITING_RE = re.compile(r"\b(?:decod\w*|generat\w*|writ\w*|continu\w*|sampl\w*|complet\w*|strength|scale|coefficient|alpha|"
+                               r"multiplier|times|factor|by\s+[-+]?\d|to\s+[-+]?\d|\d+(?:\.\d+)?\s*x)\b", re.I)
+
+
+def adds_while_writing(clause: str) -> bool:
+    """The clause asks to add a unit's direction while the model writes ("inject L20N101 during decoding, scale 10",
+    "amplify feature 1196 by 10 and sample"): a steering request, whichever unit it names."""
+    bare = strip_quoted(clause)
+    return bool(_ADD_UNIT_RE.search(bare) and _WHILE_WRITING_RE.search(bare))
 
 
 @dataclass

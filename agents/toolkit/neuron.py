@@ -13,7 +13,7 @@ from gnothi.tools.results import ToolResult
 
 from ..extract import _AFTER_COLON_RE, strip_quoted
 
-from .base import Args, Query, Row, ToolAgent, adopt, check_text, context_lines, described, num, pct, register
+from .base import adds_while_writing, Args, Query, Row, ToolAgent, adopt, check_text, context_lines, described, num, pct, register
 
 if TYPE_CHECKING:
     from gnothi.tools.model import ModelHandle
@@ -36,11 +36,6 @@ class NeuronArgs(Args):
 
 _TOKEN_CUE = re.compile(r"\b(?:token|word|fire|fires|firing|activate|activates|active|respond|responds|light up|lights up|promot\w*|push\w*|boost\w*|excit\w*)\b"
                         r"|\bneurons\s+(?:for|on|about|by)\b|\bneurons\b.{0,30}\b(?:on|by|for)\s+QUOTED", re.I)
-
-
-_ADD_UNIT_RE = re.compile(r"\b(?:inject\w*|add\w*|amplif\w*|boost\w*|clamp\w*|steer\w*|push\w*|crank\w*|turn\w*\s+up)\b", re.I)
-_WHILE_WRITING_RE = re.compile(r"\b(?:decod\w*|generat\w*|writ\w*|continu\w*|sampl\w*|complet\w*|strength|scale|coefficient|alpha|"
-                               r"multiplier|times|by\s+[-+]?\d|to\s+[-+]?\d|\d+(?:\.\d+)?\s*x)\b", re.I)
 
 
 @register
@@ -139,10 +134,7 @@ class NeuronExplainer(ToolAgent[NeuronArgs]):
     def hand_over(self, q: Query) -> str | None:
         # "inject L20N101 during decoding, scale 10", "amplify neuron 8.77 by 10 while it writes": adding the unit's
         # direction while the model generates is steering
-        bare = strip_quoted(q.clause)
-        if _ADD_UNIT_RE.search(bare) and _WHILE_WRITING_RE.search(bare):
-            return "steering"
-        return None
+        return "steering" if adds_while_writing(q.clause) else None
 
     def missing(self, args):
         if args.get("neuron") is not None and args.get("layer") is None:

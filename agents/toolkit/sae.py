@@ -12,7 +12,7 @@ from gnothi.tools.errors import InputError, OutOfRangeError, check_range
 from gnothi.tools.results import ToolResult
 
 from ..extract import words_to_digits
-from .base import Args, Query, Row, ToolAgent, adopt, check_text, context_lines, described, num, pct, register
+from .base import adds_while_writing, Args, Query, Row, ToolAgent, adopt, check_text, context_lines, described, num, pct, register
 
 if TYPE_CHECKING:
     from gnothi.tools.model import ModelHandle
@@ -159,6 +159,10 @@ class SAEFeatureSearch(ToolAgent[SAEArgs]):
             extra = {k: v for k, v in (("layer", q.parsed.layer), ("k", q.parsed.k)) if v is not None}
             return [({"feature": f, **extra}, None) for f in dict.fromkeys(q.parsed.features)]
         return [self.extract(q)]
+
+    def hand_over(self, q: Query) -> str | None:
+        # "amplify feature 1196 by 10 and sample some completions": adding the feature while the model writes is steering
+        return "steering" if adds_while_writing(q.clause) else None
 
     def missing(self, args):
         if not any(args.get(k) for k in ("query", "text")) and args.get("feature") is None:

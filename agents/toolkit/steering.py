@@ -19,18 +19,18 @@ if TYPE_CHECKING:
 
 # "talk (more) about France", "steer it towards pirates", "obsessed with cooking", "sound like a pirate"
 _CONCEPT_RE = re.compile(
-    r"\b(?:talk(?:s|ing)?|writ(?:e|es|ing)|speak(?:s|ing)?|think(?:s|ing)?|focus(?:es|ing)?|rant(?:s|ing)?|care)\s+(?:a\s+lot\s+|much\s+|more\s+|less\s+|only\s+|constantly\s+)*(?:about|of|on)\s+(?P<a>[^.,;:!?()\n]+)"
+    r"\b(?:talk(?:s|ing)?|writ(?:e|es|ing)|speak(?:s|ing)?|think(?:s|ing)?|focus(?:es|ing)?|rant(?:s|ing)?|rambl(?:e|es|ing)|babbl(?:e|es|ing)|go\s+on|care)\s+(?:a\s+lot\s+|much\s+|more\s+|less\s+|only\s+|constantly\s+)*(?:about|of|on)\s+(?P<a>[^.,;:!?()\n]+)"
     r"|\b(?:towards?|toward|in the direction of)\s+(?P<b>[^.,;:!?()\n]+)"
     r"|\b(?:obsessed with|mention(?:s|ing)?|bring(?:s|ing)? up|interest in|tendency to bring up|lean(?:s|ing)? towards|away from|avoid(?:s|ing)?|less about)\s+(?P<c>[^.,;:!?()\n]+)"
     r"|\b(?:sound|act|write|talk)\s+like\s+(?P<d>[^.,;:!?()\n]+)"
-    r"|\b(?:the|a|an)\s+(?P<e>[A-Za-z][\w' -]{1,30}?)\s+(?:concept|direction|vector|steering vector)\b"
+    r"|\b(?:the|a|an)\s+(?P<e>['\"“‘]?[A-Za-z][\w' -]{1,30}?['\"”’]?)\s+(?:concept|direction|vector|steering vector)\b"
     r"|\b(?:concept|topic|theme|subject)\s+(?:of\s+)?(?P<i>['\"“‘][^'\"”’]{1,40}['\"”’]|[A-Za-z][\w-]*(?:\s+[a-z][\w-]*)?)"
     r"|\b(?:activation addition|caa|actadd|steering vector|direction|vector)\s+(?:for|of|towards?)\s+(?P<h>[^.,;:!?()\n]+)"
     r"|\bmore\s+(?P<f>[a-z]+)\b(?=[^.?!]*\b(?:direction|inside|internals|activations|steer|dial|intervening)\b)"
     r"|\bless\s+(?P<g>[a-z]+)\b(?=[^.?!]*\b(?:direction|dial|internals|activations|steer)\b)",
     re.I)
 _STOP_TAIL = re.compile(r"\s+(?:at|in|on|from|with|by|using|for|when|while|during|whenever|every|all|so|and then|then|strength|layer|scale)\b.*$"
-                        r"|\s+(?:please|pls|plz|thanks|thx|lol|haha|ok)\b.*$|\s+[-–—(]\s*.*$|\s+[-+]?\d.*$", re.I)
+                        r"|\s+(?:please|pls|plz|thanks|thx|lol|haha|ok|no matter|regardless|whatever|every time|always)\b.*$|\s+[-–—(]\s*.*$|\s+[-+]?\d.*$", re.I)
 _NEGATIVE = re.compile(r"\b(?:less|never|stop|negative(?:ly)?|suppress\w*|remove|subtract\w*|dial\w* down|reduce|away from|not to|avoid)\b", re.I)
 _STRENGTH_RE = re.compile(r"\b(?:strength|coefficient|coeff|alpha|scale|multiplier|magnitude|factor of|times|amount)\s*(?:of\s*)?[=:]?\s*(?P<s>[-+]?\d+(?:\.\d+)?)\b"
                           r"|\b(?P<t>[-+]?\d+(?:\.\d+)?)\s*(?:x|times)\b"

@@ -131,6 +131,8 @@ def test_heads_on_one_prompt_are_patched(planner):
     assert _handed("heads", "do individual heads matter for 'The Nile flows through'?", "do individual heads matter for 'The Nile flows through'?") == "activation_patching"
     assert _handed("heads", "where does layer 2's head 4 look in 'The Nile flows through'?", "where does layer 2's head 4 look in 'The Nile flows through'?") == "heads"
     assert _handed("neuron_explainer", "amplify neuron 4.20 by 3 while it writes", "amplify neuron 4.20 by 3 while it writes") == "steering"
+    assert _handed("sae_feature_search", "what happens to its writing if I add feature 321?", "what happens to its writing if I add feature 321?") == "steering"
+    assert _handed("sae_feature_search", "describe feature 321", "describe feature 321") == "sae_feature_search"
 
 
 def test_what_a_method_is_goes_to_the_method_cards():
@@ -191,3 +193,8 @@ def test_a_bias_follow_up_keeps_what_it_does_not_change(planner):
 def test_a_property_said_in_other_words(planner):
     (tool, a), = calls(planner.plan("Which layers the model is knowing a sentence is asking question and not telling?", CTX))
     assert tool == "probing" and a["dataset"] == "question_vs_statement"
+
+
+def test_explain_then_add_it_while_generating(planner):
+    p = planner.plan("what is the top activation of neuron 6.7, and add it to generation at strength 3", CTX)
+    assert calls(p) == [("neuron_explainer", {"layer": 6, "neuron": 7}), ("steering", {"source": "neuron", "layer": 6, "neuron": 7, "strength": 3.0})]
