@@ -15,7 +15,8 @@ category. Planners: ``offline`` (router with MiniLM + character n-grams), ``offl
 (character n-grams only), and ``llm`` when an LLM endpoint is configured. Baseline: always
 the most frequent expected plan (majority class).
 
-Run alone: ``python -m gnothi.evals.suite_routing [--llm-base-url URL] [--show-misses]``.
+Run alone: ``python -m gnothi.evals.suite_routing [--llm-base-url URL | --llama] [--every N] [--quick] [--show-misses]``
+(``--llama`` starts llama.cpp's server with the bundled GGUF; ``--every 4`` scores every fourth held-out question).
 """
 
 from __future__ import annotations
@@ -188,6 +189,8 @@ def run(ctx: SuiteContext) -> SuiteResult:
     """Tool and argument accuracy of each planner: dev corpus (cross-validated by family) and the frozen held-out families."""
     t0 = time.perf_counter()
     dev, held = load_rows([DEV, *TUNING]), load_rows(HELDOUT)
+    every = int(ctx.options.get("every") or 1)
+    held = held[::every]  # every N-th held-out question, for a slow planner (an LLM on a CPU); all families stay in
     n_layers, d_mlp, datasets = _shape(ctx)
     hbase = majority_baseline(held)
     res = SuiteResult(suite="routing")
@@ -235,10 +238,20 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - a convenie
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--llm-base-url", default=None)
     p.add_argument("--show-misses", action="store_true")
+    p.add_argument("--llama", action="store_true", help="start llama.cpp's server with the bundled GGUF and measure the LLM planner on it")
     p.add_argument("--quick", action="store_true", help="held-out only (no dev cross-validation)")
+    p.add_argument("--every", type=int, default=1, help="score every N-th held-out question only (for a slow LLM planner)")
     a = p.parse_args(argv)
-    res = run(SuiteContext(llm=a.llm_base_url, quick=a.quick))
-    for t in res.tables if a.show_misses else res.tables[:1]:
+    if a.llama:
+        from gnothi.agents.llm_server import llama_server
+
+        with llama_server() as url:
+            return _report(run(SuiteContext(llm=url, quick=a.quick, options={"every": a.every})), a.show_misses)
+    return _report(run(SuiteContext(llm=a.llm_base_url, quick=a.quick, options={"every": a.every})), a.show_misses)
+
+
+def _report(res: SuiteResult, show_misses: bool) -> int:  # pragma: no cover - a convenience
+    for t in res.tables if show_misses else res.tables[:1]:
         print(t["title"])
         print("  " + " | ".join(map(str, t["columns"])))
         for r in t["rows"]:
