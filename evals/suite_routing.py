@@ -211,7 +211,8 @@ def run(ctx: SuiteContext) -> SuiteResult:
         res.metrics[name]["heldout_tool_accuracy_ci95"] = [round(tlo, 4), round(thi, 4)]
         print(f"routing[{name}] held-out: tools {hev['tool_accuracy']:.1%} [{tlo:.1%}, {thi:.1%}], tools+args {hev['full_accuracy']:.1%} "
               f"[{lo:.1%}, {hi:.1%}] (95% Wilson intervals) on {hev['n']} questions "
-              f"in {len({r['family'] for r in held})} frozen families; majority baseline {hbase['full_accuracy']:.1%}")
+              f"in {len({r['family'] for r in held})} frozen families; majority baseline {hbase['full_accuracy']:.1%}"
+              + (f"; {hev['fallback_rate']:.0%} of its plans replaced by the offline planner's" if name == "llm" else ""))
         if hev["misses"]:
             res.tables.append(_miss_table(f"held-out misses of {name}", hev["misses"], 400))
     if not ctx.quick:
