@@ -35,7 +35,7 @@ ROUTING = Path(__file__).resolve().parent.parent / "evals" / "data" / "routing"
 DEV = ROUTING / "dev.jsonl"
 # what the router and the taggers learn from (never heldout.jsonl): the dev corpus and earlier held-out sets, each
 # studied after its one measurement
-TUNING = tuple(ROUTING / f"tuning{i}.jsonl" for i in range(1, 10))
+TUNING = tuple(ROUTING / f"tuning{i}.jsonl" for i in range(1, 11))
 TRAIN = (DEV, *TUNING)
 FOLLOWUP = "followup"
 C = 8.0  # inverse regularization; chosen by family-grouped cross-validation on the dev corpus (see evals/suite_routing.py)

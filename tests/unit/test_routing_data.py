@@ -9,7 +9,7 @@ import pytest
 from gnothi.agents.toolkit import TOOLKIT
 from gnothi.evals.suite_routing import DEV, HELDOUT, TUNING, arg_matches, load_rows
 
-FROZEN_SHA256 = "c326c43276463f1f7f645e6c6b573315cb4111728c9b6ab95caf3930d4328145"  # routing/FROZEN.md
+FROZEN_SHA256 = "0532af2af827ae6471832137bbd3cc9aabad9086c9f1d1989a8fa5539c23af6f"  # routing/FROZEN.md
 CATEGORIES = {"neuron", "sae", "probing", "patching", "hallucination", "attention", "heads", "methods", "bias", "steering", "help",
               "off_topic", "injection", "followup", "multi", "clarify_answer", "clarify", "guard"}
 
