@@ -84,7 +84,7 @@ KEYWORDS = ["neuron", "neurons", "layer", "layers", "feature", "features", "late
             "probing", "sentiment", "explain", "patching", "patch", "attention", "hallucinate", "hallucinating", "hallucination",
             "singular", "plural", "statement", "question", "truthfulness", "causal", "tracing", "activation", "neurone",
             "token", "tokens", "previous", "induction", "duplicate", "steer", "steering", "strength", "corrupted",
-            "model", "talk", "towards", "about", "obsessed", "suppression"]
+            "model", "talk", "towards", "about", "obsessed", "suppression", "which", "where", "what", "check"]
 
 
 ABBREVIATIONS = {"feats": "features", "feat": "feature", "attn": "attention", "halluc": "hallucination", "hallu": "hallucination",
@@ -261,6 +261,8 @@ class Parsed:
 _UNIT_PATTERNS = [
     # blocks.14.mlp.hook_post[1203] (TransformerLens hook names)
     re.compile(r"\bblocks\.(?P<l>\d+)\.mlp\.hook_(?:post|pre)\s*\[\s*(?::\s*,\s*:\s*,\s*)?(?P<n>\d+)\s*\]", re.I),
+    # model.layers.3.mlp unit 1501 / transformer.h.5.mlp[200] / layers.7.mlp.down_proj neuron 12 (a module's path, then its unit)
+    re.compile(r"\b(?:model\.|transformer\.)?(?:layers|h|blocks)\.(?P<l>\d+)\.mlp(?:\.[a-z_]+)*\s*(?:\[\s*|[\s,:]+(?:n|neuron|unit|idx|index|dim|channel)\s*#?)(?P<n>\d+)", re.I),
     # L7 N340 / L7N340 / l7/n340 / layer7 neuron340
     re.compile(r"\bl(?:ayer)?\s*#?(?P<l>\d+)\s*[,/:._\- ]?\s*(?:n|neuron|unit)\s*#?(?P<n>\d+)\b", re.I),
     # mlp 21 unit 64 / mlp21 n64 (the MLP of a layer, then its unit)
@@ -856,9 +858,10 @@ def is_followup(text: str) -> bool:
 
 
 _INJECTION_RE = re.compile(
-    r"ignore\s+(?:all\s+|any\s+|the\s+|your\s+)?(?:previous|prior|above|earlier|preceding|system|safety)?\s*(?:instructions|rules|prompts?|guidelines)"
-    r"|disregard\s+(?:all\s+|the\s+|your\s+)?(?:previous|prior|above|earlier|system)?\s*(?:instructions|rules|prompts?)"
-    r"|forget\s+(?:all\s+|your\s+)?(?:previous\s+)?(?:instructions|rules)"
+    # "ignore the previous instructions", "disregard the planner guidelines above", "forget all your rules"
+    r"\b(?:ignore|disregard|forget|override|bypass|discard|abandon)\s+(?:(?:all|any|the|your|these|those|of|my)\s+)*(?:[\w-]+\s+){0,2}"
+    r"(?:instructions|rules|guidelines|directives|constraints|guardrails|restrictions|programming|polic(?:y|ies))\b"
+    r"|\b(?:ignore|disregard|forget|override)\s+(?:(?:all|any|the|your)\s+)*(?:previous|prior|above|earlier|preceding|system|original|initial)\s+prompts?\b"
     r"|(?:reveal|print|show|repeat|leak)\s+(?:me\s+)?(?:your|the)\s+(?:system\s+prompt|instructions|hidden|api\s*key|secret)"
     r"|\bsystem\s+prompt\b|\bjailbreak|\bdeveloper\s+mode\b|\bDAN\b|you\s+are\s+now\s+(?:a|an|in)\b"
     r"|\bact\s+as\s+(?:a|an)\s+(?:unrestricted|different|evil)|pretend\s+(?:you\s+are|to\s+be)\s+(?:a|an)?\s*(?:unrestricted|different|evil|hacker)"
@@ -870,7 +873,8 @@ _INJECTION_RE = re.compile(
     r"|\b(?:repeat|print|output|recite|copy|reproduce)\s+(?:back\s+)?(?:the|all|everything|your)\s+(?:\w+\s+)?(?:text|words|lines|message|content)\s+(?:above|before|that came before)\b"
     r"|\b(?:stop|quit)\s+being\s+(?:gnothi|an?\s+(?:assistant|ai|interpretability))"
     r"|\b(?:run|execute|exec)\s+(?:this\s+)?(?:shell\s+)?(?:command\s*)?[:]?\s*`[^`]+`|\b(?:run|execute)\s+(?:this|the following|a)\s+shell\s+command\b"
-    r"|\bcat\s+/etc/|\bcurl\s+\S+\s*\|\s*(?:ba)?sh\b|\bpip install\b",
+    r"|\bcat\s+/etc/|\bcurl\s+\S+\s*\|\s*(?:ba)?sh\b|\bpip install\b"
+    r"|\bsudo\s+\w|\bsubprocess\b|\b__import__\b|\bimport\s+(?:os|subprocess|shutil)\b|\bpython3?\s+-c\b",
     re.I,
 )
 

@@ -27,7 +27,7 @@ from .extract import (
 )
 from .router import get_router
 from .toolkit import TOOLKIT, Query
-from .toolkit.methods import defines
+from .toolkit.methods import defines, judges
 from .toolkit.probing import user_examples
 from .types import Plan, ToolCall
 
@@ -146,6 +146,22 @@ class PlanContext:
         return ent
 
 
+# a short question about the last result ("why that layer?", "how come this head?")
+_WHY_THAT_RE = re.compile(r"^\s*(?:(?:but|and|so|ok(?:ay)?|hm+|wait)\b[,.]?\s*)*(?:why|how\s+come)\s+(?:is\s+it\s+|was\s+it\s+)?(?:that|this|those|these|the)\s+"
+                          r"(?:layer|head|neuron|feature|one|number|score|value|position|token|result|word|answer)s?\b[^.?!]{0,30}[.?!]*\s*$", re.I)
+# "the same head / neuron / feature" points back at the previous call's unit, when that tool takes one
+_SAME_UNIT_RE = re.compile(r"\b(?:same|that|this)\s+(head|neuron|feature|latent)\b", re.I)
+_UNIT_WORD_RE = re.compile(r"\b(head|neuron|feature|latent)s?\b", re.I)
+_UNIT_TOOLS = {"head": ("attention",), "neuron": ("neuron_explainer", "steering"), "feature": ("sae_feature_search", "steering"),
+               "latent": ("sae_feature_search", "steering")}
+_NAMES_A_TOOL_RE = re.compile(r"\b(?:patch\w*|steer\w*|prob(?:e|es|ing)\b|trac(?:e|ing)\b|hallucinat\w*|ablat\w*|amplif\w*|boost\w*)", re.I)
+
+
+# words of a request about a method itself, even when it is not asked as a question ("patching pitfalls", "probing basics")
+_ABOUT_A_METHOD_RE = re.compile(r"\b(?:pitfalls?|caveats?|limitations?|card|papers?|citations?|cite|references?|definitions?|intro\w*|overview|"
+                                r"explained|explanation|tutorial|basics|101|theory|background|meaning|difference|vs\.?|versus|compared?)\b", re.I)
+
+
 class OfflinePlanner:
     name = "offline"
 
@@ -186,7 +202,17 @@ class OfflinePlanner:
 
         Declining (off-topic, injection) needs the router to be sure: below :data:`REFUSE_P` the best
         tool reading wins (the injection guard's rules still decline what they recognise)."""
+        if last_tool and _WHY_THAT_RE.match(clause):
+            return "methods", 1.0  # "why that layer?": a question about the result just shown
+        m = _SAME_UNIT_RE.search(clause) or (_UNIT_WORD_RE.search(clause) if is_followup(clause) and len(strip_quoted(clause).split()) <= 6 else None)
+        if last_tool in _UNIT_TOOLS.get(m.group(1).lower() if m else "", ()) and not _NAMES_A_TOOL_RE.search(clause):
+            return last_tool, 1.0  # "same head, but on the prompt '...'", "what about neuron 41?": the previous tool, on something new
         label, p = self.router.decide(clause, last_tool)
+        if label == "methods" and not TOOLKIT["methods"].asks_on_its_own(clause) and not _ABOUT_A_METHOD_RE.search(clause):
+            # "run activation patching", "activation patching on the MLPs only": an order to run a method, not a question about it
+            runs = {l: x for l, x in self.router.folded(clause, last_tool).items() if l in TOOLKIT and l not in ("help", "methods")}
+            if runs:
+                return max(runs.items(), key=lambda kv: kv[1])
         if label in ("help:off_topic", "help:injection") and p < REFUSE_P:
             tools = [(l, x) for l, x in self.router.folded(clause, last_tool).items() if l in TOOLKIT and l != "help"]
             if tools:
@@ -359,6 +385,8 @@ class OfflinePlanner:
                 continue
             if label in ("help:off_topic", "help:injection") and p < REFUSE_P:
                 continue  # as in route(): an unsure decline does not replace asking for what the tool needs
+            if label == "methods" and not TOOLKIT["methods"].asks_on_its_own(clause) and not _ABOUT_A_METHOD_RE.search(clause):
+                continue  # "run activation patching": an order to run it, which asks for its prompt, not a question about it
             call = help_call(label)
             if call is not None:
                 return [call]
@@ -527,8 +555,8 @@ def _handed(label: str, clause: str, message: str) -> str:
     ("which heads matter for '...'?": heads on one prompt are found by patching them)."""
     if label not in TOOLKIT:
         return label
-    if label not in ("methods", "help") and defines(clause):
-        return "methods"  # "What's an induction head?": what it is, not a search for them
+    if label not in ("methods", "help") and (defines(clause) or judges(clause)):
+        return "methods"  # "What's an induction head?", "is it misleading to call it a cat neuron?": the method, not a run of it
     e = extract(clause)
     handed = TOOLKIT[label].hand_over(Query(clause=clause, question=message, parsed=e, whole=extract(message) if message != clause else e, tool=label))
     return handed if handed in TOOLKIT else label

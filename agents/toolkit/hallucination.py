@@ -11,7 +11,7 @@ from gnothi.tools import hallucination, jobs
 from gnothi.tools.errors import GnothiError, InputError
 from gnothi.tools.results import ToolResult
 
-from ..extract import claimed_answer, labelled_fields
+from ..extract import claimed_answer, labelled_fields, strip_quoted
 from .base import Args, Query, Row, ToolAgent, adopt, check_text, num, register
 
 if TYPE_CHECKING:
@@ -34,6 +34,11 @@ class HalluArgs(Args):
 _QA_RE = re.compile(r"\bq(?:uestion)?\s*[:=]\s*(.+?)\s*\b(?:a|answer)\s*[:=]\s*(.+?)\s*$", re.I | re.S)
 
 
+# a passage typed in before the request: "Here's a paragraph: <passage>. Now ask it '...'", "Given this text: <passage>. Is ..."
+_PASSAGE_RE = re.compile(r"\b(?:here(?:'s|\s+is)|given|take|using|with|read|consider|based\s+on)\s+(?:a|an|the|this|my|some|following)?\s*(?:short\s+|little\s+)?"
+                         r"(?:paragraph|passage|text|context|snippet|article|excerpt|document|note|background|source)\s*[:\-–—]\s*(?P<c>.+?[.!?])"
+                         r"(?=\s+(?:now|then|so|ok(?:ay)?|and|ask|is|are|does|did|can|could|would|will|please|check|tell|see|based|given|using|according|"
+                         r"with\s+that|against\s+(?:that|this))\b|\s*$)", re.I | re.S)
 _QSTART = re.compile(r"^(?:who|whom|whose|what|when|where|which|how|why|is|are|was|were|did|does|do|in|on|at|can|has|have|name)\b", re.I)
 
 
@@ -113,6 +118,11 @@ class HallucinationDetector(ToolAgent[HalluArgs]):
             if fields.get("context"):
                 args["context"] = fields["context"]
                 found["context"] = None
+            elif (m := _PASSAGE_RE.search(q.question)) and "QUOTED" not in strip_quoted(m.group("c")):
+                args["context"] = m.group("c").strip()
+                found["context"] = None
+            if args.get("context") and found["answer"] and not found["answer"][1] and found["answer"][0].strip().lower() in args["context"].lower():
+                found["answer"] = None  # a word of the passage is no answer the user gave
             noted = [fields["answer"]] if fields.get("answer") else q.parsed.noted.get("answer")
             if noted and not (found["answer"] and found["answer"][1]):
                 found["answer"] = (noted[0], True)  # "ans Room C", "the answer 1889"

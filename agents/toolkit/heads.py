@@ -21,10 +21,16 @@ Behaviour = Literal["previous_token", "induction", "duplicate_token", "first_tok
 
 # words for each behaviour, most specific first ("duplicate-token" before "token before")
 _WORDS: list[tuple[str, re.Pattern]] = [
-    ("induction", re.compile(r"\binduct\w*|\bin-?context cop\w*|\bcopy\w* (?:the )?(?:next|continuation)|\b(?:repeated|repeating) (?:sequence|pattern|text)s?\b", re.I)),
-    ("duplicate_token", re.compile(r"\bdup\w*|\b(?:same|repeated|earlier occurrences? of the same) tokens?\b|\bdetect\w* repeat\w*|\brepeated tokens?\b", re.I)),
+    # (in lay words: "copy patterns the model saw earlier", "continue a sequence it has seen before")
+    ("induction", re.compile(r"\binduct\w*|\bin-?context cop\w*|\bcopy\w* (?:the )?(?:next|continuation)|\b(?:repeated|repeating) (?:sequence|pattern|text)s?\b"
+                             r"|\b(?:cop(?:y|ies|ying)|continu\w*|complet\w*|repeat\w*)\b[^.?!]{0,30}\b(?:patterns?|sequences?|phrases?|what came next)\b"
+                             r"[^.?!]{0,40}\b(?:earlier|before|previously|already|seen|saw|again)\b", re.I)),
+    # (in lay words: "notice when a word has been repeated", "spot a word it has already seen")
+    ("duplicate_token", re.compile(r"\bdup\w*|\b(?:same|repeated|earlier occurrences? of the same) tokens?\b|\bdetect\w* repeat\w*|\brepeated tokens?\b"
+                                   r"|\b(?:notic|detect|spot|flag|track|recogni[sz]|realis|realiz|catch|see|tell)\w*\b[^.?!]{0,30}\b(?:word|token|name)s?\b"
+                                   r"[^.?!]{0,30}\b(?:repeated|repeats?|again|twice|already (?:seen|appeared|been seen|shown up)|appeared before|seen before)\b", re.I)),
     ("previous_token", re.compile(r"\bprev(?:ious)?[- ](?:token|word|position)s?\b|\bprev-?tok\w*|\bpreceding (?:token|word)s?\b|\b(?:token|word) (?:just |right |immediately )?before\b|\bone (?:token|position) back\b|\blast token before\b", re.I)),
-    ("first_token", re.compile(r"\bfirst[- ](?:token|position)\b|\bbos\b|\b(?:attention )?sinks?\b|\bstart of (?:the )?(?:text|sequence|prompt)\b|\bbeginning of (?:the )?(?:text|sequence)\b|\bposition 0\b", re.I)),
+    ("first_token", re.compile(r"\b(?:very\s+)?(?:first|opening|initial|starting)[- ](?:token|position|word)\b|\bbos\b|\b(?:attention )?sinks?\b|\bstart of (?:the )?(?:text|sequence|prompt)\b|\bbeginning of (?:the )?(?:text|sequence)\b|\bposition 0\b", re.I)),
 ]
 _NOT_SCORED = re.compile(r"\b(?:(?:negative|backup)\s+)?name[- ]?movers?\b|\bcopy[- ]suppression\b|\bsuccessor\b|\bpunctuation\b|\bpositional\b|\bS-?inhibition\b|\bbackup\b", re.I)
 

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from gnothi.tools.model import ModelHandle
 
 _REFERS_BACK = re.compile(r"\b(?:that|this|these|those|the|your|its|my)\s+(?:number|score|value|figure|result|effect|pearson|auroc|accuracy|"
-                          r"selectivity|gap|similarity|0?\.\d+)\b|\bwhat does (?:that|this|it) mean\b|\bis (?:that|this) (?:good|bad|high|low)\b", re.I)
+                          r"selectivity|gap|similarity|0?\.\d+)\b|\bwhat does (?:that|this|it) mean\b|\bis (?:that|this) (?:good|bad|high|low)\b"
+                          r"|\b(?:why|how come)\s+(?:is\s+it\s+|was\s+it\s+)?(?:that|this|those|these)\b", re.I)
 
 
 _GENERIC = re.compile(r"\b(?:method\w*|metric\w*|scor\w+|measur\w*|comput\w*|calculat\w*|normali[sz]\w*|baseline|control|interpret\w*|"
@@ -56,12 +57,30 @@ def names_a_method(text: str) -> bool:
 _DEFINES_RE = re.compile(
     r"^\s*(?:(?:so|ok(?:ay)?|um+|hey|quick question)\b[,:]?\s*)*(?:what(?:'s|\s+is)\s+(?:an?|the\s+(?:idea|point)\s+(?:of|behind))\s+"
     r"|what\s+(?:is|are)\s+(?!the\b|this\b|that\b|these\b|those\b|my\b|your\b|its\b|some\b|any\b)[\w -]{3,40}\?"
-    r"|what\s+does\s+[\w -]{3,40}\s+mean\b|how\s+(?:does|do)\s+[\w -]{3,40}\s+work\b|(?:is|are)\s+[\w -]{3,40}\s+really\b|define\s+)", re.I)
+    r"|what\s+does\s+[\w -]{3,40}\s+mean\b|how\s+(?:does|do)\s+[\w -]{3,40}\s+work\b|(?:is|are)\s+[\w -]{3,40}\s+really\b|define\s+"
+    r"|(?:explain|describe|tell\s+me)\s+(?:to\s+me\s+)?(?:what|how)\s+(?:an?\s+|the\s+)?[\w -]{3,40}\s+(?:is|are|works?|does|means?)\b)", re.I)
 
 
 def defines(clause: str) -> bool:
     """``clause`` asks what a method or concept is (no unit, number or prompt of its own)."""
     return bool(_DEFINES_RE.match(clause)) and not re.search(r"\d|QUOTED", strip_quoted(clause)) and names_a_method(clause)
+
+
+# a question about whether a method can be trusted ("Is it misleading to call it a cat neuron from its top examples?",
+# "what are the caveats of probing?"): about the method, not a request to run it
+_JUDGES_RE = re.compile(r"\b(?:misleading|pitfalls?|caveats?|limitations?|assumptions?|trust(?:worthy)?|reliable|reliably|valid(?:ity)?|legit(?:imate)?|"
+                        r"fair\s+to|wrong\s+to|safe\s+to|mistake\s+to|fool(?:ed|s)?\s+(?:me|us|you)|gotchas?|overinterpret\w*|over-interpret\w*)\b", re.I)
+
+
+def judges(clause: str) -> bool:
+    """``clause`` asks whether a method can be trusted, with no unit, number or prompt of its own."""
+    return (bool(_JUDGES_RE.search(clause)) and bool(_ASKS_RE.search(clause)) and not re.search(r"\d|QUOTED", strip_quoted(clause))
+            and names_a_method(clause) and not _ABOUT_AN_ANSWER_RE.search(clause))
+
+
+# ... unless it is the model's answer that is doubted ("is its answer to ... reliable or invented?")
+_ABOUT_AN_ANSWER_RE = re.compile(r"\b(?:invent\w*|made[- ]up|mak\w*\s+(?:it|this|that|things|stuff)\s+up|hallucinat\w*|fabricat\w*|confabulat\w*|"
+                                 r"(?:its|the|model'?s|this|that)\s+(?:answer|reply|response|output|claim)s?)\b", re.I)
 
 
 class MethodsArgs(Args):

@@ -38,7 +38,8 @@ class PatchArgs(Args):
 _MODE_WORDS = [
     ("heads", r"\bheads?\b"),
     ("mlp", r"\bmlps?\b|\bfeed[- ]?forward\b"),
-    ("attn", r"\battention[- ](?:layers?|outputs?|blocks?|sublayers?|only)\b|\battn\b"),
+    ("attn", r"\battention[- ](?:layers?|outputs?|blocks?|sublayers?|only|patch\w*)\b|\battn\b|\bpatch\w*\s+(?:only\s+)?(?:the\s+)?attention\b(?![- ]heads?)"
+             r"|\bonly\s+(?:the\s+)?attention\b(?![- ]heads?)"),
     ("resid", r"\bresid(?:ual)?(?:[- ]stream)?\b|\bpositions?\b|\blayer (?:by|x|×) position\b"),
     ("trace", r"\bcausal(?:ly)?\s+trac\w*|\btrac(?:e|ing)\b|\bnois(?:e|ing)\b|(?-i:\bROME\b)"),  # ROME the method, not the city
 ]
@@ -73,7 +74,7 @@ _DANGLING = {"in", "of", "is", "was", "are", "were", "the", "a", "an", "by", "at
 
 def _before_answer_words(prompt: str) -> str:
     """An unquoted prompt without the words that name its answer ("... is — expects Jupiter not Saturn", "... was with answer")."""
-    lead = r"(?:^\s*|\s*[-–—,;(]\s*(?:with\s+)?(?:the\s+)?|\s+with\s+(?:the\s+)?)"
+    lead = r"(?:^\s*|\s*[-–—,;(]\s*(?:with\s+)?(?:the\s+)?|\s+(?:and\s+)?with\s+(?:the\s+)?|\s+and\s+(?:the\s+|an?\s+)?)"
     return re.sub(lead + r"(?:(?:expected|correct)\s+)?(?:answers?|expects?)\b.*$", "", prompt, flags=re.I | re.S).strip()
 
 
@@ -100,6 +101,65 @@ _FACT_RE = re.compile(r"\b(?:fact|recall\w*|know\w*|stor\w*)\s+that\s+[^?.,;]{3,
 # words about the model's answer, not a prompt to run: "the model's answer", "its output", "this prediction"
 _ABOUT_THE_ANSWER_RE = re.compile(r"(?:the\s+)?(?:model'?s|its|their|this|that|the|an?|my)\s+(?:own\s+|final\s+|next\s+)?"
                                   r"(?:answers?|outputs?|predictions?|completions?|responses?|repl(?:y|ies)|behaviou?rs?|choices?|guess(?:es)?|tokens?)", re.I)
+# the answer pair said in words beside two prompts: "the difference between Paris and Rome", "from English to German",
+# "what drives yellow over purple"
+_SHIFT_RE = re.compile(r"\b(?:between|from)\s+(?P<a>[\w'-]+)\s+(?:and|to|vs\.?|versus|or)\s+(?P<b>[\w'-]+)|(?P<c>(?<![\w'-])[\w'-]+)\s+over\s+(?P<d>[\w'-]+)", re.I)
+_NOT_ANSWERS = {"layer", "layers", "head", "heads", "position", "positions", "token", "tokens", "one", "start", "beginning", "end", "here",
+                "there", "them", "both", "each", "all", "left", "right", "top", "bottom", "time", "scratch", "across", "prompts", "mlp", "mlps",
+                "attention", "residual", "corrupted", "clean"}
+# the fact a trace is about, in words: "the knowledge that Lionel Messi plays football (is stored)"
+_FACT_SAID_RE = re.compile(r"\b(?:fact|knowledge|info(?:rmation)?|idea|association)\s+that\s+(?P<f>[^?.;!]{5,80}?)"
+                           r"(?:\s+(?:is\s+|are\s+|gets?\s+|being\s+)?(?:stored|kept|encoded|represented|held|located|recalled|retrieved|found)\b[^?.;!]*)?\s*(?=[?.;!]|$)", re.I)
+_ARROW_TAIL_RE = re.compile(r"\s*(?:-+>|→|=>|⟶|➝)\s*$")
+
+
+def _answer_pair_in_words(masked: str, prompts: list[str]) -> tuple[str, str] | None:
+    """The answer and its alternative named in words beside two prompts, when neither word is a word of the prompts."""
+    said = " ".join(prompts).lower()
+    for m in _SHIFT_RE.finditer(masked):
+        a, b = (m.group("a"), m.group("b")) if m.group("a") else (m.group("c"), m.group("d"))
+        if any(w == "QUOTED" or w.lower() in _STOP or w.lower() in _NOT_ANSWERS or w.isdigit() or re.search(rf"\b{re.escape(w.lower())}\b", said) for w in (a, b)):
+            continue
+        return " " + a, " " + b  # two words, each as the model would write it after the prompt
+    return None
+
+
+def _fact_answer(masked: str, prompt: str | None) -> str | None:
+    """The answer a fact said in words gives the prompt: the fact's last word when it is the only one the prompt lacks
+    ("the knowledge that Lionel Messi plays football" on "Lionel Messi plays the sport of" -> " football")."""
+    m = _FACT_SAID_RE.search(masked)
+    if not m or not prompt:
+        return None
+    have = {w.lower() for w in re.findall(r"[\w'-]+", prompt)}
+    words = re.findall(r"[\w'-]+", m.group("f"))
+    new = [w for w in words if w.lower() not in have and w.lower() not in _STOP]
+    if len(new) == 1 and words[-1] == new[0] and len(words) - len(new) >= 2:
+        return as_continuation(new[0])
+    return None
+
+
+# a follow-up that replaces one answer: "try it with ' Berlin' instead of London", "use Madrid rather than Rome"
+_INSTEAD_RE = re.compile(r"(?:[\"“'‘](?P<nq>[^\"”'’]{1,30})[\"”'’]|(?P<nw>[\w'-]+))\s+(?:instead\s+of|rather\s+than|in\s+place\s+of|replacing)\s+(?:the\s+)?"
+                         r"(?:[\"“'‘](?P<oq>[^\"”'’]{1,30})[\"”'’]|(?P<ow>[\w'-]+))", re.I)
+
+
+def _replaced_answer(clause: str, last: dict[str, Any]) -> tuple[str, str] | None:
+    """(key, new value) when ``clause`` puts a new word in place of the last call's answer or alternative."""
+    m = _INSTEAD_RE.search(clause)
+    if not m:
+        return None
+    new = m.group("nq") if m.group("nq") is not None else " " + m.group("nw")
+    old = (m.group("oq") or m.group("ow") or "").strip().lower()
+    if not new or not new.strip() or new.strip().lower() in _STOP:
+        return None
+    for k in ("answer", "alternative"):
+        if isinstance(last.get(k), str) and last[k].strip().lower() == old:
+            return k, new if new[:1].isspace() else " " + new
+    return None
+
+
+_CHECKS_ANSWER_RE = re.compile(r"\b(?:right|correct|true|accurate|wrong|incorrect|made[- ]up|hallucinat\w*|real|legit|reliable|trust\w*|grounded|guess\w*|factual|supported|confabulat\w*)\b", re.I)
+_PATCH_WORDS_RE = re.compile(r"\b(?:patch\w*|trac(?:e|ing)|layers?|heads?|mlps?|components?|positions?|logit)\b", re.I)
 _NO_SPACE_RE = re.compile(r"\b(?:no|without(?:\s+(?:a|the|any))?)\s+(?:leading\s+)?(?:space|whitespace)\b|\bno[- ]space\b", re.I)
 _SWAP_RE = re.compile(r"\b(?:swap|switch|flip|reverse|exchange)\b.{0,40}\b(?:them|prompts|clean|corrupted|roles|order|around)\b|\bthe other way (?:round|around)\b", re.I)
 
@@ -222,6 +282,9 @@ class ActivationPatching(ToolAgent[PatchArgs]):
                 ans, alt = as_continuation(m.group("a")), as_continuation(m.group("b"))
         elif ans is not None and alt is None and (m := _DIFF_RE.search(masked)) and as_continuation(m.group("a")) == ans:
             alt = as_continuation(m.group("b"))
+        if (ans is None or alt is None) and len(q.quotes) >= 2 and (said_pair := _answer_pair_in_words(masked, list(q.quotes))):
+            if ans is None or ans in said_pair:  # "... where does the difference between Paris and Rome come from?"
+                ans, alt = said_pair
         vs = e.pair or w.pair
         if ans is not None and alt is None and vs:  # "..., cold vs down": the pair that starts with the answer
             a, b = vs
@@ -240,6 +303,8 @@ class ActivationPatching(ToolAgent[PatchArgs]):
             alt = as_continuation(said[1])  # "with 'A' it says sugar. With 'B' it says honey"
         if ans is None and (m := _FACT_RE.search(masked)) and m.group("a").lower() not in _STOP:
             ans = as_continuation(m.group("a"))  # "where is the fact stored that the Prado is in Madrid?"
+        if ans is None and (fa := _fact_answer(masked, q.quotes[0] if len(q.quotes) == 1 else None)):
+            ans = fa  # "where is the knowledge that Messi plays football? trace 'Lionel Messi plays the sport of'"
         if ans is None and (m := _SAY_END_RE.search(masked)) and m.group("a").lower() not in _STOP:
             ans = as_continuation(m.group("a"))  # "... lead the model to say yellow"
         if alt is not None and _prompt_like(alt) and len(alt.split()) > 3:  # a quoted prompt read as the alternative is the corrupted prompt
@@ -298,6 +363,10 @@ class ActivationPatching(ToolAgent[PatchArgs]):
             for k in ("clean", "corrupted"):
                 if isinstance(args.get(k), str):
                     args[k] = _REQUEST_TAIL_RE.sub("", args[k]).strip(" /|-–—") or args[k]
+                    args[k] = _before_answer_words(args[k]) or args[k]  # "... violets are and expected answer blue"
+                    for x in (ans, alt):  # "... corrupted The author of Faust is, Shakespeare vs Goethe": the pair is no part of it
+                        if x and (m := re.search(rf",\s*{re.escape(x.strip())}\s+(?:vs\.?|versus|over|not|or|rather than)\s+[\w'-]+\s*$", args[k])):
+                            args[k] = args[k][:m.start()].rstrip()
         if ans:
             args["answer"] = ans
             tail = ans.strip()
@@ -305,6 +374,10 @@ class ActivationPatching(ToolAgent[PatchArgs]):
                 args["clean"] = args["clean"][: -len(ans.strip())].rstrip()
         if alt:
             args["alternative"] = alt
+        if not q.quotes:
+            for k in ("clean", "corrupted"):
+                if isinstance(args.get(k), str):
+                    args[k] = _ARROW_TAIL_RE.sub("", args[k]) or args[k]  # "... located in -> China": the arrow points at the answer
         low = q.clause
         modes = [mode for mode, pat in _MODE_WORDS if re.search(pat, low, re.I)]
         noted_mode = _MODE_VALUES.get((e.noted.get("mode") or [""])[0].lower().strip())
@@ -314,6 +387,9 @@ class ActivationPatching(ToolAgent[PatchArgs]):
             args["mode"] = "all"  # "over all component types (resid, attn and mlp together)"
         elif modes:
             args["mode"] = modes[0]
+        if q.followup and (swap := _replaced_answer(q.clause, q.last_args)):  # one answer replaced; the rest as before
+            args = {**{k: v for k, v in q.last_args.items() if k in ("clean", "corrupted", "answer", "alternative", "mode")},
+                    **({"mode": args["mode"]} if args.get("mode") else {}), swap[0]: swap[1]}
         if q.followup and _SWAP_RE.search(low) and args.get("clean") and args.get("corrupted") and not q.quotes:
             args["clean"], args["corrupted"] = args["corrupted"], args["clean"]  # "swap them"
             if args.get("answer") and args.get("alternative"):
@@ -329,6 +405,13 @@ class ActivationPatching(ToolAgent[PatchArgs]):
             return args, ('Which prompt should I explain? Quote it, and a second prompt to compare if you have one: why does the model '
                           'answer " Paris" after "The capital of France is"?')
         return args, None
+
+    def hand_over(self, q: Query) -> str | None:
+        # "is 'Canberra' right for 'What is the capital of Australia?'": an answer checked against a question, not two prompts
+        asked = [x for x in q.quotes if x.rstrip().endswith("?")]
+        if asked and len(q.quotes) == 2 and _CHECKS_ANSWER_RE.search(strip_quoted(q.clause)) and not _PATCH_WORDS_RE.search(q.clause):
+            return "hallucination_detector"
+        return None
 
     def missing(self, args):
         return "clean" if not args.get("clean") else None

@@ -47,9 +47,11 @@ class ProbeArgs(Args):
 DATASET_WORDS = {
     "true_false": r"\btrue\s*(?:/|vs\.?|or|and)?\s*false\b|\btruefalse\b|\btru(?:e|th|thful\w*|ths)\b|\bfalse(?:hood)?\b|\bfactual\w*\b|\bcorrect(?:ness)?\b|\blies\b|\blying\b|\baccura(?:te|cy) (?:statement|fact|claim)s?\b|\bfacts? (?:are|is) (?:right|wrong)\b|\bwrong\b",
     "sentiment": r"\bsentiment\b|\bpositive\b|\bnegative\b|\breviews?\b|\bemotion\w*|\bhappy\b|\bsad\b|\bmood\b|\bpolarity\b|\btone\b|\bfeel(?:s|ing)? (?:good|bad)\b|\bpraise|\bcomplain",
-    "question_vs_statement": r"\bq\s+vs\.?\s+statements?\b|\bquestions?\b.{0,40}\bstatements?\b|\bstatements?\b.{0,40}\bquestions?\b|\bis\s+a\s+question\b|\bquestions?\s+(?:vs\.?|or|from|versus)\b|\binterrogative\b|\bstatements?\s+(?:vs\.?|or|from|versus)\s+questions?\b|\basking\s+(?:something|(?:a\s+)?questions?)\b|\b(?:asking|telling)\b.{0,30}\b(?:telling|asking|stating)\b|\bquestion[- ]ness\b|\bquestion or (?:a )?statement\b",
+    "question_vs_statement": r"\bq\s+vs\.?\s+statements?\b|\bq(?:uestion)?s?[- ]?(?:vs\.?|v|/)[- ]?(?:s|stmts?|stmnts?|statements?)\b|\bquestions?\b.{0,40}\bstatements?\b|\bstatements?\b.{0,40}\bquestions?\b|\bis\s+a\s+question\b|\bquestions?\s+(?:vs\.?|or|from|versus)\b|\binterrogative\b|\bstatements?\s+(?:vs\.?|or|from|versus)\s+questions?\b|\basking\s+(?:something|(?:a\s+)?questions?)\b|\b(?:asking|telling)\b.{0,30}\b(?:telling|asking|stating)\b|\bquestion[- ]ness\b|\bquestion or (?:a )?statement\b",
     "code_vs_prose": r"\bcode\b|\bprogramming\b|\bpython\b|\bsource\b|\bprose\b",
-    "singular_vs_plural": r"\bplural\w*\b|\bsingular\b|\bgrammatical number\b|\bnumber agreement\b|\bagreement\b",
+    "singular_vs_plural": r"\bplural\w*\b|\bsingular\b|\bgrammatical number\b|\bnumber agreement\b|\bagreement\b|\bsg[- ]?(?:vs\.?|v|/)[- ]?pl\b"
+                          r"|\b(?:one|a single|single)\s+(?P<thing>[a-z]+)\b[^.?!]{0,20}\b(?:many|several|multiple|lots of|a lot of|two|more)\s+(?P=thing)(?:s|es)\b"
+                          r"|\bone\s+or\s+(?:many|more|several)\b|\bmore than one\b",
 }
 
 _LABEL_WORD = r"[A-Za-z][\w-]{0,24}"
@@ -80,6 +82,8 @@ _TUPLE_RE = re.compile(rf"\(\s*(?:{_Q})\s*,\s*(?P<label>{_LABEL_WORD})\s*\)")
 _NOT_EXAMPLE_KEYS = set(NOTATION_KEYS) | {"dataset", "data", "position", "pos", "pool", "pooling", "layers", "layer", "mode", "source", "probe", "k"}
 _EQ_RE = re.compile(rf"(?:^|(?<=[\s,;:]))(?P<text>[A-Za-z][\w'-]{{0,30}})\s*=\s*(?P<label>{_LABEL_WORD})(?=\s*(?:[,;.?!)]|$|\s+(?:and|or)\b))")
 _SKIP_LABELS = {"and", "or", "the", "like", "as", "e.g", "examples", "example", "sentences", "texts", "with", "on", "for", "probe", "vs", "versus", "about",
+                "in", "of", "at", "to", "from", "into", "by", "token", "tokens", "word", "words", "neuron", "neurons", "feature", "features",
+                "head", "heads", "layer", "layers", "string", "phrase", "sentence",
                 "between", "q", "a", "question", "answer", "context", "text", "label", "prompt", "clean", "corrupted", "original",
                 "counterfactual", "base", "source", "target"}
 _BRACKET_RE = re.compile(rf"(?:^|[,;:\n])\s*(?P<text>[^,;:\n\[\]]+?)\s*\[(?P<label>{_LABEL_WORD})\]")
@@ -90,7 +94,7 @@ _WHOLE_QUOTE_RE = re.compile(r"(?<![\w'])'(?P<a>(?:[^'\n]|(?<=\w)'(?=\w))+?)'(?!
 # a label written right after a quote: 'a' (europe), 'a' label warm, 'a' -> past, 'a' = x, 'a': x
 _LABEL_AFTER_RE = re.compile(rf"^\s*(?:\(\s*(?P<p>{_LABEL_WORD})\s*\)|(?:label(?:led|ed)?|class|tag|category|as|->|=>|→|=|:)\s*(?P<w>{_LABEL_WORD})\b)", re.I)
 # ... or right before it: past: 'a', sarcastic - 'a', x = 'a', (x) 'a'
-_LABEL_BEFORE_RE = re.compile(rf"(?:^|[\s,;(])(?P<l>{_LABEL_WORD})\s*(?::|-|–|—|=|->|=>|→|\))\s*$")
+_LABEL_BEFORE_RE = re.compile(rf"(?:^|[\s,;(])(?P<l>(?:(?:not|non|no)[\s-]+)?{_LABEL_WORD})\s*(?::|-|–|—|=|->|=>|→|\))\s*$", re.I)  # "not food: 'a'"
 
 
 def _labels_by_quotes(text: str) -> list[dict]:

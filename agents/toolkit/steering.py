@@ -23,7 +23,9 @@ _CONCEPT_RE = re.compile(
     r"|\b(?:towards?|toward|in the direction of)\s+(?P<b>[^.,;:!?()\n]+)"
     r"|\b(?:obsessed with|mention(?:s|ing)?|bring(?:s|ing)? up|interest in|tendency to bring up|lean(?:s|ing)? towards|away from|avoid(?:s|ing)?|less about)\s+(?P<c>[^.,;:!?()\n]+)"
     r"|\b(?:sound|act|write|talk)\s+like\s+(?P<d>[^.,;:!?()\n]+)"
-    r"|\b(?:the|a|an)\s+(?P<e>['\"“‘]?[A-Za-z][\w' -]{1,30}?['\"”’]?)\s+(?:concept|direction|vector|steering vector)\b"
+    r"|\b(?:the|a|an)\s+(?P<e>['\"“‘]?[A-Za-z][\w'-]*(?:[ -](?!(?:the|a|an|with|add|prompt|and|to)\b)[\w'-]+){0,3}['\"”’]?)\s+(?:concept|direction|vector|steering vector)\b"
+    r"|\b(?:be|being|get|become|is|are)\s+(?:all|entirely|only|mostly|totally|completely|just)\s+about\s+(?P<j>[^.,;:!?()\n]+)"
+    r"|\bsteer\w*\s+(?:it\s+|the\s+model\s+|generation\s+|the\s+output\s+)?(?:to|into|at)\s+(?!be\b|layer\b|strength\b)(?P<k>[^.,;:!?()\n]+)"
     r"|\b(?:concept|topic|theme|subject)\s+(?:of\s+)?(?P<i>['\"“‘][^'\"”’]{1,40}['\"”’]|[A-Za-z][\w-]*(?:\s+[a-z][\w-]*)?)"
     r"|\b(?:activation addition|caa|actadd|steering vector|direction|vector)\s+(?:for|of|towards?)\s+(?P<h>[^.,;:!?()\n]+)"
     r"|\bmore\s+(?P<f>[a-z]+)\b(?=[^.?!]*\b(?:direction|inside|internals|activations|steer|dial|intervening)\b)"
@@ -52,6 +54,9 @@ def concept_in(text: str) -> str | None:
     c = _STOP_TAIL.sub("", c).strip(" '\"“”‘’")
     c = re.sub(r"^(?:the model|it|its outputs?|generations?|replies|answers|text)\s+", "", c, flags=re.I)
     c = re.sub(r"^(?:more|less|only)\s+", "", c, flags=re.I)
+    # "towards talking about dogs", "to be all about X": the topic after the words that carry it
+    c = re.sub(r"^(?:(?:be|being|get|become)\s+)?(?:(?:all|only|mostly|entirely|more|just)\s+)?(?:(?:talk|writ|speak|think|focus|rambl)\w*\s+)?(?:about|of|on)\s+",
+               "", c, flags=re.I)
     c = re.sub(r"\s+(?:instead|more|direction|again|too)$", "", c, flags=re.I)
     if not c or len(c) > 40 or re.fullmatch(r"(?:it|this|that|them|something|things|layer \d+|\d+|(?:that|this|the same|the)\s+(?:topic|concept|thing|subject|one|direction|word))", c, re.I):
         return None
@@ -121,6 +126,9 @@ class Steering(ToolAgent[SteeringArgs]):
         e, text = q.parsed, q.clause
         args: dict[str, Any] = {k: v for k, v in q.last_args.items() if k in SteeringArgs.model_fields} if q.followup else {}
         units = e.units or ([(e.layer, e.neuron)] if e.layer is not None and e.neuron is not None else [])  # "neuron 12 in the last layer"
+        if not units and e.neuron is not None and e.layer is None and q.followup and isinstance(q.last_args.get("layer"), int) \
+                and q.last_args.get("source") == "neuron":
+            units = [(q.last_args["layer"], e.neuron)]  # "and with neuron 13?" after steering with neuron 5.12: the same layer
         amount_only = False
         amount = re.search(r"\b(?:at|strength|by|to|of)\s+(\d+)\.(\d+)\b", text, re.I)
         if units == [(int(amount[1]), int(amount[2]))] if amount else False:
